@@ -1,0 +1,92 @@
+// The raw native binding and its types, kept apart from the public classes. Loaded once, lazily:
+// prebuilds/<platform>-<arch>/ first, then the local build (node-gyp-build's order).
+import * as path from 'path';
+import { FlashdipError } from './errors';
+
+export interface GgufTensorInfo {
+  name: string;
+  dims: number[];
+  type: number;
+  typeName: string;
+  offset: number;
+  bytes: number;
+}
+
+export interface GgufHeader {
+  version: number;
+  alignment: number;
+  fileSize: number;
+  dataOffset: number;
+  metadata: Record<string, unknown>;
+  metadataTypes: Record<string, string>;
+  tensors: GgufTensorInfo[];
+}
+
+export interface NativeModelInfo {
+  arch: string;
+  name: string;
+  vocabSize: number;
+  dim: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  ffn: number;
+  contextLength: number;
+  ropeDims: number;
+  ropeBase: number;
+  ropeNeox: boolean;
+  normEps: number;
+  tiedEmbeddings: boolean;
+  threads: number;
+  fileSize: number;
+}
+
+export interface NativeContext {
+  eval(tokens: Int32Array, allLogits: boolean, out: Float32Array): Promise<void>;
+  truncate(n: number): void;
+  nPast(): number;
+  dispose(): void;
+}
+
+export interface NativeModel {
+  info(): NativeModelInfo;
+  createContext(options: { contextSize?: number; kvType?: number; batchSize?: number; threads?: number }): NativeContext;
+  dispose(): void;
+}
+
+export interface NativeKernels {
+  quantizeRow(type: number, src: Float32Array): Uint8Array;
+  dequantizeRow(type: number, src: Uint8Array, n: number): Float32Array;
+  gemv(type: number, weights: Uint8Array, n: number, rows: number, x: Float32Array): Float32Array;
+  info(): { isa: string; available: string };
+  setIsa(isa: string): boolean;
+}
+
+export interface Binding {
+  readGguf(path: string): GgufHeader;
+  loadModel(path: string, options: { threads?: number }): Promise<NativeModel>;
+  kernels: NativeKernels;
+}
+
+let cached: Binding | undefined;
+
+export function getBinding(): Binding {
+  if (cached) return cached;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const load = require('node-gyp-build') as (dir: string) => Binding;
+    cached = load(path.join(__dirname, '..'));
+  } catch (err) {
+    const platform = `${process.platform}-${process.arch} (Node ${process.version}, N-API ${process.versions.napi})`;
+    throw new FlashdipError(
+      'ERR_NATIVE_LOAD',
+      `flashdip: no native binary could be loaded for ${platform}. There is no prebuilt binary for this ` +
+        'platform and no local build. Install a C++17 compiler, make and python3 (Debian/Ubuntu: ' +
+        '`apt-get install build-essential python3`; Termux: `pkg install clang make python`), then run ' +
+        '`npm rebuild flashdip`. Cause: ' + String((err as Error)?.message ?? err),
+      { cause: err },
+    );
+  }
+  return cached;
+}

@@ -1,0 +1,83 @@
+// Shared helpers for the node-addon-api glue: error mapping and argument checks. The TypeScript
+// layer validates options first; these checks keep a direct caller of the raw binding from
+// crashing the process all the same.
+#pragma once
+#include <napi.h>
+
+#include <exception>
+#include <new>
+#include <string>
+
+#include "flashdip/error.h"
+
+namespace fd_addon {
+
+inline Napi::Error make_error(Napi::Env env, const char* code, const std::string& message) {
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
+// Runs fn and turns any C++ exception into a JS exception with a stable code.
+template <typename F>
+auto guard(Napi::Env env, F&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const fd::Error& e) {
+    throw make_error(env, e.code(), e.what());
+  } catch (const std::bad_alloc&) {
+    throw make_error(env, "ERR_INTERNAL", "out of memory");
+  } catch (const std::exception& e) {
+    throw make_error(env, "ERR_INTERNAL", e.what());
+  }
+}
+
+// An error captured on a worker thread, to be rethrown on the main thread.
+struct CapturedError {
+  std::string code;
+  std::string message;
+  bool set = false;
+  template <typename F>
+  void run(F&& fn) {
+    try {
+      fn();
+    } catch (const fd::Error& e) {
+      set = true, code = e.code(), message = e.what();
+    } catch (const std::bad_alloc&) {
+      set = true, code = "ERR_INTERNAL", message = "out of memory";
+    } catch (const std::exception& e) {
+      set = true, code = "ERR_INTERNAL", message = e.what();
+    }
+  }
+  Napi::Value value(Napi::Env env) const { return make_error(env, code.c_str(), message).Value(); }
+};
+
+inline void check(bool ok, Napi::Env env, const std::string& message) {
+  if (!ok) throw make_error(env, "ERR_INVALID_ARGUMENT", message);
+}
+
+inline std::string arg_string(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  check(info.Length() > i && info[i].IsString(), info.Env(), std::string(name) + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+inline double arg_number(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  check(info.Length() > i && info[i].IsNumber(), info.Env(), std::string(name) + " must be a number");
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+// An optional numeric property of an options object.
+inline double opt_number(const Napi::Object& o, const char* key, double def) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return def;
+  check(v.IsNumber(), o.Env(), std::string(key) + " must be a number");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+void init_model(Napi::Env env, Napi::Object exports);
+void init_gguf(Napi::Env env, Napi::Object exports);
+void init_kernels(Napi::Env env, Napi::Object exports);
+
+}  // namespace fd_addon

@@ -1,0 +1,102 @@
+// The low-level kernels on TypedArrays, for make-model, convert, tests and research.
+#include <cstring>
+
+#include "common.h"
+#include "flashdip/kernels.h"
+#include "flashdip/types.h"
+
+namespace fd_addon {
+namespace {
+
+const fd::TypeTraits& type_arg(const Napi::CallbackInfo& info, size_t i) {
+  const double t = arg_number(info, i, "type");
+  const fd::TypeTraits* tr = t >= 0 && t < fd::TYPE_COUNT ? fd::type_traits(static_cast<uint32_t>(t)) : nullptr;
+  check(tr != nullptr, info.Env(), "type " + std::to_string(t) + " is not a known tensor type");
+  return *tr;
+}
+
+// quantizeRow(type, Float32Array) -> Uint8Array
+Napi::Value QuantizeRow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const fd::TypeTraits& tr = type_arg(info, 0);
+  const uint32_t type = static_cast<uint32_t>(info[0].As<Napi::Number>().Uint32Value());
+  check(tr.can_quantize, env, std::string("cannot quantize to ") + tr.name);
+  check(info.Length() > 1 && info[1].IsTypedArray() &&
+            info[1].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array,
+        env, "src must be a Float32Array");
+  Napi::Float32Array src = info[1].As<Napi::Float32Array>();
+  const int64_t n = static_cast<int64_t>(src.ElementLength());
+  check(n % tr.block_size == 0, env, "length " + std::to_string(n) + " is not a multiple of the block size " + std::to_string(tr.block_size));
+  Napi::Uint8Array out = Napi::Uint8Array::New(env, fd::row_bytes(type, n));
+  if (n) fd::quantize_row(type, src.Data(), out.Data(), n);
+  return out;
+}
+
+// dequantizeRow(type, Uint8Array, n) -> Float32Array
+Napi::Value DequantizeRow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const fd::TypeTraits& tr = type_arg(info, 0);
+  const uint32_t type = static_cast<uint32_t>(info[0].As<Napi::Number>().Uint32Value());
+  check(tr.can_dequantize, env, std::string("cannot dequantize ") + tr.name);
+  check(info.Length() > 1 && info[1].IsTypedArray() &&
+            info[1].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array,
+        env, "src must be a Uint8Array");
+  Napi::Uint8Array src = info[1].As<Napi::Uint8Array>();
+  const double nd = arg_number(info, 2, "n");
+  check(nd >= 0 && nd <= 1e12 && static_cast<int64_t>(nd) % tr.block_size == 0, env, "n must be a multiple of the block size");
+  const int64_t n = static_cast<int64_t>(nd);
+  check(src.ByteLength() >= fd::row_bytes(type, n), env, "src is too short for n elements");
+  Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(n));
+  if (n) fd::dequantize_row(type, src.Data(), out.Data(), n);
+  return out;
+}
+
+// gemv(type, weights: Uint8Array, n, rows, x: Float32Array) -> Float32Array (y = W x)
+Napi::Value Gemv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const fd::TypeTraits& tr = type_arg(info, 0);
+  const uint32_t type = static_cast<uint32_t>(info[0].As<Napi::Number>().Uint32Value());
+  check(tr.can_compute, env, std::string("cannot compute with ") + tr.name);
+  check(info.Length() > 4 && info[1].IsTypedArray() && info[4].IsTypedArray(), env, "gemv(type, w, n, rows, x)");
+  Napi::Uint8Array w = info[1].As<Napi::Uint8Array>();
+  const int64_t n = static_cast<int64_t>(arg_number(info, 2, "n"));
+  const int64_t rows = static_cast<int64_t>(arg_number(info, 3, "rows"));
+  Napi::Float32Array x = info[4].As<Napi::Float32Array>();
+  check(n > 0 && rows > 0 && n % tr.block_size == 0, env, "bad n or rows");
+  check(static_cast<int64_t>(x.ElementLength()) == n, env, "x must have n elements");
+  const size_t rb = fd::row_bytes(type, n);
+  check(w.ByteLength() >= rb * static_cast<size_t>(rows), env, "w is too short");
+  const uint32_t vdt = fd::vec_dot_type(type);
+  std::vector<uint8_t> xq(fd::row_bytes(vdt, n) + 64);
+  fd::quantize_activation(type, x.Data(), xq.data(), n);
+  Napi::Float32Array y = Napi::Float32Array::New(env, static_cast<size_t>(rows));
+  fd::gemv(type, w.Data(), rb, n, rows, xq.data(), y.Data());
+  return y;
+}
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("isa", fd::kernels_isa());
+  o.Set("available", fd::kernels_available_isas());
+  return o;
+}
+
+Napi::Value SetIsa(const Napi::CallbackInfo& info) {
+  const std::string isa = arg_string(info, 0, "isa");
+  return Napi::Boolean::New(info.Env(), fd::kernels_set_isa(isa.c_str()));
+}
+
+}  // namespace
+
+void init_kernels(Napi::Env env, Napi::Object exports) {
+  Napi::Object k = Napi::Object::New(env);
+  k.Set("quantizeRow", Napi::Function::New(env, QuantizeRow));
+  k.Set("dequantizeRow", Napi::Function::New(env, DequantizeRow));
+  k.Set("gemv", Napi::Function::New(env, Gemv));
+  k.Set("info", Napi::Function::New(env, Info));
+  k.Set("setIsa", Napi::Function::New(env, SetIsa));
+  exports.Set("kernels", k);
+}
+
+}  // namespace fd_addon

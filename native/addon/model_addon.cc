@@ -1,0 +1,281 @@
+// NativeModel and NativeContext: ObjectWraps over fd::Model and fd::Context. Slow work (loading,
+// evaluation) runs in AsyncWorkers: options are copied into plain C++ values on the main thread,
+// Execute touches no N-API, results are built in OnOK. Each worker holds a reference on the objects
+// it reads, and a context is never evaluated twice at once.
+#include <memory>
+#include <vector>
+
+#include "common.h"
+#include "flashdip/model.h"
+#include "flashdip/types.h"
+
+namespace fd_addon {
+namespace {
+
+// Constructors per environment (instance data), so the addon also works in worker threads.
+struct Constructors {
+  Napi::FunctionReference model;
+  Napi::FunctionReference context;
+};
+Constructors& ctors(Napi::Env env) { return *env.GetInstanceData<Constructors>(); }
+
+class NativeModel : public Napi::ObjectWrap<NativeModel> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit NativeModel(const Napi::CallbackInfo& info);
+  ~NativeModel() override { release(Env()); }
+
+  void adopt(Napi::Env env, std::shared_ptr<fd::Model> m) {
+    model_ = std::move(m);
+    external_ = static_cast<int64_t>(model_->owned_bytes());
+    Napi::MemoryManagement::AdjustExternalMemory(env, external_);
+  }
+  std::shared_ptr<fd::Model> model(Napi::Env env) {
+    if (!model_) throw make_error(env, "ERR_DISPOSED", "the model has been disposed");
+    return model_;
+  }
+
+ private:
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value CreateContext(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    release(info.Env());
+    return info.Env().Undefined();
+  }
+  void release(Napi::Env env) {
+    if (!model_) return;
+    model_.reset();  // contexts hold their own reference until they are disposed
+    Napi::MemoryManagement::AdjustExternalMemory(env, -external_);
+    external_ = 0;
+  }
+
+  std::shared_ptr<fd::Model> model_;
+  int64_t external_ = 0;
+};
+
+class NativeContext : public Napi::ObjectWrap<NativeContext> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  explicit NativeContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeContext>(info) {}
+  ~NativeContext() override { release(Env()); }
+
+  void adopt(Napi::Env env, std::shared_ptr<fd::Model> m, std::unique_ptr<fd::Context> c) {
+    model_ = std::move(m);
+    ctx_ = std::move(c);
+    external_ = static_cast<int64_t>(ctx_->owned_bytes());
+    Napi::MemoryManagement::AdjustExternalMemory(env, external_);
+  }
+  fd::Context* ctx() { return ctx_.get(); }
+  void finished(Napi::Env env) {
+    busy_ = false;
+    if (disposed_) release(env);
+  }
+
+ private:
+  Napi::Value Eval(const Napi::CallbackInfo& info);
+  Napi::Value Truncate(const Napi::CallbackInfo& info);
+  Napi::Value NPast(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), ctx_ ? static_cast<double>(ctx_->n_past()) : 0);
+  }
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    disposed_ = true;
+    if (!busy_) release(info.Env());
+    return info.Env().Undefined();
+  }
+  void usable(Napi::Env env) {
+    if (disposed_ || !ctx_) throw make_error(env, "ERR_DISPOSED", "the session has been disposed");
+    if (busy_) throw make_error(env, "ERR_BUSY", "the session is already evaluating; await the previous call");
+  }
+  void release(Napi::Env env) {
+    if (!ctx_) return;
+    ctx_.reset();
+    model_.reset();
+    Napi::MemoryManagement::AdjustExternalMemory(env, -external_);
+    external_ = 0;
+  }
+
+  std::shared_ptr<fd::Model> model_;
+  std::unique_ptr<fd::Context> ctx_;
+  bool busy_ = false;
+  bool disposed_ = false;
+  int64_t external_ = 0;
+};
+
+class LoadWorker : public Napi::AsyncWorker {
+ public:
+  LoadWorker(Napi::Env env, std::string path, fd::ModelOptions opts)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)), opts_(opts) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    err_.run([&] { model_ = fd::Model::load(path_, opts_); });
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_.set) return deferred_.Reject(err_.value(env));
+    Napi::Object obj = ctors(env).model.New({});
+    NativeModel::Unwrap(obj)->adopt(env, std::shared_ptr<fd::Model>(std::move(model_)));
+    deferred_.Resolve(obj);
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string path_;
+  fd::ModelOptions opts_;
+  std::unique_ptr<fd::Model> model_;
+  CapturedError err_;
+};
+
+class EvalWorker : public Napi::AsyncWorker {
+ public:
+  EvalWorker(Napi::Env env, NativeContext* owner, Napi::Object owner_obj, std::vector<int32_t> tokens, bool all,
+             Napi::Float32Array out)
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        owner_(owner),
+        tokens_(std::move(tokens)),
+        all_(all) {
+    owner_ref_ = Napi::Persistent(owner_obj);
+    out_ref_ = Napi::Persistent(out);
+    logits_.resize(out.ElementLength());
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    err_.run([&] { owner_->ctx()->eval(tokens_.data(), static_cast<int64_t>(tokens_.size()), all_, logits_.data()); });
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    owner_->finished(env);
+    if (err_.set) return deferred_.Reject(err_.value(env));
+    Napi::Float32Array out = out_ref_.Value().As<Napi::Float32Array>();
+    std::copy(logits_.begin(), logits_.end(), out.Data());
+    deferred_.Resolve(env.Undefined());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  NativeContext* owner_;
+  Napi::ObjectReference owner_ref_;
+  Napi::Reference<Napi::Float32Array> out_ref_;
+  std::vector<int32_t> tokens_;
+  bool all_;
+  std::vector<float> logits_;
+  CapturedError err_;
+};
+
+Napi::Function NativeModel::Init(Napi::Env env) {
+  return DefineClass(env, "NativeModel",
+                     {InstanceMethod("info", &NativeModel::Info),
+                      InstanceMethod("createContext", &NativeModel::CreateContext),
+                      InstanceMethod("dispose", &NativeModel::Dispose)});
+}
+
+NativeModel::NativeModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeModel>(info) {}
+
+Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<fd::Model> m = model(env);
+  const fd::ModelConfig& c = m->config();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("arch", c.arch);
+  o.Set("name", c.name);
+  o.Set("vocabSize", static_cast<double>(c.n_vocab));
+  o.Set("dim", static_cast<double>(c.dim));
+  o.Set("layers", static_cast<double>(c.n_layers));
+  o.Set("heads", static_cast<double>(c.n_heads));
+  o.Set("kvHeads", static_cast<double>(c.n_kv_heads));
+  o.Set("headDim", static_cast<double>(c.head_dim));
+  o.Set("ffn", static_cast<double>(c.ffn));
+  o.Set("contextLength", static_cast<double>(c.ctx_train));
+  o.Set("ropeDims", static_cast<double>(c.rope_dims));
+  o.Set("ropeBase", c.rope_base);
+  o.Set("ropeNeox", c.rope_neox);
+  o.Set("normEps", c.norm_eps);
+  o.Set("tiedEmbeddings", c.tied_embeddings);
+  o.Set("threads", m->pool().size());
+  o.Set("fileSize", static_cast<double>(m->file().file_size()));
+  return o;
+}
+
+Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<fd::Model> m = model(env);
+  check(info.Length() > 0 && info[0].IsObject(), env, "createContext(options)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  fd::ContextOptions co;
+  co.n_ctx = static_cast<int64_t>(opt_number(o, "contextSize", 0));
+  co.kv_type = static_cast<uint32_t>(opt_number(o, "kvType", fd::TYPE_F32));
+  co.max_batch = static_cast<int64_t>(opt_number(o, "batchSize", 64));
+  co.threads = static_cast<int>(opt_number(o, "threads", 0));
+  return guard(env, [&]() -> Napi::Value {
+    std::unique_ptr<fd::Context> ctx(new fd::Context(*m, co));
+    Napi::Object obj = ctors(env).context.New({});
+    NativeContext::Unwrap(obj)->adopt(env, m, std::move(ctx));
+    return obj;
+  });
+}
+
+Napi::Function NativeContext::Init(Napi::Env env) {
+  return DefineClass(env, "NativeContext",
+                     {InstanceMethod("eval", &NativeContext::Eval),
+                      InstanceMethod("truncate", &NativeContext::Truncate),
+                      InstanceMethod("nPast", &NativeContext::NPast),
+                      InstanceMethod("dispose", &NativeContext::Dispose)});
+}
+
+// eval(tokens: Int32Array, allLogits: boolean, out: Float32Array): Promise<void>
+Napi::Value NativeContext::Eval(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  usable(env);
+  check(info.Length() >= 3 && info[0].IsTypedArray() &&
+            info[0].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array && info[1].IsBoolean() &&
+            info[2].IsTypedArray() && info[2].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array,
+        env, "eval(tokens: Int32Array, allLogits: boolean, out: Float32Array)");
+  Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
+  const bool all = info[1].As<Napi::Boolean>().Value();
+  Napi::Float32Array out = info[2].As<Napi::Float32Array>();
+  const size_t n = tokens.ElementLength();
+  const size_t vocab = static_cast<size_t>(model_->config().n_vocab);
+  check(n > 0, env, "tokens must not be empty");
+  check(out.ElementLength() == (all ? n * vocab : vocab), env, "out must hold the logits (" + std::to_string(all ? n * vocab : vocab) + " floats)");
+  std::vector<int32_t> toks(tokens.Data(), tokens.Data() + n);
+  busy_ = true;
+  EvalWorker* w = new EvalWorker(env, this, info.This().As<Napi::Object>(), std::move(toks), all, out);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value NativeContext::Truncate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  usable(env);
+  const double n = arg_number(info, 0, "n");
+  guard(env, [&] { ctx_->truncate(static_cast<int64_t>(n)); });
+  return env.Undefined();
+}
+
+// loadModel(path, { threads }): Promise<NativeModel>
+Napi::Value LoadModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string path = arg_string(info, 0, "path");
+  fd::ModelOptions opts;
+  if (info.Length() > 1 && info[1].IsObject()) opts.threads = static_cast<int>(opt_number(info[1].As<Napi::Object>(), "threads", 0));
+  LoadWorker* w = new LoadWorker(env, path, opts);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+}  // namespace
+
+void init_model(Napi::Env env, Napi::Object exports) {
+  Constructors* c = new Constructors();
+  Napi::Function model = NativeModel::Init(env), context = NativeContext::Init(env);
+  c->model = Napi::Persistent(model);
+  c->context = Napi::Persistent(context);
+  env.SetInstanceData<Constructors>(c);
+  exports.Set("NativeModel", model);
+  exports.Set("NativeContext", context);
+  exports.Set("loadModel", Napi::Function::New(env, LoadModel));
+}
+
+}  // namespace fd_addon

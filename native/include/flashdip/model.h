@@ -1,0 +1,139 @@
+// Llama-family model (llama, qwen2, phi3) over a mapped GGUF file, and the per-sequence context that
+// holds the KV cache and scratch buffers. Shapes are written as [rows][cols] with cols contiguous.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "flashdip/gguf.h"
+#include "flashdip/threadpool.h"
+
+namespace fd {
+
+struct ModelConfig {
+  std::string arch;         // "llama", "qwen2", "phi3"
+  std::string name;         // general.name
+  int64_t n_vocab = 0;
+  int64_t dim = 0;          // d: embedding width
+  int64_t n_layers = 0;
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t ffn = 0;          // D: SwiGLU hidden width
+  int64_t ctx_train = 0;
+  int64_t rope_dims = 0;    // leading dimensions of each head that are rotated
+  float rope_base = 10000.0f;
+  float rope_freq_scale = 1.0f;  // 1 / linear scaling factor
+  bool rope_neox = false;   // pairs (i, i + n/2) instead of (2i, 2i+1)
+  float norm_eps = 1e-5f;
+  bool tied_embeddings = false;
+  int64_t q_dim() const { return n_heads * head_dim; }
+  int64_t kv_dim() const { return n_kv_heads * head_dim; }
+};
+
+// A 2-D weight in the mapping: n_out rows of n_in elements.
+struct Weight {
+  const uint8_t* data = nullptr;
+  uint32_t type = 0;
+  int64_t n_in = 0;
+  int64_t n_out = 0;
+  size_t row_bytes = 0;
+  size_t nbytes() const { return row_bytes * static_cast<size_t>(n_out); }
+};
+
+struct LayerWeights {
+  std::vector<float> attn_norm;       // [dim]
+  Weight wq, wk, wv, wo;              // llama/qwen2: q [q_dim][dim], k/v [kv_dim][dim], o [dim][q_dim]
+  Weight wqkv;                        // phi3: fused [q_dim + 2 kv_dim][dim]
+  std::vector<float> bq, bk, bv;      // qwen2 biases (empty when absent)
+  std::vector<float> ffn_norm;        // [dim]
+  Weight w_gate, w_up, w_down;        // gate/up [ffn][dim], down [dim][ffn]
+  Weight w_gate_up;                   // phi3: fused [2 ffn][dim], gate rows first
+};
+
+struct ModelOptions {
+  int threads = 0;  // 0: one per core
+};
+
+class Model {
+ public:
+  // Throws fd::Error: ERR_IO, ERR_GGUF_*, ERR_UNSUPPORTED_ARCH, ERR_UNSUPPORTED_TYPE, ERR_MODEL_INVALID.
+  static std::unique_ptr<Model> load(const std::string& path, const ModelOptions& options);
+  static std::unique_ptr<Model> from_file(std::unique_ptr<GgufFile> file, const ModelOptions& options);
+
+  const ModelConfig& config() const { return cfg_; }
+  const GgufFile& file() const { return *file_; }
+  ThreadPool& pool() { return *pool_; }
+  std::mutex& compute_mutex() { return compute_mu_; }
+  // Bytes the model allocated itself (norms, biases): reported to the JS heap accounting.
+  size_t owned_bytes() const { return owned_bytes_; }
+
+  const Weight& token_embd() const { return token_embd_; }
+  const Weight& output() const { return output_; }
+  const std::vector<float>& output_norm() const { return output_norm_; }
+  const std::vector<float>& rope_freq_factors() const { return rope_factors_; }
+  const LayerWeights& layer(int64_t i) const { return layers_[static_cast<size_t>(i)]; }
+
+ private:
+  Model() = default;
+  std::unique_ptr<GgufFile> file_;
+  ModelConfig cfg_;
+  Weight token_embd_, output_;
+  std::vector<float> output_norm_;
+  std::vector<float> rope_factors_;  // optional per-pair frequency divisors (Llama 3.1 rope_freqs)
+  std::vector<LayerWeights> layers_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::mutex compute_mu_;
+  size_t owned_bytes_ = 0;
+};
+
+struct ContextOptions {
+  int64_t n_ctx = 0;          // 0: the model's training context
+  uint32_t kv_type = 0;       // TYPE_F32 or TYPE_F16
+  int64_t max_batch = 64;     // tokens per forward pass during prompt evaluation
+  int threads = 0;            // 0: the model pool's size; adapted down for small work
+};
+
+class Context {
+ public:
+  Context(Model& model, const ContextOptions& options);
+
+  // Runs tokens through the model at positions n_past() onward and advances n_past. Writes logits
+  // to out: the last token's [n_vocab] or, with all_logits, [n][n_vocab]. Throws ERR_CONTEXT_FULL,
+  // ERR_INVALID_ARGUMENT (token id out of range).
+  void eval(const int32_t* tokens, int64_t n, bool all_logits, float* out);
+  int64_t n_past() const { return n_past_; }
+  int64_t n_ctx() const { return n_ctx_; }
+  // Forgets positions >= n (n <= n_past), so a sequence can be rewound or restarted.
+  void truncate(int64_t n);
+  size_t owned_bytes() const;
+
+ private:
+  void forward_batch(const int32_t* tokens, int64_t n, bool all_logits, float* out);
+  void matmul(const Weight& w, const float* x, int64_t ntok, float* y, int64_t y_stride);
+  void attention(int64_t layer, int64_t n, int64_t pos0);
+  int threads_for(double work) const;
+
+  Model& model_;
+  const ModelConfig& cfg_;
+  int64_t n_ctx_;
+  uint32_t kv_type_;
+  int64_t max_batch_;
+  int threads_;
+  int64_t n_past_ = 0;
+  size_t kv_row_bytes_;
+  std::vector<uint8_t> k_cache_, v_cache_;  // [layer][n_ctx][kv_dim] in kv_type
+  // Scratch for one batch of B tokens.
+  std::vector<float> x_, xn_;        // [B][dim]
+  std::vector<float> q_, k_, v_;     // [B][q_dim], [B][kv_dim] x2 (phi3: qkv in q_ as [B][q+2kv])
+  std::vector<float> att_out_;       // [B][q_dim]
+  std::vector<float> gate_, up_;     // [B][ffn] (phi3: gate_ holds [B][2 ffn])
+  std::vector<float> att_scores_;    // [threads][n_ctx]
+  std::vector<float> kv_row_;        // [threads][2][kv_dim]: dequantized F16 cache rows
+  std::vector<uint8_t> xq_;          // quantized activations, [B][row bytes]
+  std::vector<float> rope_cos_, rope_sin_;  // [B][rope_dims/2]
+};
+
+}  // namespace fd

@@ -1,0 +1,272 @@
+// The forward pass of the llama family for one sequence, batch by batch.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "flashdip/error.h"
+#include "flashdip/kernels.h"
+#include "flashdip/model.h"
+#include "flashdip/types.h"
+
+namespace fd {
+namespace {
+
+// Below this many multiply-adds a job runs on the calling thread: waking a worker costs more than
+// it saves (a 64-wide model on 2 cores gets slower with threads, as llama.cpp does).
+constexpr double kMinParallelWork = 1 << 17;
+
+void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps) {
+  double sum = 0;  // double, as ggml does, so the norm matches llama.cpp's to the last bits
+  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
+  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
+}
+
+inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+}  // namespace
+
+Context::Context(Model& model, const ContextOptions& o)
+    : model_(model),
+      cfg_(model.config()),
+      n_ctx_(o.n_ctx > 0 ? o.n_ctx : model.config().ctx_train),
+      kv_type_(o.kv_type),
+      max_batch_(std::max<int64_t>(1, o.max_batch)),
+      threads_(o.threads > 0 ? std::min(o.threads, model.pool().size()) : model.pool().size()) {
+  if (kv_type_ != TYPE_F32 && kv_type_ != TYPE_F16)
+    fail("ERR_INVALID_ARGUMENT", "kvCacheType must be f32 or f16");
+  if (n_ctx_ < 1 || n_ctx_ > (int64_t(1) << 24)) fail("ERR_INVALID_ARGUMENT", "contextSize is out of range");
+  const ModelConfig& c = cfg_;
+  kv_row_bytes_ = row_bytes(kv_type_, c.kv_dim());
+  const size_t kv_bytes = kv_row_bytes_ * static_cast<size_t>(n_ctx_ * c.n_layers);
+  k_cache_.resize(kv_bytes);
+  v_cache_.resize(kv_bytes);
+  const size_t B = static_cast<size_t>(max_batch_);
+  x_.resize(B * c.dim);
+  xn_.resize(B * c.dim);
+  const int64_t qkv = c.q_dim() + 2 * c.kv_dim();
+  q_.resize(B * (cfg_.arch == "phi3" ? qkv : c.q_dim()));
+  k_.resize(B * c.kv_dim());
+  v_.resize(B * c.kv_dim());
+  att_out_.resize(B * c.q_dim());
+  gate_.resize(B * c.ffn * (cfg_.arch == "phi3" ? 2 : 1));
+  up_.resize(B * c.ffn);
+  const int64_t group = c.n_heads / c.n_kv_heads;
+  att_scores_.resize(static_cast<size_t>(threads_ * group * n_ctx_));
+  kv_row_.resize(static_cast<size_t>(threads_ * 2 * c.head_dim));
+  // Quantized activations: the widest input is max(dim, ffn, q_dim); f32 is the widest encoding.
+  const int64_t widest = std::max({c.dim, c.ffn, c.q_dim()});
+  xq_.resize(B * (static_cast<size_t>(widest) * sizeof(float) + 64));
+  rope_cos_.resize(B * (c.head_dim / 2));
+  rope_sin_.resize(B * (c.head_dim / 2));
+}
+
+size_t Context::owned_bytes() const {
+  return k_cache_.size() + v_cache_.size() + xq_.size() +
+         sizeof(float) * (x_.size() + xn_.size() + q_.size() + k_.size() + v_.size() + att_out_.size() + gate_.size() +
+                          up_.size() + att_scores_.size() + kv_row_.size() + rope_cos_.size() + rope_sin_.size());
+}
+
+int Context::threads_for(double work) const { return work < kMinParallelWork ? 1 : threads_; }
+
+void Context::truncate(int64_t n) {
+  if (n < 0 || n > n_past_) fail("ERR_INVALID_ARGUMENT", "cannot truncate the context to " + std::to_string(n));
+  n_past_ = n;
+}
+
+void Context::eval(const int32_t* tokens, int64_t n, bool all_logits, float* out) {
+  if (n <= 0) fail("ERR_INVALID_ARGUMENT", "no tokens to evaluate");
+  if (n_past_ + n > n_ctx_)
+    fail("ERR_CONTEXT_FULL", "the context holds " + std::to_string(n_ctx_) + " tokens; " + std::to_string(n_past_) +
+                                 " are used and " + std::to_string(n) + " more were given");
+  for (int64_t i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= cfg_.n_vocab)
+      fail("ERR_INVALID_ARGUMENT", "token id " + std::to_string(tokens[i]) + " is outside the vocabulary (0.." +
+                                       std::to_string(cfg_.n_vocab - 1) + ")");
+  std::lock_guard<std::mutex> lock(model_.compute_mutex());
+  for (int64_t done = 0; done < n;) {
+    const int64_t b = std::min(max_batch_, n - done);
+    const bool last = done + b == n;
+    float* dst = all_logits ? out + done * cfg_.n_vocab : (last ? out : nullptr);
+    forward_batch(tokens + done, b, all_logits, dst);
+    done += b;
+  }
+}
+
+void Context::matmul(const Weight& w, const float* x, int64_t ntok, float* y, int64_t y_stride) {
+  const uint32_t vdt = vec_dot_type(w.type);
+  const size_t xrow = row_bytes(vdt, w.n_in);
+  for (int64_t t = 0; t < ntok; ++t) quantize_activation(w.type, x + t * w.n_in, xq_.data() + t * xrow, w.n_in);
+  const int threads = threads_for(static_cast<double>(w.n_in) * static_cast<double>(w.n_out * ntok));
+  const int64_t rows_per_task =
+      threads == 1 ? w.n_out : std::max<int64_t>(16, (w.n_out / (threads * 8) + 15) / 16 * 16);
+  const int64_t n_tasks = (w.n_out + rows_per_task - 1) / rows_per_task;
+  model_.pool().run(n_tasks, threads, [&](int64_t task, int) {
+    const int64_t r0 = task * rows_per_task;
+    const int64_t rows = std::min(rows_per_task, w.n_out - r0);
+    const uint8_t* wr = w.data + static_cast<size_t>(r0) * w.row_bytes;
+    if (ntok == 1)
+      gemv(w.type, wr, w.row_bytes, w.n_in, rows, xq_.data(), y + r0);
+    else
+      gemm(w.type, wr, w.row_bytes, w.n_in, rows, xq_.data(), xrow, ntok, y + r0, static_cast<size_t>(y_stride));
+  });
+}
+
+void Context::attention(int64_t layer, int64_t n, int64_t pos0) {
+  const ModelConfig& c = cfg_;
+  const int64_t hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const uint8_t* kbase = k_cache_.data() + static_cast<size_t>(layer * n_ctx_) * kv_row_bytes_;
+  const uint8_t* vbase = v_cache_.data() + static_cast<size_t>(layer * n_ctx_) * kv_row_bytes_;
+  const size_t elem = kv_type_ == TYPE_F32 ? 4 : 2;
+  double work = 0;
+  for (int64_t t = 0; t < n; ++t) work += static_cast<double>(pos0 + t + 1);
+  work *= static_cast<double>(2 * c.n_heads * hd);
+  const int threads = threads_for(work);
+  model_.pool().run(n * c.n_kv_heads, threads, [&](int64_t task, int thread) {
+    const int64_t t = task / c.n_kv_heads, kvh = task % c.n_kv_heads;
+    const int64_t len = pos0 + t + 1;  // causal: positions 0..pos0+t
+    float* scores = att_scores_.data() + static_cast<size_t>(thread * group * n_ctx_);
+    float* kv_tmp = kv_row_.data() + static_cast<size_t>(thread * 2 * hd);
+    auto row = [&](const uint8_t* base, int64_t j, float* tmp) -> const float* {
+      const uint8_t* p = base + static_cast<size_t>(j) * kv_row_bytes_ + static_cast<size_t>(kvh * hd) * elem;
+      if (kv_type_ == TYPE_F32) return reinterpret_cast<const float*>(p);
+      dequantize_row(TYPE_F16, p, tmp, hd);
+      return tmp;
+    };
+    const float* q = q_.data() + t * c.q_dim() + kvh * group * hd;
+    for (int64_t j = 0; j < len; ++j) {
+      const float* k = row(kbase, j, kv_tmp);
+      for (int64_t g = 0; g < group; ++g) {
+        const float* qg = q + g * hd;
+        float s = 0;
+        for (int64_t i = 0; i < hd; ++i) s += qg[i] * k[i];
+        scores[g * n_ctx_ + j] = s * scale;
+      }
+    }
+    for (int64_t g = 0; g < group; ++g) {
+      float* s = scores + g * n_ctx_;
+      float mx = -INFINITY;
+      for (int64_t j = 0; j < len; ++j) mx = std::max(mx, s[j]);
+      double sum = 0;
+      for (int64_t j = 0; j < len; ++j) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+      }
+      const float inv = static_cast<float>(1.0 / sum);
+      for (int64_t j = 0; j < len; ++j) s[j] *= inv;
+    }
+    float* out = att_out_.data() + t * c.q_dim() + kvh * group * hd;
+    std::fill(out, out + group * hd, 0.0f);
+    for (int64_t j = 0; j < len; ++j) {
+      const float* v = row(vbase, j, kv_tmp + hd);
+      for (int64_t g = 0; g < group; ++g) {
+        const float p = scores[g * n_ctx_ + j];
+        float* og = out + g * hd;
+        for (int64_t i = 0; i < hd; ++i) og[i] += p * v[i];
+      }
+    }
+  });
+}
+
+void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, float* out) {
+  const Model& m = model_;
+  const ModelConfig& c = cfg_;
+  const int64_t dim = c.dim, qd = c.q_dim(), kvd = c.kv_dim(), hd = c.head_dim, F = c.ffn;
+  const int64_t pos0 = n_past_;
+
+  for (int64_t t = 0; t < n; ++t) {
+    const Weight& e = m.token_embd();
+    dequantize_row(e.type, e.data + static_cast<size_t>(tokens[t]) * e.row_bytes, x_.data() + t * dim, dim);
+  }
+
+  // RoPE angles per token, as ggml computes them: theta_i = pos * base^(-2i/n_rot) by repeated
+  // multiplication in float, divided by the optional frequency factor, times the linear scale.
+  const int64_t half = c.rope_dims / 2;
+  const float theta_scale = std::pow(c.rope_base, -2.0f / static_cast<float>(c.rope_dims));
+  const std::vector<float>& ff = m.rope_freq_factors();
+  for (int64_t t = 0; t < n; ++t) {
+    float theta = static_cast<float>(pos0 + t);
+    for (int64_t i = 0; i < half; ++i) {
+      const float th = c.rope_freq_scale * (ff.empty() ? theta : theta / ff[static_cast<size_t>(i)]);
+      rope_cos_[t * half + i] = std::cos(th);
+      rope_sin_[t * half + i] = std::sin(th);
+      theta *= theta_scale;
+    }
+  }
+  auto rope = [&](float* vec, int64_t t, int64_t heads) {
+    const float* cs = rope_cos_.data() + t * half;
+    const float* sn = rope_sin_.data() + t * half;
+    for (int64_t h = 0; h < heads; ++h) {
+      float* v = vec + h * hd;
+      for (int64_t i = 0; i < half; ++i) {
+        const int64_t a = c.rope_neox ? i : 2 * i, b = c.rope_neox ? i + half : 2 * i + 1;
+        const float x0 = v[a], x1 = v[b];
+        v[a] = x0 * cs[i] - x1 * sn[i];
+        v[b] = x0 * sn[i] + x1 * cs[i];
+      }
+    }
+  };
+
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& L = m.layer(l);
+    for (int64_t t = 0; t < n; ++t) rmsnorm(x_.data() + t * dim, L.attn_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
+
+    if (L.wqkv.data) {
+      const int64_t w = qd + 2 * kvd;
+      matmul(L.wqkv, xn_.data(), n, q_.data(), w);
+      for (int64_t t = 0; t < n; ++t) {
+        std::memcpy(k_.data() + t * kvd, q_.data() + t * w + qd, kvd * sizeof(float));
+        std::memcpy(v_.data() + t * kvd, q_.data() + t * w + qd + kvd, kvd * sizeof(float));
+        std::memmove(q_.data() + t * qd, q_.data() + t * w, qd * sizeof(float));
+      }
+    } else {
+      matmul(L.wq, xn_.data(), n, q_.data(), qd);
+      matmul(L.wk, xn_.data(), n, k_.data(), kvd);
+      matmul(L.wv, xn_.data(), n, v_.data(), kvd);
+    }
+    for (int64_t t = 0; t < n; ++t) {
+      if (!L.bq.empty())
+        for (int64_t i = 0; i < qd; ++i) q_[t * qd + i] += L.bq[i];
+      if (!L.bk.empty())
+        for (int64_t i = 0; i < kvd; ++i) k_[t * kvd + i] += L.bk[i];
+      if (!L.bv.empty())
+        for (int64_t i = 0; i < kvd; ++i) v_[t * kvd + i] += L.bv[i];
+      rope(q_.data() + t * qd, t, c.n_heads);
+      rope(k_.data() + t * kvd, t, c.n_kv_heads);
+      const size_t at = static_cast<size_t>(l * n_ctx_ + pos0 + t) * kv_row_bytes_;
+      if (kv_type_ == TYPE_F32) {
+        std::memcpy(k_cache_.data() + at, k_.data() + t * kvd, kv_row_bytes_);
+        std::memcpy(v_cache_.data() + at, v_.data() + t * kvd, kv_row_bytes_);
+      } else {
+        quantize_row(TYPE_F16, k_.data() + t * kvd, k_cache_.data() + at, kvd);
+        quantize_row(TYPE_F16, v_.data() + t * kvd, v_cache_.data() + at, kvd);
+      }
+    }
+    attention(l, n, pos0);
+    matmul(L.wo, att_out_.data(), n, xn_.data(), dim);
+    for (int64_t i = 0; i < n * dim; ++i) x_[i] += xn_[i];
+
+    for (int64_t t = 0; t < n; ++t) rmsnorm(x_.data() + t * dim, L.ffn_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
+    if (L.w_gate_up.data) {
+      matmul(L.w_gate_up, xn_.data(), n, gate_.data(), 2 * F);
+      for (int64_t t = 0; t < n; ++t)
+        for (int64_t i = 0; i < F; ++i) up_[t * F + i] = silu(gate_[t * 2 * F + i]) * gate_[t * 2 * F + F + i];
+    } else {
+      matmul(L.w_gate, xn_.data(), n, gate_.data(), F);
+      matmul(L.w_up, xn_.data(), n, up_.data(), F);
+      for (int64_t i = 0; i < n * F; ++i) up_[i] = silu(gate_[i]) * up_[i];
+    }
+    matmul(L.w_down, up_.data(), n, xn_.data(), dim);
+    for (int64_t i = 0; i < n * dim; ++i) x_[i] += xn_[i];
+  }
+  n_past_ = pos0 + n;
+
+  if (!out) return;
+  const int64_t first = all_logits ? 0 : n - 1;
+  for (int64_t t = first; t < n; ++t)
+    rmsnorm(x_.data() + t * dim, m.output_norm().data(), xn_.data() + (t - first) * dim, dim, c.norm_eps);
+  matmul(m.output(), xn_.data(), n - first, out, c.n_vocab);
+}
+
+}  // namespace fd

@@ -1,0 +1,189 @@
+#include <cmath>
+#include <thread>
+
+#include "flashdip/error.h"
+#include "flashdip/kernels.h"
+#include "flashdip/model.h"
+#include "flashdip/types.h"
+
+namespace fd {
+namespace {
+
+std::string key(const ModelConfig& c, const char* suffix) { return c.arch + "." + suffix; }
+
+int64_t require_int(const GgufFile& f, const std::string& k) {
+  uint64_t v;
+  if (!f.get_u64(k, &v)) fail("ERR_MODEL_INVALID", f.path() + ": metadata '" + k + "' is missing");
+  if (v == 0 || v > (uint64_t(1) << 31)) fail("ERR_MODEL_INVALID", f.path() + ": metadata '" + k + "' is out of range");
+  return static_cast<int64_t>(v);
+}
+
+int64_t optional_int(const GgufFile& f, const std::string& k, int64_t def) {
+  uint64_t v;
+  if (!f.get_u64(k, &v)) return def;
+  if (v > (uint64_t(1) << 31)) fail("ERR_MODEL_INVALID", f.path() + ": metadata '" + k + "' is out of range");
+  return static_cast<int64_t>(v);
+}
+
+class Loader {
+ public:
+  Loader(const GgufFile& f, const ModelConfig& c, size_t* owned) : f_(f), c_(c), owned_(owned) {}
+
+  const GgufTensor* find(const std::string& name) const { return f_.tensor(name); }
+
+  // A matrix of n_out rows by n_in inputs that the engine computes with.
+  Weight matrix(const std::string& name, int64_t n_in, int64_t n_out) const {
+    const GgufTensor* t = f_.tensor(name);
+    if (!t) fail("ERR_MODEL_INVALID", f_.path() + ": tensor '" + name + "' is missing");
+    if (t->n_dims != 2 || t->ne[0] != n_in || t->ne[1] != n_out)
+      fail("ERR_MODEL_INVALID", f_.path() + ": tensor '" + name + "' has shape " + shape(*t) + ", expected [" +
+                                    std::to_string(n_in) + ", " + std::to_string(n_out) + "]");
+    const TypeTraits* tr = type_traits(t->type);
+    if (!tr->can_compute)
+      fail("ERR_UNSUPPORTED_TYPE", f_.path() + ": tensor '" + name + "' has type " + tr->name +
+                                       ", which flashdip cannot compute with (supported: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)");
+    Weight w;
+    w.data = t->data;
+    w.type = t->type;
+    w.n_in = n_in;
+    w.n_out = n_out;
+    w.row_bytes = row_bytes(t->type, n_in);
+    return w;
+  }
+
+  // A vector (norm weight, bias) copied to F32.
+  std::vector<float> vec(const std::string& name, int64_t n, bool required = true) const {
+    const GgufTensor* t = f_.tensor(name);
+    if (!t) {
+      if (required) fail("ERR_MODEL_INVALID", f_.path() + ": tensor '" + name + "' is missing");
+      return {};
+    }
+    if (t->n_elements() != n || t->ne[0] != n)
+      fail("ERR_MODEL_INVALID", f_.path() + ": tensor '" + name + "' has shape " + shape(*t) + ", expected [" +
+                                    std::to_string(n) + "]");
+    const TypeTraits* tr = type_traits(t->type);
+    if (!tr->can_dequantize)
+      fail("ERR_UNSUPPORTED_TYPE", f_.path() + ": tensor '" + name + "' has unsupported type " + tr->name);
+    std::vector<float> out(static_cast<size_t>(n));
+    dequantize_row(t->type, t->data, out.data(), n);
+    *owned_ += out.size() * sizeof(float);
+    return out;
+  }
+
+  static std::string shape(const GgufTensor& t) {
+    std::string s = "[";
+    for (uint32_t d = 0; d < t.n_dims; ++d) s += (d ? ", " : "") + std::to_string(t.ne[d]);
+    return s + "]";
+  }
+
+ private:
+  const GgufFile& f_;
+  const ModelConfig& c_;
+  size_t* owned_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& options) {
+  return from_file(GgufFile::open(path), options);
+}
+
+std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const ModelOptions& options) {
+  std::unique_ptr<Model> m(new Model());
+  const GgufFile& f = *file;
+  ModelConfig& c = m->cfg_;
+  if (!f.get_str("general.architecture", &c.arch))
+    fail("ERR_MODEL_INVALID", f.path() + ": metadata 'general.architecture' is missing");
+  if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "phi3")
+    fail("ERR_UNSUPPORTED_ARCH", f.path() + ": architecture '" + c.arch + "' is not supported (llama, qwen2, phi3 are)");
+  f.get_str("general.name", &c.name);
+  c.dim = require_int(f, key(c, "embedding_length"));
+  c.n_layers = require_int(f, key(c, "block_count"));
+  c.n_heads = require_int(f, key(c, "attention.head_count"));
+  c.n_kv_heads = optional_int(f, key(c, "attention.head_count_kv"), c.n_heads);
+  c.ffn = require_int(f, key(c, "feed_forward_length"));
+  c.ctx_train = optional_int(f, key(c, "context_length"), 2048);
+  if (c.ctx_train == 0) c.ctx_train = 2048;
+  if (c.dim % c.n_heads != 0 || c.n_kv_heads == 0 || c.n_heads % c.n_kv_heads != 0)
+    fail("ERR_MODEL_INVALID", f.path() + ": head counts do not divide the embedding width");
+  c.head_dim = c.dim / c.n_heads;
+  // Some models set key_length explicitly (it must agree with dim / n_heads here).
+  const int64_t key_len = optional_int(f, key(c, "attention.key_length"), c.head_dim);
+  if (key_len != c.head_dim)
+    fail("ERR_MODEL_INVALID", f.path() + ": attention.key_length " + std::to_string(key_len) +
+                                  " differs from embedding_length / head_count, which flashdip does not support");
+  c.rope_dims = optional_int(f, key(c, "rope.dimension_count"), c.head_dim);
+  if (c.rope_dims > c.head_dim || c.rope_dims % 2 != 0)
+    fail("ERR_MODEL_INVALID", f.path() + ": rope.dimension_count is invalid");
+  double d;
+  if (f.get_f64(key(c, "rope.freq_base"), &d)) c.rope_base = static_cast<float>(d);
+  std::string scaling = "none";
+  f.get_str(key(c, "rope.scaling.type"), &scaling);
+  if (f.get_f64(key(c, "rope.scaling.factor"), &d) && d > 0 && scaling != "none") {
+    if (scaling != "linear")
+      fail("ERR_MODEL_INVALID", f.path() + ": rope scaling '" + scaling + "' is not supported (linear is)");
+    c.rope_freq_scale = static_cast<float>(1.0 / d);
+  } else if (f.get_f64(key(c, "rope.scale_linear"), &d) && d > 0) {
+    c.rope_freq_scale = static_cast<float>(1.0 / d);
+  }
+  if (!(c.rope_base > 0) || !std::isfinite(c.rope_base))
+    fail("ERR_MODEL_INVALID", f.path() + ": rope.freq_base must be positive");
+  c.rope_neox = c.arch != "llama";  // llama.cpp: qwen2 and phi3 rotate (i, i + n/2) pairs
+  if (f.get_f64(key(c, "attention.layer_norm_rms_epsilon"), &d)) c.norm_eps = static_cast<float>(d);
+
+  Loader ld(f, c, &m->owned_bytes_);
+  const GgufTensor* embd = ld.find("token_embd.weight");
+  if (!embd || embd->n_dims != 2 || embd->ne[0] != c.dim)
+    fail("ERR_MODEL_INVALID", f.path() + ": tensor 'token_embd.weight' is missing or not [dim, vocab]");
+  if (!type_traits(embd->type)->can_dequantize)
+    fail("ERR_UNSUPPORTED_TYPE", f.path() + ": tensor 'token_embd.weight' has unsupported type " + type_name(embd->type));
+  c.n_vocab = embd->ne[1];
+  m->token_embd_.data = embd->data;
+  m->token_embd_.type = embd->type;
+  m->token_embd_.n_in = c.dim;
+  m->token_embd_.n_out = c.n_vocab;
+  m->token_embd_.row_bytes = row_bytes(embd->type, c.dim);
+  m->output_norm_ = ld.vec("output_norm.weight", c.dim);
+  if (ld.find("output.weight")) {
+    m->output_ = ld.matrix("output.weight", c.dim, c.n_vocab);
+  } else {
+    c.tied_embeddings = true;
+    m->output_ = ld.matrix("token_embd.weight", c.dim, c.n_vocab);
+  }
+  if (const GgufTensor* rf = ld.find("rope_freqs.weight")) {
+    (void)rf;
+    m->rope_factors_ = ld.vec("rope_freqs.weight", c.rope_dims / 2);
+  }
+
+  m->layers_.resize(static_cast<size_t>(c.n_layers));
+  for (int64_t i = 0; i < c.n_layers; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    LayerWeights& L = m->layers_[static_cast<size_t>(i)];
+    L.attn_norm = ld.vec(p + "attn_norm.weight", c.dim);
+    L.ffn_norm = ld.vec(p + "ffn_norm.weight", c.dim);
+    if (c.arch == "phi3") {
+      L.wqkv = ld.matrix(p + "attn_qkv.weight", c.dim, c.q_dim() + 2 * c.kv_dim());
+      L.w_gate_up = ld.matrix(p + "ffn_up.weight", c.dim, 2 * c.ffn);
+    } else {
+      L.wq = ld.matrix(p + "attn_q.weight", c.dim, c.q_dim());
+      L.wk = ld.matrix(p + "attn_k.weight", c.dim, c.kv_dim());
+      L.wv = ld.matrix(p + "attn_v.weight", c.dim, c.kv_dim());
+      L.w_gate = ld.matrix(p + "ffn_gate.weight", c.dim, c.ffn);
+      L.w_up = ld.matrix(p + "ffn_up.weight", c.dim, c.ffn);
+      L.bq = ld.vec(p + "attn_q.bias", c.q_dim(), false);
+      L.bk = ld.vec(p + "attn_k.bias", c.kv_dim(), false);
+      L.bv = ld.vec(p + "attn_v.bias", c.kv_dim(), false);
+    }
+    L.wo = ld.matrix(p + "attn_output.weight", c.q_dim(), c.dim);
+    L.w_down = ld.matrix(p + "ffn_down.weight", c.ffn, c.dim);
+  }
+
+  int threads = options.threads;
+  if (threads <= 0) threads = static_cast<int>(std::thread::hardware_concurrency());
+  if (threads <= 0) threads = 1;
+  m->pool_.reset(new ThreadPool(threads));
+  m->file_ = std::move(file);
+  return m;
+}
+
+}  // namespace fd
