@@ -1,0 +1,56 @@
+// Tiling driver shared by the SIMD GEMV/GEMM kernels (header-only; included by each ISA's file so it
+// is compiled with that ISA's flags).
+//
+// A kernel K provides   template <int R, int T> static void tile(const Args&, int64_t r0, int64_t t0,
+//                                                                 float out[R][T]);
+// computing the R x T block of dot products for rows r0..r0+R-1 and tokens t0..t0+T-1 while reading
+// each weight block once for all T tokens. Decode (ntok == 1) runs 4 rows at a time, which gives the
+// CPU four independent accumulation chains and four sequential streams; prompt evaluation runs one
+// row against 4 tokens at a time, so a weight row is fetched from memory once and re-read from L1.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace fd {
+
+struct GemmArgs {
+  const uint8_t* w;   // row 0
+  size_t row_stride;  // bytes between rows
+  int64_t n;          // elements per row
+  const uint8_t* x;   // token 0's activations (vec_dot_type of the weights)
+  size_t x_stride;    // bytes between tokens
+  const uint8_t* row(int64_t r) const { return w + static_cast<size_t>(r) * row_stride; }
+  const uint8_t* tok(int64_t t) const { return x + static_cast<size_t>(t) * x_stride; }
+};
+
+template <class K, int R, int T>
+inline void run_tile(const GemmArgs& a, int64_t r0, int64_t t0, float* y, size_t y_stride) {
+  float out[R][T];
+  K::template tile<R, T>(a, r0, t0, out);
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) y[static_cast<size_t>(t0 + t) * y_stride + static_cast<size_t>(r0 + r)] = out[r][t];
+}
+
+template <class K>
+void gemm_tiled(const void* w, size_t row_stride, int64_t n, int64_t nrows, const void* xq, size_t xq_stride,
+                int64_t ntok, float* y, size_t y_stride) {
+  const GemmArgs a{static_cast<const uint8_t*>(w), row_stride, n, static_cast<const uint8_t*>(xq), xq_stride};
+  if (ntok == 1) {
+    int64_t r = 0;
+    for (; r + 4 <= nrows; r += 4) run_tile<K, 4, 1>(a, r, 0, y, y_stride);
+    for (; r < nrows; ++r) run_tile<K, 1, 1>(a, r, 0, y, y_stride);
+    return;
+  }
+  for (int64_t r = 0; r < nrows; ++r) {
+    int64_t t = 0;
+    for (; t + 4 <= ntok; t += 4) run_tile<K, 1, 4>(a, r, t, y, y_stride);
+    switch (ntok - t) {
+      case 3: run_tile<K, 1, 3>(a, r, t, y, y_stride); break;
+      case 2: run_tile<K, 1, 2>(a, r, t, y, y_stride); break;
+      case 1: run_tile<K, 1, 1>(a, r, t, y, y_stride); break;
+      default: break;
+    }
+  }
+}
+
+}  // namespace fd

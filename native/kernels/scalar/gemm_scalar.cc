@@ -1,0 +1,160 @@
+// Scalar twins of the dense GEMV/GEMM kernels: the oracle every SIMD kernel is tested against.
+//
+// Arithmetic contract shared with the SIMD versions: integer dot products inside a block are exact
+// (int32); each block contributes float terms (scale * integer sum) accumulated in float. SIMD
+// kernels may reorder the float accumulation (and use FMA) but must not change the integer parts.
+#include <cstring>
+
+#include "kernels/kernels_internal.h"
+
+namespace fd {
+namespace {
+
+inline const uint8_t* row_at(const void* w, size_t row_stride, int64_t r) {
+  return static_cast<const uint8_t*>(w) + static_cast<size_t>(r) * row_stride;
+}
+
+// Loops rows (outer) and tokens (inner) so each weight row is read from memory once for all tokens.
+template <class Dot>
+void gemm_rows(const void* w, size_t row_stride, int64_t n, int64_t nrows, const void* xq,
+               size_t xq_stride, int64_t ntok, float* y, size_t y_stride, Dot dot) {
+  const uint8_t* x0 = static_cast<const uint8_t*>(xq);
+  for (int64_t r = 0; r < nrows; ++r) {
+    const uint8_t* wr = row_at(w, row_stride, r);
+    for (int64_t t = 0; t < ntok; ++t)
+      y[static_cast<size_t>(t) * y_stride + r] = dot(wr, x0 + static_cast<size_t>(t) * xq_stride, n);
+  }
+}
+
+float dot_f32(const uint8_t* w, const uint8_t* x, int64_t n) {
+  float acc = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float a, b;
+    std::memcpy(&a, w + 4 * i, 4);
+    std::memcpy(&b, x + 4 * i, 4);
+    acc += a * b;
+  }
+  return acc;
+}
+
+float dot_f16(const uint8_t* w, const uint8_t* x, int64_t n) {
+  float acc = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float b;
+    std::memcpy(&b, x + 4 * i, 4);
+    acc += load_fp16(w + 2 * i) * b;
+  }
+  return acc;
+}
+
+float dot_bf16(const uint8_t* w, const uint8_t* x, int64_t n) {
+  float acc = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    float b;
+    std::memcpy(&h, w + 2 * i, 2);
+    std::memcpy(&b, x + 4 * i, 4);
+    acc += bf16_to_fp32(h) * b;
+  }
+  return acc;
+}
+
+float dot_q8_0(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const block_q8_0* wb = reinterpret_cast<const block_q8_0*>(w);
+  const block_q8_0* xb = reinterpret_cast<const block_q8_0*>(x);
+  float acc = 0.0f;
+  for (int64_t i = 0; i < n / QK8_0; ++i) {
+    int32_t s = 0;
+    for (int j = 0; j < QK8_0; ++j) s += wb[i].qs[j] * xb[i].qs[j];
+    acc += fp16_to_fp32(wb[i].d) * fp16_to_fp32(xb[i].d) * static_cast<float>(s);
+  }
+  return acc;
+}
+
+float dot_q4_0(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const block_q4_0* wb = reinterpret_cast<const block_q4_0*>(w);
+  const block_q8_0* xb = reinterpret_cast<const block_q8_0*>(x);
+  float acc = 0.0f;
+  for (int64_t i = 0; i < n / QK4_0; ++i) {
+    int32_t s = 0;
+    for (int j = 0; j < QK4_0 / 2; ++j) {
+      s += ((wb[i].qs[j] & 0xf) - 8) * xb[i].qs[j];
+      s += ((wb[i].qs[j] >> 4) - 8) * xb[i].qs[j + 16];
+    }
+    acc += fp16_to_fp32(wb[i].d) * fp16_to_fp32(xb[i].d) * static_cast<float>(s);
+  }
+  return acc;
+}
+
+// Per super-block: sumi = sum_j sc_j * dot(q_j, a_j), summ = sum_j m_j * (sum of a_j); both exact.
+// term = d * dx * sumi - dmin * dx * summ.
+float dot_q4_k(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const block_q4_K* wb = reinterpret_cast<const block_q4_K*>(w);
+  const block_q8_K* xb = reinterpret_cast<const block_q8_K*>(x);
+  float acc = 0.0f;
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    int32_t sumi = 0, summ = 0;
+    for (int c = 0; c < 4; ++c) {
+      uint8_t sc0, m0, sc1, m1;
+      k4_scale_min(wb[i].scales, 2 * c, &sc0, &m0);
+      k4_scale_min(wb[i].scales, 2 * c + 1, &sc1, &m1);
+      const uint8_t* q = wb[i].qs + 32 * c;
+      const int8_t* a = xb[i].qs + 64 * c;
+      int32_t s0 = 0, s1 = 0;
+      for (int l = 0; l < 32; ++l) {
+        s0 += (q[l] & 0xf) * a[l];
+        s1 += (q[l] >> 4) * a[32 + l];
+      }
+      sumi += sc0 * s0 + sc1 * s1;
+      const int16_t* bs = xb[i].bsums + 4 * c;
+      summ += m0 * (bs[0] + bs[1]) + m1 * (bs[2] + bs[3]);
+    }
+    const float dx = xb[i].d;
+    acc += fp16_to_fp32(wb[i].d) * dx * static_cast<float>(sumi);
+    acc -= fp16_to_fp32(wb[i].dmin) * dx * static_cast<float>(summ);
+  }
+  return acc;
+}
+
+// Per super-block: sumi = sum_j scale_j * dot(q_j - 32, a_j) over the 16 sub-blocks (exact);
+// term = d * dx * sumi.
+float dot_q6_k(const uint8_t* w, const uint8_t* x, int64_t n) {
+  const block_q6_K* wb = reinterpret_cast<const block_q6_K*>(w);
+  const block_q8_K* xb = reinterpret_cast<const block_q8_K*>(x);
+  float acc = 0.0f;
+  for (int64_t i = 0; i < n / QK_K; ++i) {
+    int32_t sumi = 0;
+    for (int c = 0; c < 2; ++c) {
+      const uint8_t* ql = wb[i].ql + 64 * c;
+      const uint8_t* qh = wb[i].qh + 32 * c;
+      const int8_t* sc = wb[i].scales + 8 * c;
+      const int8_t* a = xb[i].qs + 128 * c;
+      for (int k = 0; k < 4; ++k) {
+        int32_t s0 = 0, s1 = 0;  // lanes 0..15 and 16..31 (two sub-blocks)
+        for (int l = 0; l < 32; ++l) {
+          const uint8_t lb = ql[l + 32 * (k & 1)];
+          const int lo = k < 2 ? (lb & 0xf) : (lb >> 4);
+          const int q = (lo | (((qh[l] >> (2 * k)) & 3) << 4)) - 32;
+          (l < 16 ? s0 : s1) += q * a[32 * k + l];
+        }
+        sumi += sc[2 * k] * s0 + sc[2 * k + 1] * s1;
+      }
+    }
+    acc += fp16_to_fp32(wb[i].d) * xb[i].d * static_cast<float>(sumi);
+  }
+  return acc;
+}
+
+}  // namespace
+
+#define FD_SCALAR_GEMM(name, type)                                                                 \
+  void gemm_##name##__scalar(const void* w, size_t row_stride, int64_t n, int64_t nrows,          \
+                             const void* xq, size_t xq_stride, int64_t ntok, float* y,            \
+                             size_t y_stride) {                                                   \
+    gemm_rows(w, row_stride, n, nrows, xq, xq_stride, ntok, y, y_stride, dot_##name);             \
+  }                                                                                                \
+  FD_GEMV_FROM_GEMM(name, scalar)
+FD_COMPUTE_TYPES(FD_SCALAR_GEMM)
+#undef FD_SCALAR_GEMM
+
+}  // namespace fd

@@ -1,0 +1,320 @@
+// AVX2 + FMA + F16C GEMV/GEMM kernels (Haswell / Zen 1 and later). Compiled with -mavx2 -mfma -mf16c
+// only; dispatch calls them only when cpuid says so.
+//
+// Integer types: weights and q8 activations are multiplied with maddubs (u8 x s8 -> s16 pairs) and
+// widened with madd (s16 x s16 -> s32). All integer sums are exact: for signed weights (q4_0, q8_0)
+// the sign is moved onto the activation (|w| * sign(a, w)); |w| <= 128 and |a| <= 127 keep each pair
+// sum <= 32512 < 32767. q4_k nibbles (<= 15) and q6_k 6-bit codes (<= 63) are already unsigned and
+// q8_k activations are in [-128, 127], so pairs stay below 2 * 63 * 128 = 16128. Per block the exact
+// int32 sums are scaled and accumulated in float (FMA), so only the float summation order differs
+// from the scalar twin. All loads are unaligned (blocks are 18/34/144/210 bytes apart).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "kernels/gemm_tiles.h"
+#include "kernels/kernels_internal.h"
+
+namespace fd {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int32_t hsum_epi32(__m128i v) {
+  v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 0, 3, 2)));
+  v = _mm_add_epi32(v, _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(v);
+}
+
+inline float fp16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+inline __m256i loadu256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline __m128i loadu128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+
+// 32 nibbles of q4_0 qs[16] in element order (low nibbles are elements 0..15), as unsigned 0..15.
+inline __m256i unpack_nibbles(const uint8_t* qs) {
+  const __m128i b = loadu128(qs);
+  const __m256i both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
+  return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+// Exact dot of 32 signed weights (given as |w| and w) with 32 signed activations: 8 int32 lanes.
+inline __m256i dot_signed(__m256i wabs, __m256i w, __m256i a) {
+  const __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(a, w));
+  return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+// ---- q8_0 / q4_0 weights x q8_0 activations -----------------------------------------------------
+
+template <bool kQ4>
+struct KQ80 {
+  static constexpr size_t kBlock = kQ4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
+  template <int R, int T>
+  static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
+    __m256 acc[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    const uint8_t* wr[R];
+    const uint8_t* xt[T];
+    for (int r = 0; r < R; ++r) wr[r] = g.row(r0 + r);
+    for (int t = 0; t < T; ++t) xt[t] = g.tok(t0 + t);
+    const int64_t nb = g.n / QK8_0;
+    for (int64_t i = 0; i < nb; ++i) {
+      __m256i w[R], wabs[R];
+      float dw[R];
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* b = wr[r] + static_cast<size_t>(i) * kBlock;
+        dw[r] = fp16_at(b);
+        if (kQ4)
+          w[r] = _mm256_sub_epi8(unpack_nibbles(b + 2), _mm256_set1_epi8(8));
+        else
+          w[r] = loadu256(b + 2);
+        wabs[r] = _mm256_sign_epi8(w[r], w[r]);
+      }
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* xb = xt[t] + static_cast<size_t>(i) * sizeof(block_q8_0);
+        const float dx = fp16_at(xb);
+        const __m256i a = loadu256(xb + 2);
+        for (int r = 0; r < R; ++r) {
+          const __m256 s = _mm256_cvtepi32_ps(dot_signed(wabs[r], w[r], a));
+          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), s, acc[r][t]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) out[r][t] = hsum(acc[r][t]);
+  }
+};
+
+// ---- q4_k weights x q8_k activations ------------------------------------------------------------
+
+struct KQ4K {
+  template <int R, int T>
+  static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
+    __m256 acc[R][T];
+    float accm[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
+    const uint8_t* wr[R];
+    const uint8_t* xt[T];
+    for (int r = 0; r < R; ++r) wr[r] = g.row(r0 + r);
+    for (int t = 0; t < T; ++t) xt[t] = g.tok(t0 + t);
+    const __m256i mask = _mm256_set1_epi8(0x0f);
+    const int64_t nb = g.n / QK_K;
+    for (int64_t i = 0; i < nb; ++i) {
+      const uint8_t* wb[R];
+      const block_q8_K* xb[T];
+      uint8_t sc[R][8], mn[R][8];
+      float d[R], dmin[R], dx[T];
+      for (int r = 0; r < R; ++r) {
+        wb[r] = wr[r] + static_cast<size_t>(i) * sizeof(block_q4_K);
+        d[r] = fp16_at(wb[r] + offsetof(block_q4_K, d));
+        dmin[r] = fp16_at(wb[r] + offsetof(block_q4_K, dmin));
+        k4_scales_mins(wb[r] + offsetof(block_q4_K, scales), sc[r], mn[r]);
+      }
+      for (int t = 0; t < T; ++t) {
+        xb[t] = reinterpret_cast<const block_q8_K*>(xt[t] + static_cast<size_t>(i) * sizeof(block_q8_K));
+        dx[t] = xb[t]->d;
+      }
+      // Min term: sum_j m_j * (bsums[2j] + bsums[2j+1]); pair sums <= 2 * 16 * 128 fit int16.
+      for (int t = 0; t < T; ++t) {
+        const __m128i pairs = _mm_hadd_epi16(loadu128(xb[t]->bsums), loadu128(xb[t]->bsums + 8));
+        for (int r = 0; r < R; ++r) {
+          __m128i m8;
+          int64_t mbits;
+          std::memcpy(&mbits, mn[r], 8);
+          m8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mbits));
+          const int32_t summ = hsum_epi32(_mm_madd_epi16(m8, pairs));
+          accm[r][t] += dmin[r] * dx[t] * static_cast<float>(summ);
+        }
+      }
+      __m256i sumi[R][T];
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < T; ++t) sumi[r][t] = _mm256_setzero_si256();
+      for (int c = 0; c < 4; ++c) {
+        for (int h = 0; h < 2; ++h) {  // h = 0: low nibbles (sub-block 2c), 1: high (2c+1)
+          __m256i q[R], s[R];
+          for (int r = 0; r < R; ++r) {
+            const __m256i raw = loadu256(wb[r] + offsetof(block_q4_K, qs) + 32 * c);
+            q[r] = _mm256_and_si256(h ? _mm256_srli_epi16(raw, 4) : raw, mask);
+            s[r] = _mm256_set1_epi16(sc[r][2 * c + h]);
+          }
+          for (int t = 0; t < T; ++t) {
+            const __m256i a = loadu256(xb[t]->qs + 64 * c + 32 * h);
+            for (int r = 0; r < R; ++r)
+              sumi[r][t] = _mm256_add_epi32(sumi[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], a), s[r]));
+          }
+        }
+      }
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < T; ++t)
+          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d[r] * dx[t]), _mm256_cvtepi32_ps(sumi[r][t]), acc[r][t]);
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) out[r][t] = hsum(acc[r][t]) - accm[r][t];
+  }
+};
+
+// ---- q6_k weights x q8_k activations ------------------------------------------------------------
+
+struct KQ6K {
+  template <int R, int T>
+  static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
+    __m256 acc[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    const uint8_t* wr[R];
+    const uint8_t* xt[T];
+    for (int r = 0; r < R; ++r) wr[r] = g.row(r0 + r);
+    for (int t = 0; t < T; ++t) xt[t] = g.tok(t0 + t);
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m30 = _mm256_set1_epi8(0x30);
+    const int64_t nb = g.n / QK_K;
+    for (int64_t i = 0; i < nb; ++i) {
+      const uint8_t* wb[R];
+      const block_q8_K* xb[T];
+      float d[R];
+      int8_t sc[R][16];
+      __m256i sumi[R][T];
+      for (int r = 0; r < R; ++r) {
+        wb[r] = wr[r] + static_cast<size_t>(i) * sizeof(block_q6_K);
+        d[r] = fp16_at(wb[r] + offsetof(block_q6_K, d));
+        std::memcpy(sc[r], wb[r] + offsetof(block_q6_K, scales), 16);
+      }
+      for (int t = 0; t < T; ++t)
+        xb[t] = reinterpret_cast<const block_q8_K*>(xt[t] + static_cast<size_t>(i) * sizeof(block_q8_K));
+      // Codes are stored +32: sum scale_j * (q - 32) . a = sum scale_j * q . a - 32 * sum scale_j * bsum_j.
+      for (int r = 0; r < R; ++r) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(loadu128(sc[r]));
+        for (int t = 0; t < T; ++t)
+          sumi[r][t] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                        _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu256(xb[t]->bsums)), 5));
+      }
+      for (int c = 0; c < 2; ++c) {
+        for (int k = 0; k < 4; ++k) {  // quarter k: elements 128c + 32k .. +31, sub-blocks 8c+2k, 8c+2k+1
+          __m256i q[R], s[R];
+          for (int r = 0; r < R; ++r) {
+            const uint8_t* ql = wb[r] + offsetof(block_q6_K, ql) + 64 * c + 32 * (k & 1);
+            const __m256i lo = loadu256(ql);
+            const __m256i hb = loadu256(wb[r] + offsetof(block_q6_K, qh) + 32 * c);
+            const __m256i nib = _mm256_and_si256(k < 2 ? lo : _mm256_srli_epi16(lo, 4), m4);
+            // bits 2k, 2k+1 of qh moved to bits 4, 5
+            __m256i top;
+            switch (k) {
+              case 0: top = _mm256_slli_epi16(hb, 4); break;
+              case 1: top = _mm256_slli_epi16(hb, 2); break;
+              case 2: top = hb; break;
+              default: top = _mm256_srli_epi16(hb, 2); break;
+            }
+            q[r] = _mm256_or_si256(nib, _mm256_and_si256(top, m30));
+            s[r] = _mm256_set_m128i(_mm_set1_epi16(sc[r][8 * c + 2 * k + 1]), _mm_set1_epi16(sc[r][8 * c + 2 * k]));
+          }
+          for (int t = 0; t < T; ++t) {
+            const __m256i a = loadu256(xb[t]->qs + 128 * c + 32 * k);
+            for (int r = 0; r < R; ++r)
+              sumi[r][t] = _mm256_add_epi32(sumi[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], a), s[r]));
+          }
+        }
+      }
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < T; ++t)
+          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d[r] * xb[t]->d), _mm256_cvtepi32_ps(sumi[r][t]), acc[r][t]);
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) out[r][t] = hsum(acc[r][t]);
+  }
+};
+
+// ---- float weights x f32 activations ------------------------------------------------------------
+
+struct LoadF32 {
+  static constexpr size_t kBytes = 4;
+  static __m256 load8(const uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+  static float load1(const uint8_t* p) {
+    float f;
+    std::memcpy(&f, p, 4);
+    return f;
+  }
+};
+struct LoadF16 {
+  static constexpr size_t kBytes = 2;
+  static __m256 load8(const uint8_t* p) { return _mm256_cvtph_ps(loadu128(p)); }
+  static float load1(const uint8_t* p) { return fp16_at(p); }
+};
+struct LoadBF16 {
+  static constexpr size_t kBytes = 2;
+  static __m256 load8(const uint8_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(loadu128(p)), 16));
+  }
+  static float load1(const uint8_t* p) {
+    uint16_t h;
+    std::memcpy(&h, p, 2);
+    return bf16_to_fp32(h);
+  }
+};
+
+template <class L>
+struct KFloat {
+  template <int R, int T>
+  static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
+    __m256 acc[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    const uint8_t* wr[R];
+    const float* xt[T];
+    for (int r = 0; r < R; ++r) wr[r] = g.row(r0 + r);
+    for (int t = 0; t < T; ++t) xt[t] = reinterpret_cast<const float*>(g.tok(t0 + t));
+    int64_t i = 0;
+    for (; i + 8 <= g.n; i += 8) {
+      __m256 w[R];
+      for (int r = 0; r < R; ++r) w[r] = L::load8(wr[r] + static_cast<size_t>(i) * L::kBytes);
+      for (int t = 0; t < T; ++t) {
+        const __m256 a = _mm256_loadu_ps(xt[t] + i);
+        for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(w[r], a, acc[r][t]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) {
+        float s = hsum(acc[r][t]);
+        for (int64_t j = i; j < g.n; ++j) {
+          float a;
+          std::memcpy(&a, xt[t] + j, 4);
+          s += L::load1(wr[r] + static_cast<size_t>(j) * L::kBytes) * a;
+        }
+        out[r][t] = s;
+      }
+  }
+};
+
+using KQ8_0 = KQ80<false>;
+using KQ4_0 = KQ80<true>;
+using KF32 = KFloat<LoadF32>;
+using KF16 = KFloat<LoadF16>;
+using KBF16 = KFloat<LoadBF16>;
+
+}  // namespace
+
+#define FD_AVX2_GEMM(name, K)                                                                      \
+  void gemm_##name##__avx2(const void* w, size_t row_stride, int64_t n, int64_t nrows, const void* xq, \
+                           size_t xq_stride, int64_t ntok, float* y, size_t y_stride) {            \
+    gemm_tiled<K>(w, row_stride, n, nrows, xq, xq_stride, ntok, y, y_stride);                      \
+  }                                                                                                \
+  FD_GEMV_FROM_GEMM(name, avx2)
+
+FD_AVX2_GEMM(q8_0, KQ8_0)
+FD_AVX2_GEMM(q4_0, KQ4_0)
+FD_AVX2_GEMM(q4_k, KQ4K)
+FD_AVX2_GEMM(q6_k, KQ6K)
+FD_AVX2_GEMM(f32, KF32)
+FD_AVX2_GEMM(f16, KF16)
+FD_AVX2_GEMM(bf16, KBF16)
+
+}  // namespace fd
