@@ -4,8 +4,10 @@
 // A kernel K provides   template <int R, int T> static void tile(const Args&, int64_t r0, int64_t t0,
 //                                                                 float out[R][T]);
 // computing the R x T block of dot products for rows r0..r0+R-1 and tokens t0..t0+T-1 while reading
-// each weight block once for all T tokens. Decode (ntok == 1) runs 4 rows at a time, which gives the
-// CPU four independent accumulation chains and four sequential streams; prompt evaluation runs one
+// each weight block once for all T tokens, and   static constexpr int kDecodeRows;   the rows per
+// decode tile. Decode (ntok == 1) runs kDecodeRows rows at a time (4 gives the CPU four independent
+// accumulation chains and streams; kernels with many live registers per row use fewer, measured with
+// test_kernels --bench); prompt evaluation runs one
 // row against 4 tokens at a time, so a weight row is fetched from memory once and re-read from L1.
 #pragma once
 #include <cstddef>
@@ -37,7 +39,8 @@ void gemm_tiled(const void* w, size_t row_stride, int64_t n, int64_t nrows, cons
   const GemmArgs a{static_cast<const uint8_t*>(w), row_stride, n, static_cast<const uint8_t*>(xq), xq_stride};
   if (ntok == 1) {
     int64_t r = 0;
-    for (; r + 4 <= nrows; r += 4) run_tile<K, 4, 1>(a, r, 0, y, y_stride);
+    constexpr int kR = K::kDecodeRows;
+    for (; r + kR <= nrows; r += kR) run_tile<K, kR, 1>(a, r, 0, y, y_stride);
     for (; r < nrows; ++r) run_tile<K, 1, 1>(a, r, 0, y, y_stride);
     return;
   }

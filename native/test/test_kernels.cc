@@ -659,7 +659,7 @@ void test_dispatch_misc() {
 void bench() {
   const int64_t n = 2048, rows = 5632;
   std::string all = kernels_available_isas();
-  std::printf("\nsingle-thread GEMV, %lld x %lld (n x rows), GB/s of weight bytes (best of 20):\n", (long long)n,
+  std::printf("\nsingle-thread GEMV, %lld x %lld (n x rows), GB/s of weight bytes (best of 60):\n", (long long)n,
               (long long)rows);
   Rng rng(5);
   for (uint32_t type : kComputeTypes) {
@@ -678,7 +678,7 @@ void bench() {
       p = q + 1;
       kernels_set_isa(isa.c_str());
       double best = 1e30;
-      for (int it = 0; it < 20; ++it) {
+      for (int it = 0; it < 60; ++it) {
         const auto t0 = std::chrono::steady_clock::now();
         gemv(type, w.data(), rb, n, rows, xq.data(), y.data());
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

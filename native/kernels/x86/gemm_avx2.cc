@@ -47,16 +47,14 @@ inline __m256i unpack_nibbles(const uint8_t* qs) {
   return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
 }
 
-// Exact dot of 32 signed weights (given as |w| and w) with 32 signed activations: 8 int32 lanes.
-inline __m256i dot_signed(__m256i wabs, __m256i w, __m256i a) {
-  const __m256i p16 = _mm256_maddubs_epi16(wabs, _mm256_sign_epi8(a, w));
-  return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-}
-
 // ---- q8_0 / q4_0 weights x q8_0 activations -----------------------------------------------------
 
+// q8_0: signed weights, sign moved onto the activation (see the top of the file).
+// q4_0: unsigned nibbles u in 0..15 straight into maddubs (pairs <= 2 * 15 * 127), minus
+// 8 * (a[2k] + a[2k+1]) computed once per token and block (maddubs(8, a)): (u - 8) . a exactly.
 template <bool kQ4>
 struct KQ80 {
+  static constexpr int kDecodeRows = 4;
   static constexpr size_t kBlock = kQ4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
   template <int R, int T>
   static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
@@ -67,6 +65,7 @@ struct KQ80 {
     const uint8_t* xt[T];
     for (int r = 0; r < R; ++r) wr[r] = g.row(r0 + r);
     for (int t = 0; t < T; ++t) xt[t] = g.tok(t0 + t);
+    const __m256i ones = _mm256_set1_epi16(1), eights = _mm256_set1_epi8(8);
     const int64_t nb = g.n / QK8_0;
     for (int64_t i = 0; i < nb; ++i) {
       __m256i w[R], wabs[R];
@@ -74,18 +73,25 @@ struct KQ80 {
       for (int r = 0; r < R; ++r) {
         const uint8_t* b = wr[r] + static_cast<size_t>(i) * kBlock;
         dw[r] = fp16_at(b);
-        if (kQ4)
-          w[r] = _mm256_sub_epi8(unpack_nibbles(b + 2), _mm256_set1_epi8(8));
-        else
+        if (kQ4) {
+          w[r] = unpack_nibbles(b + 2);
+        } else {
           w[r] = loadu256(b + 2);
-        wabs[r] = _mm256_sign_epi8(w[r], w[r]);
+          wabs[r] = _mm256_sign_epi8(w[r], w[r]);
+        }
       }
       for (int t = 0; t < T; ++t) {
         const uint8_t* xb = xt[t] + static_cast<size_t>(i) * sizeof(block_q8_0);
         const float dx = fp16_at(xb);
         const __m256i a = loadu256(xb + 2);
+        const __m256i bias = kQ4 ? _mm256_maddubs_epi16(eights, a) : _mm256_setzero_si256();
         for (int r = 0; r < R; ++r) {
-          const __m256 s = _mm256_cvtepi32_ps(dot_signed(wabs[r], w[r], a));
+          __m256i p16;
+          if (kQ4)
+            p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(w[r], a), bias);
+          else
+            p16 = _mm256_maddubs_epi16(wabs[r], _mm256_sign_epi8(a, w[r]));
+          const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
           acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), s, acc[r][t]);
         }
       }
@@ -98,6 +104,7 @@ struct KQ80 {
 // ---- q4_k weights x q8_k activations ------------------------------------------------------------
 
 struct KQ4K {
+  static constexpr int kDecodeRows = 1;
   template <int R, int T>
   static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
     __m256 acc[R][T];
@@ -167,6 +174,7 @@ struct KQ4K {
 // ---- q6_k weights x q8_k activations ------------------------------------------------------------
 
 struct KQ6K {
+  static constexpr int kDecodeRows = 1;
   template <int R, int T>
   static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
     __m256 acc[R][T];
@@ -263,6 +271,7 @@ struct LoadBF16 {
 
 template <class L>
 struct KFloat {
+  static constexpr int kDecodeRows = 4;
   template <int R, int T>
   static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
     __m256 acc[R][T];
