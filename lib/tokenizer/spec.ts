@@ -1,0 +1,114 @@
+// The plain description a Tokenizer is built from, and its mapping from GGUF metadata keys.
+
+import { FlashdipError } from '../errors';
+
+/** llama.cpp token types (tokenizer.ggml.token_type). */
+export enum TokenType {
+  Undefined = 0,
+  Normal = 1,
+  Unknown = 2,
+  Control = 3,
+  UserDefined = 4,
+  Unused = 5,
+  Byte = 6,
+}
+
+export interface TokenizerSpec {
+  /** tokenizer.ggml.model: 'llama' (SentencePiece BPE with byte fallback) or 'gpt2' (byte-level BPE). */
+  model: string;
+  /** tokenizer.ggml.pre: the pre-tokenizer of a 'gpt2' vocabulary; absent or '' means 'default'. */
+  pre?: string;
+  tokens: readonly string[];
+  scores?: ArrayLike<number>;
+  tokenTypes?: ArrayLike<number>;
+  /** 'gpt2' only: "left right" pairs, best first. */
+  merges?: readonly string[];
+  /** Special ids; undefined means the model's default (llama: bos 1, eos 2, unk 0; gpt2: bos = eos = 11), null means none. */
+  bosId?: number | null;
+  eosId?: number | null;
+  eotId?: number | null;
+  eomId?: number | null;
+  unknownId?: number | null;
+  paddingId?: number | null;
+  separatorId?: number | null;
+  /** Undefined means llama.cpp's default for the model / pre-tokenizer. */
+  addBos?: boolean;
+  addEos?: boolean;
+  addSpacePrefix?: boolean;
+  /** general.name: llama.cpp adjusts some token attributes by model name (Phi-3). */
+  modelName?: string;
+}
+
+function str(meta: Record<string, unknown>, key: string): string | undefined {
+  const v = meta[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string') throw new FlashdipError('ERR_MODEL_INVALID', `tokenizer: ${key} must be a string`);
+  return v;
+}
+
+function bool(meta: Record<string, unknown>, key: string): boolean | undefined {
+  const v = meta[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'boolean') throw new FlashdipError('ERR_MODEL_INVALID', `tokenizer: ${key} must be a boolean`);
+  return v;
+}
+
+// An id key: absent -> undefined (model default); present but not a valid id -> undefined too, as
+// llama.cpp warns "bad special token" and keeps its default.
+function id(meta: Record<string, unknown>, key: string, nTokens: number): number | undefined {
+  const v = meta[key];
+  if (v === undefined || v === null) return undefined;
+  const n = typeof v === 'bigint' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n)) throw new FlashdipError('ERR_MODEL_INVALID', `tokenizer: ${key} must be an integer`);
+  return n >= 0 && n < nTokens ? n : undefined;
+}
+
+function numbers(meta: Record<string, unknown>, key: string): ArrayLike<number> | undefined {
+  const v = meta[key];
+  if (v === undefined || v === null) return undefined;
+  if (Array.isArray(v) || (ArrayBuffer.isView(v) && !(v instanceof DataView))) {
+    const a = v as ArrayLike<unknown>;
+    if (a.length > 0 && typeof a[0] === 'bigint') return Array.from(a as ArrayLike<bigint>, Number);
+    return a as ArrayLike<number>;
+  }
+  throw new FlashdipError('ERR_MODEL_INVALID', `tokenizer: ${key} must be a numeric array`);
+}
+
+function strings(meta: Record<string, unknown>, key: string): string[] | undefined {
+  const v = meta[key];
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.some((s) => typeof s !== 'string')) {
+    throw new FlashdipError('ERR_MODEL_INVALID', `tokenizer: ${key} must be an array of strings`);
+  }
+  return v as string[];
+}
+
+/** Maps GGUF metadata (as readGgufMetadata returns it) to a TokenizerSpec. */
+export function tokenizerSpecFromMetadata(meta: Record<string, unknown>): TokenizerSpec {
+  if (typeof meta !== 'object' || meta === null) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'meta: must be an object');
+  const model = str(meta, 'tokenizer.ggml.model');
+  if (model === undefined) throw new FlashdipError('ERR_MODEL_INVALID', 'tokenizer: the file has no tokenizer.ggml.model');
+  const tokens = strings(meta, 'tokenizer.ggml.tokens');
+  if (tokens === undefined) throw new FlashdipError('ERR_MODEL_INVALID', 'tokenizer: the file has no tokenizer.ggml.tokens');
+  const n = tokens.length;
+  const k = (name: string) => `tokenizer.ggml.${name}`;
+  return {
+    model,
+    pre: str(meta, k('pre')),
+    tokens,
+    scores: numbers(meta, k('scores')),
+    tokenTypes: numbers(meta, k('token_type')),
+    merges: strings(meta, k('merges')),
+    bosId: id(meta, k('bos_token_id'), n),
+    eosId: id(meta, k('eos_token_id'), n),
+    eotId: id(meta, k('eot_token_id'), n),
+    eomId: id(meta, k('eom_token_id'), n),
+    unknownId: id(meta, k('unknown_token_id'), n),
+    paddingId: id(meta, k('padding_token_id'), n),
+    separatorId: id(meta, k('seperator_token_id'), n),
+    addBos: bool(meta, k('add_bos_token')),
+    addEos: bool(meta, k('add_eos_token')),
+    addSpacePrefix: bool(meta, k('add_space_prefix')),
+    modelName: str(meta, 'general.name'),
+  };
+}
