@@ -145,6 +145,9 @@ export function argmax(logits: ArrayLike<number>): number {
   return best;
 }
 
+// Histogram buckets for the nucleus without top-k.
+const BUCKETS = 1024;
+
 export class Sampler {
   readonly options: ResolvedSamplerOptions;
   private readonly rng: Xoshiro128;
@@ -157,7 +160,9 @@ export class Sampler {
   private counts = new Int32Array(0);      // occurrences in the window, per token
   private heap = new Int32Array(0);        // token ids: a min-heap during selection, then sorted
   private probs = new Float64Array(0);     // exp() of the survivors, parallel to `cand`
-  private cand = new Int32Array(0);        // survivor token ids for the threshold / full paths
+  private cand = new Int32Array(0);        // survivor token ids for the threshold / nucleus paths
+  private ex = new Float64Array(0);        // per token: exp(), for the whole-vocabulary paths
+  private readonly bucketMass = new Float64Array(BUCKETS);
 
   constructor(options: SamplerOptions = {}) {
     this.options = resolveSamplerOptions(options);
@@ -222,31 +227,22 @@ export class Sampler {
     }
 
     // Nucleus: probabilities normalized over the top-k survivors, before temperature.
-    let z = 0;
-    let sorted = 0; // how many of the best tokens are in this.heap, sorted
     if (k < n) {
       this.selectTop(x, k);
-      sorted = k;
+      let z = 0;
       for (let j = 0; j < k; j++) z += Math.exp(x[this.heap[j]] - m);
-    } else {
-      for (let i = 0; i < n; i++) z += Math.exp(x[i] - m);
-    }
-    // The cut: the shortest prefix whose cumulative probability reaches topP. Without top-k, select
-    // a growing prefix until it is found (a full sort only for a nearly flat distribution).
-    const target = o.topP * z;
-    let cut = 0;
-    for (let want = Math.min(k, 64); ; want = Math.min(k, want * 4)) {
-      if (sorted < want) { this.selectTop(x, want); sorted = want; }
+      const target = o.topP * z;
       let cum = 0;
-      cut = 0;
-      for (let j = 0; j < sorted; j++) {
+      let cut = k;
+      for (let j = 0; j < k; j++) {
         cum += Math.exp(x[this.heap[j]] - m);
         if (cum >= target) { cut = j + 1; break; }
       }
-      if (cut > 0 || sorted === k) { if (cut === 0) cut = k; break; }
-      if (cut === 0 && sorted >= limit) { cut = limit; break; } // min-p cuts shorter anyway
+      return this.drawFromHeap(x, Math.max(1, Math.min(cut, limit)), m);
     }
-    return this.drawFromHeap(x, Math.max(1, Math.min(cut, limit)), m);
+    // No top-k: find the nucleus's last token without sorting the vocabulary, then draw from the
+    // tokens ordered before it that also pass min-p.
+    return this.drawPrefix(x, m, this.nucleusEnd(x, m, o.topP), thr);
   }
 
   // sample() then accept() the token: the usual step of a generation loop.
@@ -325,8 +321,11 @@ export class Sampler {
     };
     for (let i = 0; i < k; i++) h[i] = i;
     for (let i = (k >> 1) - 1; i >= 0; i--) siftDown(i, k);
+    // A later index with an equal logit is worse, so only a strictly larger logit enters.
+    let hv = x[h[0]];
     for (let i = k; i < x.length; i++) {
-      if (worse(h[0], i)) { h[0] = i; siftDown(0, k); }
+      const v = x[i];
+      if (v > hv || (hv !== hv && v === v)) { h[0] = i; siftDown(0, k); hv = x[h[0]]; }
     }
     // Heap sort: pop the worst to the back until the array is best-first.
     for (let size = k - 1; size > 0; size--) {
@@ -375,24 +374,99 @@ export class Sampler {
   }
 
   private drawFromAll(x: Float32Array, m: number): number {
+    return this.drawPrefix(x, m, -1, -Infinity);
+  }
+
+  // The last token (in logit-descending, index-ascending order) of the shortest prefix of the whole
+  // vocabulary whose probability reaches p; -1 for all of it. One pass stores exp(x - m) and buckets
+  // the mass by logit (a histogram over [max - 80, max]); only the bucket where the cumulative
+  // probability crosses p is sorted.
+  private nucleusEnd(x: Float32Array, m: number, p: number): number {
     const n = x.length;
+    if (this.ex.length < n) this.ex = new Float64Array(n);
+    const ex = this.ex;
+    let z = 0;
+    let lo = m;
+    for (let i = 0; i < n; i++) {
+      const v = x[i];
+      if (v !== v) { ex[i] = 0; continue; } // NaN: never kept
+      const e = Math.exp(v - m);
+      ex[i] = e;
+      z += e;
+      if (v < lo && v > -Infinity) lo = v;
+    }
+    const B = BUCKETS;
+    const mass = this.bucketMass;
+    mass.fill(0);
+    const range = Math.min(m - lo, 80);
+    const scale = range > 0 ? (B - 1) / range : 0;
+    for (let i = 0; i < n; i++) {
+      const d = (m - x[i]) * scale;
+      const b = d < B - 1 ? Math.floor(d) : B - 1; // -Infinity (and NaN, of no mass) in the last
+      mass[b] += ex[i];
+    }
+    const target = p * z;
+    let cum = 0;
+    let bucket = 0;
+    for (; bucket < B; bucket++) {
+      if (cum + mass[bucket] >= target) break;
+      cum += mass[bucket];
+    }
+    if (bucket === B) return -1; // rounding: keep everything
+    this.ensure(1);
+    let c = 0;
+    for (let i = 0; i < n; i++) {
+      const v = x[i];
+      if (v !== v) continue;
+      const d = (m - v) * scale;
+      const b = d < B - 1 ? Math.floor(d) : B - 1;
+      if (b === bucket) {
+        if (c === this.cand.length) this.growCand(Math.max(64, c * 2));
+        this.cand[c++] = i;
+      }
+    }
+    const inBucket = this.cand.subarray(0, c).sort((a, b) => x[b] - x[a] || a - b);
+    for (let j = 0; j < c; j++) {
+      cum += ex[inBucket[j]];
+      if (cum >= target) return inBucket[j];
+    }
+    return c ? inBucket[c - 1] : -1;
+  }
+
+  // Draws among the tokens ordered at or before `last` (all when -1) whose logit is >= thr, in
+  // index order, with temperature.
+  private drawPrefix(x: Float32Array, m: number, last: number, thr: number): number {
+    const n = x.length;
+    if (this.ex.length < n) this.ex = new Float64Array(n);
+    const ex = this.ex;
+    const lastV = last >= 0 ? x[last] : -Infinity;
     const invT = 1 / this.options.temperature;
     let total = 0;
     for (let i = 0; i < n; i++) {
       const v = x[i];
-      if (v > -Infinity) total += Math.exp((v - m) * invT);
+      let e = 0;
+      if (v >= thr && v > -Infinity && (last < 0 || v > lastV || (v === lastV && i <= last))) {
+        e = Math.exp((v - m) * invT);
+      }
+      ex[i] = e;
+      total += e;
     }
     const r = this.rng.nextFloat() * total;
     let cum = 0;
-    let last = -1;
+    let lastNonZero = -1;
     for (let i = 0; i < n; i++) {
-      const v = x[i];
-      if (!(v > -Infinity)) continue;
-      const p = Math.exp((v - m) * invT);
-      if (p > 0) last = i;
-      cum += p;
+      const e = ex[i];
+      if (e === 0) continue;
+      lastNonZero = i;
+      cum += e;
       if (r < cum) return i;
     }
-    return this.checked(last);
+    return this.checked(lastNonZero);
+  }
+
+  private growCand(cap: number): void {
+    const next = new Int32Array(cap);
+    next.set(this.cand);
+    this.cand = next;
   }
 }
