@@ -95,6 +95,15 @@ describe('sampler', () => {
       assert.deepStrictEqual(support(new Sampler({ ...plain, topP: 0.99, seed: 1 }), p4), [0, 1, 2, 3]);
     });
 
+    it('top-p without top-k: ties by index, -Infinity and NaN never kept', () => {
+      assert.deepStrictEqual(support(new Sampler({ ...plain, topP: 0.5, seed: 1 }), new Float32Array([1, 1, 1, 1])), [0, 1]);
+      const odd = new Float32Array([-Infinity, 2, NaN, 2, 1]);
+      assert.deepStrictEqual(support(new Sampler({ ...plain, topP: 0.5, seed: 1 }), odd), [1, 3]);
+      assert.deepStrictEqual(support(new Sampler({ ...plain, topP: 0.99, seed: 1 }), odd), [1, 3, 4]);
+      assert.deepStrictEqual(support(new Sampler({ ...plain, seed: 1 }), odd), [1, 3, 4]);
+      assert.deepStrictEqual(support(new Sampler({ ...plain, topK: 4, seed: 1 }), odd), [1, 3, 4]);
+    });
+
     it('top-p renormalizes over the top-k survivors (top-k runs first)', () => {
       // Over the top 3: [0.5, 0.3, 0.15] / 0.95 -> cumulative 0.526, 0.842: p = 0.83 keeps 2.
       // Over all four: cumulative 0.5, 0.8, 0.95: p = 0.83 keeps 3.
