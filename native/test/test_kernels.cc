@@ -659,7 +659,7 @@ void test_dispatch_misc() {
 void bench() {
   const int64_t n = 2048, rows = 5632;
   std::string all = kernels_available_isas();
-  std::printf("\nsingle-thread GEMV, %lld x %lld (n x rows), GB/s of weight bytes (best of 60):\n", (long long)n,
+  std::printf("\nsingle-thread GEMV, %lld x %lld (n x rows), GB/s of weight bytes (best of 200):\n", (long long)n,
               (long long)rows);
   Rng rng(5);
   for (uint32_t type : kComputeTypes) {
@@ -678,7 +678,7 @@ void bench() {
       p = q + 1;
       kernels_set_isa(isa.c_str());
       double best = 1e30;
-      for (int it = 0; it < 60; ++it) {
+      for (int it = 0; it < 200; ++it) {
         const auto t0 = std::chrono::steady_clock::now();
         gemv(type, w.data(), rb, n, rows, xq.data(), y.data());
         const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -688,11 +688,53 @@ void bench() {
     }
     std::printf("\n");
   }
+  // Prompt evaluation: gemm over 32 tokens, reported as tokens/s and weight-bytes x tokens / s.
+  const int64_t ntok = 32;
+  std::printf("\nsingle-thread GEMM, %lld tokens (tokens/s; effective GB/s = weight bytes x tokens / s):\n",
+              (long long)ntok);
+  for (uint32_t type : kComputeTypes) {
+    const size_t rb = row_bytes(type, n);
+    std::vector<uint8_t> w = make_weights(rng, type, n, rows, false);
+    const size_t xs = act_bytes(type, n);
+    std::vector<uint8_t> xq(xs * ntok);
+    for (int64_t t = 0; t < ntok; ++t) {
+      const std::vector<float> x = gaussian(rng, n, 1.0f, false);
+      quantize_activation(type, x.data(), xq.data() + xs * t, n);
+    }
+    std::vector<float> y(rows * ntok);
+    std::printf("  %-5s:", type_name(type));
+    size_t p = 0;
+    while (p <= all.size()) {
+      size_t q = all.find(',', p);
+      if (q == std::string::npos) q = all.size();
+      const std::string isa = all.substr(p, q - p);
+      p = q + 1;
+      kernels_set_isa(isa.c_str());
+      double best = 1e30;
+      for (int it = 0; it < 5; ++it) {
+        const auto t0 = std::chrono::steady_clock::now();
+        gemm(type, w.data(), rb, n, rows, xq.data(), xs, ntok, y.data(), rows);
+        best = std::fmin(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::printf("  %s %7.1f tok/s (%6.1f GB/s)", isa.c_str(), ntok / best,
+                  static_cast<double>(rb * rows) * ntok / best / 1e9);
+    }
+    std::printf("\n");
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  {  // first use picks the ISA: FLASHDIP_ISA if this CPU has it, else the best available one
+    const char* env = std::getenv("FLASHDIP_ISA");
+    const std::string avail = std::string(",") + kernels_available_isas() + ",";
+    const std::string initial = kernels_isa();
+    const std::string best = avail.substr(avail.rfind(',', avail.size() - 2) + 1, std::string::npos);
+    const bool env_ok = env && avail.find(std::string(",") + env + ",") != std::string::npos;
+    check(env_ok ? initial == env : initial + "," == best, "initial ISA %s (FLASHDIP_ISA=%s, available %s)",
+          initial.c_str(), env ? env : "", kernels_available_isas());
+  }
   test_half();
   test_known_blocks();
   test_roundtrip();

@@ -52,6 +52,20 @@ inline __m256i unpack_nibbles(const uint8_t* qs) {
 // q8_0: signed weights, sign moved onto the activation (see the top of the file).
 // q4_0: unsigned nibbles u in 0..15 straight into maddubs (pairs <= 2 * 15 * 127), minus
 // 8 * (a[2k] + a[2k+1]) computed once per token and block (maddubs(8, a)): (u - 8) . a exactly.
+// Gathers the fp16 scale at byte offset `off` of up to 4 blocks into the lanes of a float vector
+// (integer loads and shifts, one vcvtph2ps: keeps the scale work off the vector ALUs).
+template <int N>
+inline __m128 gather_fp16(const uint8_t* const* p, size_t off) {
+  static_assert(N >= 1 && N <= 4, "at most 4 lanes");
+  uint64_t bits = 0;
+  for (int k = 0; k < N; ++k) {
+    uint16_t h;
+    std::memcpy(&h, p[k] + off, 2);
+    bits |= static_cast<uint64_t>(h) << (16 * k);
+  }
+  return _mm_cvtph_ps(_mm_cvtsi64_si128(static_cast<long long>(bits)));
+}
+
 template <bool kQ4>
 struct KQ80 {
   static constexpr int kDecodeRows = 4;
@@ -65,25 +79,31 @@ struct KQ80 {
     const uint8_t* xt[T];
     for (int r = 0; r < R; ++r) wr[r] = g.row(r0 + r);
     for (int t = 0; t < T; ++t) xt[t] = g.tok(t0 + t);
-    const __m256i ones = _mm256_set1_epi16(1), eights = _mm256_set1_epi8(8);
+    const __m256i ones = _mm256_set1_epi16(1), eights = _mm256_set1_epi8(8), m4 = _mm256_set1_epi8(0x0f);
+    const __m256i shift_hi = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
     const int64_t nb = g.n / QK8_0;
     for (int64_t i = 0; i < nb; ++i) {
+      const uint8_t* wb[R];
+      const uint8_t* xb[T];
+      for (int r = 0; r < R; ++r) wb[r] = wr[r] + static_cast<size_t>(i) * kBlock;
+      for (int t = 0; t < T; ++t) xb[t] = xt[t] + static_cast<size_t>(i) * sizeof(block_q8_0);
+      // scale[t][r] = d_w[r] * d_x[t], built in xmm registers and re-read with broadcast loads
+      alignas(16) float dx[4], scale[T][4];
+      _mm_store_ps(dx, gather_fp16<T>(xb, 0));
+      const __m128 dw = gather_fp16<R>(wb, 0);
+      for (int t = 0; t < T; ++t) _mm_store_ps(scale[t], _mm_mul_ps(dw, _mm_set1_ps(dx[t])));
       __m256i w[R], wabs[R];
-      float dw[R];
       for (int r = 0; r < R; ++r) {
-        const uint8_t* b = wr[r] + static_cast<size_t>(i) * kBlock;
-        dw[r] = fp16_at(b);
-        if (kQ4) {
-          w[r] = unpack_nibbles(b + 2);
+        if (kQ4) {  // low nibbles -> elements 0..15 (lane 0), high nibbles -> 16..31 (lane 1)
+          const __m256i b = _mm256_broadcastsi128_si256(loadu128(wb[r] + 2));
+          w[r] = _mm256_and_si256(_mm256_srlv_epi32(b, shift_hi), m4);
         } else {
-          w[r] = loadu256(b + 2);
+          w[r] = loadu256(wb[r] + 2);
           wabs[r] = _mm256_sign_epi8(w[r], w[r]);
         }
       }
       for (int t = 0; t < T; ++t) {
-        const uint8_t* xb = xt[t] + static_cast<size_t>(i) * sizeof(block_q8_0);
-        const float dx = fp16_at(xb);
-        const __m256i a = loadu256(xb + 2);
+        const __m256i a = loadu256(xb[t] + 2);
         const __m256i bias = kQ4 ? _mm256_maddubs_epi16(eights, a) : _mm256_setzero_si256();
         for (int r = 0; r < R; ++r) {
           __m256i p16;
@@ -92,7 +112,7 @@ struct KQ80 {
           else
             p16 = _mm256_maddubs_epi16(wabs[r], _mm256_sign_epi8(a, w[r]));
           const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), s, acc[r][t]);
+          acc[r][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(&scale[t][r]), s, acc[r][t]);
         }
       }
     }
