@@ -43,10 +43,12 @@ export interface PieceOptions {
 
 export interface StreamDecoderOptions extends DecodeOptions {
   /**
-   * Tokens that come before the stream (a prompt) and are not emitted. With a prefix (even an
-   * empty one) the stream decodes exactly like decode(prefix + pushed) minus the prefix's text,
-   * so the first token of the text loses its SentencePiece space prefix. Without one, the stream
-   * continues earlier text: every piece keeps its leading space, as llama.cpp prints tokens.
+   * Tokens that come before the stream (e.g. the prompt, BOS included); their text is not emitted.
+   * With a prefix (even an empty one) the stream starts a text: the first token that renders
+   * anything loses its SentencePiece space prefix if nothing but special tokens came before it,
+   * which is what node-llama-cpp's detokenize(tokens, false, lastTokens) gives (the references'
+   * generated_text). Without a prefix the stream continues earlier text and every piece keeps its
+   * leading space, as llama.cpp prints tokens one by one.
    */
   prefix?: readonly number[];
 }
@@ -688,8 +690,8 @@ export class StreamDecoder {
   private readonly utf8 = new TextDecoder('utf-8');
   private pending: number[] = []; // raw bytes whose clean_spaces fate is not known yet
   private pendingSrc: number[] = []; // 1 if the byte came from the prefix
-  private atStart: boolean;
-  private removeSpace: boolean;
+  private atStart: boolean; // nothing pushed yet: a BOS here is dropped with removeSpecial
+  private stripSpace: boolean; // no text rendered yet: the next piece loses one leading space
   private heldEos = false;
   private inPrefix = false;
 
@@ -701,7 +703,7 @@ export class StreamDecoder {
     prefix: number[] | undefined,
   ) {
     this.atStart = prefix !== undefined;
-    this.removeSpace = prefix !== undefined && tok.addSpacePrefix;
+    this.stripSpace = prefix !== undefined && tok.addSpacePrefix;
     if (prefix && prefix.length > 0) {
       this.inPrefix = true;
       for (const id of prefix) this.take(id);
@@ -739,12 +741,15 @@ export class StreamDecoder {
       this.atStart = false;
       if (this.removeSpecial && tok.addBos && id === tok.bosId) {
         checkId(id, tok.vocabSize);
-        this.removeSpace = false;
         return;
       }
     }
-    const p = tok._piece(id, this.special, this.removeSpace);
-    this.removeSpace = false;
+    let p = tok._piece(id, this.special, false);
+    if (p.length === 0) return;
+    if (this.stripSpace) {
+      this.stripSpace = false;
+      if (p[0] === 0x20) p = p.subarray(1);
+    }
     const from = this.inPrefix ? 1 : 0;
     for (let i = 0; i < p.length; i++) {
       this.pending.push(p[i]);
