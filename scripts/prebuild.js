@@ -44,7 +44,7 @@ if (process.platform !== 'linux') {
   build(process.arch, {});
   process.exit(0);
 }
-build(process.arch, {});
+// The cross build first: node-gyp builds in build/, so the host's binary must be the last one there.
 if (process.arch === 'x64') {
   const cross = spawnSync('aarch64-linux-gnu-g++', ['--version']);
   if (cross.status === 0) {
@@ -53,9 +53,10 @@ if (process.arch === 'x64') {
       CXX: 'aarch64-linux-gnu-g++',
       LINK: 'aarch64-linux-gnu-g++',
       AR: 'aarch64-linux-gnu-ar',
-      STRIP: 'aarch64-linux-gnu-strip',
+      PREBUILD_STRIP_BIN: 'aarch64-linux-gnu-strip',
     });
   } else {
     console.log('prebuild: aarch64-linux-gnu-g++ not found; skipping linux-arm64 (apt-get install g++-aarch64-linux-gnu)');
   }
 }
+build(process.arch, {});

@@ -1,0 +1,55 @@
+import { readGguf } from '../gguf';
+import { FlashdipError } from '../errors';
+import type { Command } from './main';
+
+// MLP weights are what DIP prunes and streams; everything else is static (kept in DRAM).
+const MLP_TENSOR = /^blk\.\d+\.ffn_(gate|up|down|gate_up)\b/;
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) (n /= 1024), i++;
+  return `${n.toFixed(i ? 2 : 0)} ${units[i]}`;
+}
+
+function summarize(value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (ArrayBuffer.isView(value) || Array.isArray(value)) {
+    const arr = Array.from(value as ArrayLike<unknown>, summarize);
+    return arr.length > 8 ? { length: arr.length, first: arr.slice(0, 8) } : arr;
+  }
+  return value;
+}
+
+export const inspectCommand: Command = {
+  summary: 'show a GGUF file: metadata, tensors, static vs MLP bytes',
+  usage: 'flashdip inspect MODEL [--json]',
+  options: {},
+  allowPositionals: true,
+  async run(_v, positionals, io) {
+    if (positionals.length !== 1) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'inspect takes one model path');
+    const h = readGguf(positionals[0]);
+    let mlp = 0, total = 0;
+    for (const t of h.tensors) {
+      total += t.bytes;
+      if (MLP_TENSOR.test(t.name)) mlp += t.bytes;
+    }
+    const metadata: Record<string, unknown> = {};
+    for (const [k, val] of Object.entries(h.metadata)) metadata[k] = summarize(val);
+    const bytes = { total, mlp, static: total - mlp, mlpFraction: total ? mlp / total : 0 };
+    if (io.json) {
+      io.out(JSON.stringify({ path: positionals[0], version: h.version, alignment: h.alignment, fileSize: h.fileSize,
+        metadata, tensors: h.tensors, bytes }) + '\n');
+      return 0;
+    }
+    const lines = [`${positionals[0]}: GGUF v${h.version}, ${formatBytes(h.fileSize)}, alignment ${h.alignment}`, '', 'metadata:'];
+    for (const [k, val] of Object.entries(metadata)) lines.push(`  ${k} (${h.metadataTypes[k]}) = ${JSON.stringify(val)}`);
+    lines.push('', `tensors (${h.tensors.length}):`);
+    const w = Math.max(4, ...h.tensors.map((t) => t.name.length));
+    for (const t of h.tensors)
+      lines.push(`  ${t.name.padEnd(w)}  ${t.typeName.padEnd(6)}  [${t.dims.join(', ')}]  ${formatBytes(t.bytes)}`);
+    lines.push('', `bytes: total ${formatBytes(total)}, static ${formatBytes(total - mlp)}, MLP ${formatBytes(mlp)} (${(100 * bytes.mlpFraction).toFixed(1)}%)`);
+    io.out(lines.join('\n') + '\n');
+    return 0;
+  },
+};

@@ -1,0 +1,10 @@
+// flashdip: GGUF Llama-family inference for memory-starved devices.
+export { loadModel, Model } from './model';
+export type { LoadOptions, ModelInfo } from './model';
+export { Session } from './session';
+export type { SessionOptions, GenerateOptions, Piece, SessionStats } from './session';
+export { FlashdipError } from './errors';
+export type { ErrorCode } from './errors';
+export { readGguf, readGgufMetadata } from './gguf';
+export { Tokenizer } from './tokenizer';
+export * as kernels from './kernels';

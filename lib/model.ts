@@ -1,0 +1,99 @@
+// Model: a loaded GGUF file, its tokenizer, and the sessions that share it.
+import { getBinding, NativeModel, NativeModelInfo } from './binding';
+import { FlashdipError, fromNative } from './errors';
+import { readGguf } from './gguf';
+import { checkInt, checkKeys, checkObject } from './options';
+import { Session, SessionOptions } from './session';
+import { Tokenizer, tokenizerSpecFromMetadata } from './tokenizer';
+
+export interface LoadOptions {
+  /** Compute threads; default: one per core (small work still runs on one). */
+  threads?: number;
+}
+
+export type ModelInfo = NativeModelInfo & { path: string };
+
+const LOAD_KEYS = ['threads'] as const;
+
+export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
+  if (typeof path !== 'string' || path.length === 0) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'path: must be a non-empty string');
+  const opts = checkObject('options', options);
+  checkKeys('options', opts, LOAD_KEYS);
+  const threads = checkInt('threads', opts.threads, 1, 256);
+  const callSite = new Error();
+  let header;
+  try {
+    header = readGguf(path);
+  } catch (err) {
+    throw fromNative(err, callSite);
+  }
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = new Tokenizer(tokenizerSpecFromMetadata(header.metadata));
+  } catch (err) {
+    if (err instanceof FlashdipError) throw err;
+    throw new FlashdipError('ERR_MODEL_INVALID', `${path}: the tokenizer metadata is invalid: ${(err as Error).message}`, { cause: err });
+  }
+  let native: NativeModel;
+  try {
+    native = await getBinding().loadModel(path, { threads });
+  } catch (err) {
+    throw fromNative(err, callSite);
+  }
+  return new Model(path, native, tokenizer);
+}
+
+export class Model {
+  readonly path: string;
+  readonly tokenizer: Tokenizer;
+  readonly info: ModelInfo;
+  private native: NativeModel | undefined;
+  private readonly sessions = new Set<Session>();
+
+  /** @internal use loadModel() */
+  constructor(path: string, native: NativeModel, tokenizer: Tokenizer) {
+    this.path = path;
+    this.native = native;
+    this.tokenizer = tokenizer;
+    this.info = { ...native.info(), path };
+  }
+
+  get disposed(): boolean {
+    return this.native === undefined;
+  }
+
+  createSession(options: SessionOptions = {}): Session {
+    const native = this.alive();
+    const session = new Session(this, native, options, () => this.sessions.delete(session));
+    this.sessions.add(session);
+    return session;
+  }
+
+  /** Token ids of text; with addSpecial, BOS (and EOS) as the vocabulary asks. */
+  tokenize(text: string, options: { addSpecial?: boolean; parseSpecial?: boolean } = {}): number[] {
+    this.alive();
+    return this.tokenizer.encode(text, options);
+  }
+
+  detokenize(tokens: readonly number[]): string {
+    this.alive();
+    return this.tokenizer.decode(tokens);
+  }
+
+  /** Frees the model and every session made from it. Idempotent. */
+  async dispose(): Promise<void> {
+    if (!this.native) return;
+    for (const s of [...this.sessions]) await s.dispose();
+    this.native.dispose();
+    this.native = undefined;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  private alive(): NativeModel {
+    if (!this.native) throw new FlashdipError('ERR_DISPOSED', 'the model has been disposed');
+    return this.native;
+  }
+}

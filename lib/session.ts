@@ -1,0 +1,292 @@
+// Session: one sequence (KV cache) over a shared model; prompt evaluation, sampling and streaming
+// detokenization. Every forward step runs off the JS thread in the native AsyncWorker.
+import { NativeContext, NativeModel } from './binding';
+import { FlashdipError, fromNative } from './errors';
+import type { Model } from './model';
+import { checkEnum, checkInt, checkKeys, checkNumber, checkObject } from './options';
+import { Sampler, SamplerOptions } from './sampler';
+import { TokenType } from './tokenizer';
+
+export interface SessionOptions {
+  /** Tokens the KV cache holds; default min(model context, 4096). */
+  contextSize?: number;
+  /** Seed of the sampler's PRNG; the same seed reproduces the same tokens. */
+  seed?: number;
+  /** KV cache element type: 'f16' (default, half the memory) or 'f32' (exact). */
+  kvCacheType?: 'f16' | 'f32';
+  /** Tokens per forward pass during prompt evaluation. */
+  batchSize?: number;
+  threads?: number;
+}
+
+export interface GenerateOptions extends SamplerOptions {
+  /** Stop after this many tokens (default 256). */
+  maxTokens?: number;
+  /** Stop when the text produced contains one of these; the stop string is not emitted. */
+  stop?: string[];
+  signal?: AbortSignal;
+  /** Called with the logits before each token is sampled (diagnostics; the array is reused). */
+  onLogits?: (logits: Float32Array, step: number) => void;
+}
+
+export interface Piece {
+  /** Text completed by this token (may be empty while a UTF-8 character or stop string is pending). */
+  text: string;
+  token: number;
+}
+
+export interface SessionStats {
+  contextSize: number;
+  contextUsed: number;
+  promptTokens: number;
+  generatedTokens: number;
+  prefillSeconds: number;
+  decodeSeconds: number;
+  prefillTokensPerSecond: number;
+  decodeTokensPerSecond: number;
+  /** Resident set size of the process (what the OS counts), in bytes. */
+  residentBytes: number;
+}
+
+const SESSION_KEYS = ['contextSize', 'seed', 'kvCacheType', 'batchSize', 'threads'] as const;
+const GENERATE_KEYS = [
+  'maxTokens', 'stop', 'signal', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN',
+  'frequencyPenalty', 'presencePenalty', 'seed', 'onLogits',
+] as const;
+const KV_TYPES = { f32: 0, f16: 1 } as const;
+
+export class Session {
+  readonly model: Model;
+  readonly contextSize: number;
+  private native: NativeContext | undefined;
+  private readonly onDispose: () => void;
+  private readonly seed: number;
+  private generations = 0;
+  /** Every token of the sequence; the first nPast are in the KV cache. */
+  private readonly history: number[] = [];
+  private readonly logits: Float32Array;
+  private busy = false;
+  private counters = { promptTokens: 0, generatedTokens: 0, prefillSeconds: 0, decodeSeconds: 0 };
+
+  /** @internal use model.createSession() */
+  constructor(model: Model, nativeModel: NativeModel, options: SessionOptions, onDispose: () => void) {
+    const o = checkObject('options', options);
+    checkKeys('options', o, SESSION_KEYS);
+    const maxCtx = model.info.contextLength;
+    this.contextSize = checkInt('contextSize', o.contextSize, 1, 1 << 24, Math.min(maxCtx, 4096));
+    this.seed = checkInt('seed', o.seed, 0, 2 ** 32 - 1, 0);
+    const kv = checkEnum('kvCacheType', o.kvCacheType, ['f16', 'f32'], 'f16');
+    const batchSize = checkInt('batchSize', o.batchSize, 1, 4096, 64);
+    const threads = checkInt('threads', o.threads, 1, 256);
+    this.model = model;
+    this.onDispose = onDispose;
+    try {
+      this.native = nativeModel.createContext({ contextSize: this.contextSize, kvType: KV_TYPES[kv], batchSize, threads });
+    } catch (err) {
+      throw fromNative(err);
+    }
+    this.logits = new Float32Array(model.info.vocabSize);
+  }
+
+  /** Tokens in the sequence so far (prompt and generated). */
+  get tokens(): readonly number[] {
+    return this.history;
+  }
+
+  /**
+   * Appends tokens to the sequence and runs them through the model. Returns the logits of the last
+   * token, or with allLogits those of every appended token ([n][vocab]). The returned array of the
+   * last-token form is reused by the next call: copy it to keep it.
+   */
+  async evaluate(tokens: readonly number[], options: { allLogits?: boolean } = {}): Promise<Float32Array> {
+    this.alive();
+    if (!Array.isArray(tokens) || tokens.length === 0) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'tokens: must be a non-empty array');
+    const vocab = this.model.info.vocabSize;
+    for (const t of tokens)
+      if (!Number.isInteger(t) || t < 0 || t >= vocab)
+        throw new FlashdipError('ERR_INVALID_ARGUMENT', `tokens: ${t} is not a token id of this model (0..${vocab - 1})`);
+    return this.advance(tokens, options.allLogits === true);
+  }
+
+  // Evaluates the tokens of the sequence not yet in the cache (a sampled token is only evaluated
+  // when the sequence goes on) followed by `tokens`.
+  private async advance(tokens: readonly number[], all: boolean): Promise<Float32Array> {
+    const native = this.alive();
+    const pending = this.history.slice(native.nPast());
+    const input = Int32Array.from([...pending, ...tokens]);
+    const vocab = this.model.info.vocabSize;
+    const out = all ? new Float32Array(input.length * vocab) : this.logits;
+    await this.run(native, input, all, out);
+    this.history.push(...tokens);
+    return all ? out.subarray(pending.length * vocab) : out;
+  }
+
+  /**
+   * Generates a continuation of `prompt` (text, or token ids). The first prompt of a session gets
+   * BOS as the vocabulary asks; later prompts continue the same sequence.
+   */
+  async *generate(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncGenerator<Piece, void, undefined> {
+    const o = checkObject('options', options);
+    checkKeys('options', o, GENERATE_KEYS);
+    const maxTokens = checkInt('maxTokens', o.maxTokens, 0, 1 << 30, 256);
+    const stop = checkStops(o.stop);
+    const signal = o.signal as AbortSignal | undefined;
+    const onLogits = o.onLogits as GenerateOptions['onLogits'];
+    if (onLogits !== undefined && typeof onLogits !== 'function') throw new FlashdipError('ERR_INVALID_ARGUMENT', 'onLogits: must be a function');
+    if (signal !== undefined && (typeof signal !== 'object' || typeof signal.aborted !== 'boolean'))
+      throw new FlashdipError('ERR_INVALID_ARGUMENT', 'signal: must be an AbortSignal');
+    const { maxTokens: _m, stop: _s, signal: _g, onLogits: _l, ...samplerOptions } = o as GenerateOptions;
+    const sampler = new Sampler({ ...samplerOptions, seed: samplerOptions.seed ?? this.seed + this.generations++ });
+    const native = this.alive();
+    const tok = this.model.tokenizer;
+    let promptTokens: number[];
+    if (typeof prompt === 'string') promptTokens = tok.encode(prompt, { addSpecial: this.history.length === 0 });
+    else if (Array.isArray(prompt)) promptTokens = [...prompt];
+    else throw new FlashdipError('ERR_INVALID_ARGUMENT', 'prompt: must be a string or an array of token ids');
+    if (promptTokens.length === 0 && this.history.length === 0)
+      throw new FlashdipError('ERR_INVALID_ARGUMENT', 'prompt: nothing to evaluate (empty prompt and the vocabulary adds no BOS)');
+
+    aborted(signal);
+    if (promptTokens.length > 0) {
+      const t0 = performance.now();
+      await this.evaluate(promptTokens);
+      this.counters.prefillSeconds += (performance.now() - t0) / 1000;
+      this.counters.promptTokens += promptTokens.length;
+    } else if (native.nPast() < this.history.length) {
+      await this.advance([], false);
+    }
+
+    for (const t of this.history.slice(-sampler.options.repeatLastN)) sampler.accept(t);
+    // The text of the sequence so far is the decoder's prefix, so the first piece keeps or drops its
+    // leading space as detokenizing the whole text would (control tokens such as BOS have no text and
+    // are left out, as llama.cpp does: a continuation of BOS alone starts without a space).
+    const decoder = tok.createStreamDecoder({ prefix: this.history.filter((t) => tok.tokenType(t) !== TokenType.Control) });
+    const filter = new StopFilter(stop);
+    for (let produced = 0; produced < maxTokens; ) {
+      aborted(signal);
+      onLogits?.(this.logits, produced);
+      const token = sampler.sample(this.logits);
+      sampler.accept(token);
+      if (tok.isEndOfGeneration(token)) break;
+      this.history.push(token);
+      produced++;
+      this.counters.generatedTokens++;
+      const { text, stopped } = filter.push(decoder.push(token));
+      if (text || !stopped) yield { text, token };
+      if (stopped) return;
+      if (produced < maxTokens) {
+        const t0 = performance.now();
+        await this.run(native, Int32Array.of(token), false, this.logits);
+        this.counters.decodeSeconds += (performance.now() - t0) / 1000;
+      }
+    }
+    const rest = filter.flush(decoder.flush());
+    if (rest) yield { text: rest, token: -1 };
+  }
+
+  stats(): SessionStats {
+    const c = this.counters;
+    return {
+      contextSize: this.contextSize,
+      contextUsed: this.native ? this.native.nPast() : 0,
+      promptTokens: c.promptTokens,
+      generatedTokens: c.generatedTokens,
+      prefillSeconds: c.prefillSeconds,
+      decodeSeconds: c.decodeSeconds,
+      prefillTokensPerSecond: c.prefillSeconds > 0 ? c.promptTokens / c.prefillSeconds : 0,
+      // The first generated token comes from the prompt's logits, so decode steps = generated - 1.
+      decodeTokensPerSecond: c.decodeSeconds > 0 ? Math.max(0, c.generatedTokens - 1) / c.decodeSeconds : 0,
+      residentBytes: process.memoryUsage.rss(),
+    };
+  }
+
+  /** Forgets the sequence; the next prompt starts from an empty cache. */
+  reset(): void {
+    this.alive().truncate(0);
+    this.history.length = 0;
+    this.counters = { promptTokens: 0, generatedTokens: 0, prefillSeconds: 0, decodeSeconds: 0 };
+  }
+
+  get disposed(): boolean {
+    return this.native === undefined;
+  }
+
+  async dispose(): Promise<void> {
+    if (!this.native) return;
+    this.native.dispose();
+    this.native = undefined;
+    this.onDispose();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+
+  private async run(native: NativeContext, tokens: Int32Array, all: boolean, out: Float32Array): Promise<void> {
+    if (this.busy) throw new FlashdipError('ERR_BUSY', 'the session is already evaluating; await the previous call');
+    const callSite = new Error();
+    this.busy = true;
+    try {
+      if (tokens.length > 0) await native.eval(tokens, all, out);
+    } catch (err) {
+      throw fromNative(err, callSite);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private alive(): NativeContext {
+    if (!this.native || this.model.disposed) throw new FlashdipError('ERR_DISPOSED', 'the session has been disposed');
+    return this.native;
+  }
+}
+
+function aborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new FlashdipError('ERR_ABORTED', 'generation was aborted', { cause: signal.reason });
+}
+
+function checkStops(value: unknown): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value) || value.some((s) => typeof s !== 'string' || s.length === 0))
+    throw new FlashdipError('ERR_INVALID_ARGUMENT', 'stop: must be an array of non-empty strings');
+  return value as string[];
+}
+
+// Holds back the end of the text that could still grow into a stop string, so a stop string split
+// across tokens is never emitted.
+class StopFilter {
+  private pending = '';
+  constructor(private readonly stops: string[]) {}
+
+  push(text: string): { text: string; stopped: boolean } {
+    if (this.stops.length === 0) return { text, stopped: false };
+    this.pending += text;
+    let cut = -1;
+    for (const s of this.stops) {
+      const i = this.pending.indexOf(s);
+      if (i >= 0 && (cut < 0 || i < cut)) cut = i;
+    }
+    if (cut >= 0) {
+      const out = this.pending.slice(0, cut);
+      this.pending = '';
+      return { text: out, stopped: true };
+    }
+    let keep = 0;
+    for (const s of this.stops)
+      for (let k = Math.min(s.length - 1, this.pending.length); k > keep; k--)
+        if (this.pending.endsWith(s.slice(0, k))) {
+          keep = k;
+          break;
+        }
+    const out = this.pending.slice(0, this.pending.length - keep);
+    this.pending = this.pending.slice(this.pending.length - keep);
+    return { text: out, stopped: false };
+  }
+
+  flush(text: string): string {
+    const r = this.push(text);
+    const out = r.text + (r.stopped ? '' : this.pending);
+    this.pending = '';
+    return out;
+  }
+}

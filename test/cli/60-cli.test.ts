@@ -1,0 +1,78 @@
+// The CLI contract: `flashdip run --json` reproduces llama.cpp's greedy tokens on every reference,
+// `inspect` describes a file, and every failure prints a message and exits 1 (never a signal).
+import * as assert from 'assert';
+import { spawnSync } from 'child_process';
+import * as path from 'path';
+import { promptReferences, STORIES } from '../helpers';
+
+const BIN = path.resolve(__dirname, '../../bin/flashdip.js');
+
+function cli(...args: string[]): { status: number | null; signal: string | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120000 });
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('60 cli', () => {
+  for (const ref of promptReferences()) {
+    it(`run --json "${ref.id}" gives llama.cpp's prompt tokens and 64 greedy tokens`, () => {
+      const r = cli('run', '--model', STORIES, '--prompt', ref.prompt_text, '--max-tokens', '64', '--temperature', '0', '--json');
+      assert.strictEqual(r.status, 0, r.stderr + r.stdout);
+      const out = JSON.parse(r.stdout);
+      assert.deepStrictEqual(out.promptTokens, ref.prompt_tokens);
+      assert.deepStrictEqual(out.tokens, ref.generated_tokens);
+      assert.strictEqual(out.text, ref.generated_text);
+      assert.ok(out.stats.decodeTokensPerSecond > 0);
+    });
+  }
+
+  it('run --logits N includes the first N logit vectors', () => {
+    const ref = promptReferences()[0];
+    const r = cli('run', '--model', STORIES, '--prompt', ref.prompt_text, '--max-tokens', '4', '--temperature', '0', '--kv-type', 'f32', '--logits', '4', '--json');
+    assert.strictEqual(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.strictEqual(out.logits.length, 4);
+    for (let k = 0; k < 4; k++) {
+      const worst = Math.max(...out.logits[k].map((v: number, i: number) => Math.abs(v - ref.first_logits[k][i])));
+      assert.ok(worst <= 1e-3, `step ${k}: ${worst}`);
+    }
+  });
+
+  it('run prints text without --json', () => {
+    const r = cli('run', '--model', STORIES, '--prompt', 'Once upon a time', '--max-tokens', '8', '--temperature', '0');
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.ok(r.stdout.startsWith(', there was a little girl'), r.stdout);
+  });
+
+  it('inspect shows metadata, tensors and the static/MLP split', () => {
+    const r = cli('inspect', STORIES, '--json');
+    assert.strictEqual(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.strictEqual(out.tensors.length, 48);
+    assert.strictEqual(out.metadata['general.architecture'], 'llama');
+    assert.strictEqual(out.bytes.mlp, 5 * 3 * 64 * 172 * 4);
+    const text = cli('inspect', STORIES);
+    assert.strictEqual(text.status, 0);
+    assert.match(text.stdout, /blk\.0\.ffn_down\.weight/);
+  });
+
+  const failures: [string, string[], string][] = [
+    ['missing model file', ['run', '--model', '/nonexistent.gguf', '--prompt', 'x'], 'ERR_IO'],
+    ['negative --max-tokens', ['run', '--model', STORIES, '--prompt', 'x', '--max-tokens', '-1'], 'ERR_INVALID_ARGUMENT'],
+    ['non-numeric --temperature', ['run', '--model', STORIES, '--prompt', 'x', '--temperature', 'hot'], 'ERR_INVALID_ARGUMENT'],
+    ['unknown flag', ['run', '--model', STORIES, '--prompt', 'x', '--fast'], 'ERR_INVALID_ARGUMENT'],
+    ['unknown command', ['frobnicate'], 'ERR_INVALID_ARGUMENT'],
+    ['missing --prompt', ['run', '--model', STORIES], 'ERR_INVALID_ARGUMENT'],
+    ['not a GGUF file', ['inspect', BIN], 'ERR_GGUF_BAD_MAGIC'],
+  ];
+  for (const [what, args, code] of failures) {
+    it(`${what}: exit 1 with ${code}`, () => {
+      const r = cli(...args, '--json');
+      assert.strictEqual(r.signal, null);
+      assert.strictEqual(r.status, 1, r.stdout + r.stderr);
+      assert.strictEqual(JSON.parse(r.stdout).error.code, code);
+      const plain = cli(...args);
+      assert.strictEqual(plain.status, 1);
+      assert.match(plain.stderr, new RegExp(code));
+    });
+  }
+});

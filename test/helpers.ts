@@ -1,0 +1,42 @@
+// Shared test helpers: where the fixture kit lives, and reading its reference files.
+import * as fs from 'fs';
+import * as path from 'path';
+
+export const SHARED = path.resolve(__dirname, '../../shared/data');
+export const STORIES = path.join(SHARED, 'models/stories260K.gguf');
+export const REFERENCE = path.join(SHARED, 'reference/stories260K');
+export const TMP = path.resolve(__dirname, '../.tmp');
+
+export function readJson<T = any>(file: string): T {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+}
+
+export interface PromptReference {
+  id: string;
+  prompt_text: string;
+  prompt_tokens: number[];
+  generated_tokens: number[];
+  generated_text: string;
+  first_logits: number[][];
+  llamacpp_default_kv_f16: { generated_tokens: number[]; first_logits: number[][] };
+}
+
+export function promptReferences(): PromptReference[] {
+  return fs
+    .readdirSync(REFERENCE)
+    .filter((f) => f.startsWith('prompt_'))
+    .sort()
+    .map((f) => readJson<PromptReference>(path.join(REFERENCE, f)));
+}
+
+export function tmpFile(name: string): string {
+  fs.mkdirSync(TMP, { recursive: true });
+  return path.join(TMP, `${process.pid}-${name}`);
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
