@@ -1,0 +1,76 @@
+// Random-weight models of every architecture and every computable tensor type (made by
+// scripts/make-model.ts with one seed, so all types quantize the same weights):
+// - each runs prompt evaluation and generation;
+// - its logits stay within the documented bound of the F32 model's (QUANT_BOUNDS, relative to the
+//   largest F32 logit; measured on these random-weight models, where 4-bit noise is at its worst);
+// - every SIMD ISA gives the scalar twin's logits (summation order for float types; for integer
+//   types the rare flip of a rounded activation after a tiny upstream difference).
+import * as assert from 'assert';
+import { kernels, loadModel } from '../../lib';
+import { ARCHS, makeModel, WEIGHT_TYPES, WeightType } from '../../scripts/make-model';
+import { tmpFile } from '../helpers';
+
+// Measured worst case on these shapes (llama/qwen2/phi3): f16 1.2e-3, bf16 7.7e-3, q8_0 3.3e-2,
+// q6_k 0.10, q4_0 0.36, q4_k 0.34.
+export const QUANT_BOUNDS: Record<WeightType, number> = {
+  f32: 0, f16: 4e-3, bf16: 2e-2, q8_0: 6e-2, q6_k: 0.18, q4_0: 0.55, q4_k: 0.55,
+};
+const SIMD_BOUND: Record<WeightType, number> = {
+  f32: 1e-5, f16: 1e-5, bf16: 1e-5, q8_0: 1e-2, q6_k: 1e-2, q4_0: 1e-2, q4_k: 1e-2,
+};
+const PROMPT = Array.from({ length: 12 }, (_, i) => 3 + ((i * 37) % 300));
+
+async function logitsOf(path: string): Promise<Float32Array> {
+  const m = await loadModel(path);
+  const s = m.createSession({ kvCacheType: 'f32', contextSize: 64 });
+  const l = (await s.evaluate(PROMPT, { allLogits: true })).slice();
+  let n = 0;
+  for await (const p of s.generate([], { maxTokens: 8, temperature: 0 })) if (p.token >= 0) n++;
+  assert.ok(n > 0, 'generates');
+  await m.dispose();
+  return l;
+}
+
+function relDiff(a: Float32Array, ref: Float32Array): number {
+  let mx = 0, d = 0;
+  for (let i = 0; i < ref.length; i++) {
+    mx = Math.max(mx, Math.abs(ref[i]));
+    d = Math.max(d, Math.abs(a[i] - ref[i]));
+  }
+  return d / mx;
+}
+
+describe('45 architectures x tensor types (random weights)', function () {
+  this.timeout(120000);
+  const isas = kernels.info().available;
+  const best = kernels.info().isa;
+  after(() => kernels.setIsa(best));
+
+  for (const arch of ARCHS) {
+    describe(arch, () => {
+      let ref: Float32Array;
+      const paths: Partial<Record<WeightType, string>> = {};
+      before(() => {
+        for (const type of WEIGHT_TYPES) {
+          paths[type] = tmpFile(`${arch}-${type}.gguf`);
+          makeModel({ out: paths[type]!, arch, dim: 256, layers: 2, heads: 4, kvHeads: 2, ffn: 512, vocab: 320, ctx: 128, type, seed: 3, tied: arch === 'qwen2' });
+        }
+      });
+      for (const type of WEIGHT_TYPES) {
+        it(`${type}: runs, within ${QUANT_BOUNDS[type]} of f32, every ISA equals scalar`, async () => {
+          kernels.setIsa('scalar');
+          const scalar = await logitsOf(paths[type]!);
+          if (type === 'f32') ref = scalar;
+          const err = relDiff(scalar, ref);
+          assert.ok(err <= QUANT_BOUNDS[type], `relative logit error ${err} > ${QUANT_BOUNDS[type]}`);
+          for (const isa of isas.filter((i) => i !== 'scalar')) {
+            assert.ok(kernels.setIsa(isa));
+            const d = relDiff(await logitsOf(paths[type]!), scalar);
+            assert.ok(d <= SIMD_BOUND[type], `${isa} vs scalar: ${d}`);
+          }
+          kernels.setIsa(best);
+        });
+      }
+    });
+  }
+});
