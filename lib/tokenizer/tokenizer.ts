@@ -5,7 +5,7 @@
 // purpose, because the test vectors were produced by llama.cpp and must match id for id.
 
 import { FlashdipError } from '../errors';
-import { Heap } from './heap';
+import { PairQueue } from './heap';
 import { preTokenize, preTokenizerInfo } from './pretokenize';
 import { TokenizerSpec, TokenType } from './spec';
 import { byteLevelToByte, bytesToByteLevel, utf8, wellFormed } from './unicode';
@@ -102,9 +102,6 @@ function checkOptions(name: string, o: unknown, keys: readonly string[]): Record
   return r;
 }
 
-interface BpeBigram { rank: number; left: number; right: number; lenL: number; lenR: number }
-interface SpmBigram { score: number; left: number; right: number; size: number }
-
 export class Tokenizer {
   /** 'spm' for tokenizer.ggml.model 'llama', 'bpe' for 'gpt2'. */
   readonly type: 'spm' | 'bpe';
@@ -138,6 +135,9 @@ export class Tokenizer {
   private readonly byteIds = new Int32Array(256).fill(-1);
   private readonly pieces: (Uint8Array | undefined)[];
   private readonly wordCache = new Map<string, number[]>();
+  private readonly spmPairs = new Map<number, number>(); // (left id, right id) -> merged id or -1
+  private readonly queue = new PairQueue();
+  private spmJoinable: Set<number> | undefined;
 
   constructor(spec: TokenizerSpec) {
     if (typeof spec !== 'object' || spec === null) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'spec: must be an object');
@@ -300,7 +300,7 @@ export class Tokenizer {
       }
       for (const f of fragments) {
         if (typeof f === 'string') {
-          this.spmTokenize((this.addSpacePrefix && prevSpecial ? ' ' : '') + f, out);
+          this.spmFragment((this.addSpacePrefix && prevSpecial ? ' ' : '') + f, out);
           prevSpecial = false;
         } else {
           out.push(f);
@@ -370,6 +370,53 @@ export class Tokenizer {
     return fragments;
   }
 
+  // SentencePiece BPE over a whole fragment, as llama.cpp runs it. Merges only ever join
+  // neighbours into a vocabulary token, so no merge can cross a boundary between two characters
+  // that sit side by side in no token: cutting the text there gives the same ids, lets each piece
+  // use a small queue, and lets repeated pieces (words, mostly) come from a cache.
+  private spmFragment(text: string, out: number[]): void {
+    const s = text.replace(/ /g, '\u2581');
+    const joinable = this.spmJoinable ?? (this.spmJoinable = this.buildJoinable());
+    const cache = this.wordCache;
+    let from = 0;
+    let prevCp = -1;
+    for (let i = 0; i <= s.length; ) {
+      const cp = i < s.length ? s.codePointAt(i)! : -1;
+      if (i === s.length || (prevCp >= 0 && !joinable.has(prevCp * 0x110000 + cp))) {
+        if (i > from) {
+          const piece = s.slice(from, i);
+          let ids = cache.get(piece);
+          if (ids === undefined) {
+            ids = [];
+            this.spmTokenize(piece, ids);
+            if (cache.size >= 65536) cache.clear();
+            cache.set(piece, ids);
+          }
+          for (const id of ids) out.push(id);
+        }
+        from = i;
+        if (i === s.length) break;
+      }
+      prevCp = cp;
+      i += cp > 0xffff ? 2 : 1;
+    }
+  }
+
+  // Every pair of adjacent code points inside some token's text.
+  private buildJoinable(): Set<number> {
+    const set = new Set<number>();
+    for (const t of this.texts) {
+      let prev = -1;
+      for (let i = 0; i < t.length; i++) {
+        const cp = t.codePointAt(i)!;
+        if (cp > 0xffff) i++;
+        if (prev >= 0) set.add(prev * 0x110000 + cp);
+        prev = cp;
+      }
+    }
+    return set;
+  }
+
   // SentencePiece BPE: merge the best-scoring adjacent pair that is a token, until none is left;
   // pieces that are not tokens fall back to <0xXX> byte tokens.
   private spmTokenize(text: string, out: number[]): void {
@@ -379,45 +426,65 @@ export class Tokenizer {
     const len = new Int32Array(n);
     const prev = new Int32Array(n);
     const next = new Int32Array(n);
+    const sym = new Int32Array(n); // token id of each symbol, -1 if its text is not a token
     let count = 0;
     for (let i = 0; i < n; ) {
       const w = s.codePointAt(i)! > 0xffff ? 2 : 1;
       start[count] = i;
       len[count] = w;
+      const id = this.idOf.get(w === 1 ? s[i] : s.slice(i, i + 2));
+      sym[count] = id === undefined ? -1 : id;
       i += w;
       prev[count] = count - 1;
       next[count] = i === n ? -1 : count + 1;
       count++;
     }
     if (count === 0) return;
-    const heap = new Heap<SpmBigram>((a, b) => a.score > b.score || (a.score === b.score && a.left < b.left));
+    // A merged symbol is always a token, so a pair of token ids names the merged text: cache the
+    // text lookups by id pair (the same pairs recur all over a long text).
+    const pairs = this.spmPairs;
+    const nv = this.vocabSize;
+    const heap = this.queue;
+    heap.clear();
     const tryAdd = (l: number, r: number) => {
       if (l < 0 || r < 0) return;
-      const id = this.idOf.get(s.slice(start[l], start[l] + len[l] + len[r]));
-      if (id === undefined) return;
-      heap.push({ score: this.scores[id], left: l, right: r, size: len[l] + len[r] });
+      let id: number | undefined;
+      const a = sym[l];
+      const b = sym[r];
+      if (a >= 0 && b >= 0) {
+        const key = a * nv + b;
+        id = pairs.get(key);
+        if (id === undefined) {
+          id = this.idOf.get(this.texts[a] + this.texts[b]) ?? -1;
+          pairs.set(key, id);
+        }
+      } else {
+        id = this.idOf.get(s.slice(start[l], start[l] + len[l] + len[r])) ?? -1;
+      }
+      if (id < 0) return;
+      heap.push(-this.scores[id], l, r, len[l] + len[r], id);
     };
     for (let i = 1; i < count; i++) tryAdd(i - 1, i);
-    for (let b = heap.pop(); b !== undefined; b = heap.pop()) {
-      const l = b.left;
-      const r = b.right;
-      if (len[l] === 0 || len[r] === 0 || len[l] + len[r] !== b.size) continue;
+    while (heap.pop()) {
+      const l = heap.topLeft;
+      const r = heap.topRight;
+      if (len[l] === 0 || len[r] === 0 || len[l] + len[r] !== heap.topA) continue;
       len[l] += len[r];
       len[r] = 0;
+      sym[l] = heap.topB;
       next[l] = next[r];
       if (next[r] >= 0) prev[next[r]] = l;
       tryAdd(prev[l], l);
       tryAdd(l, next[l]);
     }
     for (let i = 0; i !== -1; i = next[i]) {
-      const piece = s.slice(start[i], start[i] + len[i]);
-      const id = this.idOf.get(piece);
-      if (id !== undefined) {
-        out.push(id);
+      if (sym[i] >= 0) {
+        out.push(sym[i]);
         continue;
       }
-      for (const byte of utf8(piece)) out.push(this.byteToken(byte));
+      for (const byte of utf8(s.slice(start[i], start[i] + len[i]))) out.push(this.byteToken(byte));
     }
+    if (pairs.size > 1 << 20) pairs.clear();
   }
 
   private byteToken(byte: number): number {
@@ -456,18 +523,19 @@ export class Tokenizer {
       prev[i] = i - 1;
       next[i] = i + 1 === n ? -1 : i + 1;
     }
-    const heap = new Heap<BpeBigram>((a, b) => a.rank < b.rank || (a.rank === b.rank && a.left < b.left));
+    const heap = this.queue;
+    heap.clear();
     const add = (l: number, r: number) => {
       if (l < 0 || r < 0) return;
       const rank = this.ranks.get(`${w.slice(l, l + len[l])}\u0001${w.slice(r, r + len[r])}`);
       if (rank === undefined) return;
-      heap.push({ rank, left: l, right: r, lenL: len[l], lenR: len[r] });
+      heap.push(rank, l, r, len[l], len[r]);
     };
     for (let i = 1; i < n; i++) add(i - 1, i);
-    for (let b = heap.pop(); b !== undefined; b = heap.pop()) {
-      const l = b.left;
-      const r = b.right;
-      if (len[l] === 0 || len[r] === 0 || len[l] !== b.lenL || len[r] !== b.lenR) continue;
+    while (heap.pop()) {
+      const l = heap.topLeft;
+      const r = heap.topRight;
+      if (len[l] === 0 || len[r] === 0 || len[l] !== heap.topA || len[r] !== heap.topB) continue;
       len[l] += len[r];
       len[r] = 0;
       next[l] = next[r];
