@@ -8,7 +8,7 @@ import { FlashdipError } from '../errors';
 import { PairQueue } from './heap';
 import { preTokenize, preTokenizerInfo } from './pretokenize';
 import { TokenizerSpec, TokenType } from './spec';
-import { byteLevelToByte, bytesToByteLevel, utf8, wellFormed } from './unicode';
+import { byteLevel, byteLevelToByte, utf8, wellFormed } from './unicode';
 
 // llama_token_attr bits.
 const ATTR_UNKNOWN = 1 << 0;
@@ -498,12 +498,11 @@ export class Tokenizer {
   private bpeTokenize(text: string, out: number[]): void {
     const cache = this.wordCache;
     for (const word of preTokenize(text, this.family)) {
-      const w = bytesToByteLevel(utf8(word));
-      let ids = cache.get(w);
+      let ids = cache.get(word);
       if (ids === undefined) {
-        ids = this.bpeWord(w);
+        ids = this.bpeWord(byteLevel(word));
         if (cache.size >= 65536) cache.clear();
-        cache.set(w, ids);
+        cache.set(word, ids);
       }
       for (const id of ids) out.push(id);
     }
@@ -653,9 +652,7 @@ export class Tokenizer {
       at += p.length;
     }
     if (!this.cleanSpaces) return bytes;
-    const t = Array.from(bytes);
-    const n = cleanSpaces(t, null);
-    return Uint8Array.from(t.slice(0, n));
+    return bytes.subarray(0, cleanSpaces(bytes, null));
   }
 
   /** llama_detokenize(ids, removeSpecial, unparseSpecial) as a string (bad UTF-8 becomes U+FFFD). */
@@ -703,7 +700,7 @@ function attrOfType(t: number): number {
 // llama.cpp's clean_spaces passes over detokenized bytes, in place: " ?" " !" " ." " ," lose the
 // space, " ' " becomes "'", and " 's" " 'm" " 're" " 've" lose the space. `src`, when given,
 // follows each byte's origin through the same moves. Returns the new length.
-export function cleanSpaces(t: number[], src: number[] | null): number {
+export function cleanSpaces(t: number[] | Uint8Array, src: number[] | null): number {
   const SP = 0x20;
   const Q = 0x27;
   let total = t.length;

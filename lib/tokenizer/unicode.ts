@@ -72,10 +72,23 @@ const CHAR_TO_BYTE = new Map<number, number>();
   }
 }
 
-/** Maps UTF-8 bytes to the GPT-2 byte-level string (one UTF-16 unit per byte). */
-export function bytesToByteLevel(bytes: Uint8Array): string {
+/** The GPT-2 byte-level string of a (well-formed) string's UTF-8 bytes: one UTF-16 unit per byte. */
+export function byteLevel(text: string): string {
   let s = '';
-  for (let i = 0; i < bytes.length; i++) s += BYTE_TO_CHAR[bytes[i]];
+  for (let i = 0; i < text.length; i++) {
+    let c = text.charCodeAt(i);
+    if (c < 0x80) {
+      s += BYTE_TO_CHAR[c];
+    } else if (c < 0x800) {
+      s += BYTE_TO_CHAR[0xc0 | (c >> 6)] + BYTE_TO_CHAR[0x80 | (c & 63)];
+    } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      c = 0x10000 + ((c - 0xd800) << 10) + (text.charCodeAt(++i) - 0xdc00);
+      s += BYTE_TO_CHAR[0xf0 | (c >> 18)] + BYTE_TO_CHAR[0x80 | ((c >> 12) & 63)] +
+        BYTE_TO_CHAR[0x80 | ((c >> 6) & 63)] + BYTE_TO_CHAR[0x80 | (c & 63)];
+    } else {
+      s += BYTE_TO_CHAR[0xe0 | (c >> 12)] + BYTE_TO_CHAR[0x80 | ((c >> 6) & 63)] + BYTE_TO_CHAR[0x80 | (c & 63)];
+    }
+  }
   return s;
 }
 
