@@ -1,20 +1,25 @@
 #include "flashdip/threadpool.h"
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define FD_PAUSE() _mm_pause()
-#elif defined(__aarch64__)
-#define FD_PAUSE() __asm__ __volatile__("yield")
-#else
-#define FD_PAUSE() ((void)0)
-#endif
+#include <chrono>
 
 namespace fd {
 
 namespace {
-// About 20-50 microseconds of polling before sleeping: long enough to cover the gap between the
-// matrix-vector products of one token, short enough not to steal a core between tokens.
-constexpr int kSpinIterations = 20000;
+// Workers poll for the next job this long before sleeping: long enough to cover the gap between the
+// matrix-vector products of one token, short enough not to steal a core between tokens. The polling
+// loops use plain loads, not PAUSE: under KVM, PAUSE loops trigger pause-loop exits that deschedule
+// the vCPU, which made two threads ten times slower than one on a 2-vCPU machine.
+constexpr auto kSpinTime = std::chrono::microseconds(200);
+
+template <typename Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+  for (;;) {
+    for (int i = 0; i < 256; ++i)
+      if (done()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+  }
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
@@ -58,13 +63,14 @@ void ThreadPool::run(int64_t n_tasks, int max_threads, const std::function<void(
   }
   cv_.notify_all();
   work(0);
-  while (active_.load(std::memory_order_acquire) != 0) FD_PAUSE();
+  while (active_.load(std::memory_order_acquire) != 0) {
+  }
 }
 
 void ThreadPool::worker(int index) {
   uint64_t seen = 0;
   for (;;) {
-    for (int spin = 0; generation_.load(std::memory_order_acquire) == seen && spin < kSpinIterations; ++spin) FD_PAUSE();
+    spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; });
     bool participate;
     {
       std::unique_lock<std::mutex> lock(mu_);
