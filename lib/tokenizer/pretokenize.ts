@@ -15,7 +15,7 @@ import {
   ASCII_WS_CLASS, CPT_LETTER, CPT_NUMBER, CPT_WHITESPACE, WS_CLASS, cptFlags,
 } from './unicode';
 
-type Step = { kind: 'gpt2' } | { kind: 'llama3' } | { kind: 'regex'; re: RegExp };
+type Step = { kind: 'gpt2' } | { kind: 'llama3' } | { kind: 'trailingSpace' } | { kind: 'regex'; re: RegExp };
 
 const WS = `[${WS_CLASS}]`;
 const NWS = `[^${WS_CLASS}]`;
@@ -62,7 +62,9 @@ const PRE_STEPS: Record<string, Step[]> = {
     re('[\\r\\n]'),
     re(`${AWS}?[${DEEPSEEK_LETTERS}]+`),
     re(`${AWS}?[!-\\/:-~\\uFF01-\\uFF0F\\uFF1A-\\uFF5E\\u2018-\\u201F\\u3000-\\u3002]+`),
-    re(`${AWS}+$`),
+    // \s+$ (ASCII \s): the whitespace run that ends the piece. Done by hand, since the regex
+    // retries at every space of a run that does not reach the end: quadratic on long runs.
+    { kind: 'trailingSpace' },
     re(CJK),
     re('\\p{N}+'),
   ],
@@ -174,6 +176,7 @@ export function preTokenize(text: string, family: string): string[] {
   for (const step of steps) {
     if (step.kind === 'gpt2') offsets = splitGpt2(p.cps, offsets);
     else if (step.kind === 'llama3') offsets = splitLlama3(p.cps, offsets);
+    else if (step.kind === 'trailingSpace') offsets = splitTrailingSpace(p.cps, offsets);
     else offsets = splitRegex(p, step.re, offsets);
   }
   const words: string[] = [];
@@ -207,6 +210,19 @@ function splitRegex(p: Prepared, re: RegExp, offsets: number[]): number[] {
       prevEnd = mEnd;
     }
     if (prevEnd < len) out.push(len - prevEnd);
+    start += len;
+  }
+  return out;
+}
+
+function splitTrailingSpace(cps: Uint32Array, offsets: number[]): number[] {
+  const out: number[] = [];
+  let start = 0;
+  for (const len of offsets) {
+    let p = start + len;
+    while (p > start && (cps[p - 1] === 0x20 || (cps[p - 1] >= 0x09 && cps[p - 1] <= 0x0d))) p--;
+    if (p > start) out.push(p - start);
+    if (p < start + len) out.push(start + len - p);
     start += len;
   }
   return out;

@@ -755,6 +755,7 @@ export class StreamDecoder {
   private readonly utf8 = new TextDecoder('utf-8');
   private pending: number[] = []; // raw bytes whose clean_spaces fate is not known yet
   private pendingSrc: number[] = []; // 1 if the byte came from the prefix
+  private checked = 0; // cut points 1..checked of `pending` are known not to be safe
   private atStart: boolean; // nothing pushed yet: a BOS here is dropped with removeSpecial
   private stripSpace: boolean; // no text rendered yet: the next piece loses one leading space
   private heldEos = false;
@@ -830,7 +831,8 @@ export class StreamDecoder {
     let cut = raw.length;
     if (this.tok.cleanSpaces && !final) {
       cut = 0;
-      for (let p = raw.length; p >= 3; p--) {
+      // Cut points at or below `checked` were rejected before and their bytes have not changed.
+      for (let p = raw.length; p >= 3 && p > this.checked; p--) {
         const a = raw[p - 1];
         const b = raw[p - 2];
         const c = raw[p - 3];
@@ -839,6 +841,9 @@ export class StreamDecoder {
           break;
         }
       }
+      this.checked = cut === 0 ? raw.length : raw.length - cut;
+    } else {
+      this.checked = 0;
     }
     if (cut === 0) return '';
     let bytes = raw.slice(0, cut);
