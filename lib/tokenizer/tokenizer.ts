@@ -292,12 +292,12 @@ export class Tokenizer {
     const raw = wellFormed(text);
     const fragments: Fragment[] = raw.length > 0 ? this.partition(raw, parseSpecial) : [];
     const out: number[] = [];
+    if (addSpecial && this.addBos) {
+      if (this.bosId === null) throw new FlashdipError('ERR_MODEL_INVALID', 'tokenizer: the vocabulary adds BOS but has none');
+      out.push(this.bosId);
+    }
     if (this.type === 'spm') {
-      let prevSpecial = true; // the first text gets the space prefix
-      if (addSpecial && this.addBos) {
-        if (this.bosId === null) throw new FlashdipError('ERR_MODEL_INVALID', 'tokenizer: the vocabulary adds BOS but has none');
-        out.push(this.bosId);
-      }
+      let prevSpecial = true; // the first text gets the space prefix (BOS or not)
       for (const f of fragments) {
         if (typeof f === 'string') {
           this.spmFragment((this.addSpacePrefix && prevSpecial ? ' ' : '') + f, out);
@@ -308,7 +308,6 @@ export class Tokenizer {
         }
       }
     } else {
-      if (addSpecial && this.addBos && this.bosId !== null) out.push(this.bosId);
       for (const f of fragments) {
         if (typeof f === 'string') this.bpeTokenize(f, out);
         else out.push(f);
@@ -588,7 +587,7 @@ export class Tokenizer {
   tokenPiece(id: number, options?: PieceOptions): Uint8Array {
     checkId(id, this.vocabSize);
     const o = checkOptions('options', options, ['special', 'lstrip']);
-    return this.piece(id, o.special !== false, o.lstrip === true);
+    return this.piece(id, o.special !== false, o.lstrip === true).slice(); // a copy: the cache stays intact
   }
 
   private piece(id: number, special: boolean, lstrip: boolean): Uint8Array {
