@@ -13,8 +13,17 @@
 namespace fd {
 namespace {
 
-// Round half away from zero (as roundf), then to int.
-inline int nearest_int(float v) { return static_cast<int>(std::lround(v)); }
+// Round half away from zero (as roundf) and clamp to [lo, hi], in float so that NaN and huge values
+// (garbage input) never reach an undefined float -> int conversion; NaN gives 0 (or lo).
+inline int code(float v, int lo, int hi) {
+  const float r = std::round(v);
+  if (r != r) return lo <= 0 && hi >= 0 ? 0 : lo;
+  if (!(r >= static_cast<float>(lo))) return lo;
+  if (r > static_cast<float>(hi)) return hi;
+  return static_cast<int>(r);
+}
+// Truncation toward zero, clamped the same way.
+inline int code_trunc(float v, int lo, int hi) { return code(std::trunc(v) , lo, hi); }
 
 // ---- dequantize -------------------------------------------------------------------------------
 
@@ -194,9 +203,7 @@ void quant_q4_0(const float* x, block_q4_0* b, int64_t nb) {
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     b[i].d = fp32_to_fp16(d);
     for (int j = 0; j < QK4_0 / 2; ++j) {
-      int q0 = static_cast<int>(x[j] * id + 8.5f), q1 = static_cast<int>(x[j + 16] * id + 8.5f);
-      q0 = q0 < 0 ? 0 : q0 > 15 ? 15 : q0;
-      q1 = q1 < 0 ? 0 : q1 > 15 ? 15 : q1;
+      const int q0 = code_trunc(x[j] * id + 8.5f, 0, 15), q1 = code_trunc(x[j + 16] * id + 8.5f, 0, 15);
       b[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
     }
   }
@@ -211,8 +218,7 @@ void quant_q8_0(const float* x, block_q8_0* b, int64_t nb) {
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     b[i].d = fp32_to_fp16(d);
     for (int j = 0; j < QK8_0; ++j) {
-      int q = nearest_int(x[j] * id);
-      b[i].qs[j] = static_cast<int8_t>(q < -127 ? -127 : q > 127 ? 127 : q);
+      b[i].qs[j] = static_cast<int8_t>(code(x[j] * id, -127, 127));
     }
   }
 }
@@ -222,8 +228,7 @@ float affine_sse(const float* x, int len, float s, float m, int qmax, uint8_t* q
   const float is = s != 0.0f ? 1.0f / s : 0.0f;
   float err = 0.0f;
   for (int l = 0; l < len; ++l) {
-    int q = nearest_int((x[l] + m) * is);
-    q = q < 0 ? 0 : q > qmax ? qmax : q;
+    const int q = code((x[l] + m) * is, 0, qmax);
     if (q_out) q_out[l] = static_cast<uint8_t>(q);
     const float e = s * static_cast<float>(q) - m - x[l];
     err += e * e;
@@ -254,8 +259,9 @@ void quant_q4_K(const float* x, block_q4_K* b, int64_t nb) {
     const float id = d != 0.0f ? 1.0f / d : 0.0f, idmin = dmin != 0.0f ? 1.0f / dmin : 0.0f;
     uint8_t sc[8], mm[8], q[QK_K];
     for (int j = 0; j < 8; ++j) {
-      const int s0 = nearest_int(scale[j] * id), m0 = nearest_int(offs[j] * idmin);
+      const int s0 = code(scale[j] * id, 0, 63), m0 = code(offs[j] * idmin, 0, 63);
       float best = std::numeric_limits<float>::infinity();
+      sc[j] = static_cast<uint8_t>(s0), mm[j] = static_cast<uint8_t>(m0);  // kept if every error is NaN
       for (int ds = -1; ds <= 1; ++ds) {
         for (int dm = -1; dm <= 1; ++dm) {
           const int s = s0 + ds, m = m0 + dm;
@@ -302,14 +308,12 @@ void quant_q6_K(const float* x, block_q6_K* b, int64_t nb) {
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     uint8_t q[QK_K];  // biased by +32: 0..63
     for (int j = 0; j < 16; ++j) {
-      int s = nearest_int(scale[j] * id);
-      s = s < -127 ? -127 : s > 127 ? 127 : s;
+      const int s = code(scale[j] * id, -127, 127);
       b[i].scales[j] = static_cast<int8_t>(s);
       const float eff = d * static_cast<float>(s);
       const float ie = eff != 0.0f ? 1.0f / eff : 0.0f;
       for (int l = 0; l < 16; ++l) {
-        int v = nearest_int(x[16 * j + l] * ie);
-        v = v < -32 ? -32 : v > 31 ? 31 : v;
+        const int v = code(x[16 * j + l] * ie, -32, 31);
         q[16 * j + l] = static_cast<uint8_t>(v + 32);
       }
     }
@@ -344,8 +348,7 @@ void quantize_row_q8_K(const float* x, block_q8_K* y, int64_t n) {
     }
     const float iscale = -128.0f / max;
     for (int j = 0; j < QK_K; ++j) {
-      int q = nearest_int(iscale * x[j]);
-      y[i].qs[j] = static_cast<int8_t>(q > 127 ? 127 : q < -128 ? -128 : q);
+      y[i].qs[j] = static_cast<int8_t>(code(iscale * x[j], -128, 127));
     }
     for (int j = 0; j < QK_K / 16; ++j) {
       int s = 0;

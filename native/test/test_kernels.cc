@@ -390,6 +390,21 @@ void test_roundtrip() {
     check(ok8, "q8_0 per-element error <= 0.57 amax/127");
     check(ok4, "q4_0 per-element error <= amax/8 (1 + 2^-7)");
   }
+  {  // garbage input (NaN, inf, huge) must not crash or trip UBSan; blocks without it stay accurate
+    const int64_t n = 512;
+    std::vector<float> x = gaussian(rng, n, 1.0f, false);
+    x[3] = kNaN, x[40] = std::numeric_limits<float>::infinity(), x[77] = -1e38f, x[100] = 3e38f;
+    const uint32_t ts[] = {TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_K};
+    for (uint32_t t : ts) {
+      std::vector<uint8_t> q(t == TYPE_Q8_K ? 2 * sizeof(block_q8_K) : row_bytes(t, n));
+      quantize_row(t, x.data(), q.data(), n);
+      std::vector<float> y(n, kNaN);
+      dequantize_row(t, q.data(), y.data(), n);
+      bool ok = true;  // the second 256 elements hold no garbage
+      for (int64_t i = 256; i < n; ++i) ok = ok && std::fabs(y[i] - x[i]) < 0.5f;
+      check(ok, "%s quantizes NaN/inf input without harm to other blocks", type_name(t));
+    }
+  }
   {  // all-zero blocks must give zeros (no NaN from 0/0)
     const int64_t n = 256;
     std::vector<float> z(n, 0.0f);

@@ -153,6 +153,15 @@ struct KQ80 {
 
 // ---- q4_k weights x q8_k activations ------------------------------------------------------------
 
+// pshufb control that copies int16 lane j (bytes 2j, 2j+1) of each 128-bit half into all 8 lanes of
+// that half; lo/hi pick the lane for the low and high half separately.
+inline __m256i lane_splat_ctrl(int lo, int hi) {
+  return _mm256_setr_epi8(2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1,
+                          2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1, 2 * lo, 2 * lo + 1,
+                          2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1,
+                          2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1, 2 * hi, 2 * hi + 1);
+}
+
 struct KQ4K {
   static constexpr int kDecodeRows = 1;
   template <int R, int T>
@@ -194,16 +203,21 @@ struct KQ4K {
           accm[r][t] += dmin[r] * dx[t] * static_cast<float>(summ);
         }
       }
-      __m256i sumi[R][T];
-      for (int r = 0; r < R; ++r)
+      __m256i sumi[R][T], sc16[R];
+      for (int r = 0; r < R; ++r) {
+        int64_t bits;
+        std::memcpy(&bits, sc[r], 8);  // the 8 sub-block scales as int16 lanes, in both halves
+        sc16[r] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(bits)));
         for (int t = 0; t < T; ++t) sumi[r][t] = _mm256_setzero_si256();
+      }
       for (int c = 0; c < 4; ++c) {
         for (int h = 0; h < 2; ++h) {  // h = 0: low nibbles (sub-block 2c), 1: high (2c+1)
           __m256i q[R], s[R];
+          const __m256i ctrl = lane_splat_ctrl(2 * c + h, 2 * c + h);
           for (int r = 0; r < R; ++r) {
             const __m256i raw = loadu256(wb[r] + offsetof(block_q4_K, qs) + 32 * c);
             q[r] = _mm256_and_si256(h ? _mm256_srli_epi16(raw, 4) : raw, mask);
-            s[r] = _mm256_set1_epi16(sc[r][2 * c + h]);
+            s[r] = _mm256_shuffle_epi8(sc16[r], ctrl);
           }
           for (int t = 0; t < T; ++t) {
             const __m256i a = loadu256(xb[t]->qs + 64 * c + 32 * h);
@@ -257,8 +271,15 @@ struct KQ6K {
                                         _mm256_slli_epi32(_mm256_madd_epi16(sc16, loadu256(xb[t]->bsums)), 5));
       }
       for (int c = 0; c < 2; ++c) {
+        __m256i sc16[R];  // scales 8c .. 8c+7 as int16 lanes, in both halves
+        for (int r = 0; r < R; ++r) {
+          int64_t bits;
+          std::memcpy(&bits, sc[r] + 8 * c, 8);
+          sc16[r] = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_cvtsi64_si128(bits)));
+        }
         for (int k = 0; k < 4; ++k) {  // quarter k: elements 128c + 32k .. +31, sub-blocks 8c+2k, 8c+2k+1
           __m256i q[R], s[R];
+          const __m256i ctrl = lane_splat_ctrl(2 * k, 2 * k + 1);
           for (int r = 0; r < R; ++r) {
             const uint8_t* ql = wb[r] + offsetof(block_q6_K, ql) + 64 * c + 32 * (k & 1);
             const __m256i lo = loadu256(ql);
@@ -273,7 +294,7 @@ struct KQ6K {
               default: top = _mm256_srli_epi16(hb, 2); break;
             }
             q[r] = _mm256_or_si256(nib, _mm256_and_si256(top, m30));
-            s[r] = _mm256_set_m128i(_mm_set1_epi16(sc[r][8 * c + 2 * k + 1]), _mm_set1_epi16(sc[r][8 * c + 2 * k]));
+            s[r] = _mm256_shuffle_epi8(sc16[r], ctrl);
           }
           for (int t = 0; t < T; ++t) {
             const __m256i a = loadu256(xb[t]->qs + 128 * c + 32 * k);
