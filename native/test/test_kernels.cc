@@ -571,12 +571,15 @@ void test_kernels_against_scalar() {
         if (nb > 33 && raw) continue;
         const int64_t rows = row_counts[(nb + raw) % 5] + (nb > 33 ? 0 : 4);
         const int64_t ntok = tok_counts[(nb * 3 + raw) % 6];
-        const size_t rb = row_bytes(type, n);
-        // Weight rows at an offset that is 2 mod 32 from an aligned start (blocks are only 2-aligned).
+        const size_t packed = row_bytes(type, n);
+        // Rows padded by 6 bytes in the raw pass (a row stride other than the row size), starting at
+        // an offset that is 2 mod 32 from an aligned address (blocks are only 2-aligned).
+        const size_t rb = packed + (raw ? 6 : 0);
         std::vector<uint8_t> wbuf = make_weights(rng, type, n, rows, raw);
-        std::vector<uint8_t> wmis(wbuf.size() + 34);
+        std::vector<uint8_t> wmis(rb * static_cast<size_t>(rows) + 34, 0xEE);
         uint8_t* w = wmis.data() + (32 - (reinterpret_cast<uintptr_t>(wmis.data()) & 31)) % 32 + 2;
-        std::memcpy(w, wbuf.data(), rb * static_cast<size_t>(rows));
+        for (int64_t r = 0; r < rows; ++r)
+          std::memcpy(w + rb * static_cast<size_t>(r), wbuf.data() + packed * static_cast<size_t>(r), packed);
         // Activations: ntok rows, the stride padded by one block to catch stride mistakes.
         const size_t ab = act_bytes(type, n);
         const size_t xs = ab + (vec_dot_type(type) == TYPE_Q8_K ? sizeof(block_q8_K) : 64);
@@ -643,6 +646,13 @@ void test_kernels_against_scalar() {
           }
         }
       }
+    }
+    {  // empty calls write nothing
+      std::vector<float> y(4, kNaN);
+      const std::vector<uint8_t> dummy(4096);
+      gemv(type, dummy.data(), 0, bs, 0, dummy.data(), y.data());
+      gemm(type, dummy.data(), 0, bs, 3, dummy.data(), 0, 0, y.data(), 1);
+      if (!(std::isnan(y[0]) && std::isnan(y[3]))) poison_ok = false;
     }
     check(poison_ok, "%s: kernels write only their outputs (poisoned gaps intact)", type_name(type));
     check(vs_exact.ok, "%s: scalar twin vs float64 dot (worst err/tol %.3g)", type_name(type), vs_exact.worst);

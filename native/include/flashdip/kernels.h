@@ -21,14 +21,19 @@ const char* kernels_available_isas();    // comma-separated list this CPU suppor
 bool kernels_set_isa(const char* isa);
 
 // ---- conversions -------------------------------------------------------------------------------
-// Dequantizes n elements (a multiple of the block size) of a type with traits.can_dequantize.
+// Dequantizes n elements (a multiple of the block size) of a type with traits.can_dequantize (and,
+// for tests, TYPE_Q8_K). Block layouts: flashdip/quants.h.
 void dequantize_row(uint32_t type, const void* src, float* dst, int64_t n);
-// Quantizes n elements (a multiple of the block size) to a type with traits.can_quantize.
+// Quantizes n elements (a multiple of the block size) to a type with traits.can_quantize (and
+// TYPE_Q8_K). Deterministic, reference quality (no importance matrix); NaN/inf input gives garbage
+// values for its block but is safe.
 void quantize_row(uint32_t type, const float* src, void* dst, int64_t n);
 
 // ---- dense matrix-vector -----------------------------------------------------------------------
 // The type activations are converted to for a GEMV over weights of wtype (as llama.cpp does:
-// q8_0 for q4_0/q8_0, q8_k for the k-quants, f32 for f32, ...).
+// q8_0 for q4_0/q8_0, q8_k for the k-quants, f32 for f32, ...). f16 and bf16 weights take f32
+// activations: the weights are widened to f32 in the kernel (more accurate than llama.cpp's f16
+// activations). q8_k rows are QK_K-element blocks of struct block_q8_K (flashdip/quants.h).
 uint32_t vec_dot_type(uint32_t wtype);
 // Converts n activations into the vec_dot_type of wtype; dst holds row_bytes(vec_dot_type(wtype), n).
 void quantize_activation(uint32_t wtype, const float* x, void* dst, int64_t n);
