@@ -2,7 +2,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-export const SHARED = path.resolve(__dirname, '../../shared/data');
+// The fixture kit sits beside the repository (../shared/data); tests may also run compiled from a
+// folder inside the repository (the arm64 run), so look upward for it.
+function findShared(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, '..', 'shared', 'data');
+    if (fs.existsSync(candidate)) return path.resolve(candidate);
+    if (path.dirname(dir) === dir) return path.resolve(__dirname, '../../shared/data');
+  }
+}
+export const SHARED = findShared();
 export const STORIES = path.join(SHARED, 'models/stories260K.gguf');
 export const REFERENCE = path.join(SHARED, 'reference/stories260K');
 export const TMP = path.resolve(__dirname, '../.tmp');

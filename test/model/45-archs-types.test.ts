@@ -15,8 +15,11 @@ import { tmpFile } from '../helpers';
 export const QUANT_BOUNDS: Record<WeightType, number> = {
   f32: 0, f16: 4e-3, bf16: 2e-2, q8_0: 6e-2, q6_k: 0.18, q4_0: 0.55, q4_k: 0.55,
 };
+// Kernel for kernel, SIMD and scalar agree to float summation order (native/test/test_kernels.cc).
+// Through a whole model the integer types can differ more: a last-bit difference upstream can
+// flip the rounding of one quantized activation (seen up to 1.5e-2 on NEON for q4_k).
 const SIMD_BOUND: Record<WeightType, number> = {
-  f32: 1e-5, f16: 1e-5, bf16: 1e-5, q8_0: 1e-2, q6_k: 1e-2, q4_0: 1e-2, q4_k: 1e-2,
+  f32: 1e-5, f16: 1e-5, bf16: 1e-5, q8_0: 3e-2, q6_k: 3e-2, q4_0: 3e-2, q4_k: 3e-2,
 };
 const PROMPT = Array.from({ length: 12 }, (_, i) => 3 + ((i * 37) % 300));
 
