@@ -92,6 +92,14 @@ const PRE_STEPS: Record<string, Step[]> = {
     re('[\\p{P}!-\\/:-@\\[-`{-~]'),
     GPT2,
   ],
+  bailingmoe: [
+    re(`'(?:[sSdDmMtT]|[lL][lL]|[vV][eE]|[rR][eE])|${NOT_CRLF_LN}?\\p{L}+|\\p{N}| ?[^${WS_CLASS}\\p{L}\\p{N}]+[\\r\\n]*|${WS}*[\\r\\n]|${WS}+(?!${NWS})|${WS}+`),
+  ],
+  'seed-coder': [
+    re(`${CONTRACTIONS}|${NOT_CRLF_LN}?\\p{L}+|\\p{N}{1}| ?[^${WS_CLASS}\\p{L}\\p{N}\\r\\n]+|${WS}*[\\r\\n]+|${WS}+(?!${NWS})|${WS}+`),
+  ],
+  // The second regex matches empty strings: it cuts digit runs into threes from the right.
+  superbpe: [re('\\p{N}+'), re('(?=(\\d{3})+(?!\\d))')],
   gpt4o: [
     re(
       `${NOT_CRLF_LN}?${UP}*${LO}+${CONTRACTIONS}?|${NOT_CRLF_LN}?${UP}+${LO}*${CONTRACTIONS}?|\\p{N}{1,3}|${TAIL('/')}`,
@@ -107,35 +115,47 @@ function names(list: string[], info: PreInfo): void {
   for (const n of list) PRE_NAMES[n] = info;
 }
 names(['', 'default'], { family: 'default', cleanSpaces: true });
-names(['llama3', 'llama-v3', 'llama-bpe', 'falcon3'], { family: 'llama3', cleanSpaces: true, ignoreMerges: true, addBos: true });
+names(['llama3', 'llama-v3', 'llama-bpe', 'falcon3', 'falcon-h1', 'pixtral', 'midm-2.0', 'lfm2'], {
+  family: 'llama3', cleanSpaces: true, ignoreMerges: true, addBos: true,
+});
 names(['deepseek-llm'], { family: 'deepseek-llm', cleanSpaces: false });
 names(['deepseek-coder'], { family: 'deepseek-coder', cleanSpaces: false });
-names(['deepseek-v3'], { family: 'deepseek3-llm', cleanSpaces: false });
+names(['deepseek-v3', 'hunyuan-dense'], { family: 'deepseek3-llm', cleanSpaces: false });
 names(['falcon'], { family: 'falcon', cleanSpaces: true });
-names(['mpt', 'olmo', 'jais'], { family: 'gpt2', cleanSpaces: true });
-names(['starcoder', 'refact', 'codeshell', 'exaone', 'minerva-7b'], { family: 'starcoder', cleanSpaces: true });
-names(['command-r', 'smollm'], { family: 'starcoder', cleanSpaces: false });
 names(
-  ['gpt-2', 'phi-2', 'jina-es', 'jina-de', 'gigachat', 'jina-v1-en', 'jina-v2-es', 'jina-v2-de', 'jina-v2-code', 'roberta-bpe'],
+  ['gpt-2', 'phi-2', 'jina-es', 'jina-de', 'gigachat', 'jina-v2-es', 'jina-v2-de', 'a.x-4.0', 'mellum', 'jina-v1-en',
+    'jina-v2-code', 'roberta-bpe', 'exaone4', 'mpt', 'olmo', 'jais'],
   { family: 'gpt2', cleanSpaces: true },
 );
-names(['qwen2', 'deepseek-r1-qwen'], { family: 'qwen2', cleanSpaces: false });
-names(['megrez'], { family: 'qwen2', cleanSpaces: true });
-names(['stablelm2'], { family: 'qwen2', cleanSpaces: true });
+names(['trillion', 'granite-docling'], { family: 'gpt2', cleanSpaces: false });
+names(['starcoder', 'refact', 'codeshell', 'exaone', 'minerva-7b'], { family: 'starcoder', cleanSpaces: true });
+names(['command-r', 'smollm'], { family: 'starcoder', cleanSpaces: false });
+names(['qwen2', 'deepseek-r1-qwen', 'kormo', 'hunyuan', 'grok-2'], { family: 'qwen2', cleanSpaces: false });
+names(['megrez', 'stablelm2'], { family: 'qwen2', cleanSpaces: true });
 names(['dbrx'], { family: 'dbrx', cleanSpaces: true });
 names(['smaug-bpe'], { family: 'smaug', cleanSpaces: true });
 names(['poro-chat'], { family: 'poro', cleanSpaces: false });
 names(['bloom', 'gpt3-finnish'], { family: 'poro', cleanSpaces: true });
-names(['chatglm-bpe'], { family: 'chatglm4', cleanSpaces: true });
+names(['glm4', 'chatglm-bpe'], { family: 'chatglm4', cleanSpaces: true });
 names(['viking'], { family: 'viking', cleanSpaces: false });
 names(['tekken'], { family: 'tekken', cleanSpaces: false, ignoreMerges: true, addBos: true });
 names(['chameleon'], { family: 'chameleon', cleanSpaces: false, addBos: true });
-names(['gpt-4o'], { family: 'gpt4o', cleanSpaces: false });
+names(['gpt-4o', 'llama4', 'minimax-m2'], { family: 'gpt4o', cleanSpaces: false });
+names(['bailingmoe', 'bailingmoe2', 'llada-moe'], { family: 'bailingmoe', cleanSpaces: false });
+names(['seed-coder'], { family: 'seed-coder', cleanSpaces: false });
+names(['superbpe'], { family: 'superbpe', cleanSpaces: false });
 
-export function preTokenizerInfo(pre: string): PreInfo {
+// llama.cpp splits these with hand-written code we do not have (yet).
+const UNSUPPORTED = new Set(['kimi-k2', 'afmoe']);
+
+/**
+ * The pre-tokenizer behind a tokenizer.ggml.pre value. Like llama.cpp, a name it does not know
+ * falls back to 'default' (known: false); the few it cannot reproduce throw.
+ */
+export function preTokenizerInfo(pre: string): PreInfo & { known: boolean } {
+  if (UNSUPPORTED.has(pre)) throw new FlashdipError('ERR_UNSUPPORTED_TYPE', `tokenizer: pre-tokenizer '${pre}' is not supported`);
   const info = Object.prototype.hasOwnProperty.call(PRE_NAMES, pre) ? PRE_NAMES[pre] : undefined;
-  if (!info) throw new FlashdipError('ERR_UNSUPPORTED_TYPE', `tokenizer: unknown pre-tokenizer type '${pre}'`);
-  return info;
+  return info ? { ...info, known: true } : { ...PRE_NAMES.default, known: false };
 }
 
 export function knownPreTokenizers(): string[] {
@@ -200,9 +220,12 @@ function splitRegex(p: Prepared, re: RegExp, offsets: number[]): number[] {
       const mStart = p.cpOf[base16 + m.index] - start;
       const mEnd = p.cpOf[base16 + m.index + m[0].length] - start;
       if (mEnd === mStart) {
-        // Never happens with the regexes above; advance past empty matches to stay finite.
+        // An empty match still cuts the text there (std::regex_iterator reports it), then the
+        // search moves on by one character.
+        if (mStart > prevEnd) out.push(mStart - prevEnd);
+        prevEnd = mStart;
+        if (m.index >= sub.length) break;
         re.lastIndex = m.index + (sub.codePointAt(m.index)! > 0xffff ? 2 : 1);
-        if (re.lastIndex > sub.length) break;
         continue;
       }
       if (mStart > prevEnd) out.push(mStart - prevEnd);

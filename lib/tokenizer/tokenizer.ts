@@ -123,6 +123,8 @@ export class Tokenizer {
   readonly cleanSpaces: boolean;
   /** Tokens that end generation: EOS, EOT, EOM and the usual end-of-turn texts. */
   readonly eogIds: ReadonlySet<number>;
+  /** What llama.cpp would log as a warning while loading this vocabulary (e.g. a pre-tokenizer fallback). */
+  readonly warnings: readonly string[];
 
   private readonly texts: string[];
   private readonly attrs: Uint16Array;
@@ -171,6 +173,7 @@ export class Tokenizer {
       const x = v === undefined ? d : v;
       return x !== null && Number.isInteger(x) && x >= 0 && x < n ? x : null;
     };
+    const warnings: string[] = [];
     let addBos: boolean;
     let addSpacePrefix: boolean;
     let bosDefault: number | null;
@@ -187,7 +190,9 @@ export class Tokenizer {
     } else {
       const pre = spec.pre ?? '';
       const info = preTokenizerInfo(pre);
-      this.pre = pre === '' ? 'default' : pre;
+      this.pre = pre === '' || !info.known ? 'default' : pre;
+      if (!info.known) warnings.push(`unknown pre-tokenizer '${pre}': using 'default', as llama.cpp does`);
+      if (pre === '') warnings.push("no pre-tokenizer type: using 'default', as llama.cpp does");
       this.family = info.family;
       this.cleanSpaces = info.cleanSpaces;
       this.ignoreMerges = info.ignoreMerges ?? false;
@@ -252,6 +257,7 @@ export class Tokenizer {
       this.attrs[endId] = ATTR_USER_DEFINED;
     }
     this.eogIds = eog;
+    this.warnings = warnings;
 
     // Per-model attributes (llama.cpp keys these on general.name).
     const name = (spec.modelName ?? '').toLowerCase();

@@ -71,6 +71,21 @@ describe('tokenizer api', function () {
     assert.deepEqual(noPrefix.encode('ab', { addSpecial: true }), [id('ab')]);
   });
 
+  it("falls back to the 'default' pre-tokenizer for names it does not know, as llama.cpp does", function () {
+    const tok = new Tokenizer({ model: 'gpt2', pre: 'no-such-pre', tokens: ['a', 'b', 'ab'], merges: ['a b'] });
+    assert.equal(tok.pre, 'default');
+    assert.match(tok.warnings.join('\n'), /no-such-pre/);
+    assert.deepEqual(tok.encode('ab'), [2]);
+    assert.deepEqual(new Tokenizer({ model: 'gpt2', pre: 'llama-bpe', tokens: ['a'], merges: [] }).warnings, []);
+  });
+
+  it('splits with pre-tokenizers that cut at empty matches (superbpe digit groups)', function () {
+    const tokens = ['1', '2', '3', '4', '5', '6', '7', '12', '123', '234', '567', '1234567'];
+    const tok = new Tokenizer({ model: 'gpt2', pre: 'superbpe', tokens, merges: ['1 2', '12 3', '2 3', '23 4', '5 6', '56 7'] });
+    // "1234567" -> "1" "234" "567": groups of three from the right.
+    assert.deepEqual(tok.encode('1234567').map((i) => tokens[i]), ['1', '234', '567']);
+  });
+
   it('rejects bad input with clear FlashdipErrors', function () {
     const tok = tokenizerFor(STORIES);
     throwsCode(() => tok.encode(42 as unknown as string), 'ERR_INVALID_ARGUMENT', /text: must be a string/);
@@ -92,7 +107,7 @@ describe('tokenizer api', function () {
 
   it('rejects vocabularies it cannot run, naming what is wrong', function () {
     throwsCode(() => new Tokenizer({ model: 't5', tokens: ['a'] }), 'ERR_UNSUPPORTED_TYPE', /t5/);
-    throwsCode(() => new Tokenizer({ model: 'gpt2', pre: 'no-such-pre', tokens: ['a'], merges: [] }), 'ERR_UNSUPPORTED_TYPE', /no-such-pre/);
+    throwsCode(() => new Tokenizer({ model: 'gpt2', pre: 'kimi-k2', tokens: ['a'], merges: [] }), 'ERR_UNSUPPORTED_TYPE', /kimi-k2/);
     throwsCode(() => new Tokenizer({ model: 'gpt2', tokens: ['a'] }), 'ERR_MODEL_INVALID', /merges/);
     throwsCode(() => new Tokenizer({ model: 'llama', tokens: [] }), 'ERR_MODEL_INVALID');
     throwsCode(() => new Tokenizer({ model: 'llama', tokens: ['a', 'b'], scores: [0] }), 'ERR_MODEL_INVALID');

@@ -55,7 +55,7 @@ describe('tokenizer pre-tokenizers', function () {
   });
 
   it('keeps every character, in order, for every pre-tokenizer family', function () {
-    const families = ['default', 'llama3', 'deepseek-llm', 'deepseek3-llm', 'deepseek-coder', 'falcon', 'starcoder', 'gpt2', 'qwen2', 'poro', 'viking', 'tekken', 'chameleon', 'gpt4o'];
+    const families = ['default', 'llama3', 'deepseek-llm', 'deepseek3-llm', 'deepseek-coder', 'falcon', 'starcoder', 'gpt2', 'qwen2', 'poro', 'viking', 'tekken', 'chameleon', 'gpt4o', 'bailingmoe', 'seed-coder', 'superbpe'];
     for (const f of families) for (const t of samples().slice(0, 200)) assert.equal(preTokenize(t, f).join(''), t, `${f} ${JSON.stringify(t)}`);
   });
 
