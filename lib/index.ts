@@ -6,5 +6,7 @@ export type { SessionOptions, GenerateOptions, Piece, SessionStats } from './ses
 export { FlashdipError } from './errors';
 export type { ErrorCode } from './errors';
 export { readGguf, readGgufMetadata } from './gguf';
+export { perplexity } from './perplexity';
+export type { PerplexityOptions, PerplexityResult } from './perplexity';
 export { Tokenizer } from './tokenizer';
 export * as kernels from './kernels';

@@ -2,6 +2,7 @@
 import { parseArgs, ParseArgsConfig } from 'util';
 import { FlashdipError, fromNative } from '../errors';
 import { inspectCommand } from './inspect';
+import { pplCommand } from './ppl';
 import { runCommand } from './run';
 
 export interface Command {
@@ -18,7 +19,7 @@ export interface Io {
   json: boolean;
 }
 
-const COMMANDS: Record<string, Command> = { run: runCommand, inspect: inspectCommand };
+const COMMANDS: Record<string, Command> = { run: runCommand, ppl: pplCommand, inspect: inspectCommand };
 
 function help(): string {
   const lines = ['usage: flashdip <command> [options]', '', 'commands:'];

@@ -1,0 +1,103 @@
+// Teacher-forced perplexity over a text, the way the references in shared/ were made (DESIGN.md):
+// tokenize once without BOS, split into consecutive chunks of ctx-1 tokens, evaluate each chunk from
+// an empty KV cache as [BOS] + chunk, and score every text token exactly once (the first of a chunk
+// from BOS alone), log-softmax in float64. The sliding-window variant instead scores, per window of
+// ctx tokens advanced by `stride`, only the tokens not scored before (each with at least
+// ctx - stride tokens of context).
+import { FlashdipError } from './errors';
+import type { Model } from './model';
+import { checkEnum, checkInt, checkKeys, checkObject } from './options';
+
+export interface PerplexityOptions {
+  /** Tokens per evaluation window, BOS included (default 512). */
+  ctx?: number;
+  /** 'chunked' (default) or 'sliding'. */
+  mode?: 'chunked' | 'sliding';
+  /** Sliding mode: how far each window advances (default ctx / 2). */
+  stride?: number;
+  kvCacheType?: 'f16' | 'f32';
+  /** Stop after scoring this many tokens (default: the whole text). */
+  maxTokens?: number;
+}
+
+export interface PerplexityResult {
+  ppl: number;
+  tokens: number;
+  sumLogProb: number;
+  meanNll: number;
+  chunks: number;
+  ctx: number;
+  mode: 'chunked' | 'sliding';
+  seconds: number;
+  tokensPerSecond: number;
+}
+
+const KEYS = ['ctx', 'mode', 'stride', 'kvCacheType', 'maxTokens'] as const;
+
+// log_softmax(logits)[target] in float64.
+export function logProb(logits: Float32Array, target: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  let sum = 0;
+  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i] - max);
+  return logits[target] - max - Math.log(sum);
+}
+
+export async function perplexity(model: Model, text: string, options: PerplexityOptions = {}): Promise<PerplexityResult> {
+  const o = checkObject('options', options);
+  checkKeys('options', o, KEYS);
+  const ctx = checkInt('ctx', o.ctx, 2, 1 << 20, 512);
+  const mode = checkEnum('mode', o.mode, ['chunked', 'sliding'], 'chunked');
+  const stride = checkInt('stride', o.stride, 1, ctx - 1, Math.max(1, Math.floor(ctx / 2)));
+  const maxTokens = checkInt('maxTokens', o.maxTokens, 1, Number.MAX_SAFE_INTEGER);
+  if (typeof text !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', 'text: must be a string');
+  const bos = model.tokenizer.bosId;
+  if (bos === null) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'the model has no BOS token to start each window with');
+  let tokens = model.tokenize(text);
+  if (maxTokens !== undefined) tokens = tokens.slice(0, maxTokens);
+  if (tokens.length === 0) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'text: no tokens to score');
+
+  const session = model.createSession({ contextSize: ctx, kvCacheType: (o.kvCacheType as 'f16' | 'f32' | undefined) ?? 'f32' });
+  const vocab = model.info.vocabSize;
+  const t0 = performance.now();
+  let sum = 0, scored = 0, chunks = 0;
+  try {
+    // Each window: [BOS] + tokens[start, end); tokens[from, end) are scored.
+    const windows: { start: number; end: number; from: number }[] = [];
+    if (mode === 'chunked') {
+      for (let s = 0; s < tokens.length; s += ctx - 1) windows.push({ start: s, end: Math.min(tokens.length, s + ctx - 1), from: s });
+    } else {
+      let done = 0;
+      for (let s = 0; done < tokens.length; s += stride) {
+        const end = Math.min(tokens.length, s + ctx - 1);
+        windows.push({ start: s, end, from: done });
+        done = end;
+      }
+    }
+    for (const w of windows) {
+      session.reset();
+      const input = [bos, ...tokens.slice(w.start, w.end)];
+      const logits = await session.evaluate(input, { allLogits: true });
+      for (let i = w.from; i < w.end; i++) {
+        const pos = i - w.start; // logits at input position pos predict tokens[i]
+        sum += logProb(logits.subarray(pos * vocab, (pos + 1) * vocab), tokens[i]);
+        scored++;
+      }
+      chunks++;
+    }
+  } finally {
+    await session.dispose();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    ppl: Math.exp(-sum / scored),
+    tokens: scored,
+    sumLogProb: sum,
+    meanNll: -sum / scored,
+    chunks,
+    ctx,
+    mode,
+    seconds,
+    tokensPerSecond: scored / seconds,
+  };
+}
