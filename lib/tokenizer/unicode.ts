@@ -20,7 +20,7 @@ const RE_M = /^\p{M}$/u;
 
 // llama.cpp's whitespace set (unicode-data.cpp): the Unicode White_Space property. Note that
 // JavaScript's \s differs (it adds U+FEFF and lacks U+0085), so never use \s in our regexes.
-export function isWhitespaceCpt(c: number): boolean {
+function isWhitespaceCpt(c: number): boolean {
   return (
     (c >= 0x09 && c <= 0x0d) || c === 0x20 || c === 0x85 || c === 0xa0 || c === 0x1680 ||
     (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000
@@ -45,18 +45,6 @@ export function cptFlags(c: number): number {
   if (isWhitespaceCpt(c)) f |= CPT_WHITESPACE;
   flagsTable[c] = f;
   return f;
-}
-
-/** Code points of a (well-formed) string. */
-export function codepoints(text: string): Uint32Array {
-  const out = new Uint32Array(text.length);
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.codePointAt(i)!;
-    out[n++] = c;
-    if (c > 0xffff) i++;
-  }
-  return out.subarray(0, n);
 }
 
 // GPT-2 byte-level mapping: printable bytes stand for themselves, the rest are shifted to 256+.
