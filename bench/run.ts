@@ -1,0 +1,382 @@
+// flashdip vs llama.cpp, side by side: decode and prefill tokens/s per model, with ratios.
+//
+//   npm run bench -- [--models a.gguf,b.gguf] [--threads N] [--tokens N] [--prompt-tokens N]
+//                    [--reps N] [--warmup N] [--make-models] [--skip-llamacpp] [--json]
+//
+// The reference engine is llama.cpp through node-llama-cpp, which is not a dependency of flashdip:
+// it is installed on first use into bench/.deps/ (gitignored, ~700 MB). Every measurement runs in
+// its own child process (bench/worker.ts), one engine at a time, the engines alternating within
+// each repetition; the table reports the median of the repetitions because the machine is shared.
+import { execFileSync, fork, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { parseArgs } from 'util';
+import type { Job, Measurement } from './worker';
+
+const ROOT = path.resolve(__dirname, '..');
+const SHARED_DATA = path.resolve(ROOT, '../shared/data');
+const DEPS = path.join(ROOT, 'bench', '.deps');
+const DEPS_MODULES = path.join(DEPS, 'node_modules');
+const LLAMA_CPP_PACKAGE = 'node-llama-cpp';
+const LLAMA_CPP_VERSION = '3.22.1';
+const MODELS_DIR = path.join(ROOT, '.tmp', 'bench');
+const STORIES = path.join(SHARED_DATA, 'models', 'stories260K.gguf');
+const LLAMA_SPM_VOCAB = path.join(SHARED_DATA, 'tokenizer', 'vocab', 'ggml-vocab-llama-spm.gguf');
+// TinyLlama-1.1B's shape with random weights (scripts/make-model.ts).
+const ONE_B_SHAPE = ['--arch', 'llama', '--dim', '2048', '--layers', '22', '--heads', '32', '--kv-heads', '4', '--ffn', '5632'];
+const ONE_B_TYPES = ['q8_0', 'q4_0'];
+const oneBPath = (type: string): string => path.join(MODELS_DIR, `llama-1b-${type}.gguf`);
+
+// The prompt: this text, tokenized once by flashdip's tokenizer (BOS first), cut to --prompt-tokens
+// ids, repeated if too short; both engines get exactly these ids.
+const PROMPT_TEXT =
+  'Once upon a time, in a small village by the sea, there lived a little girl named Lily. ' +
+  'Every morning she walked to the harbor to watch the fishing boats come home, and she ' +
+  'counted the birds that followed them. One day she found a shiny blue shell on the sand. ';
+
+const USAGE = `usage: npm run bench -- [options]
+  --models a.gguf,b.gguf  models to measure (default: ${path.relative(ROOT, STORIES)}, and
+                          ${path.relative(ROOT, oneBPath('q8_0'))} / -q4_0.gguf when present)
+  --threads N             compute threads, the same for both engines (default 1)
+  --tokens N              generated tokens per measurement (default 64)
+  --prompt-tokens N       prompt length in tokens, BOS included (default 32)
+  --reps N                repetitions; the table shows medians (default 3)
+  --warmup N              tokens generated before each measurement (default 4)
+  --make-models           generate the random-weight ~1B models (q8_0, q4_0) if missing
+  --skip-llamacpp         measure flashdip only
+  --json                  print one JSON object instead of the table`;
+
+interface Options {
+  models: string[];
+  threads: number;
+  tokens: number;
+  promptTokens: number;
+  reps: number;
+  warmup: number;
+  makeModels: boolean;
+  skipLlamaCpp: boolean;
+  json: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      models: { type: 'string' },
+      threads: { type: 'string', default: '1' },
+      tokens: { type: 'string', default: '64' },
+      'prompt-tokens': { type: 'string', default: '32' },
+      reps: { type: 'string', default: '3' },
+      warmup: { type: 'string', default: '4' },
+      'make-models': { type: 'boolean', default: false },
+      'skip-llamacpp': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const int = (name: string, v: string | undefined, min: number): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name}: expected an integer >= ${min}, got ${v}`);
+    return n;
+  };
+  const makeModels = values['make-models']!;
+  let models: string[];
+  if (values.models) models = values.models.split(',').filter(Boolean).map((m) => path.resolve(m));
+  else models = [STORIES, ...ONE_B_TYPES.map(oneBPath).filter((p) => makeModels || fs.existsSync(p))];
+  return {
+    models,
+    threads: int('threads', values.threads, 1),
+    tokens: int('tokens', values.tokens, 2),
+    promptTokens: int('prompt-tokens', values['prompt-tokens'], 1),
+    reps: int('reps', values.reps, 1),
+    warmup: int('warmup', values.warmup, 0),
+    makeModels,
+    skipLlamaCpp: values['skip-llamacpp']!,
+    json: values.json!,
+  };
+}
+
+// Progress goes to stderr so that --json keeps stdout to one JSON object.
+const log = (msg: string): void => void process.stderr.write(msg + '\n');
+
+// ---------------------------------------------------------------------------------------------
+// Setup: the reference engine and the generated models
+
+function llamaCppInstalledVersion(): string | undefined {
+  try {
+    const pkg = JSON.parse(fs.readFileSync(path.join(DEPS_MODULES, LLAMA_CPP_PACKAGE, 'package.json'), 'utf8'));
+    return pkg.version;
+  } catch {
+    return undefined;
+  }
+}
+
+function ensureLlamaCpp(): void {
+  if (llamaCppInstalledVersion() === LLAMA_CPP_VERSION) return;
+  log(`installing ${LLAMA_CPP_PACKAGE}@${LLAMA_CPP_VERSION} into ${path.relative(ROOT, DEPS)} (prebuilt binaries, ~700 MB)...`);
+  fs.mkdirSync(DEPS, { recursive: true });
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  // Its postinstall only offers to download models or build from source; the prebuilt CPU binary
+  // needs neither, so scripts are skipped.
+  const r = spawnSync(npm, ['install', '--prefix', DEPS, `${LLAMA_CPP_PACKAGE}@${LLAMA_CPP_VERSION}`, '--no-save',
+    '--ignore-scripts', '--no-audit', '--no-fund'], { stdio: ['ignore', 2, 2] });
+  if (r.status !== 0 || llamaCppInstalledVersion() !== LLAMA_CPP_VERSION)
+    throw new Error(`npm install ${LLAMA_CPP_PACKAGE}@${LLAMA_CPP_VERSION} failed (exit ${r.status}); rerun with --skip-llamacpp to measure flashdip alone`);
+}
+
+function makeMissingModels(models: string[]): void {
+  for (const type of ONE_B_TYPES) {
+    const out = oneBPath(type);
+    if (!models.includes(out) || fs.existsSync(out)) continue;
+    fs.mkdirSync(MODELS_DIR, { recursive: true });
+    // A real Llama-2 SentencePiece vocabulary when the shared data has it (node-llama-cpp loads
+    // make-model's synthetic vocabulary too, but real ids make the prompt a realistic one).
+    const vocab = fs.existsSync(LLAMA_SPM_VOCAB) ? ['--vocab-from', LLAMA_SPM_VOCAB] : ['--vocab', '32000'];
+    const tmp = `${out}.partial`;
+    log(`generating ${path.relative(ROOT, out)} (random weights, ${type})...`);
+    const r = spawnSync(process.execPath, ['-r', 'ts-node/register', path.join(ROOT, 'scripts', 'make-model.ts'),
+      ...ONE_B_SHAPE, ...vocab, '--type', type, '--seed', '1', '--out', tmp], {
+      cwd: ROOT, stdio: ['ignore', 2, 2], env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' },
+    });
+    if (r.status !== 0) throw new Error(`make-model failed for ${out} (exit ${r.status})`);
+    fs.renameSync(tmp, out);
+  }
+}
+
+function promptTokens(model: string, count: number): number[] {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { readGgufMetadata, Tokenizer } = require('../lib') as typeof import('../lib');
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { tokenizerSpecFromMetadata } = require('../lib/tokenizer') as typeof import('../lib/tokenizer');
+  const tokenizer = new Tokenizer(tokenizerSpecFromMetadata(readGgufMetadata(model)));
+  const withBos = tokenizer.encode(PROMPT_TEXT, { addSpecial: true });
+  const body = tokenizer.encode(PROMPT_TEXT, { addSpecial: false });
+  const ids = [...withBos];
+  while (ids.length < count) ids.push(...body);
+  return ids.slice(0, count);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurement
+
+function runWorker(job: Job): Promise<Measurement> {
+  return new Promise((resolve, reject) => {
+    const child = fork(path.join(__dirname, 'worker.ts'), [], {
+      cwd: ROOT,
+      execArgv: ['-r', 'ts-node/register'],
+      env: { ...process.env, TS_NODE_TRANSPILE_ONLY: '1' },
+      stdio: ['ignore', 2, 2, 'ipc'], // the engines' own logs go to stderr
+    });
+    let reply: { ok: boolean; result?: Measurement; error?: string } | undefined;
+    child.on('message', (m) => (reply = m as typeof reply));
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      if (reply?.ok) resolve(reply.result!);
+      else reject(new Error(reply?.error ?? `worker exited with ${signal ?? `code ${code}`} before reporting`));
+    });
+    child.send(job);
+  });
+}
+
+function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+type EngineName = Job['engine'];
+
+interface EngineSummary {
+  decodeTokensPerSecond: number; // medians over the successful runs
+  prefillTokensPerSecond: number;
+  runs: Measurement[];
+  errors: string[];
+}
+
+interface ModelResult {
+  model: string;
+  promptTokens: number;
+  flashdip: EngineSummary;
+  llamacpp?: EngineSummary;
+  decodeRatio?: number; // flashdip / llama.cpp
+  prefillRatio?: number;
+  /** How many leading generated tokens the two engines agree on (first successful run of each). */
+  sameTokens?: number;
+}
+
+function summarize(runs: Measurement[], errors: string[]): EngineSummary {
+  return {
+    decodeTokensPerSecond: median(runs.map((r) => r.decodeTokensPerSecond)),
+    prefillTokensPerSecond: median(runs.map((r) => r.prefillTokensPerSecond)),
+    runs,
+    errors,
+  };
+}
+
+function commonPrefix(a: number[], b: number[]): number {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+}
+
+async function measureAll(opts: Options): Promise<ModelResult[]> {
+  const engines: EngineName[] = opts.skipLlamaCpp ? ['flashdip'] : ['flashdip', 'llamacpp'];
+  const jobs = opts.models.map((model) => {
+    const prompt = promptTokens(model, opts.promptTokens);
+    const contextSize = Math.ceil((prompt.length + opts.tokens + 1) / 256) * 256;
+    return { model, prompt, contextSize };
+  });
+  const runs = new Map<string, Measurement[]>();
+  const errors = new Map<string, string[]>();
+  const key = (model: string, engine: EngineName): string => `${engine}\0${model}`;
+  for (let rep = 0; rep < opts.reps; rep++) {
+    for (const { model, prompt, contextSize } of jobs) {
+      // Alternate which engine goes first, so a drift in the machine's speed favours neither.
+      const order = rep % 2 === 0 ? engines : [...engines].reverse();
+      for (const engine of order) {
+        const k = key(model, engine);
+        log(`[rep ${rep + 1}/${opts.reps}] ${engine.padEnd(8)} ${path.basename(model)}`);
+        try {
+          const m = await runWorker({
+            engine, model, threads: opts.threads, prompt, tokens: opts.tokens, contextSize,
+            warmupTokens: opts.warmup, depsDir: DEPS_MODULES,
+          });
+          log(`    decode ${fmt(m.decodeTokensPerSecond)} tok/s, prefill ${fmt(m.prefillTokensPerSecond)} tok/s, ` +
+            `load ${m.loadSeconds.toFixed(2)} s, max RSS ${(m.maxRssBytes / 2 ** 20).toFixed(0)} MiB`);
+          runs.set(k, [...(runs.get(k) ?? []), m]);
+        } catch (err) {
+          const msg = String((err as Error).message ?? err);
+          log(`    FAILED: ${msg.split('\n')[0]}`);
+          errors.set(k, [...(errors.get(k) ?? []), msg]);
+        }
+      }
+    }
+  }
+  return jobs.map(({ model, prompt }) => {
+    const f = summarize(runs.get(key(model, 'flashdip')) ?? [], errors.get(key(model, 'flashdip')) ?? []);
+    const result: ModelResult = { model, promptTokens: prompt.length, flashdip: f };
+    if (!opts.skipLlamaCpp) {
+      const l = summarize(runs.get(key(model, 'llamacpp')) ?? [], errors.get(key(model, 'llamacpp')) ?? []);
+      result.llamacpp = l;
+      result.decodeRatio = f.decodeTokensPerSecond / l.decodeTokensPerSecond;
+      result.prefillRatio = f.prefillTokensPerSecond / l.prefillTokensPerSecond;
+      if (f.runs.length && l.runs.length) result.sameTokens = commonPrefix(f.runs[0].generated, l.runs[0].generated);
+    }
+    return result;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+function machine() {
+  let cpu = os.cpus()[0]?.model ?? 'unknown';
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
+    if (m) cpu = m[1].trim();
+  } catch {
+    // not Linux: os.cpus() it is
+  }
+  return {
+    cpu,
+    cores: os.cpus().length,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    platform: `${process.platform}-${process.arch}`,
+    node: process.version,
+  };
+}
+
+function gitCommit(): { commit: string; dirty: boolean } {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    // Others work in the same tree: a dirty tree means the numbers may include uncommitted work.
+    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT, encoding: 'utf8' });
+    return { commit, dirty: status.trim() !== '' };
+  } catch {
+    return { commit: 'unknown', dirty: false };
+  }
+}
+
+function fmt(x: number | undefined): string {
+  if (x === undefined || !Number.isFinite(x)) return '-';
+  return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
+}
+
+const ratio = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '-' : `${x.toFixed(2)}x`);
+
+function table(results: ModelResult[], opts: Options, header: ReturnType<typeof reportHeader>): string {
+  const lines: string[] = [];
+  const m = header.machine;
+  lines.push(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.platform}, node ${m.node}`);
+  lines.push(`commit:  ${header.commit}${header.dirty ? ' (+ uncommitted changes)' : ''}, ${header.date}`);
+  lines.push(`engines: flashdip ${header.flashdipVersion}` +
+    (opts.skipLlamaCpp ? ' (llama.cpp skipped)' : `, llama.cpp via ${LLAMA_CPP_PACKAGE} ${header.llamaCppVersion}`));
+  lines.push(`run:     threads ${opts.threads}, prompt ${opts.promptTokens} tokens, ${opts.tokens} generated (greedy), ` +
+    `warm-up ${opts.warmup}, median of ${opts.reps} interleaved repetitions`);
+  lines.push('');
+  const rows: string[][] = [[
+    'model', 'decode flashdip', 'decode llama.cpp', 'decode ratio',
+    'prefill flashdip', 'prefill llama.cpp', 'prefill ratio', 'same tokens',
+  ]];
+  for (const r of results) {
+    const l = r.llamacpp;
+    const failed = (s: EngineSummary | undefined, v: number): string => (s && s.runs.length === 0 && s.errors.length ? 'failed' : fmt(v));
+    rows.push([
+      path.basename(r.model),
+      failed(r.flashdip, r.flashdip.decodeTokensPerSecond), l ? failed(l, l.decodeTokensPerSecond) : '-', ratio(r.decodeRatio),
+      failed(r.flashdip, r.flashdip.prefillTokensPerSecond), l ? failed(l, l.prefillTokensPerSecond) : '-', ratio(r.prefillRatio),
+      r.sameTokens === undefined ? '-' : `${r.sameTokens}/${opts.tokens}`,
+    ]);
+  }
+  // A Markdown table, aligned so it also reads well in a terminal.
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  const line = (row: string[]): string => '| ' + row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ') + ' |';
+  lines.push(line(rows[0]));
+  lines.push('|' + widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|');
+  for (const row of rows.slice(1)) lines.push(line(row));
+  lines.push('');
+  lines.push('tok/s, median per engine; ratio = flashdip / llama.cpp (above 1: flashdip is faster); same tokens:');
+  lines.push('leading greedy tokens identical in both engines (flashdip masks end-of-text, llama.cpp passes it).');
+  for (const r of results)
+    for (const s of [r.flashdip, r.llamacpp])
+      for (const e of s?.errors ?? []) lines.push(`error (${path.basename(r.model)}): ${e.split('\n')[0]}`);
+  return lines.join('\n');
+}
+
+function reportHeader(opts: Options) {
+  const { commit, dirty } = gitCommit();
+  return {
+    machine: machine(),
+    commit,
+    dirty,
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    flashdipVersion: JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string,
+    llamaCppVersion: opts.skipLlamaCpp ? undefined : llamaCppInstalledVersion(),
+  };
+}
+
+async function main(): Promise<void> {
+  const opts = parseOptions(process.argv.slice(2));
+  if (!opts.skipLlamaCpp) ensureLlamaCpp();
+  if (opts.makeModels) makeMissingModels(opts.models);
+  for (const m of opts.models) if (!fs.existsSync(m)) throw new Error(`model not found: ${m}${ONE_B_TYPES.some((t) => oneBPath(t) === m) ? ' (generate it with --make-models)' : ''}`);
+  const results = await measureAll(opts);
+  const header = reportHeader(opts);
+  if (opts.json) {
+    const { json: _j, ...options } = opts;
+    console.log(JSON.stringify({ ...header, options, results }, null, 2));
+  } else {
+    console.log(table(results, opts, header));
+  }
+}
+
+main().catch((err) => {
+  console.error(`bench: ${(err as Error).message ?? err}`);
+  process.exit(1);
+});
