@@ -26,6 +26,7 @@ const LLAMA_SPM_VOCAB = path.join(SHARED_DATA, 'tokenizer', 'vocab', 'ggml-vocab
 // TinyLlama-1.1B's shape with random weights (scripts/make-model.ts).
 const ONE_B_SHAPE = ['--arch', 'llama', '--dim', '2048', '--layers', '22', '--heads', '32', '--kv-heads', '4', '--ffn', '5632'];
 const ONE_B_TYPES = ['q8_0', 'q4_0'];
+const WORKER_TIMEOUT_MS = 30 * 60 * 1000;
 const oneBPath = (type: string): string => path.join(MODELS_DIR, `llama-1b-${type}.gguf`);
 
 // The prompt: this text, tokenized once by flashdip's tokenizer (BOS first), cut to --prompt-tokens
@@ -116,6 +117,15 @@ function llamaCppInstalledVersion(): string | undefined {
   }
 }
 
+// The llama.cpp release node-llama-cpp's prebuilt binaries were built from.
+function llamaCppRelease(): string | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(DEPS_MODULES, LLAMA_CPP_PACKAGE, 'llama', 'llama.cpp.info.json'), 'utf8')).tag;
+  } catch {
+    return undefined;
+  }
+}
+
 function ensureLlamaCpp(): void {
   if (llamaCppInstalledVersion() === LLAMA_CPP_VERSION) return;
   log(`installing ${LLAMA_CPP_PACKAGE}@${LLAMA_CPP_VERSION} into ${path.relative(ROOT, DEPS)} (prebuilt binaries, ~700 MB)...`);
@@ -175,7 +185,10 @@ function runWorker(job: Job): Promise<Measurement> {
     let reply: { ok: boolean; result?: Measurement; error?: string } | undefined;
     child.on('message', (m) => (reply = m as typeof reply));
     child.on('error', reject);
+    // A wedged engine must not hang the whole run.
+    const watchdog = setTimeout(() => child.kill('SIGKILL'), WORKER_TIMEOUT_MS);
     child.on('exit', (code, signal) => {
+      clearTimeout(watchdog);
       if (reply?.ok) resolve(reply.result!);
       else reject(new Error(reply?.error ?? `worker exited with ${signal ?? `code ${code}`} before reporting`));
     });
@@ -289,6 +302,8 @@ function machine() {
     memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     platform: `${process.platform}-${process.arch}`,
     node: process.version,
+    /** 1-minute load average before measuring: other work on a shared machine skews numbers. */
+    loadAverage: Math.round(os.loadavg()[0] * 100) / 100,
   };
 }
 
@@ -313,10 +328,10 @@ const ratio = (x: number | undefined): string => (x === undefined || !Number.isF
 function table(results: ModelResult[], opts: Options, header: ReturnType<typeof reportHeader>): string {
   const lines: string[] = [];
   const m = header.machine;
-  lines.push(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.platform}, node ${m.node}`);
+  lines.push(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.platform}, node ${m.node}, load average ${m.loadAverage}`);
   lines.push(`commit:  ${header.commit}${header.dirty ? ' (+ uncommitted changes)' : ''}, ${header.date}`);
   lines.push(`engines: flashdip ${header.flashdipVersion}` +
-    (opts.skipLlamaCpp ? ' (llama.cpp skipped)' : `, llama.cpp via ${LLAMA_CPP_PACKAGE} ${header.llamaCppVersion}`));
+    (opts.skipLlamaCpp ? ' (llama.cpp skipped)' : `, llama.cpp ${header.llamaCppRelease ?? '(release unknown)'} via ${LLAMA_CPP_PACKAGE} ${header.llamaCppVersion}`));
   lines.push(`run:     threads ${opts.threads}, prompt ${opts.promptTokens} tokens, ${opts.tokens} generated (greedy), ` +
     `warm-up ${opts.warmup}, median of ${opts.reps} interleaved repetitions`);
   lines.push('');
@@ -334,6 +349,8 @@ function table(results: ModelResult[], opts: Options, header: ReturnType<typeof 
       r.sameTokens === undefined ? '-' : `${r.sameTokens}/${opts.tokens}`,
     ]);
   }
+  // Without llama.cpp only the model and flashdip's two columns are left.
+  if (opts.skipLlamaCpp) rows.forEach((row, i) => (rows[i] = [row[0], row[1], row[4]]));
   // A Markdown table, aligned so it also reads well in a terminal.
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const line = (row: string[]): string => '| ' + row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ') + ' |';
@@ -341,8 +358,11 @@ function table(results: ModelResult[], opts: Options, header: ReturnType<typeof 
   lines.push('|' + widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|');
   for (const row of rows.slice(1)) lines.push(line(row));
   lines.push('');
-  lines.push('tok/s, median per engine; ratio = flashdip / llama.cpp (above 1: flashdip is faster); same tokens:');
-  lines.push('leading greedy tokens identical in both engines (flashdip masks end-of-text, llama.cpp passes it).');
+  if (opts.skipLlamaCpp) lines.push('tok/s, median of the repetitions');
+  else {
+    lines.push('tok/s, median per engine; ratio = flashdip / llama.cpp (above 1: flashdip is faster); same tokens:');
+    lines.push('leading greedy tokens identical in both engines (flashdip masks end-of-text, llama.cpp passes it).');
+  }
   for (const r of results)
     for (const s of [r.flashdip, r.llamacpp])
       for (const e of s?.errors ?? []) lines.push(`error (${path.basename(r.model)}): ${e.split('\n')[0]}`);
@@ -358,6 +378,7 @@ function reportHeader(opts: Options) {
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     flashdipVersion: JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string,
     llamaCppVersion: opts.skipLlamaCpp ? undefined : llamaCppInstalledVersion(),
+    llamaCppRelease: opts.skipLlamaCpp ? undefined : llamaCppRelease(),
   };
 }
 
@@ -366,8 +387,9 @@ async function main(): Promise<void> {
   if (!opts.skipLlamaCpp) ensureLlamaCpp();
   if (opts.makeModels) makeMissingModels(opts.models);
   for (const m of opts.models) if (!fs.existsSync(m)) throw new Error(`model not found: ${m}${ONE_B_TYPES.some((t) => oneBPath(t) === m) ? ' (generate it with --make-models)' : ''}`);
-  const results = await measureAll(opts);
+  // Taken before measuring: the commit and the machine's load as the run found them.
   const header = reportHeader(opts);
+  const results = await measureAll(opts);
   if (opts.json) {
     const { json: _j, ...options } = opts;
     console.log(JSON.stringify({ ...header, options, results }, null, 2));
