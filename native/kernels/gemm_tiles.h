@@ -4,11 +4,13 @@
 // A kernel K provides   template <int R, int T> static void tile(const Args&, int64_t r0, int64_t t0,
 //                                                                 float out[R][T]);
 // computing the R x T block of dot products for rows r0..r0+R-1 and tokens t0..t0+T-1 while reading
-// each weight block once for all T tokens, and   static constexpr int kDecodeRows;   the rows per
-// decode tile. Decode (ntok == 1) runs kDecodeRows rows at a time (4 gives the CPU four independent
-// accumulation chains and streams; kernels with many live registers per row use fewer, measured with
-// test_kernels --bench); prompt evaluation runs one
-// row against 4 tokens at a time, so a weight row is fetched from memory once and re-read from L1.
+// each weight block once for all T tokens, and two constants:
+//   kDecodeRows  rows per tile when ntok == 1 (more rows = more independent accumulation chains and
+//                streams, but more live registers; chosen per kernel with test_kernels --bench);
+//   kPromptRows  rows per tile against 4 tokens for ntok > 1 (weight blocks are unpacked once for 4
+//                tokens, activation blocks loaded once for kPromptRows rows). Rows are visited in
+//                order, so a weight row is fetched from memory once and re-read from L1/L2 for the
+//                following token groups.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +35,19 @@ inline void run_tile(const GemmArgs& a, int64_t r0, int64_t t0, float* y, size_t
     for (int t = 0; t < T; ++t) y[static_cast<size_t>(t0 + t) * y_stride + static_cast<size_t>(r0 + r)] = out[r][t];
 }
 
+// Rows r0..r0+R-1 against all tokens, 4 tokens at a time.
+template <class K, int R>
+inline void gemm_row_tiles(const GemmArgs& a, int64_t r0, int64_t ntok, float* y, size_t y_stride) {
+  int64_t t = 0;
+  for (; t + 4 <= ntok; t += 4) run_tile<K, R, 4>(a, r0, t, y, y_stride);
+  switch (ntok - t) {
+    case 3: run_tile<K, R, 3>(a, r0, t, y, y_stride); break;
+    case 2: run_tile<K, R, 2>(a, r0, t, y, y_stride); break;
+    case 1: run_tile<K, R, 1>(a, r0, t, y, y_stride); break;
+    default: break;
+  }
+}
+
 template <class K>
 void gemm_tiled(const void* w, size_t row_stride, int64_t n, int64_t nrows, const void* xq, size_t xq_stride,
                 int64_t ntok, float* y, size_t y_stride) {
@@ -44,16 +59,11 @@ void gemm_tiled(const void* w, size_t row_stride, int64_t n, int64_t nrows, cons
     for (; r < nrows; ++r) run_tile<K, 1, 1>(a, r, 0, y, y_stride);
     return;
   }
-  for (int64_t r = 0; r < nrows; ++r) {
-    int64_t t = 0;
-    for (; t + 4 <= ntok; t += 4) run_tile<K, 1, 4>(a, r, t, y, y_stride);
-    switch (ntok - t) {
-      case 3: run_tile<K, 1, 3>(a, r, t, y, y_stride); break;
-      case 2: run_tile<K, 1, 2>(a, r, t, y, y_stride); break;
-      case 1: run_tile<K, 1, 1>(a, r, t, y, y_stride); break;
-      default: break;
-    }
-  }
+  // Prompt: K::kPromptRows rows x 4 tokens per tile, then the row remainder one row at a time.
+  constexpr int kP = K::kPromptRows;
+  int64_t r = 0;
+  for (; r + kP <= nrows; r += kP) gemm_row_tiles<K, kP>(a, r, ntok, y, y_stride);
+  for (; r < nrows; ++r) gemm_row_tiles<K, 1>(a, r, ntok, y, y_stride);
 }
 
 }  // namespace fd

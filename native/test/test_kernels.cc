@@ -527,9 +527,10 @@ int64_t float_terms(uint32_t type, int64_t n) {
 const uint32_t kComputeTypes[] = {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K};
 
 std::vector<int64_t> test_blocks(uint32_t type) {
-  // Tiles: decode runs 4 rows x 1 token, prompt 1 row x 4 tokens, one block per step (8 elements per
-  // step for float types), so 1..3 x (tile + 1) = 1..15 blocks covers every tile remainder; then the
-  // odd sizes.
+  // Tiles: decode runs 1 or 4 rows x 1 token, prompt 2 rows x 4 tokens (plus row/token remainders);
+  // along n the AVX2 q4_0/q8_0 kernels step 4 blocks (scale groups) over 2 accumulators with a
+  // single-block tail, the others one block (8 elements for float types). So 1..3 x (tile + 1) =
+  // 1..15 blocks covers every remainder; then the odd sizes. Row counts cover 1..13, tokens 1..9.
   std::vector<int64_t> v;
   for (int64_t b = 1; b <= 15; ++b) v.push_back(b);
   const int64_t odd[] = {17, 31, 33, 127, 129};

@@ -73,6 +73,7 @@ inline __m128 gather_fp16(const uint8_t* const* p, size_t off) {
 template <bool kQ4>
 struct KQ80 {
   static constexpr int kDecodeRows = 1;
+  static constexpr int kPromptRows = 2;
   static constexpr size_t kBlock = kQ4 ? sizeof(block_q4_0) : sizeof(block_q8_0);
   static constexpr size_t kPrefetch = 1024;
 
@@ -136,7 +137,7 @@ struct KQ80 {
         for (int r = 0; r < R; ++r) _mm_store_ps(sc[t][r], _mm_mul_ps(dw[r], dx));
       }
       for (int k = 0; k < 4; ++k)
-        block<R, T>(wr, xt, i + k, [&](int t, int r) { return &sc[t][r][k]; }, k & 1 ? acc1 : acc0);
+        block<R, T>(wr, xt, i + k, [&](int t, int r) { return &sc[t][r][k]; }, (k & 1) && R * T < 4 ? acc1 : acc0);
     }
     for (; i < nb; ++i) {
       float sc[T][R];
@@ -164,6 +165,7 @@ inline __m256i lane_splat_ctrl(int lo, int hi) {
 
 struct KQ4K {
   static constexpr int kDecodeRows = 1;
+  static constexpr int kPromptRows = 2;
   template <int R, int T>
   static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
     __m256 acc[R][T];
@@ -239,6 +241,7 @@ struct KQ4K {
 
 struct KQ6K {
   static constexpr int kDecodeRows = 1;
+  static constexpr int kPromptRows = 2;
   template <int R, int T>
   static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
     __m256 acc[R][T];
@@ -343,6 +346,7 @@ struct LoadBF16 {
 template <class L>
 struct KFloat {
   static constexpr int kDecodeRows = 4;
+  static constexpr int kPromptRows = 2;
   template <int R, int T>
   static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
     __m256 acc[R][T];
