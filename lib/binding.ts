@@ -46,12 +46,23 @@ export interface NativeContext {
   eval(tokens: Int32Array, allLogits: boolean, out: Float32Array): Promise<void>;
   truncate(n: number): void;
   nPast(): number;
+  /** MLP column-unit counts per layer; `reset` clears them after reading. */
+  stats(reset: boolean): NativeSparsityStats;
   dispose(): void;
+}
+
+export interface NativeSparsityStats {
+  tokens: number;
+  ugUnitBytes: number;
+  downUnitBytes: number;
+  layers: { ugHits: number; ugMisses: number; downHits: number; downMisses: number }[];
 }
 
 export interface NativeModel {
   info(): NativeModelInfo;
-  createContext(options: { contextSize?: number; kvType?: number; batchSize?: number; threads?: number }): NativeContext;
+  createContext(options: {
+    contextSize?: number; kvType?: number; batchSize?: number; threads?: number; sparsity?: Record<string, number>;
+  }): NativeContext;
   dispose(): void;
 }
 
@@ -61,6 +72,8 @@ export interface NativeKernels {
   gemv(type: number, weights: Uint8Array, n: number, rows: number, x: Float32Array): Float32Array;
   info(): { isa: string; available: string };
   setIsa(isa: string): boolean;
+  cacheSimulate(nUnits: number, capacity: number, policy: number, masks: Int32Array[]): { hits: number[]; cached: Uint8Array[] };
+  topk(scores: Float32Array, k: number): Int32Array;
 }
 
 export interface Binding {

@@ -34,3 +34,18 @@ export function dequantizeRow(type: number, src: Uint8Array, n: number): Float32
 export function gemv(type: number, weights: Uint8Array, n: number, rows: number, x: Float32Array): Float32Array {
   return call(() => getBinding().kernels.gemv(type, weights, n, rows, x));
 }
+
+/** The k highest scores' indices, ascending; ties go to the lower index. */
+export function topk(scores: Float32Array, k: number): Int32Array {
+  return call(() => getBinding().kernels.topk(scores, k));
+}
+
+const POLICIES = { none: 0, lru: 1, lfu: 2 } as const;
+
+/**
+ * Runs the native column-cache bookkeeping (mask-first admission, the policy's evictions) over a
+ * sequence of masks (ascending unit indices); returns the hits per mask and the cached set after each.
+ */
+export function cacheSimulate(nUnits: number, capacity: number, policy: keyof typeof POLICIES, masks: Int32Array[]): { hits: number[]; cached: Uint8Array[] } {
+  return call(() => getBinding().kernels.cacheSimulate(nUnits, capacity, POLICIES[policy], masks));
+}

@@ -3,23 +3,31 @@ import { getBinding, NativeModel, NativeModelInfo } from './binding';
 import { FlashdipError, fromNative } from './errors';
 import { readGguf } from './gguf';
 import { checkInt, checkKeys, checkObject } from './options';
+import { CacheOptions, parseBudget, ResolvedSparsity, resolveSparsity, SparsityOptions, splitBytes } from './sparsity';
 import { Session, SessionOptions } from './session';
 import { Tokenizer, tokenizerSpecFromMetadata } from './tokenizer';
 
 export interface LoadOptions {
   /** Compute threads; default: one per core (small work still runs on one). */
   threads?: number;
+  /** DRAM budget in bytes or as a string ('2GiB'); default: everything in DRAM. */
+  memoryBudget?: number | string;
+  /** MLP sparsity: method ('dense' by default), density, gamma... (see SparsityOptions). */
+  sparsity?: SparsityOptions;
+  cache?: CacheOptions;
 }
 
 export type ModelInfo = NativeModelInfo & { path: string };
 
-const LOAD_KEYS = ['threads'] as const;
+const LOAD_KEYS = ['threads', 'memoryBudget', 'sparsity', 'cache'] as const;
 
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
   if (typeof path !== 'string' || path.length === 0) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'path: must be a non-empty string');
   const opts = checkObject('options', options);
   checkKeys('options', opts, LOAD_KEYS);
   const threads = checkInt('threads', opts.threads, 1, 256);
+  const sparsity = resolveSparsity(opts.sparsity, opts.cache);
+  const memoryBudget = parseBudget(opts.memoryBudget);
   const callSite = new Error();
   let header;
   try {
@@ -40,7 +48,15 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   } catch (err) {
     throw fromNative(err, callSite);
   }
-  return new Model(path, native, tokenizer);
+  return new Model(path, native, tokenizer, { sparsity, memoryBudget, bytes: splitBytes(header) });
+}
+
+/** @internal what sessions inherit from loadModel's options. */
+export interface ModelDefaults {
+  sparsity: ResolvedSparsity;
+  memoryBudget: number | undefined;
+  /** Bytes of the MLP weights and of everything else in the file. */
+  bytes: { mlp: number; static: number };
 }
 
 export class Model {
@@ -48,14 +64,23 @@ export class Model {
   readonly tokenizer: Tokenizer;
   readonly info: ModelInfo;
   private native: NativeModel | undefined;
+  /** @internal */
+  readonly defaults: ModelDefaults;
   private readonly sessions = new Set<Session>();
 
   /** @internal use loadModel() */
-  constructor(path: string, native: NativeModel, tokenizer: Tokenizer) {
+  constructor(path: string, native: NativeModel, tokenizer: Tokenizer, defaults: ModelDefaults) {
     this.path = path;
     this.native = native;
     this.tokenizer = tokenizer;
     this.info = { ...native.info(), path };
+    this.defaults = defaults;
+    if (defaults.sparsity.method !== 'dense' || defaults.memoryBudget !== undefined)
+      process.emitWarning(
+        `${path} is in the standard GGUF layout: sparsity and memoryBudget change what is computed and what the ` +
+          'column-cache accounting reports, but every weight is still read from DRAM (the flash column store is not built yet)',
+        { code: 'FLASHDIP_STANDARD_LAYOUT' },
+      );
   }
 
   get disposed(): boolean {

@@ -6,7 +6,9 @@
 // ctx - stride tokens of context).
 import { FlashdipError } from './errors';
 import type { Model } from './model';
+import type { Session } from './session';
 import { checkEnum, checkInt, checkKeys, checkObject } from './options';
+import type { CacheOptions, SparsityOptions } from './sparsity';
 
 export interface PerplexityOptions {
   /** Tokens per evaluation window, BOS included (default 512). */
@@ -18,6 +20,9 @@ export interface PerplexityOptions {
   kvCacheType?: 'f16' | 'f32';
   /** Stop after scoring this many tokens (default: the whole text). */
   maxTokens?: number;
+  /** Overrides the model's sparsity and cache policy. */
+  sparsity?: SparsityOptions;
+  cache?: CacheOptions;
 }
 
 export interface PerplexityResult {
@@ -30,9 +35,17 @@ export interface PerplexityResult {
   mode: 'chunked' | 'sliding';
   seconds: number;
   tokensPerSecond: number;
+  method: string;
+  keepX: number;
+  keepH: number;
+  cacheFraction: number;
+  /** MLP column units found in the DRAM cache, over all windows. */
+  hitRate: number;
+  flashBytesPerToken: number;
+  dramBytesPerToken: number;
 }
 
-const KEYS = ['ctx', 'mode', 'stride', 'kvCacheType', 'maxTokens'] as const;
+const KEYS = ['ctx', 'mode', 'stride', 'kvCacheType', 'maxTokens', 'sparsity', 'cache'] as const;
 
 // log_softmax(logits)[target] in float64.
 export function logProb(logits: Float32Array, target: number): number {
@@ -57,10 +70,16 @@ export async function perplexity(model: Model, text: string, options: Perplexity
   if (maxTokens !== undefined) tokens = tokens.slice(0, maxTokens);
   if (tokens.length === 0) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'text: no tokens to score');
 
-  const session = model.createSession({ contextSize: ctx, kvCacheType: (o.kvCacheType as 'f16' | 'f32' | undefined) ?? 'f32' });
+  const session = model.createSession({
+    contextSize: ctx,
+    kvCacheType: (o.kvCacheType as 'f16' | 'f32' | undefined) ?? 'f32',
+    sparsity: o.sparsity as SparsityOptions | undefined,
+    cache: o.cache as CacheOptions | undefined,
+  });
+  const cache = { hits: 0, units: 0, flash: 0, dram: 0, tokens: 0 };
   const vocab = model.info.vocabSize;
   const t0 = performance.now();
-  let sum = 0, scored = 0, chunks = 0;
+  let sum = 0, scored = 0, chunks = 0, lastWindow = 0;
   try {
     // Each window: [BOS] + tokens[start, end); tokens[from, end) are scored.
     const windows: { start: number; end: number; from: number }[] = [];
@@ -75,6 +94,8 @@ export async function perplexity(model: Model, text: string, options: Perplexity
       }
     }
     for (const w of windows) {
+      const st = session.stats().sparsity;  // accumulated before reset() clears it
+      if (chunks > 0) account(cache, st, w.end - w.start + 1);
       session.reset();
       const input = [bos, ...tokens.slice(w.start, w.end)];
       const logits = await session.evaluate(input, { allLogits: true });
@@ -84,7 +105,9 @@ export async function perplexity(model: Model, text: string, options: Perplexity
         scored++;
       }
       chunks++;
+      lastWindow = w.end - w.start + 1;
     }
+    account(cache, session.stats().sparsity, lastWindow);
   } finally {
     await session.dispose();
   }
@@ -99,5 +122,25 @@ export async function perplexity(model: Model, text: string, options: Perplexity
     mode,
     seconds,
     tokensPerSecond: scored / seconds,
+    method: session.sparsity.method,
+    keepX: session.sparsity.keepX,
+    keepH: session.sparsity.keepH,
+    cacheFraction: session.cacheFraction,
+    hitRate: cache.units > 0 ? cache.hits / cache.units : 1,
+    flashBytesPerToken: cache.tokens > 0 ? cache.flash / cache.tokens : 0,
+    dramBytesPerToken: cache.tokens > 0 ? cache.dram / cache.tokens : 0,
   };
+}
+
+type SparsityStats = ReturnType<Session['stats']>['sparsity'];
+
+// Adds one window's cache figures (per-token averages over `tokens` evaluated tokens) to the totals.
+function account(total: { hits: number; units: number; flash: number; dram: number; tokens: number }, st: SparsityStats, tokens: number): void {
+  for (const l of st.layers) {
+    total.hits += l.ugHits + l.downHits;
+    total.units += l.ugHits + l.ugMisses + l.downHits + l.downMisses;
+  }
+  total.flash += st.flashBytesPerToken * tokens;
+  total.dram += st.dramBytesPerToken * tokens;
+  total.tokens += tokens;
 }

@@ -5,6 +5,7 @@ import { FlashdipError, fromNative } from './errors';
 import type { Model } from './model';
 import { checkEnum, checkInt, checkKeys, checkNumber, checkObject } from './options';
 import { Sampler, SamplerOptions } from './sampler';
+import { CacheOptions, cacheFraction, nativeSparsity, ResolvedSparsity, resolveSparsity, SparsityOptions } from './sparsity';
 import { TokenType } from './tokenizer';
 
 export interface SessionOptions {
@@ -17,6 +18,9 @@ export interface SessionOptions {
   /** Tokens per forward pass during prompt evaluation. */
   batchSize?: number;
   threads?: number;
+  /** Overrides the model's sparsity for this session. */
+  sparsity?: SparsityOptions;
+  cache?: CacheOptions;
 }
 
 export interface GenerateOptions extends SamplerOptions {
@@ -46,9 +50,22 @@ export interface SessionStats {
   decodeTokensPerSecond: number;
   /** Resident set size of the process (what the OS counts), in bytes. */
   residentBytes: number;
+  /** MLP sparsity and the column cache, over the tokens since the session started (or was reset). */
+  sparsity: {
+    method: string;
+    keepX: number;
+    keepH: number;
+    cacheFraction: number;
+    /** Fraction of the MLP column units used that were in the DRAM cache. */
+    hitRate: number;
+    /** MLP bytes per token from flash (cache misses) and from DRAM (hits). */
+    flashBytesPerToken: number;
+    dramBytesPerToken: number;
+    layers: { ugHits: number; ugMisses: number; downHits: number; downMisses: number }[];
+  };
 }
 
-const SESSION_KEYS = ['contextSize', 'seed', 'kvCacheType', 'batchSize', 'threads'] as const;
+const SESSION_KEYS = ['contextSize', 'seed', 'kvCacheType', 'batchSize', 'threads', 'sparsity', 'cache'] as const;
 const GENERATE_KEYS = [
   'maxTokens', 'stop', 'signal', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN',
   'frequencyPenalty', 'presencePenalty', 'seed', 'onLogits',
@@ -58,6 +75,9 @@ const KV_TYPES = { f32: 0, f16: 1 } as const;
 export class Session {
   readonly model: Model;
   readonly contextSize: number;
+  readonly sparsity: ResolvedSparsity;
+  /** Fraction of every MLP matrix the DRAM column cache holds (1 without a budget). */
+  readonly cacheFraction: number;
   private native: NativeContext | undefined;
   private readonly onDispose: () => void;
   private readonly seed: number;
@@ -78,10 +98,17 @@ export class Session {
     const kv = checkEnum('kvCacheType', o.kvCacheType, ['f16', 'f32'], 'f16');
     const batchSize = checkInt('batchSize', o.batchSize, 1, 4096, 64);
     const threads = checkInt('threads', o.threads, 1, 256);
+    this.sparsity = o.sparsity === undefined && o.cache === undefined ? model.defaults.sparsity : resolveSparsity(o.sparsity, o.cache);
+    const info = model.info;
+    const kvBytes = 2 * info.layers * this.contextSize * info.kvHeads * info.headDim * (kv === 'f16' ? 2 : 4);
+    this.cacheFraction = cacheFraction(model.defaults.memoryBudget, model.defaults.bytes, kvBytes);
     this.model = model;
     this.onDispose = onDispose;
     try {
-      this.native = nativeModel.createContext({ contextSize: this.contextSize, kvType: KV_TYPES[kv], batchSize, threads });
+      this.native = nativeModel.createContext({
+        contextSize: this.contextSize, kvType: KV_TYPES[kv], batchSize, threads,
+        sparsity: nativeSparsity(this.sparsity, this.cacheFraction, model.defaults.memoryBudget !== undefined),
+      });
     } catch (err) {
       throw fromNative(err);
     }
@@ -186,6 +213,15 @@ export class Session {
 
   stats(): SessionStats {
     const c = this.counters;
+    const sp = this.native ? this.native.stats(false) : { tokens: 0, ugUnitBytes: 0, downUnitBytes: 0, layers: [] };
+    let hits = 0, units = 0, flash = 0, dram = 0;
+    for (const l of sp.layers) {
+      hits += l.ugHits + l.downHits;
+      units += l.ugHits + l.ugMisses + l.downHits + l.downMisses;
+      flash += l.ugMisses * sp.ugUnitBytes + l.downMisses * sp.downUnitBytes;
+      dram += l.ugHits * sp.ugUnitBytes + l.downHits * sp.downUnitBytes;
+    }
+    const perToken = (x: number) => (sp.tokens > 0 ? x / sp.tokens : 0);
     return {
       contextSize: this.contextSize,
       contextUsed: this.native ? this.native.nPast() : 0,
@@ -197,12 +233,24 @@ export class Session {
       // The first generated token comes from the prompt's logits, so decode steps = generated - 1.
       decodeTokensPerSecond: c.decodeSeconds > 0 ? Math.max(0, c.generatedTokens - 1) / c.decodeSeconds : 0,
       residentBytes: process.memoryUsage.rss(),
+      sparsity: {
+        method: this.sparsity.method,
+        keepX: this.sparsity.keepX,
+        keepH: this.sparsity.keepH,
+        cacheFraction: this.cacheFraction,
+        hitRate: units > 0 ? hits / units : 1,
+        flashBytesPerToken: perToken(flash),
+        dramBytesPerToken: perToken(dram),
+        layers: sp.layers,
+      },
     };
   }
 
   /** Forgets the sequence; the next prompt starts from an empty cache. */
   reset(): void {
-    this.alive().truncate(0);
+    const native = this.alive();
+    native.truncate(0);
+    native.stats(true);
     this.history.length = 0;
     this.counters = { promptTokens: 0, generatedTokens: 0, prefillSeconds: 0, decodeSeconds: 0 };
   }

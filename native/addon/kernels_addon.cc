@@ -3,6 +3,7 @@
 
 #include "common.h"
 #include "flashdip/kernels.h"
+#include "flashdip/sparsity.h"
 #include "flashdip/types.h"
 
 namespace fd_addon {
@@ -74,6 +75,49 @@ Napi::Value Gemv(const Napi::CallbackInfo& info) {
   return y;
 }
 
+// cacheSimulate(nUnits, capacity, policy 0|1|2, masks: Int32Array[]) -> { hits: number[], cached: Uint8Array[] }
+// Runs the native column-cache bookkeeping over a mask sequence (property tests against a model).
+Napi::Value CacheSimulate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const double n = arg_number(info, 0, "nUnits"), cap = arg_number(info, 1, "capacity"), pol = arg_number(info, 2, "policy");
+  check(n >= 1 && n <= (1 << 24) && cap >= 0 && pol >= 0 && pol <= 2, env, "bad nUnits, capacity or policy");
+  check(info.Length() > 3 && info[3].IsArray(), env, "masks must be an array of Int32Array");
+  Napi::Array masks = info[3].As<Napi::Array>();
+  fd::CacheState cache(static_cast<int64_t>(n), static_cast<int64_t>(cap), static_cast<fd::CachePolicyKind>(static_cast<int>(pol)));
+  Napi::Array hits = Napi::Array::New(env, masks.Length()), cached = Napi::Array::New(env, masks.Length());
+  for (uint32_t t = 0; t < masks.Length(); ++t) {
+    Napi::Value mv = masks.Get(t);
+    check(mv.IsTypedArray() && mv.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array, env, "masks must be Int32Arrays");
+    Napi::Int32Array m = mv.As<Napi::Int32Array>();
+    for (size_t i = 0; i < m.ElementLength(); ++i)
+      check(m[i] >= 0 && m[i] < n && (i == 0 || m[i] > m[i - 1]), env, "a mask must hold ascending unit indices below nUnits");
+    hits.Set(t, static_cast<double>(cache.access(m.Data(), static_cast<int64_t>(m.ElementLength()))));
+    Napi::Uint8Array flags = Napi::Uint8Array::New(env, static_cast<size_t>(n));
+    std::memcpy(flags.Data(), cache.flags(), static_cast<size_t>(n));
+    cached.Set(t, flags);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("hits", hits);
+  out.Set("cached", cached);
+  return out;
+}
+
+// topk(scores: Float32Array, k) -> Int32Array of the k best indices, ascending (ties: lower index).
+Napi::Value TopK(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  check(info.Length() > 1 && info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array,
+        env, "topk(scores: Float32Array, k)");
+  Napi::Float32Array a = info[0].As<Napi::Float32Array>();
+  const double kd = arg_number(info, 1, "k");
+  check(kd >= 0, env, "k must be >= 0");
+  const int64_t n = static_cast<int64_t>(a.ElementLength());
+  const int64_t k = std::min<int64_t>(n, static_cast<int64_t>(kd));
+  Napi::Int32Array out = Napi::Int32Array::New(env, static_cast<size_t>(k));
+  std::vector<int32_t> scratch;
+  fd::topk_indices(a.Data(), n, k, out.Data(), scratch);
+  return out;
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -95,6 +139,8 @@ void init_kernels(Napi::Env env, Napi::Object exports) {
   k.Set("dequantizeRow", Napi::Function::New(env, DequantizeRow));
   k.Set("gemv", Napi::Function::New(env, Gemv));
   k.Set("info", Napi::Function::New(env, Info));
+  k.Set("cacheSimulate", Napi::Function::New(env, CacheSimulate));
+  k.Set("topk", Napi::Function::New(env, TopK));
   k.Set("setIsa", Napi::Function::New(env, SetIsa));
   exports.Set("kernels", k);
 }

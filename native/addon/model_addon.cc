@@ -77,6 +77,28 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
   Napi::Value NPast(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), ctx_ ? static_cast<double>(ctx_->n_past()) : 0);
   }
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!ctx_) throw make_error(env, "ERR_DISPOSED", "the session has been disposed");
+    const fd::SparsityStats& s = ctx_->sparsity_stats();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("tokens", static_cast<double>(s.tokens));
+    o.Set("ugUnitBytes", s.ug_unit_bytes);
+    o.Set("downUnitBytes", s.down_unit_bytes);
+    Napi::Array layers = Napi::Array::New(env, s.layers.size());
+    for (size_t i = 0; i < s.layers.size(); ++i) {
+      const fd::LayerStats& l = s.layers[i];
+      Napi::Object lo = Napi::Object::New(env);
+      lo.Set("ugHits", static_cast<double>(l.ug_hits));
+      lo.Set("ugMisses", static_cast<double>(l.ug_misses));
+      lo.Set("downHits", static_cast<double>(l.down_hits));
+      lo.Set("downMisses", static_cast<double>(l.down_misses));
+      layers.Set(static_cast<uint32_t>(i), lo);
+    }
+    o.Set("layers", layers);
+    if (info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value()) ctx_->reset_sparsity_stats();
+    return o;
+  }
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     disposed_ = true;
     if (!busy_) release(info.Env());
@@ -206,6 +228,23 @@ Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
   co.kv_type = static_cast<uint32_t>(opt_number(o, "kvType", fd::TYPE_F32));
   co.max_batch = static_cast<int64_t>(opt_number(o, "batchSize", 64));
   co.threads = static_cast<int>(opt_number(o, "threads", 0));
+  Napi::Value spv = o.Get("sparsity");
+  if (spv.IsObject()) {
+    Napi::Object sp = spv.As<Napi::Object>();
+    fd::SparsityConfig& c = co.sparsity;
+    c.method = static_cast<fd::SparseMethod>(static_cast<int>(opt_number(sp, "method", 0)));
+    check(static_cast<int>(c.method) >= 0 && static_cast<int>(c.method) <= 5, env, "sparsity.method is unknown");
+    c.keep_x = opt_number(sp, "keepX", 1);
+    c.keep_h = opt_number(sp, "keepH", 1);
+    c.gamma = opt_number(sp, "gamma", 1);
+    c.fixed_top_n = static_cast<int64_t>(opt_number(sp, "fixedTopN", 0));
+    c.warmup = opt_number(sp, "warmup", 1) != 0;
+    c.alpha_blend = opt_number(sp, "alphaBlend", 0) != 0;
+    c.policy = static_cast<fd::CachePolicyKind>(static_cast<int>(opt_number(sp, "policy", 2)));
+    check(static_cast<int>(c.policy) >= 0 && static_cast<int>(c.policy) <= 2, env, "cache policy is unknown");
+    c.cache_fraction = opt_number(sp, "cacheFraction", 1);
+    c.budgeted = opt_number(sp, "budgeted", 0) != 0;
+  }
   return guard(env, [&]() -> Napi::Value {
     std::unique_ptr<fd::Context> ctx(new fd::Context(*m, co));
     Napi::Object obj = ctors(env).context.New({});
@@ -219,6 +258,7 @@ Napi::Function NativeContext::Init(Napi::Env env) {
                      {InstanceMethod("eval", &NativeContext::Eval),
                       InstanceMethod("truncate", &NativeContext::Truncate),
                       InstanceMethod("nPast", &NativeContext::NPast),
+                      InstanceMethod("stats", &NativeContext::Stats),
                       InstanceMethod("dispose", &NativeContext::Dispose)});
 }
 

@@ -59,6 +59,36 @@ Context::Context(Model& model, const ContextOptions& o)
   xq_.resize(B * (static_cast<size_t>(widest) * sizeof(float) + 64));
   rope_cos_.resize(B * (c.head_dim / 2));
   rope_sin_.resize(B * (c.head_dim / 2));
+
+  sp_ = o.sparsity;
+  if (!(sp_.keep_x > 0 && sp_.keep_x <= 1 && sp_.keep_h > 0 && sp_.keep_h <= 1 && sp_.gamma >= 0 && sp_.gamma <= 1 &&
+        sp_.cache_fraction >= 0 && sp_.cache_fraction <= 1 && sp_.fixed_top_n >= 0))
+    fail("ERR_INVALID_ARGUMENT", "sparsity options are out of range");
+  track_ = sp_.method != SparseMethod::Dense || sp_.cache_fraction < 1 || sp_.budgeted;
+  const int64_t widest_mlp = std::max(c.dim, c.ffn);
+  mask_.resize(static_cast<size_t>(widest_mlp));
+  keep_.resize(static_cast<size_t>(widest_mlp));
+  stats_.layers.resize(static_cast<size_t>(c.n_layers));
+  if (track_) {
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      cache_ug_.emplace_back(c.dim, static_cast<int64_t>(sp_.cache_fraction * static_cast<double>(c.dim)), sp_.policy);
+      cache_down_.emplace_back(c.ffn, static_cast<int64_t>(sp_.cache_fraction * static_cast<double>(c.ffn)), sp_.policy);
+    }
+  }
+  // Bytes per unit as stored in this file, averaged over the layers.
+  double ug = 0, down = 0;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    const LayerWeights& L = model.layer(l);
+    ug += static_cast<double>(L.w_gate_up.data ? L.w_gate_up.nbytes() : L.w_gate.nbytes() + L.w_up.nbytes());
+    down += static_cast<double>(L.w_down.nbytes());
+  }
+  stats_.ug_unit_bytes = ug / static_cast<double>(c.n_layers * c.dim);
+  stats_.down_unit_bytes = down / static_cast<double>(c.n_layers * c.ffn);
+}
+
+void Context::reset_sparsity_stats() {
+  stats_.tokens = 0;
+  for (LayerStats& s : stats_.layers) s = LayerStats();
 }
 
 size_t Context::owned_bytes() const {
@@ -72,6 +102,10 @@ int Context::threads_for(double work) const { return work < kMinParallelWork ? 1
 void Context::truncate(int64_t n) {
   if (n < 0 || n > n_past_) fail("ERR_INVALID_ARGUMENT", "cannot truncate the context to " + std::to_string(n));
   n_past_ = n;
+  if (n == 0) {  // a new sequence starts with empty caches (PAPER.md)
+    for (CacheState& cs : cache_ug_) cs.reset();
+    for (CacheState& cs : cache_down_) cs.reset();
+  }
 }
 
 void Context::eval(const int32_t* tokens, int64_t n, bool all_logits, float* out) {
@@ -169,6 +203,94 @@ void Context::attention(int64_t layer, int64_t n, int64_t pos0) {
   });
 }
 
+// SwiGLU MLP of one layer for n tokens: xn_ [n][dim] in, xn_ [n][dim] out. Under a sparse method the
+// masked inputs are zeroed, which computes exactly the sum over the kept columns; on a file in the
+// standard layout this still reads every weight (accuracy work); the column store reads only those.
+void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
+  const ModelConfig& c = cfg_;
+  const int64_t dim = c.dim, F = c.ffn;
+  const SparseMethod m = sp_.method;
+  const bool dip = m == SparseMethod::Dip || m == SparseMethod::DipCa;
+  auto keep_count = [](double keep, int64_t total) {
+    return std::min(total, std::max<int64_t>(1, static_cast<int64_t>(std::floor(keep * static_cast<double>(total)))));
+  };
+  // DIP-CA warm-up over the token index: gamma_t = 1 - (1 - gamma)(1 - gamma^(t/4)).
+  auto gamma_at = [&](int64_t t) {
+    if (m != SparseMethod::DipCa) return 1.0;
+    if (!sp_.warmup) return sp_.gamma;
+    return 1.0 - (1.0 - sp_.gamma) * (1.0 - std::pow(sp_.gamma, static_cast<double>(t) / 4.0));
+  };
+  // Masks a[0..total) of token t to k columns (zeroing the rest) and records the cache access.
+  auto apply_mask = [&](float* a, int64_t total, int64_t k, CacheState* cache, int64_t t, int64_t* hits, int64_t* misses,
+                        const float* score_src) {
+    if (k < total) {
+      const uint8_t* flags = cache && m == SparseMethod::DipCa ? cache->flags() : nullptr;
+      dip_mask(score_src ? score_src : a, total, k, flags, gamma_at(pos0 + t), sp_.fixed_top_n, sp_.alpha_blend,
+               mask_.data(), scores_, select_scratch_);
+      std::fill(keep_.begin(), keep_.begin() + total, 0);
+      for (int64_t i = 0; i < k; ++i) keep_[static_cast<size_t>(mask_[i])] = 1;
+      for (int64_t i = 0; i < total; ++i)
+        if (!keep_[static_cast<size_t>(i)]) a[i] = 0.0f;
+    } else {
+      k = total;
+      for (int64_t i = 0; i < total; ++i) mask_[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+    }
+    if (cache) {
+      const int64_t h = cache->access(mask_.data(), k);
+      *hits += h;
+      *misses += k - h;
+    }
+  };
+  LayerStats& st = stats_.layers[static_cast<size_t>(l)];
+
+  // x-mask (DIP, DIP-CA): one mask shared by W_up and W_gate.
+  const int64_t kx = dip ? keep_count(sp_.keep_x, dim) : dim;
+  for (int64_t t = 0; t < n; ++t)
+    apply_mask(xn_.data() + t * dim, dim, kx, track_ ? &cache_ug_[static_cast<size_t>(l)] : nullptr, t, &st.ug_hits,
+               &st.ug_misses, nullptr);
+
+  // h = silu(gate) * up, [n][F] in up_; gate_ keeps silu(gate) for the gate method's scores.
+  if (L.w_gate_up.data) {
+    matmul(L.w_gate_up, xn_.data(), n, gate_.data(), 2 * F);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < F; ++i) {
+        const float g = silu(gate_[t * 2 * F + i]);
+        up_[t * F + i] = g * gate_[t * 2 * F + F + i];
+        gate_[t * 2 * F + i] = g;
+      }
+  } else {
+    matmul(L.w_gate, xn_.data(), n, gate_.data(), F);
+    matmul(L.w_up, xn_.data(), n, up_.data(), F);
+    if (m == SparseMethod::Up) score_tmp_.assign(up_.begin(), up_.begin() + n * F);  // scores: |W_up x|
+    for (int64_t i = 0; i < n * F; ++i) {
+      gate_[i] = silu(gate_[i]);
+      up_[i] *= gate_[i];
+    }
+  }
+  // h-mask: on |h| (DIP, DIP-CA, GLU), on |silu(W_gate x)| (gate) or |W_up x| (up).
+  const int64_t kh = m == SparseMethod::Dense ? F : keep_count(sp_.keep_h, F);
+  const int64_t gstride = L.w_gate_up.data ? 2 * F : F;
+  for (int64_t t = 0; t < n; ++t) {
+    const float* src = nullptr;
+    if (m == SparseMethod::Gate) src = gate_.data() + t * gstride;
+    if (m == SparseMethod::Up) {
+      if (L.w_gate_up.data) {  // phi3: the up half of the fused product, recovered as h / silu(g)
+        score_tmp_.resize(static_cast<size_t>(F));
+        for (int64_t i = 0; i < F; ++i) {
+          const float g = gate_[t * 2 * F + i];
+          score_tmp_[static_cast<size_t>(i)] = g != 0.0f ? up_[t * F + i] / g : 0.0f;
+        }
+        src = score_tmp_.data();
+      } else {
+        src = score_tmp_.data() + t * F;
+      }
+    }
+    apply_mask(up_.data() + t * F, F, kh, track_ ? &cache_down_[static_cast<size_t>(l)] : nullptr, t, &st.down_hits,
+               &st.down_misses, src);
+  }
+  matmul(L.w_down, up_.data(), n, xn_.data(), dim);
+}
+
 void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, float* out) {
   const Model& m = model_;
   const ModelConfig& c = cfg_;
@@ -248,19 +370,11 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     for (int64_t i = 0; i < n * dim; ++i) x_[i] += xn_[i];
 
     for (int64_t t = 0; t < n; ++t) rmsnorm(x_.data() + t * dim, L.ffn_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
-    if (L.w_gate_up.data) {
-      matmul(L.w_gate_up, xn_.data(), n, gate_.data(), 2 * F);
-      for (int64_t t = 0; t < n; ++t)
-        for (int64_t i = 0; i < F; ++i) up_[t * F + i] = silu(gate_[t * 2 * F + i]) * gate_[t * 2 * F + F + i];
-    } else {
-      matmul(L.w_gate, xn_.data(), n, gate_.data(), F);
-      matmul(L.w_up, xn_.data(), n, up_.data(), F);
-      for (int64_t i = 0; i < n * F; ++i) up_[i] = silu(gate_[i]) * up_[i];
-    }
-    matmul(L.w_down, up_.data(), n, xn_.data(), dim);
+    mlp(L, l, n, pos0);
     for (int64_t i = 0; i < n * dim; ++i) x_[i] += xn_[i];
   }
   n_past_ = pos0 + n;
+  if (track_) stats_.tokens += n;
 
   if (!out) return;
   const int64_t first = all_logits ? 0 : n - 1;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "flashdip/gguf.h"
+#include "flashdip/sparsity.h"
 #include "flashdip/threadpool.h"
 
 namespace fd {
@@ -94,6 +95,20 @@ struct ContextOptions {
   uint32_t kv_type = 0;       // TYPE_F32 or TYPE_F16
   int64_t max_batch = 64;     // tokens per forward pass during prompt evaluation
   int threads = 0;            // 0: the model pool's size; adapted down for small work
+  SparsityConfig sparsity;
+};
+
+// Per-layer counts of MLP column units used, split by where the cache says they came from.
+struct LayerStats {
+  int64_t ug_hits = 0, ug_misses = 0;      // x-mask units: column j of W_up and W_gate
+  int64_t down_hits = 0, down_misses = 0;  // h-mask units: column i of W_down
+};
+
+struct SparsityStats {
+  int64_t tokens = 0;            // tokens whose MLP ran under this accounting
+  double ug_unit_bytes = 0;      // bytes of one x-mask unit in the model file
+  double down_unit_bytes = 0;
+  std::vector<LayerStats> layers;
 };
 
 class Context {
@@ -109,8 +124,11 @@ class Context {
   // Forgets positions >= n (n <= n_past), so a sequence can be rewound or restarted.
   void truncate(int64_t n);
   size_t owned_bytes() const;
+  const SparsityStats& sparsity_stats() const { return stats_; }
+  void reset_sparsity_stats();
 
  private:
+  void mlp(const LayerWeights& L, int64_t layer, int64_t n, int64_t pos0);
   void forward_batch(const int32_t* tokens, int64_t n, bool all_logits, float* out);
   void matmul(const Weight& w, const float* x, int64_t ntok, float* y, int64_t y_stride);
   void attention(int64_t layer, int64_t n, int64_t pos0);
@@ -134,6 +152,15 @@ class Context {
   std::vector<float> kv_row_;        // [threads][2][kv_dim]: dequantized F16 cache rows
   std::vector<uint8_t> xq_;          // quantized activations, [B][row bytes]
   std::vector<float> rope_cos_, rope_sin_;  // [B][rope_dims/2]
+  // Sparsity: the configuration, per-layer cache bookkeeping, statistics and scratch.
+  SparsityConfig sp_;
+  bool track_ = false;                     // keep cache state and statistics
+  std::vector<CacheState> cache_ug_, cache_down_;  // [layer]
+  SparsityStats stats_;
+  std::vector<int32_t> mask_;              // [max(dim, ffn)]
+  std::vector<uint8_t> keep_;              // [max(dim, ffn)]
+  std::vector<float> scores_, score_tmp_;  // [max(dim, ffn)]
+  std::vector<int32_t> select_scratch_;
 };
 
 }  // namespace fd

@@ -1,0 +1,135 @@
+// Sparsity and cache options (PAPER.md): validation, the optimized DIP density split, and the
+// memory budget turned into the cached fraction of every MLP matrix.
+import { FlashdipError, invalidArgument } from './errors';
+import type { GgufHeader } from './binding';
+import { checkEnum, checkInt, checkKeys, checkNumber, checkObject, parseBytes } from './options';
+
+export type SparseMethod = 'dense' | 'dip' | 'dip-ca' | 'glu' | 'gate' | 'up';
+export type CachePolicy = 'lru' | 'lfu' | 'none';
+
+export interface SparsityOptions {
+  method?: SparseMethod;
+  /** Target MLP density rho in (0, 1]: DIP splits it with the paper's fit; glu/gate/up keep rho of h. */
+  density?: number;
+  /** Explicit DIP fractions of x and h to keep (instead of density). */
+  keepX?: number;
+  keepH?: number;
+  /** DIP-CA: weight of columns not in DRAM, in [0, 1] (default 0.2). */
+  gamma?: number;
+  /** DIP-CA: this many highest-scoring columns are never down-weighted. */
+  fixedTopN?: number;
+  /** DIP-CA: ramp gamma from 1 while the cache fills (default true). */
+  warmup?: boolean;
+  /** DIP-CA variant: s' = gamma s + (1 - gamma) [cached]. */
+  alphaBlend?: boolean;
+}
+
+export interface CacheOptions {
+  policy?: CachePolicy;
+}
+
+export const METHODS: readonly SparseMethod[] = ['dense', 'dip', 'dip-ca', 'glu', 'gate', 'up'];
+const METHOD_IDS: Record<SparseMethod, number> = { dense: 0, dip: 1, 'dip-ca': 2, glu: 3, gate: 4, up: 5 };
+const POLICY_IDS: Record<CachePolicy, number> = { none: 0, lru: 1, lfu: 2 };
+
+export interface ResolvedSparsity {
+  method: SparseMethod;
+  keepX: number;
+  keepH: number;
+  gamma: number;
+  fixedTopN: number;
+  warmup: boolean;
+  alphaBlend: boolean;
+  policy: CachePolicy;
+}
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+const logit = (p: number) => Math.log(p / (1 - p));
+
+/** "Optimized DIP": keep_x and keep_h for a target MLP density rho = (2 keep_x + keep_h) / 3. */
+export function splitDensity(rho: number): { keepX: number; keepH: number } {
+  if (rho >= 1) return { keepX: 1, keepH: 1 };
+  const keepX = sigmoid(0.9849930711017189 * logit(rho) + 0.29976477589716316);
+  const keepH = 3 * rho - 2 * keepX;
+  if (keepH <= 0) throw invalidArgument('density', `${rho} is too low for the optimized split (keep_h would be ${keepH.toFixed(3)})`);
+  return { keepX, keepH: Math.min(1, keepH) };
+}
+
+export function resolveSparsity(sparsity: unknown, cache: unknown): ResolvedSparsity {
+  const s = checkObject('sparsity', sparsity);
+  checkKeys('sparsity', s, ['method', 'density', 'keepX', 'keepH', 'gamma', 'fixedTopN', 'warmup', 'alphaBlend']);
+  const c = checkObject('cache', cache);
+  checkKeys('cache', c, ['policy']);
+  const method = checkEnum('sparsity.method', s.method, METHODS, 'dense');
+  const policy = checkEnum('cache.policy', c.policy, ['lru', 'lfu', 'none'] as const, 'lfu');
+  const density = s.density === undefined ? undefined : checkDensity('sparsity.density', s.density);
+  const keepX = s.keepX === undefined ? undefined : checkDensity('sparsity.keepX', s.keepX);
+  const keepH = s.keepH === undefined ? undefined : checkDensity('sparsity.keepH', s.keepH);
+  const gamma = checkNumber('sparsity.gamma', s.gamma, 0, 1, method === 'dip-ca' ? 0.2 : 1);
+  const fixedTopN = checkInt('sparsity.fixedTopN', s.fixedTopN, 0, 1 << 30, 0);
+  for (const k of ['warmup', 'alphaBlend'] as const)
+    if (s[k] !== undefined && typeof s[k] !== 'boolean') throw invalidArgument(`sparsity.${k}`, 'must be a boolean');
+  const out: ResolvedSparsity = {
+    method, keepX: 1, keepH: 1, gamma, fixedTopN,
+    warmup: (s.warmup as boolean | undefined) ?? true, alphaBlend: (s.alphaBlend as boolean | undefined) ?? false, policy,
+  };
+  if (method === 'dense') {
+    if (density !== undefined && density !== 1) throw invalidArgument('sparsity.density', "the 'dense' method keeps everything");
+  } else if (method === 'dip' || method === 'dip-ca') {
+    if (keepX !== undefined || keepH !== undefined) {
+      if (density !== undefined) throw invalidArgument('sparsity', 'give either density or keepX/keepH, not both');
+      out.keepX = keepX ?? 1;
+      out.keepH = keepH ?? 1;
+    } else {
+      Object.assign(out, splitDensity(density ?? 0.5));
+    }
+  } else {
+    if (keepX !== undefined) throw invalidArgument('sparsity.keepX', `the '${method}' method does not prune x`);
+    out.keepH = keepH ?? density ?? 0.5;
+  }
+  return out;
+}
+
+function checkDensity(name: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || v > 1) throw invalidArgument(name, `must be in (0, 1], got ${String(v)}`);
+  return v;
+}
+
+const MLP_TENSOR = /^blk\.\d+\.ffn_(gate|up|down)\.weight$/;
+
+/** Bytes of the MLP weights (what DIP prunes and caches) and of everything else in the file. */
+export function splitBytes(header: GgufHeader): { mlp: number; static: number } {
+  let mlp = 0, all = 0;
+  for (const t of header.tensors) {
+    all += t.bytes;
+    if (MLP_TENSOR.test(t.name)) mlp += t.bytes;
+  }
+  return { mlp, static: all - mlp };
+}
+
+/**
+ * The fraction of every MLP matrix the DRAM cache holds under a budget: static weights and the KV
+ * cache come first, the rest is split uniformly over the MLP caches (PAPER.md).
+ */
+export function cacheFraction(budget: number | undefined, bytes: { mlp: number; static: number }, kvBytes: number): number {
+  if (budget === undefined) return 1;
+  const fixed = bytes.static + kvBytes;
+  if (budget < fixed)
+    throw new FlashdipError('ERR_BUDGET_TOO_SMALL',
+      `memoryBudget ${budget} bytes is below what the static weights and the KV cache need: at least ${fixed} bytes ` +
+        `(${bytes.static} static + ${kvBytes} KV cache)`);
+  return bytes.mlp === 0 ? 1 : Math.min(1, (budget - fixed) / bytes.mlp);
+}
+
+export function parseBudget(v: unknown): number | undefined {
+  return parseBytes('memoryBudget', v);
+}
+
+/** The plain object the native context takes. */
+export function nativeSparsity(s: ResolvedSparsity, fraction: number, budgeted: boolean): Record<string, number> {
+  return {
+    budgeted: budgeted ? 1 : 0,
+    method: METHOD_IDS[s.method], keepX: s.keepX, keepH: s.keepH, gamma: s.gamma, fixedTopN: s.fixedTopN,
+    warmup: s.warmup ? 1 : 0, alphaBlend: s.alphaBlend ? 1 : 0, policy: POLICY_IDS[s.policy], cacheFraction: fraction,
+  };
+}

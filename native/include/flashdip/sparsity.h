@@ -1,0 +1,68 @@
+// Dynamic Input Pruning (PAPER.md): which MLP columns each token uses, and the bookkeeping of the
+// DRAM column cache those columns come from.
+//
+// Units of caching, per layer: "ug" unit j = column j of W_up and of W_gate (the x-mask), "down"
+// unit i = column i of W_down (the h-mask).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace fd {
+
+enum class SparseMethod : int { Dense = 0, Dip = 1, DipCa = 2, Glu = 3, Gate = 4, Up = 5 };
+enum class CachePolicyKind : int { None = 0, Lru = 1, Lfu = 2 };
+
+struct SparsityConfig {
+  SparseMethod method = SparseMethod::Dense;
+  double keep_x = 1.0;       // fraction of MLP inputs kept (x-mask)
+  double keep_h = 1.0;       // fraction of intermediate activations kept (h-mask, and glu/gate/up)
+  double gamma = 1.0;        // DIP-CA: weight of uncached columns
+  int64_t fixed_top_n = 0;   // DIP-CA: columns with the highest raw score, never down-weighted
+  bool warmup = true;        // DIP-CA: gamma_t = 1 - (1 - gamma)(1 - gamma^(t/4))
+  bool alpha_blend = false;  // DIP-CA variant: s' = gamma s + (1 - gamma)[cached]
+  CachePolicyKind policy = CachePolicyKind::Lfu;
+  double cache_fraction = 1.0;  // fraction of every MLP matrix's columns the DRAM cache holds
+  bool budgeted = false;        // a memory budget is set: keep cache state and statistics even when dense
+};
+
+// Mask-first admission over a fixed number of slots (PAPER.md "Column cache"): every column of the
+// mask is brought in; when there is no room, cached columns outside the mask are evicted, by the
+// policy's order (ties: the lower index goes first); if the mask has more new columns than can fit,
+// the lowest-indexed new ones are admitted and the rest stream from flash.
+class CacheState {
+ public:
+  CacheState() = default;
+  CacheState(int64_t n_units, int64_t capacity, CachePolicyKind policy);
+
+  // Records one token's mask (ascending, unique indices) and returns how many were already cached.
+  int64_t access(const int32_t* mask, int64_t k);
+  bool cached(int64_t unit) const { return flags_[static_cast<size_t>(unit)] != 0; }
+  const uint8_t* flags() const { return flags_.data(); }
+  int64_t capacity() const { return capacity_; }
+  int64_t size() const { return size_; }
+  int64_t n_units() const { return static_cast<int64_t>(flags_.size()); }
+  int64_t evictions() const { return evictions_; }
+  void reset();
+
+ private:
+  CachePolicyKind policy_ = CachePolicyKind::None;
+  int64_t capacity_ = 0;
+  int64_t size_ = 0;
+  int64_t evictions_ = 0;
+  std::vector<uint8_t> flags_;      // [unit] cached?
+  std::vector<uint8_t> in_mask_;    // [unit] scratch
+  std::vector<uint32_t> counter_;   // LRU: tokens since last use; LFU: uses so far
+  std::vector<int32_t> scratch_;
+};
+
+// Selects the k highest scores (ties: lower index) and writes their indices in ascending order.
+// scores has n entries; k >= n selects everything.
+void topk_indices(const float* scores, int64_t n, int64_t k, int32_t* out, std::vector<int32_t>& scratch);
+
+// DIP / DIP-CA mask of activations a[0..n): k columns by |a| weighted by the cache state (flags may
+// be null: everything counts as cached). gamma_t is the effective gamma for this token.
+int64_t dip_mask(const float* a, int64_t n, int64_t k, const uint8_t* flags, double gamma_t, int64_t fixed_top_n,
+                 bool alpha_blend, int32_t* out, std::vector<float>& scores, std::vector<int32_t>& scratch);
+
+}  // namespace fd
