@@ -1,7 +1,7 @@
 // flashdip vs llama.cpp, side by side: decode and prefill tokens/s per model, with ratios.
 //
 //   npm run bench -- [--models a.gguf,b.gguf] [--threads N] [--tokens N] [--prompt-tokens N]
-//                    [--reps N] [--warmup N] [--make-models] [--skip-llamacpp] [--json]
+//                    [--reps N] [--warmup N] [--make-models] [--skip-llamacpp] [--json] [--save FILE]
 //
 // The reference engine is llama.cpp through node-llama-cpp, which is not a dependency of flashdip:
 // it is installed on first use into bench/.deps/ (gitignored, ~700 MB). Every measurement runs in
@@ -46,7 +46,8 @@ const USAGE = `usage: npm run bench -- [options]
   --warmup N              tokens generated before each measurement (default 4)
   --make-models           generate the random-weight ~1B models (q8_0, q4_0) if missing
   --skip-llamacpp         measure flashdip only
-  --json                  print one JSON object instead of the table`;
+  --json                  print one JSON object instead of the table
+  --save FILE             also write that JSON object to FILE`;
 
 interface Options {
   models: string[];
@@ -58,6 +59,8 @@ interface Options {
   makeModels: boolean;
   skipLlamaCpp: boolean;
   json: boolean;
+  /** Also write the JSON report to this file. */
+  save?: string;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -73,6 +76,7 @@ function parseOptions(argv: string[]): Options {
       'make-models': { type: 'boolean', default: false },
       'skip-llamacpp': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
+      save: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -99,6 +103,7 @@ function parseOptions(argv: string[]): Options {
     makeModels,
     skipLlamaCpp: values['skip-llamacpp']!,
     json: values.json!,
+    save: values.save,
   };
 }
 
@@ -390,9 +395,11 @@ async function main(): Promise<void> {
   // Taken before measuring: the commit and the machine's load as the run found them.
   const header = reportHeader(opts);
   const results = await measureAll(opts);
+  const { json: _j, save: _s, ...options } = opts;
+  const report = JSON.stringify({ ...header, options, results }, null, 2);
+  if (opts.save) fs.writeFileSync(opts.save, report + '\n');
   if (opts.json) {
-    const { json: _j, ...options } = opts;
-    console.log(JSON.stringify({ ...header, options, results }, null, 2));
+    console.log(report);
   } else {
     console.log(table(results, opts, header));
   }
