@@ -1,5 +1,6 @@
 // Session: one sequence (KV cache) over a shared model; prompt evaluation, sampling and streaming
 // detokenization. Every forward step runs off the JS thread in the native AsyncWorker.
+import * as fs from 'fs';
 import { NativeContext, NativeModel } from './binding';
 import { FlashdipError, fromNative } from './errors';
 import type { Model } from './model';
@@ -232,7 +233,7 @@ export class Session {
       prefillTokensPerSecond: c.prefillSeconds > 0 ? c.promptTokens / c.prefillSeconds : 0,
       // The first generated token comes from the prompt's logits, so decode steps = generated - 1.
       decodeTokensPerSecond: c.decodeSeconds > 0 ? Math.max(0, c.generatedTokens - 1) / c.decodeSeconds : 0,
-      residentBytes: process.memoryUsage.rss(),
+      residentBytes: residentBytes(),
       sparsity: {
         method: this.sparsity.method,
         keepX: this.sparsity.keepX,
@@ -287,6 +288,17 @@ export class Session {
     if (!this.native || this.model.disposed) throw new FlashdipError('ERR_DISPOSED', 'the session has been disposed');
     return this.native;
   }
+}
+
+/** The process's resident set as the OS reports it (VmRSS on Linux), in bytes. */
+export function residentBytes(): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    // not Linux: fall through
+  }
+  return process.memoryUsage.rss();
 }
 
 function aborted(signal: AbortSignal | undefined): void {
