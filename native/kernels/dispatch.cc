@@ -9,6 +9,8 @@
 //   neon-dotprod  AArch64 with SDOT/UDOT (HWCAP_ASIMDDP): Cortex-A55/A75/A76 and later, most phones
 //                 since 2018, Apple M*, Graviton 2+.
 #include <atomic>
+#include <cassert>
+#include <limits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -191,18 +193,40 @@ void quantize_activation(uint32_t wtype, const float* x, void* dst, int64_t n) {
   }
 }
 
+namespace {
+// Preconditions (the caller's job, asserted in debug builds). An unsupported wtype in a release build
+// fills the outputs with NaN rather than leaving stale values that look valid.
+bool gemm_args_ok(uint32_t wtype, int64_t n, size_t row_stride, int64_t nrows) {
+  const TypeTraits* t = type_traits(wtype);
+  assert(t && t->can_compute && "gemv/gemm: weight type without dense kernels");
+  assert(n >= 0 && t && n % t->block_size == 0 && "gemv/gemm: n must be a whole number of blocks");
+  assert((nrows <= 1 || row_stride >= row_bytes(wtype, n)) && "gemv/gemm: rows overlap");
+  (void)n, (void)row_stride, (void)nrows;
+  return t && t->can_compute;
+}
+}  // namespace
+
 void gemv(uint32_t wtype, const void* w, size_t row_stride, int64_t n, int64_t nrows, const void* xq,
           float* y) {
-  if (wtype >= TYPE_COUNT || nrows <= 0) return;
-  const GemvFn f = table().gemv[wtype];
-  if (f) f(w, row_stride, n, nrows, xq, y);
+  if (nrows <= 0) return;
+  const GemvFn f = gemm_args_ok(wtype, n, row_stride, nrows) ? table().gemv[wtype] : nullptr;
+  if (f) {
+    f(w, row_stride, n, nrows, xq, y);
+  } else {
+    for (int64_t r = 0; r < nrows; ++r) y[r] = std::numeric_limits<float>::quiet_NaN();
+  }
 }
 
 void gemm(uint32_t wtype, const void* w, size_t row_stride, int64_t n, int64_t nrows, const void* xq,
           size_t xq_stride, int64_t ntok, float* y, size_t y_stride) {
-  if (wtype >= TYPE_COUNT || nrows <= 0 || ntok <= 0) return;
-  const GemmFn f = table().gemm[wtype];
-  if (f) f(w, row_stride, n, nrows, xq, xq_stride, ntok, y, y_stride);
+  if (nrows <= 0 || ntok <= 0) return;
+  const GemmFn f = gemm_args_ok(wtype, n, row_stride, nrows) ? table().gemm[wtype] : nullptr;
+  if (f) {
+    f(w, row_stride, n, nrows, xq, xq_stride, ntok, y, y_stride);
+  } else {
+    for (int64_t t = 0; t < ntok; ++t)
+      for (int64_t r = 0; r < nrows; ++r) y[static_cast<size_t>(t) * y_stride + static_cast<size_t>(r)] = std::numeric_limits<float>::quiet_NaN();
+  }
 }
 
 }  // namespace fd
