@@ -335,8 +335,9 @@ void quant_q6_K(const float* x, block_q6_K* b, int64_t nb) {
 // q8_0 activations: as the q8_0 weight quantizer (d = amax / 127 stored as fp16, q = round(x / d)).
 void quantize_row_q8_0_act(const float* x, block_q8_0* y, int64_t n) { quant_q8_0(x, y, n / QK8_0); }
 
-// q8_k activations: the element of largest magnitude maps to -128 (d = -max / 128, float32 scale),
-// q = min(127, round(x / d)); bsums hold the sums of each 16 quants for the k-quant min terms.
+// q8_k activations: the element of largest magnitude maps to -127 (d = -max / 127, float32 scale),
+// q = round(x / d) in [-127, 127] (as current ggml; never -128, which keeps every int8 x int8 pair
+// sum inside int16); bsums hold the sums of each 16 quants for the k-quant min terms.
 void quantize_row_q8_K(const float* x, block_q8_K* y, int64_t n) {
   for (int64_t i = 0; i < n / QK_K; ++i, x += QK_K) {
     float amax = 0.0f, max = 0.0f;
@@ -346,9 +347,9 @@ void quantize_row_q8_K(const float* x, block_q8_K* y, int64_t n) {
       std::memset(&y[i], 0, sizeof y[i]);
       continue;
     }
-    const float iscale = -128.0f / max;
+    const float iscale = -127.0f / max;
     for (int j = 0; j < QK_K; ++j) {
-      y[i].qs[j] = static_cast<int8_t>(code(iscale * x[j], -128, 127));
+      y[i].qs[j] = static_cast<int8_t>(code(iscale * x[j], -127, 127));
     }
     for (int j = 0; j < QK_K / 16; ++j) {
       int s = 0;
