@@ -402,3 +402,34 @@ export class GgufWriter {
     if (this.headerWritten) throw new FlashdipError('ERR_INTERNAL', `${what}() after writeHeader()`);
   }
 }
+
+// Metadata value types by the names lib/gguf.ts's readGguf reports in metadataTypes.
+const VALUE_TYPES: Record<string, GgufValueType> = {
+  u8: GgufValueType.UINT8, i8: GgufValueType.INT8, u16: GgufValueType.UINT16, i16: GgufValueType.INT16,
+  u32: GgufValueType.UINT32, i32: GgufValueType.INT32, f32: GgufValueType.FLOAT32, bool: GgufValueType.BOOL,
+  string: GgufValueType.STRING, u64: GgufValueType.UINT64, i64: GgufValueType.INT64, f64: GgufValueType.FLOAT64,
+};
+
+/** The metadata of a read GGUF header, each value with its GGUF type, in file order, for copying. */
+export function metadataEntries(
+  src: { metadata: Record<string, unknown>; metadataTypes: Record<string, string> },
+  from: string,
+  keep: (key: string) => boolean = () => true,
+): { key: string; type: GgufValueType; elem?: GgufValueType; value: unknown }[] {
+  const out = [];
+  for (const [key, value] of Object.entries(src.metadata)) {
+    if (!keep(key)) continue;
+    const t = src.metadataTypes[key];
+    if (typeof t !== 'string') throw new FlashdipError('ERR_GGUF_INVALID', `${from}: no type for metadata key ${key}`);
+    if (t.startsWith('array:')) {
+      const elem = VALUE_TYPES[t.slice(6)];
+      if (elem === undefined) throw new FlashdipError('ERR_GGUF_INVALID', `${from}: ${key} has unsupported type ${t}`);
+      out.push({ key, type: GgufValueType.ARRAY, elem, value });
+    } else {
+      const type = VALUE_TYPES[t];
+      if (type === undefined) throw new FlashdipError('ERR_GGUF_INVALID', `${from}: ${key} has unsupported type ${t}`);
+      out.push({ key, type, value });
+    }
+  }
+  return out;
+}

@@ -95,7 +95,8 @@ function checkDensity(name: string, v: unknown): number {
   return v;
 }
 
-const MLP_TENSOR = /^blk\.\d+\.ffn_(gate|up|down)\.weight$/;
+// The MLP weights in either layout (phi3's fused ffn_up included; the DIP layout's row tensors).
+export const MLP_TENSOR = /^blk\.\d+\.ffn_(gate|up|down|gate_up)(\.dip)?\.weight$/;
 
 /** Bytes of the MLP weights (what DIP prunes and caches) and of everything else in the file. */
 export function splitBytes(header: GgufHeader): { mlp: number; static: number } {

@@ -25,7 +25,7 @@
 import { parseArgs } from 'util';
 import { FlashdipError, invalidArgument } from '../lib/errors';
 import { GGML_TYPE, ggmlType, ggmlTensorBytes } from '../lib/ggml-types';
-import { GgufValueType, GgufWriter } from '../lib/gguf-writer';
+import { GgufValueType, GgufWriter, metadataEntries } from '../lib/gguf-writer';
 
 export type Arch = 'llama' | 'qwen2' | 'phi3';
 export const ARCHS: readonly Arch[] = ['llama', 'qwen2', 'phi3'];
@@ -220,30 +220,11 @@ export function syntheticVocab(size: number): { tokens: string[]; scores: Float3
   return { tokens, scores, types: Int32Array.from(types) };
 }
 
-const VALUE_TYPES: Record<string, GgufValueType> = {
-  u8: GgufValueType.UINT8, i8: GgufValueType.INT8, u16: GgufValueType.UINT16, i16: GgufValueType.INT16,
-  u32: GgufValueType.UINT32, i32: GgufValueType.INT32, f32: GgufValueType.FLOAT32, bool: GgufValueType.BOOL,
-  string: GgufValueType.STRING, u64: GgufValueType.UINT64, i64: GgufValueType.INT64, f64: GgufValueType.FLOAT64,
-};
+
 
 // The tokenizer.* keys of a GGUF, each with its GGUF type, in file order.
-function vocabKeys(src: VocabSource, from: string): { key: string; type: GgufValueType; elem?: GgufValueType; value: unknown }[] {
-  const out = [];
-  for (const [key, value] of Object.entries(src.metadata)) {
-    if (!key.startsWith('tokenizer.')) continue;
-    const t = src.metadataTypes[key];
-    if (typeof t !== 'string') throw new FlashdipError('ERR_GGUF_INVALID', `${from}: no type for metadata key ${key}`);
-    if (t.startsWith('array:')) {
-      const elem = VALUE_TYPES[t.slice(6)];
-      if (elem === undefined) throw new FlashdipError('ERR_GGUF_INVALID', `${from}: ${key} has unsupported type ${t}`);
-      out.push({ key, type: GgufValueType.ARRAY, elem, value });
-    } else {
-      const type = VALUE_TYPES[t];
-      if (type === undefined) throw new FlashdipError('ERR_GGUF_INVALID', `${from}: ${key} has unsupported type ${t}`);
-      out.push({ key, type, value });
-    }
-  }
-  return out;
+function vocabKeys(src: VocabSource, from: string) {
+  return metadataEntries(src, from, (key) => key.startsWith('tokenizer.'));
 }
 
 function defaultReadGguf(path: string): VocabSource {

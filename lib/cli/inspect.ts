@@ -1,9 +1,8 @@
 import { readGguf } from '../gguf';
 import { FlashdipError } from '../errors';
+import { splitBytes } from '../sparsity';
 import type { Command } from './main';
 
-// MLP weights are what DIP prunes and streams; everything else is static (kept in DRAM).
-const MLP_TENSOR = /^blk\.\d+\.ffn_(gate|up|down|gate_up)\b/;
 
 function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -29,11 +28,9 @@ export const inspectCommand: Command = {
   async run(_v, positionals, io) {
     if (positionals.length !== 1) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'inspect takes one model path');
     const h = readGguf(positionals[0]);
-    let mlp = 0, total = 0;
-    for (const t of h.tensors) {
-      total += t.bytes;
-      if (MLP_TENSOR.test(t.name)) mlp += t.bytes;
-    }
+    // MLP weights are what DIP prunes and streams; everything else is static (kept in DRAM).
+    const { mlp, static: stat } = splitBytes(h);
+    const total = mlp + stat;
     const metadata: Record<string, unknown> = {};
     for (const [k, val] of Object.entries(h.metadata)) metadata[k] = summarize(val);
     const bytes = { total, mlp, static: total - mlp, mlpFraction: total ? mlp / total : 0 };

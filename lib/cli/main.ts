@@ -1,6 +1,7 @@
 // The flashdip command line: `flashdip <command> [options]`; every command takes --json.
 import { parseArgs, ParseArgsConfig } from 'util';
 import { FlashdipError, fromNative } from '../errors';
+import { convertCommand } from './convert';
 import { inspectCommand } from './inspect';
 import { pplCommand } from './ppl';
 import { runCommand } from './run';
@@ -19,7 +20,7 @@ export interface Io {
   json: boolean;
 }
 
-const COMMANDS: Record<string, Command> = { run: runCommand, ppl: pplCommand, inspect: inspectCommand };
+const COMMANDS: Record<string, Command> = { run: runCommand, ppl: pplCommand, convert: convertCommand, inspect: inspectCommand };
 
 function help(): string {
   const lines = ['usage: flashdip <command> [options]', '', 'commands:'];

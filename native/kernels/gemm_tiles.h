@@ -16,6 +16,9 @@
 #include <cstdint>
 
 namespace fd {
+// Internal linkage: each ISA's file gets its own copy compiled with its own flags (a shared weak
+// symbol could be resolved to another ISA's copy).
+namespace {
 
 struct GemmArgs {
   const uint8_t* w;   // row 0
@@ -66,4 +69,5 @@ void gemm_tiled(const void* w, size_t row_stride, int64_t n, int64_t nrows, cons
   for (; r < nrows; ++r) gemm_row_tiles<K, 1>(a, r, ntok, y, y_stride);
 }
 
+}  // namespace
 }  // namespace fd

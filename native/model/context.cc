@@ -49,7 +49,7 @@ Context::Context(Model& model, const ContextOptions& o)
   k_.resize(B * c.kv_dim());
   v_.resize(B * c.kv_dim());
   att_out_.resize(B * c.q_dim());
-  gate_.resize(B * c.ffn * (cfg_.arch == "phi3" ? 2 : 1));
+  gate_.resize(std::max(B * c.ffn * (cfg_.arch == "phi3" ? 2 : 1), static_cast<size_t>(2 * c.ffn)));
   up_.resize(B * c.ffn);
   const int64_t group = c.n_heads / c.n_kv_heads;
   att_scores_.resize(static_cast<size_t>(threads_ * group * n_ctx_));
@@ -67,6 +67,7 @@ Context::Context(Model& model, const ContextOptions& o)
   track_ = sp_.method != SparseMethod::Dense || sp_.cache_fraction < 1 || sp_.budgeted;
   const int64_t widest_mlp = std::max(c.dim, c.ffn);
   mask_.resize(static_cast<size_t>(widest_mlp));
+  gather_tmp_.resize(static_cast<size_t>(threads_) * static_cast<size_t>(std::max(2 * c.ffn, c.dim)));
   keep_.resize(static_cast<size_t>(widest_mlp));
   stats_.layers.resize(static_cast<size_t>(c.n_layers));
   if (track_) {
@@ -79,8 +80,13 @@ Context::Context(Model& model, const ContextOptions& o)
   double ug = 0, down = 0;
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = model.layer(l);
-    ug += static_cast<double>(L.w_gate_up.data ? L.w_gate_up.nbytes() : L.w_gate.nbytes() + L.w_up.nbytes());
-    down += static_cast<double>(L.w_down.nbytes());
+    if (L.dip_gate_up.data) {
+      ug += static_cast<double>(L.dip_gate_up.nbytes());
+      down += static_cast<double>(L.dip_down.nbytes());
+    } else {
+      ug += static_cast<double>(L.w_gate_up.data ? L.w_gate_up.nbytes() : L.w_gate.nbytes() + L.w_up.nbytes());
+      down += static_cast<double>(L.w_down.nbytes());
+    }
   }
   stats_.ug_unit_bytes = ug / static_cast<double>(c.n_layers * c.dim);
   stats_.down_unit_bytes = down / static_cast<double>(c.n_layers * c.ffn);
@@ -203,98 +209,149 @@ void Context::attention(int64_t layer, int64_t n, int64_t pos0) {
   });
 }
 
+namespace {
+int64_t keep_count(double keep, int64_t total) {
+  return std::min(total, std::max<int64_t>(1, static_cast<int64_t>(std::floor(keep * static_cast<double>(total)))));
+}
+}  // namespace
+
+// Masks a[0..total) of the token at position pos to k columns, zeroing the rest, leaves the kept
+// indices (ascending) in mask_, and records the access in the cache. Returns the number kept.
+int64_t Context::select_columns(float* a, int64_t total, int64_t k, CacheState* cache, int64_t pos, int64_t* hits,
+                                int64_t* misses, const float* score_src) {
+  const SparseMethod m = sp_.method;
+  if (k < total) {
+    // DIP-CA warm-up over the token index: gamma_t = 1 - (1 - gamma)(1 - gamma^(t/4)).
+    double gamma_t = 1.0;
+    if (m == SparseMethod::DipCa)
+      gamma_t = sp_.warmup ? 1.0 - (1.0 - sp_.gamma) * (1.0 - std::pow(sp_.gamma, static_cast<double>(pos) / 4.0)) : sp_.gamma;
+    const uint8_t* flags = cache && m == SparseMethod::DipCa ? cache->flags() : nullptr;
+    dip_mask(score_src ? score_src : a, total, k, flags, gamma_t, sp_.fixed_top_n, sp_.alpha_blend, mask_.data(), scores_,
+             select_scratch_);
+    std::fill(keep_.begin(), keep_.begin() + total, 0);
+    for (int64_t i = 0; i < k; ++i) keep_[static_cast<size_t>(mask_[i])] = 1;
+    for (int64_t i = 0; i < total; ++i)
+      if (!keep_[static_cast<size_t>(i)]) a[i] = 0.0f;
+  } else {
+    k = total;
+    for (int64_t i = 0; i < total; ++i) mask_[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+  }
+  if (cache) {
+    const int64_t h = cache->access(mask_.data(), k);
+    *hits += h;
+    *misses += k - h;
+  }
+  return k;
+}
+
+// The score the h-mask ranks by: |h| (DIP, DIP-CA, GLU), |silu(W_gate x)| (gate) or |W_up x| (up).
+// g points at silu(gate) and u at the up projection of one token (u may be null when not needed).
+static const float* h_scores(SparseMethod m, const float* g, const float* u) {
+  if (m == SparseMethod::Gate) return g;
+  if (m == SparseMethod::Up) return u;
+  return nullptr;
+}
+
 // SwiGLU MLP of one layer for n tokens: xn_ [n][dim] in, xn_ [n][dim] out. Under a sparse method the
 // masked inputs are zeroed, which computes exactly the sum over the kept columns; on a file in the
-// standard layout this still reads every weight (accuracy work); the column store reads only those.
+// standard layout this still reads every weight (accuracy work); the DIP layout reads only those.
 void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
+  if (L.dip_gate_up.data) return mlp_dip_layout(L, l, n, pos0);
   const ModelConfig& c = cfg_;
   const int64_t dim = c.dim, F = c.ffn;
   const SparseMethod m = sp_.method;
   const bool dip = m == SparseMethod::Dip || m == SparseMethod::DipCa;
-  auto keep_count = [](double keep, int64_t total) {
-    return std::min(total, std::max<int64_t>(1, static_cast<int64_t>(std::floor(keep * static_cast<double>(total)))));
-  };
-  // DIP-CA warm-up over the token index: gamma_t = 1 - (1 - gamma)(1 - gamma^(t/4)).
-  auto gamma_at = [&](int64_t t) {
-    if (m != SparseMethod::DipCa) return 1.0;
-    if (!sp_.warmup) return sp_.gamma;
-    return 1.0 - (1.0 - sp_.gamma) * (1.0 - std::pow(sp_.gamma, static_cast<double>(t) / 4.0));
-  };
-  // Masks a[0..total) of token t to k columns (zeroing the rest) and records the cache access.
-  auto apply_mask = [&](float* a, int64_t total, int64_t k, CacheState* cache, int64_t t, int64_t* hits, int64_t* misses,
-                        const float* score_src) {
-    if (k < total) {
-      const uint8_t* flags = cache && m == SparseMethod::DipCa ? cache->flags() : nullptr;
-      dip_mask(score_src ? score_src : a, total, k, flags, gamma_at(pos0 + t), sp_.fixed_top_n, sp_.alpha_blend,
-               mask_.data(), scores_, select_scratch_);
-      std::fill(keep_.begin(), keep_.begin() + total, 0);
-      for (int64_t i = 0; i < k; ++i) keep_[static_cast<size_t>(mask_[i])] = 1;
-      for (int64_t i = 0; i < total; ++i)
-        if (!keep_[static_cast<size_t>(i)]) a[i] = 0.0f;
-    } else {
-      k = total;
-      for (int64_t i = 0; i < total; ++i) mask_[static_cast<size_t>(i)] = static_cast<int32_t>(i);
-    }
-    if (cache) {
-      const int64_t h = cache->access(mask_.data(), k);
-      *hits += h;
-      *misses += k - h;
-    }
-  };
   LayerStats& st = stats_.layers[static_cast<size_t>(l)];
+  CacheState* cache_ug = track_ ? &cache_ug_[static_cast<size_t>(l)] : nullptr;
+  CacheState* cache_down = track_ ? &cache_down_[static_cast<size_t>(l)] : nullptr;
 
   // x-mask (DIP, DIP-CA): one mask shared by W_up and W_gate.
   const int64_t kx = dip ? keep_count(sp_.keep_x, dim) : dim;
   for (int64_t t = 0; t < n; ++t)
-    apply_mask(xn_.data() + t * dim, dim, kx, track_ ? &cache_ug_[static_cast<size_t>(l)] : nullptr, t, &st.ug_hits,
-               &st.ug_misses, nullptr);
+    select_columns(xn_.data() + t * dim, dim, kx, cache_ug, pos0 + t, &st.ug_hits, &st.ug_misses, nullptr);
 
-  // h = silu(gate) * up, [n][F] in up_; gate_ keeps silu(gate) for the gate method's scores.
+  // gate_ [n][gstride] ends up holding silu(W_gate x), up_ [n][F] h = silu(gate) * up; the up
+  // method's scores (W_up x) go to score_tmp_ [n][F].
+  const int64_t gstride = L.w_gate_up.data ? 2 * F : F;
   if (L.w_gate_up.data) {
     matmul(L.w_gate_up, xn_.data(), n, gate_.data(), 2 * F);
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t i = 0; i < F; ++i) {
-        const float g = silu(gate_[t * 2 * F + i]);
-        up_[t * F + i] = g * gate_[t * 2 * F + F + i];
-        gate_[t * 2 * F + i] = g;
-      }
   } else {
     matmul(L.w_gate, xn_.data(), n, gate_.data(), F);
     matmul(L.w_up, xn_.data(), n, up_.data(), F);
-    if (m == SparseMethod::Up) score_tmp_.assign(up_.begin(), up_.begin() + n * F);  // scores: |W_up x|
-    for (int64_t i = 0; i < n * F; ++i) {
-      gate_[i] = silu(gate_[i]);
-      up_[i] *= gate_[i];
-    }
   }
-  // h-mask: on |h| (DIP, DIP-CA, GLU), on |silu(W_gate x)| (gate) or |W_up x| (up).
+  if (m == SparseMethod::Up) score_tmp_.resize(static_cast<size_t>(n * F));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < F; ++i) {
+      float& g = gate_[t * gstride + i];
+      const float u = L.w_gate_up.data ? gate_[t * gstride + F + i] : up_[t * F + i];
+      if (m == SparseMethod::Up) score_tmp_[t * F + i] = u;
+      g = silu(g);
+      up_[t * F + i] = g * u;
+    }
   const int64_t kh = m == SparseMethod::Dense ? F : keep_count(sp_.keep_h, F);
-  const int64_t gstride = L.w_gate_up.data ? 2 * F : F;
-  for (int64_t t = 0; t < n; ++t) {
-    const float* src = nullptr;
-    if (m == SparseMethod::Gate) src = gate_.data() + t * gstride;
-    if (m == SparseMethod::Up) {
-      if (L.w_gate_up.data) {  // phi3: the up half of the fused product, recovered as h / silu(g)
-        score_tmp_.resize(static_cast<size_t>(F));
-        for (int64_t i = 0; i < F; ++i) {
-          const float g = gate_[t * 2 * F + i];
-          score_tmp_[static_cast<size_t>(i)] = g != 0.0f ? up_[t * F + i] / g : 0.0f;
-        }
-        src = score_tmp_.data();
-      } else {
-        src = score_tmp_.data() + t * F;
-      }
-    }
-    apply_mask(up_.data() + t * F, F, kh, track_ ? &cache_down_[static_cast<size_t>(l)] : nullptr, t, &st.down_hits,
-               &st.down_misses, src);
-  }
+  for (int64_t t = 0; t < n; ++t)
+    select_columns(up_.data() + t * F, F, kh, cache_down, pos0 + t, &st.down_hits, &st.down_misses,
+                   h_scores(m, gate_.data() + t * gstride, m == SparseMethod::Up ? score_tmp_.data() + t * F : nullptr));
   matmul(L.w_down, up_.data(), n, xn_.data(), dim);
+}
+
+// The MLP on the DIP layout: per token, only the rows of the kept columns are read:
+// [g, u] = sum over j in m_x of x_j * row_j, h = silu(g) * u, y = sum over i in m_h of h_i * row_i.
+void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
+  const ModelConfig& c = cfg_;
+  const int64_t dim = c.dim, F = c.ffn;
+  const SparseMethod m = sp_.method;
+  const bool dip = m == SparseMethod::Dip || m == SparseMethod::DipCa;
+  LayerStats& st = stats_.layers[static_cast<size_t>(l)];
+  CacheState* cache_ug = track_ ? &cache_ug_[static_cast<size_t>(l)] : nullptr;
+  CacheState* cache_down = track_ ? &cache_down_[static_cast<size_t>(l)] : nullptr;
+  const int64_t kx = dip ? keep_count(sp_.keep_x, dim) : dim;
+  const int64_t kh = m == SparseMethod::Dense ? F : keep_count(sp_.keep_h, F);
+  float* gu = gate_.data();  // [2F]: gate then up, for one token
+  for (int64_t t = 0; t < n; ++t) {
+    float* x = xn_.data() + t * dim;
+    const int64_t k1 = select_columns(x, dim, kx, cache_ug, pos0 + t, &st.ug_hits, &st.ug_misses, nullptr);
+    gather(L.dip_gate_up, mask_.data(), x, k1, gu);
+    float* h = up_.data();
+    for (int64_t i = 0; i < F; ++i) {
+      gu[i] = silu(gu[i]);
+      h[i] = gu[i] * gu[F + i];
+    }
+    const int64_t k2 = select_columns(h, F, kh, cache_down, pos0 + t, &st.down_hits, &st.down_misses,
+                                      h_scores(m, gu, gu + F));
+    gather(L.dip_down, mask_.data(), h, k2, x);
+  }
+}
+
+// y[0..w.n_in) = sum over the k rows idx[] of coef[idx[r]] * row(idx[r]), rows of w.n_in elements
+// (w.n_out rows). Threads split the outputs in block-aligned slices and each walks all k rows.
+void Context::gather(const Weight& w, const int32_t* idx, const float* coef, int64_t k, float* y) {
+  const int64_t m = w.n_in;
+  const TypeTraits* tr = type_traits(w.type);
+  const int64_t bs = tr->block_size;
+  const int threads = threads_for(static_cast<double>(m) * static_cast<double>(k));
+  const int64_t slice = threads == 1 ? m : std::max<int64_t>(bs, (m / (threads * 4) + bs - 1) / bs * bs);
+  const int64_t n_tasks = (m + slice - 1) / slice;
+  model_.pool().run(n_tasks, threads, [&](int64_t task, int thread) {
+    const int64_t o0 = task * slice, len = std::min(slice, m - o0);
+    float* tmp = gather_tmp_.data() + static_cast<size_t>(thread) * static_cast<size_t>(slice);
+    float* out = y + o0;
+    std::fill(out, out + len, 0.0f);
+    const size_t off = static_cast<size_t>(o0 / bs) * tr->block_bytes;
+    for (int64_t r = 0; r < k; ++r) {
+      const int32_t j = idx[r];
+      const float a = coef[j];
+      if (a == 0.0f) continue;
+      dequantize_row(w.type, w.data + static_cast<size_t>(j) * w.row_bytes + off, tmp, len);
+      for (int64_t i = 0; i < len; ++i) out[i] += a * tmp[i];
+    }
+  });
 }
 
 void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, float* out) {
   const Model& m = model_;
   const ModelConfig& c = cfg_;
-  const int64_t dim = c.dim, qd = c.q_dim(), kvd = c.kv_dim(), hd = c.head_dim, F = c.ffn;
+  const int64_t dim = c.dim, qd = c.q_dim(), kvd = c.kv_dim(), hd = c.head_dim;
   const int64_t pos0 = n_past_;
 
   for (int64_t t = 0; t < n; ++t) {

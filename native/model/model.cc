@@ -51,6 +51,25 @@ class Loader {
     return w;
   }
 
+  // Input-major rows of the DIP layout: `rows` rows of `len` elements of a type the gather reads.
+  Weight rows(const std::string& name, int64_t len, int64_t rows) const {
+    const GgufTensor* t = f_.tensor(name);
+    if (!t) fail("ERR_MODEL_INVALID", f_.path() + ": tensor '" + name + "' is missing");
+    if (t->n_dims != 2 || t->ne[0] != len || t->ne[1] != rows)
+      fail("ERR_MODEL_INVALID", f_.path() + ": tensor '" + name + "' has shape " + shape(*t) + ", expected [" +
+                                    std::to_string(len) + ", " + std::to_string(rows) + "]");
+    if (t->type != TYPE_F32 && t->type != TYPE_F16 && t->type != TYPE_Q8_0 && t->type != TYPE_Q4_0)
+      fail("ERR_UNSUPPORTED_TYPE", f_.path() + ": tensor '" + name + "' has type " + type_name(t->type) +
+                                       "; DIP rows are f32, f16, q8_0 or q4_0");
+    Weight w;
+    w.data = t->data;
+    w.type = t->type;
+    w.n_in = len;
+    w.n_out = rows;
+    w.row_bytes = row_bytes(t->type, len);
+    return w;
+  }
+
   // A vector (norm weight, bias) copied to F32.
   std::vector<float> vec(const std::string& name, int64_t n, bool required = true) const {
     const GgufTensor* t = f_.tensor(name);
@@ -155,6 +174,16 @@ std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const Mo
     m->rope_factors_ = ld.vec("rope_freqs.weight", c.rope_dims / 2);
   }
 
+  std::string layout;
+  if (f.get_str("flashdip.layout", &layout)) {
+    if (layout != "dip-input-major")
+      fail("ERR_MODEL_INVALID", f.path() + ": unknown flashdip.layout '" + layout + "'");
+    uint64_t version = 0;
+    if (!f.get_u64("flashdip.layout_version", &version) || version != 1)
+      fail("ERR_MODEL_INVALID", f.path() + ": flashdip.layout_version must be 1 (convert the model again)");
+    c.dip_layout = true;
+  }
+
   m->layers_.resize(static_cast<size_t>(c.n_layers));
   for (int64_t i = 0; i < c.n_layers; ++i) {
     const std::string p = "blk." + std::to_string(i) + ".";
@@ -163,19 +192,26 @@ std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const Mo
     L.ffn_norm = ld.vec(p + "ffn_norm.weight", c.dim);
     if (c.arch == "phi3") {
       L.wqkv = ld.matrix(p + "attn_qkv.weight", c.dim, c.q_dim() + 2 * c.kv_dim());
-      L.w_gate_up = ld.matrix(p + "ffn_up.weight", c.dim, 2 * c.ffn);
+      if (!c.dip_layout) L.w_gate_up = ld.matrix(p + "ffn_up.weight", c.dim, 2 * c.ffn);
     } else {
       L.wq = ld.matrix(p + "attn_q.weight", c.dim, c.q_dim());
       L.wk = ld.matrix(p + "attn_k.weight", c.dim, c.kv_dim());
       L.wv = ld.matrix(p + "attn_v.weight", c.dim, c.kv_dim());
-      L.w_gate = ld.matrix(p + "ffn_gate.weight", c.dim, c.ffn);
-      L.w_up = ld.matrix(p + "ffn_up.weight", c.dim, c.ffn);
+      if (!c.dip_layout) {
+        L.w_gate = ld.matrix(p + "ffn_gate.weight", c.dim, c.ffn);
+        L.w_up = ld.matrix(p + "ffn_up.weight", c.dim, c.ffn);
+      }
       L.bq = ld.vec(p + "attn_q.bias", c.q_dim(), false);
       L.bk = ld.vec(p + "attn_k.bias", c.kv_dim(), false);
       L.bv = ld.vec(p + "attn_v.bias", c.kv_dim(), false);
     }
     L.wo = ld.matrix(p + "attn_output.weight", c.q_dim(), c.dim);
-    L.w_down = ld.matrix(p + "ffn_down.weight", c.ffn, c.dim);
+    if (c.dip_layout) {
+      L.dip_gate_up = ld.rows(p + "ffn_gate_up.dip.weight", 2 * c.ffn, c.dim);
+      L.dip_down = ld.rows(p + "ffn_down.dip.weight", c.dim, c.ffn);
+    } else {
+      L.w_down = ld.matrix(p + "ffn_down.weight", c.ffn, c.dim);
+    }
   }
 
   int threads = options.threads;

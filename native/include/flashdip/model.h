@@ -30,6 +30,7 @@ struct ModelConfig {
   bool rope_neox = false;   // pairs (i, i + n/2) instead of (2i, 2i+1)
   float norm_eps = 1e-5f;
   bool tied_embeddings = false;
+  bool dip_layout = false;  // MLP stored input-major by flashdip convert
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
 };
@@ -52,6 +53,10 @@ struct LayerWeights {
   std::vector<float> ffn_norm;        // [dim]
   Weight w_gate, w_up, w_down;        // gate/up [ffn][dim], down [dim][ffn]
   Weight w_gate_up;                   // phi3: fused [2 ffn][dim], gate rows first
+  // DIP layout (flashdip convert): one row per input column, quantized along the outputs.
+  // Weight::n_in is the row length (outputs) and n_out the number of rows (inputs).
+  Weight dip_gate_up;                 // [dim rows][2 ffn]: gate column j, then up column j
+  Weight dip_down;                    // [ffn rows][dim]: down column i
 };
 
 struct ModelOptions {
@@ -129,6 +134,10 @@ class Context {
 
  private:
   void mlp(const LayerWeights& L, int64_t layer, int64_t n, int64_t pos0);
+  void mlp_dip_layout(const LayerWeights& L, int64_t layer, int64_t n, int64_t pos0);
+  int64_t select_columns(float* a, int64_t total, int64_t k, CacheState* cache, int64_t pos, int64_t* hits,
+                         int64_t* misses, const float* score_src);
+  void gather(const Weight& w, const int32_t* idx, const float* coef, int64_t k, float* y);
   void forward_batch(const int32_t* tokens, int64_t n, bool all_logits, float* out);
   void matmul(const Weight& w, const float* x, int64_t ntok, float* y, int64_t y_stride);
   void attention(int64_t layer, int64_t n, int64_t pos0);
@@ -161,6 +170,7 @@ class Context {
   std::vector<uint8_t> keep_;              // [max(dim, ffn)]
   std::vector<float> scores_, score_tmp_;  // [max(dim, ffn)]
   std::vector<int32_t> select_scratch_;
+  std::vector<float> gather_tmp_;          // [threads][slice]
 };
 
 }  // namespace fd

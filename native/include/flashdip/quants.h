@@ -4,6 +4,10 @@
 // padding, sizes pinned by static_assert. Blocks inside a tensor are only guaranteed 1-byte aligned
 // relative to each other (18/34/144/210-byte strides), so never take a wider-than-byte reference into
 // a block in SIMD code; use memcpy or unaligned loads (loadu / vld1).
+//
+// The helpers are `static inline` on purpose: this header is also compiled into the per-ISA kernel
+// files (-mavx2, +dotprod), and an ordinary inline function would be one weak symbol that the linker
+// may take from such a file for the scalar code too (an illegal instruction on older CPUs).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -13,7 +17,7 @@ namespace fd {
 // ---- half-precision conversions (exact decode; encode rounds to nearest, ties to even) ----------
 
 // IEEE binary16 bits -> float. Exact for every input (subnormals, infinities, NaN payloads kept).
-inline float fp16_to_fp32(uint16_t h) {
+static inline float fp16_to_fp32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   const uint32_t exp = (h >> 10) & 0x1fu;
   const uint32_t mant = h & 0x3ffu;
@@ -34,7 +38,7 @@ inline float fp16_to_fp32(uint16_t h) {
 }
 
 // float -> IEEE binary16 bits, round to nearest even; overflow gives +-inf, NaN stays a (quiet) NaN.
-inline uint16_t fp32_to_fp16(float f) {
+static inline uint16_t fp32_to_fp16(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);
   const uint32_t sign = (x >> 16) & 0x8000u;
@@ -61,7 +65,7 @@ inline uint16_t fp32_to_fp16(float f) {
 }
 
 // bfloat16 bits -> float (exact).
-inline float bf16_to_fp32(uint16_t h) {
+static inline float bf16_to_fp32(uint16_t h) {
   const uint32_t bits = static_cast<uint32_t>(h) << 16;
   float f;
   std::memcpy(&f, &bits, 4);
@@ -69,7 +73,7 @@ inline float bf16_to_fp32(uint16_t h) {
 }
 
 // float -> bfloat16 bits, round to nearest even; NaN stays a quiet NaN.
-inline uint16_t fp32_to_bf16(float f) {
+static inline uint16_t fp32_to_bf16(float f) {
   uint32_t x;
   std::memcpy(&x, &f, 4);
   if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);
@@ -78,7 +82,7 @@ inline uint16_t fp32_to_bf16(float f) {
 }
 
 // Reads a little-endian fp16 scale stored at p (any alignment).
-inline float load_fp16(const void* p) {
+static inline float load_fp16(const void* p) {
   uint16_t h;
   std::memcpy(&h, p, 2);
   return fp16_to_fp32(h);
@@ -169,7 +173,7 @@ static_assert(sizeof(block_q6_K) == 210, "q6_k block size");
 static_assert(sizeof(block_q8_K) == 292, "q8_k block size");
 
 // Unpacks the 6-bit (scale, min) pair j in [0, 8) of a q4_k / q5_k block.
-inline void k4_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* m) {
+static inline void k4_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* m) {
   if (j < 4) {
     *sc = s[j] & 63;
     *m = s[j + 4] & 63;
@@ -181,7 +185,7 @@ inline void k4_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* m) {
 
 // Unpacks all eight 6-bit scales and mins of a q4_k / q5_k block at once (same values as
 // k4_scale_min for j = 0..7), working on three little-endian 32-bit words.
-inline void k4_scales_mins(const uint8_t* s, uint8_t sc[8], uint8_t m[8]) {
+static inline void k4_scales_mins(const uint8_t* s, uint8_t sc[8], uint8_t m[8]) {
   uint32_t u[3];
   std::memcpy(u, s, 12);
   const uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
