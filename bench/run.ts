@@ -210,11 +210,21 @@ function median(xs: number[]): number {
 
 type EngineName = Job['engine'];
 
+/** One measurement and the repetition it belongs to. */
+type Run = Measurement & { rep: number };
+
 interface EngineSummary {
   decodeTokensPerSecond: number; // medians over the successful runs
   prefillTokensPerSecond: number;
-  runs: Measurement[];
+  runs: Run[];
   errors: string[];
+}
+
+/** flashdip / llama.cpp: the median and range of the ratios of the two runs of each repetition. */
+interface Ratio {
+  median: number;
+  min: number;
+  max: number;
 }
 
 interface ModelResult {
@@ -222,19 +232,31 @@ interface ModelResult {
   promptTokens: number;
   flashdip: EngineSummary;
   llamacpp?: EngineSummary;
-  decodeRatio?: number; // flashdip / llama.cpp
-  prefillRatio?: number;
+  decodeRatio?: Ratio;
+  prefillRatio?: Ratio;
   /** How many leading generated tokens the two engines agree on (first successful run of each). */
   sameTokens?: number;
 }
 
-function summarize(runs: Measurement[], errors: string[]): EngineSummary {
+function summarize(runs: Run[], errors: string[]): EngineSummary {
   return {
     decodeTokensPerSecond: median(runs.map((r) => r.decodeTokensPerSecond)),
     prefillTokensPerSecond: median(runs.map((r) => r.prefillTokensPerSecond)),
     runs,
     errors,
   };
+}
+
+// The two engines of one repetition ran back to back, so they saw the same state of the machine:
+// the ratio within each pair cancels much of the drift that the medians of each engine keep.
+function pairedRatio(f: Run[], l: Run[], pick: (m: Measurement) => number): Ratio | undefined {
+  const ratios: number[] = [];
+  for (const a of f) {
+    const b = l.find((x) => x.rep === a.rep);
+    if (b && pick(b) > 0) ratios.push(pick(a) / pick(b));
+  }
+  if (ratios.length === 0) return undefined;
+  return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
 }
 
 function commonPrefix(a: number[], b: number[]): number {
@@ -250,7 +272,7 @@ async function measureAll(opts: Options): Promise<ModelResult[]> {
     const contextSize = Math.ceil((prompt.length + opts.tokens + 1) / 256) * 256;
     return { model, prompt, contextSize };
   });
-  const runs = new Map<string, Measurement[]>();
+  const runs = new Map<string, Run[]>();
   const errors = new Map<string, string[]>();
   const key = (model: string, engine: EngineName): string => `${engine}\0${model}`;
   for (let rep = 0; rep < opts.reps; rep++) {
@@ -267,7 +289,7 @@ async function measureAll(opts: Options): Promise<ModelResult[]> {
           });
           log(`    decode ${fmt(m.decodeTokensPerSecond)} tok/s, prefill ${fmt(m.prefillTokensPerSecond)} tok/s, ` +
             `load ${m.loadSeconds.toFixed(2)} s, max RSS ${(m.maxRssBytes / 2 ** 20).toFixed(0)} MiB`);
-          runs.set(k, [...(runs.get(k) ?? []), m]);
+          runs.set(k, [...(runs.get(k) ?? []), { ...m, rep }]);
         } catch (err) {
           const msg = String((err as Error).message ?? err);
           log(`    FAILED: ${msg.split('\n')[0]}`);
@@ -282,8 +304,8 @@ async function measureAll(opts: Options): Promise<ModelResult[]> {
     if (!opts.skipLlamaCpp) {
       const l = summarize(runs.get(key(model, 'llamacpp')) ?? [], errors.get(key(model, 'llamacpp')) ?? []);
       result.llamacpp = l;
-      result.decodeRatio = f.decodeTokensPerSecond / l.decodeTokensPerSecond;
-      result.prefillRatio = f.prefillTokensPerSecond / l.prefillTokensPerSecond;
+      result.decodeRatio = pairedRatio(f.runs, l.runs, (m) => m.decodeTokensPerSecond);
+      result.prefillRatio = pairedRatio(f.runs, l.runs, (m) => m.prefillTokensPerSecond);
       if (f.runs.length && l.runs.length) result.sameTokens = commonPrefix(f.runs[0].generated, l.runs[0].generated);
     }
     return result;
@@ -328,7 +350,8 @@ function fmt(x: number | undefined): string {
   return x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2);
 }
 
-const ratio = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '-' : `${x.toFixed(2)}x`);
+const ratio = (r: Ratio | undefined): string =>
+  r === undefined ? '-' : `${r.median.toFixed(2)}x (${r.min.toFixed(2)}-${r.max.toFixed(2)})`;
 
 function table(results: ModelResult[], opts: Options, header: ReturnType<typeof reportHeader>): string {
   const lines: string[] = [];
@@ -365,8 +388,9 @@ function table(results: ModelResult[], opts: Options, header: ReturnType<typeof 
   lines.push('');
   if (opts.skipLlamaCpp) lines.push('tok/s, median of the repetitions');
   else {
-    lines.push('tok/s, median per engine; ratio = flashdip / llama.cpp (above 1: flashdip is faster); same tokens:');
-    lines.push('leading greedy tokens identical in both engines (flashdip masks end-of-text, llama.cpp passes it).');
+    lines.push('tok/s: median per engine. ratio: flashdip / llama.cpp (above 1: flashdip is faster), the median (and');
+    lines.push('range) of the ratios within each repetition. same tokens: leading greedy tokens identical in both');
+    lines.push('engines (flashdip masks end-of-text, llama.cpp passes it).');
   }
   for (const r of results)
     for (const s of [r.flashdip, r.llamacpp])
