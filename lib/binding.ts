@@ -40,6 +40,8 @@ export interface NativeModelInfo {
   tiedEmbeddings: boolean;
   threads: number;
   fileSize: number;
+  /** The MLP is in flashdip's input-major layout (flashdip convert). */
+  dipLayout: boolean;
 }
 
 export interface NativeContext {
@@ -55,6 +57,10 @@ export interface NativeSparsityStats {
   tokens: number;
   ugUnitBytes: number;
   downUnitBytes: number;
+  /** Reads from the column store (DIP layout under a budget). */
+  ioBytes: number;
+  ioReads: number;
+  ioSeconds: number;
   layers: { ugHits: number; ugMisses: number; downHits: number; downMisses: number }[];
 }
 

@@ -3,7 +3,7 @@ import { getBinding, NativeModel, NativeModelInfo } from './binding';
 import { FlashdipError, fromNative } from './errors';
 import { readGguf } from './gguf';
 import { checkInt, checkKeys, checkObject } from './options';
-import { CacheOptions, parseBudget, ResolvedSparsity, resolveSparsity, SparsityOptions, splitBytes } from './sparsity';
+import { ByteSplit, CacheOptions, parseBudget, ResolvedSparsity, resolveSparsity, SparsityOptions, splitBytes } from './sparsity';
 import { Session, SessionOptions } from './session';
 import { Tokenizer, tokenizerSpecFromMetadata } from './tokenizer';
 
@@ -55,8 +55,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
 export interface ModelDefaults {
   sparsity: ResolvedSparsity;
   memoryBudget: number | undefined;
-  /** Bytes of the MLP weights and of everything else in the file. */
-  bytes: { mlp: number; static: number };
+  bytes: ByteSplit;
 }
 
 export class Model {
@@ -75,10 +74,10 @@ export class Model {
     this.tokenizer = tokenizer;
     this.info = { ...native.info(), path };
     this.defaults = defaults;
-    if (defaults.sparsity.method !== 'dense' || defaults.memoryBudget !== undefined)
+    if (!native.info().dipLayout && (defaults.sparsity.method !== 'dense' || defaults.memoryBudget !== undefined))
       process.emitWarning(
         `${path} is in the standard GGUF layout: sparsity and memoryBudget change what is computed and what the ` +
-          'column-cache accounting reports, but every weight is still read from DRAM (the flash column store is not built yet)',
+          'column-cache accounting reports, but every weight is still read; `flashdip convert` it to save the bandwidth and memory',
         { code: 'FLASHDIP_STANDARD_LAYOUT' },
       );
   }

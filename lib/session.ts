@@ -62,6 +62,9 @@ export interface SessionStats {
     /** MLP bytes per token from flash (cache misses) and from DRAM (hits). */
     flashBytesPerToken: number;
     dramBytesPerToken: number;
+    /** Measured reads from the column store (a converted model under a budget). */
+    storeBytesPerToken: number;
+    storeReadSeconds: number;
     layers: { ugHits: number; ugMisses: number; downHits: number; downMisses: number }[];
   };
 }
@@ -214,7 +217,9 @@ export class Session {
 
   stats(): SessionStats {
     const c = this.counters;
-    const sp = this.native ? this.native.stats(false) : { tokens: 0, ugUnitBytes: 0, downUnitBytes: 0, layers: [] };
+    const sp = this.native
+      ? this.native.stats(false)
+      : { tokens: 0, ugUnitBytes: 0, downUnitBytes: 0, ioBytes: 0, ioReads: 0, ioSeconds: 0, layers: [] };
     let hits = 0, units = 0, flash = 0, dram = 0;
     for (const l of sp.layers) {
       hits += l.ugHits + l.downHits;
@@ -242,6 +247,8 @@ export class Session {
         hitRate: units > 0 ? hits / units : 1,
         flashBytesPerToken: perToken(flash),
         dramBytesPerToken: perToken(dram),
+        storeBytesPerToken: perToken(sp.ioBytes),
+        storeReadSeconds: sp.ioSeconds,
         layers: sp.layers,
       },
     };

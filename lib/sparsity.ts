@@ -26,6 +26,8 @@ export interface SparsityOptions {
 
 export interface CacheOptions {
   policy?: CachePolicy;
+  /** Drop the page cache of rows read from the store, so the budget is honest (default true). */
+  dropPageCache?: boolean;
 }
 
 export const METHODS: readonly SparseMethod[] = ['dense', 'dip', 'dip-ca', 'glu', 'gate', 'up'];
@@ -41,6 +43,7 @@ export interface ResolvedSparsity {
   warmup: boolean;
   alphaBlend: boolean;
   policy: CachePolicy;
+  dropPageCache: boolean;
 }
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
@@ -59,7 +62,8 @@ export function resolveSparsity(sparsity: unknown, cache: unknown): ResolvedSpar
   const s = checkObject('sparsity', sparsity);
   checkKeys('sparsity', s, ['method', 'density', 'keepX', 'keepH', 'gamma', 'fixedTopN', 'warmup', 'alphaBlend']);
   const c = checkObject('cache', cache);
-  checkKeys('cache', c, ['policy']);
+  checkKeys('cache', c, ['policy', 'dropPageCache']);
+  if (c.dropPageCache !== undefined && typeof c.dropPageCache !== 'boolean') throw invalidArgument('cache.dropPageCache', 'must be a boolean');
   const method = checkEnum('sparsity.method', s.method, METHODS, 'dense');
   const policy = checkEnum('cache.policy', c.policy, ['lru', 'lfu', 'none'] as const, 'lfu');
   const density = s.density === undefined ? undefined : checkDensity('sparsity.density', s.density);
@@ -72,6 +76,7 @@ export function resolveSparsity(sparsity: unknown, cache: unknown): ResolvedSpar
   const out: ResolvedSparsity = {
     method, keepX: 1, keepH: 1, gamma, fixedTopN,
     warmup: (s.warmup as boolean | undefined) ?? true, alphaBlend: (s.alphaBlend as boolean | undefined) ?? false, policy,
+    dropPageCache: (c.dropPageCache as boolean | undefined) ?? true,
   };
   if (method === 'dense') {
     if (density !== undefined && density !== 1) throw invalidArgument('sparsity.density', "the 'dense' method keeps everything");
@@ -98,27 +103,39 @@ function checkDensity(name: string, v: unknown): number {
 // The MLP weights in either layout (phi3's fused ffn_up included; the DIP layout's row tensors).
 export const MLP_TENSOR = /^blk\.\d+\.ffn_(gate|up|down|gate_up)(\.dip)?\.weight$/;
 
-/** Bytes of the MLP weights (what DIP prunes and caches) and of everything else in the file. */
-export function splitBytes(header: GgufHeader): { mlp: number; static: number } {
+export interface ByteSplit {
+  /** MLP weights: what DIP prunes and the column cache holds. */
+  mlp: number;
+  /** Everything else in the file: kept in DRAM. */
+  static: number;
+  /** The largest layer's MLP: the store's streaming buffer can need this much. */
+  mlpLayer: number;
+}
+
+export function splitBytes(header: GgufHeader): ByteSplit {
   let mlp = 0, all = 0;
+  const perLayer = new Map<string, number>();
   for (const t of header.tensors) {
     all += t.bytes;
-    if (MLP_TENSOR.test(t.name)) mlp += t.bytes;
+    if (!MLP_TENSOR.test(t.name)) continue;
+    mlp += t.bytes;
+    const layer = t.name.split('.')[1];
+    perLayer.set(layer, (perLayer.get(layer) ?? 0) + t.bytes);
   }
-  return { mlp, static: all - mlp };
+  return { mlp, static: all - mlp, mlpLayer: Math.max(0, ...perLayer.values()) };
 }
 
 /**
  * The fraction of every MLP matrix the DRAM cache holds under a budget: static weights and the KV
  * cache come first, the rest is split uniformly over the MLP caches (PAPER.md).
  */
-export function cacheFraction(budget: number | undefined, bytes: { mlp: number; static: number }, kvBytes: number): number {
+export function cacheFraction(budget: number | undefined, bytes: ByteSplit, kvBytes: number): number {
   if (budget === undefined) return 1;
-  const fixed = bytes.static + kvBytes;
+  const fixed = bytes.static + kvBytes + bytes.mlpLayer;
   if (budget < fixed)
     throw new FlashdipError('ERR_BUDGET_TOO_SMALL',
-      `memoryBudget ${budget} bytes is below what the static weights and the KV cache need: at least ${fixed} bytes ` +
-        `(${bytes.static} static + ${kvBytes} KV cache)`);
+      `memoryBudget ${budget} bytes is below what the static weights, the KV cache and one layer's streaming ` +
+        `buffer need: at least ${fixed} bytes (${bytes.static} static + ${kvBytes} KV cache + ${bytes.mlpLayer} buffer)`);
   return bytes.mlp === 0 ? 1 : Math.min(1, (budget - fixed) / bytes.mlp);
 }
 
@@ -130,6 +147,7 @@ export function parseBudget(v: unknown): number | undefined {
 export function nativeSparsity(s: ResolvedSparsity, fraction: number, budgeted: boolean): Record<string, number> {
   return {
     budgeted: budgeted ? 1 : 0,
+    dropPages: s.dropPageCache ? 1 : 0,
     method: METHOD_IDS[s.method], keepX: s.keepX, keepH: s.keepH, gamma: s.gamma, fixedTopN: s.fixedTopN,
     warmup: s.warmup ? 1 : 0, alphaBlend: s.alphaBlend ? 1 : 0, policy: POLICY_IDS[s.policy], cacheFraction: fraction,
   };

@@ -85,6 +85,9 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
     o.Set("tokens", static_cast<double>(s.tokens));
     o.Set("ugUnitBytes", s.ug_unit_bytes);
     o.Set("downUnitBytes", s.down_unit_bytes);
+    o.Set("ioBytes", static_cast<double>(s.io.bytes_read));
+    o.Set("ioReads", static_cast<double>(s.io.reads));
+    o.Set("ioSeconds", s.io.seconds);
     Napi::Array layers = Napi::Array::New(env, s.layers.size());
     for (size_t i = 0; i < s.layers.size(); ++i) {
       const fd::LayerStats& l = s.layers[i];
@@ -215,6 +218,7 @@ Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
   o.Set("tiedEmbeddings", c.tied_embeddings);
   o.Set("threads", m->pool().size());
   o.Set("fileSize", static_cast<double>(m->file().file_size()));
+  o.Set("dipLayout", c.dip_layout);
   return o;
 }
 
@@ -244,6 +248,7 @@ Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
     check(static_cast<int>(c.policy) >= 0 && static_cast<int>(c.policy) <= 2, env, "cache policy is unknown");
     c.cache_fraction = opt_number(sp, "cacheFraction", 1);
     c.budgeted = opt_number(sp, "budgeted", 0) != 0;
+    c.drop_pages = opt_number(sp, "dropPages", 1) != 0;
   }
   return guard(env, [&]() -> Napi::Value {
     std::unique_ptr<fd::Context> ctx(new fd::Context(*m, co));

@@ -76,6 +76,18 @@ Context::Context(Model& model, const ContextOptions& o)
       cache_down_.emplace_back(c.ffn, static_cast<int64_t>(sp_.cache_fraction * static_cast<double>(c.ffn)), sp_.policy);
     }
   }
+  row_ptr_.resize(static_cast<size_t>(widest_mlp));
+  row_coef_.resize(static_cast<size_t>(widest_mlp));
+  store_ = c.dip_layout && sp_.budgeted;
+  if (store_) {
+    const GgufFile& f = model.file();
+    auto offset = [&](const Weight& w) { return static_cast<uint64_t>(w.data - f.base()); };
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      const LayerWeights& L = model.layer(l);
+      rc_ug_.emplace_back(f.fd(), offset(L.dip_gate_up), L.dip_gate_up.row_bytes, c.dim, cache_ug_[l].capacity(), sp_.drop_pages);
+      rc_down_.emplace_back(f.fd(), offset(L.dip_down), L.dip_down.row_bytes, c.ffn, cache_down_[l].capacity(), sp_.drop_pages);
+    }
+  }
   // Bytes per unit as stored in this file, averaged over the layers.
   double ug = 0, down = 0;
   for (int64_t l = 0; l < c.n_layers; ++l) {
@@ -94,11 +106,16 @@ Context::Context(Model& model, const ContextOptions& o)
 
 void Context::reset_sparsity_stats() {
   stats_.tokens = 0;
+  stats_.io = IoStats();
+  stats_.compute_seconds = 0;
   for (LayerStats& s : stats_.layers) s = LayerStats();
 }
 
 size_t Context::owned_bytes() const {
-  return k_cache_.size() + v_cache_.size() + xq_.size() +
+  size_t slabs = 0;
+  for (const RowCache& rc : rc_ug_) slabs += rc.slab_bytes();
+  for (const RowCache& rc : rc_down_) slabs += rc.slab_bytes();
+  return slabs + stream_.capacity() + k_cache_.size() + v_cache_.size() + xq_.size() +
          sizeof(float) * (x_.size() + xn_.size() + q_.size() + k_.size() + v_.size() + att_out_.size() + gate_.size() +
                           up_.size() + att_scores_.size() + kv_row_.size() + rope_cos_.size() + rope_sin_.size());
 }
@@ -111,6 +128,8 @@ void Context::truncate(int64_t n) {
   if (n == 0) {  // a new sequence starts with empty caches (PAPER.md)
     for (CacheState& cs : cache_ug_) cs.reset();
     for (CacheState& cs : cache_down_) cs.reset();
+    for (RowCache& rc : rc_ug_) rc.reset();
+    for (RowCache& rc : rc_down_) rc.reset();
   }
 }
 
@@ -307,11 +326,14 @@ void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_
   CacheState* cache_down = track_ ? &cache_down_[static_cast<size_t>(l)] : nullptr;
   const int64_t kx = dip ? keep_count(sp_.keep_x, dim) : dim;
   const int64_t kh = m == SparseMethod::Dense ? F : keep_count(sp_.keep_h, F);
+  RowCache* rc_ug = store_ ? &rc_ug_[static_cast<size_t>(l)] : nullptr;
+  RowCache* rc_down = store_ ? &rc_down_[static_cast<size_t>(l)] : nullptr;
   float* gu = gate_.data();  // [2F]: gate then up, for one token
   for (int64_t t = 0; t < n; ++t) {
     float* x = xn_.data() + t * dim;
     const int64_t k1 = select_columns(x, dim, kx, cache_ug, pos0 + t, &st.ug_hits, &st.ug_misses, nullptr);
-    gather(L.dip_gate_up, mask_.data(), x, k1, gu);
+    rows_of(L.dip_gate_up, rc_ug, cache_ug, x, k1);
+    gather(L.dip_gate_up.type, 2 * F, row_ptr_.data(), row_coef_.data(), k1, gu);
     float* h = up_.data();
     for (int64_t i = 0; i < F; ++i) {
       gu[i] = silu(gu[i]);
@@ -319,15 +341,24 @@ void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_
     }
     const int64_t k2 = select_columns(h, F, kh, cache_down, pos0 + t, &st.down_hits, &st.down_misses,
                                       h_scores(m, gu, gu + F));
-    gather(L.dip_down, mask_.data(), h, k2, x);
+    rows_of(L.dip_down, rc_down, cache_down, h, k2);
+    gather(L.dip_down.type, dim, row_ptr_.data(), row_coef_.data(), k2, x);
   }
 }
 
-// y[0..w.n_in) = sum over the k rows idx[] of coef[idx[r]] * row(idx[r]), rows of w.n_in elements
-// (w.n_out rows). Threads split the outputs in block-aligned slices and each walks all k rows.
-void Context::gather(const Weight& w, const int32_t* idx, const float* coef, int64_t k, float* y) {
-  const int64_t m = w.n_in;
-  const TypeTraits* tr = type_traits(w.type);
+void Context::rows_of(const Weight& w, RowCache* rc, const CacheState* cache, const float* a, int64_t k) {
+  for (int64_t i = 0; i < k; ++i) row_coef_[static_cast<size_t>(i)] = a[mask_[static_cast<size_t>(i)]];
+  if (rc) {
+    // Reads for the misses of this mask, many in flight; they count as I/O time, not compute.
+    rc->fetch(mask_.data(), k, *cache, row_ptr_.data(), stream_, model_.pool(), threads_, &stats_.io);
+  } else {
+    for (int64_t i = 0; i < k; ++i) row_ptr_[static_cast<size_t>(i)] = w.data + static_cast<size_t>(mask_[i]) * w.row_bytes;
+  }
+}
+
+// Threads split the outputs in block-aligned slices and each walks all k rows.
+void Context::gather(uint32_t type, int64_t m, const uint8_t* const* rows, const float* coef, int64_t k, float* y) {
+  const TypeTraits* tr = type_traits(type);
   const int64_t bs = tr->block_size;
   const int threads = threads_for(static_cast<double>(m) * static_cast<double>(k));
   const int64_t slice = threads == 1 ? m : std::max<int64_t>(bs, (m / (threads * 4) + bs - 1) / bs * bs);
@@ -339,10 +370,9 @@ void Context::gather(const Weight& w, const int32_t* idx, const float* coef, int
     std::fill(out, out + len, 0.0f);
     const size_t off = static_cast<size_t>(o0 / bs) * tr->block_bytes;
     for (int64_t r = 0; r < k; ++r) {
-      const int32_t j = idx[r];
-      const float a = coef[j];
+      const float a = coef[r];
       if (a == 0.0f) continue;
-      dequantize_row(w.type, w.data + static_cast<size_t>(j) * w.row_bytes + off, tmp, len);
+      dequantize_row(type, rows[r] + off, tmp, len);
       for (int64_t i = 0; i < len; ++i) out[i] += a * tmp[i];
     }
   });

@@ -9,6 +9,7 @@
 
 #include "flashdip/gguf.h"
 #include "flashdip/sparsity.h"
+#include "flashdip/store.h"
 #include "flashdip/threadpool.h"
 
 namespace fd {
@@ -111,6 +112,8 @@ struct LayerStats {
 
 struct SparsityStats {
   int64_t tokens = 0;            // tokens whose MLP ran under this accounting
+  IoStats io;                    // reads from the column store (DIP layout under a budget)
+  double compute_seconds = 0;    // MLP time outside the reads, under the store
   double ug_unit_bytes = 0;      // bytes of one x-mask unit in the model file
   double down_unit_bytes = 0;
   std::vector<LayerStats> layers;
@@ -137,7 +140,11 @@ class Context {
   void mlp_dip_layout(const LayerWeights& L, int64_t layer, int64_t n, int64_t pos0);
   int64_t select_columns(float* a, int64_t total, int64_t k, CacheState* cache, int64_t pos, int64_t* hits,
                          int64_t* misses, const float* score_src);
-  void gather(const Weight& w, const int32_t* idx, const float* coef, int64_t k, float* y);
+  // y[0..m) = sum over i < k of coef[i] * rows[i], rows of m elements of `type`.
+  void gather(uint32_t type, int64_t m, const uint8_t* const* rows, const float* coef, int64_t k, float* y);
+  // Row addresses and coefficients of the kept columns of a (mask_ holds them): from the mapping,
+  // or through the row cache when the store is on.
+  void rows_of(const Weight& w, RowCache* rc, const CacheState* cache, const float* a, int64_t k);
   void forward_batch(const int32_t* tokens, int64_t n, bool all_logits, float* out);
   void matmul(const Weight& w, const float* x, int64_t ntok, float* y, int64_t y_stride);
   void attention(int64_t layer, int64_t n, int64_t pos0);
@@ -171,6 +178,11 @@ class Context {
   std::vector<float> scores_, score_tmp_;  // [max(dim, ffn)]
   std::vector<int32_t> select_scratch_;
   std::vector<float> gather_tmp_;          // [threads][slice]
+  bool store_ = false;                     // DIP layout under a budget: MLP rows come through RowCaches
+  std::vector<RowCache> rc_ug_, rc_down_;  // [layer]
+  std::vector<uint8_t> stream_;            // rows read for one mask and not cached
+  std::vector<const uint8_t*> row_ptr_;    // [max(dim, ffn)]
+  std::vector<float> row_coef_;            // [max(dim, ffn)]
 };
 
 }  // namespace fd

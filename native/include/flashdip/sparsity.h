@@ -24,6 +24,7 @@ struct SparsityConfig {
   CachePolicyKind policy = CachePolicyKind::Lfu;
   double cache_fraction = 1.0;  // fraction of every MLP matrix's columns the DRAM cache holds
   bool budgeted = false;        // a memory budget is set: keep cache state and statistics even when dense
+  bool drop_pages = true;       // drop the page cache of rows read from the store (posix_fadvise)
 };
 
 // Mask-first admission over a fixed number of slots (PAPER.md "Column cache"): every column of the
