@@ -1,7 +1,8 @@
 // flashdip vs llama.cpp, side by side: decode and prefill tokens/s per model, with ratios.
 //
 //   npm run bench -- [--models a.gguf,b.gguf] [--threads N] [--tokens N] [--prompt-tokens N]
-//                    [--reps N] [--warmup N] [--make-models] [--skip-llamacpp] [--json] [--save FILE]
+//                    [--reps N] [--warmup N] [--idle-wait S] [--make-models] [--skip-llamacpp]
+//                    [--json] [--save FILE]
 //
 // The reference engine is llama.cpp through node-llama-cpp, which is not a dependency of flashdip:
 // it is installed on first use into bench/.deps/ (gitignored, ~700 MB). Every measurement runs in
@@ -46,6 +47,8 @@ const USAGE = `usage: npm run bench -- [options]
   --warmup N              tokens generated before each measurement (default 4)
   --make-models           generate the random-weight ~1B models (q8_0, q4_0) if missing
   --skip-llamacpp         measure flashdip only
+  --idle-wait S           before each measurement, wait up to S seconds for a second in which
+                          other processes use under a quarter of the CPUs (default 30; 0: never)
   --json                  print one JSON object instead of the table
   --save FILE             also write that JSON object to FILE`;
 
@@ -58,6 +61,8 @@ interface Options {
   warmup: number;
   makeModels: boolean;
   skipLlamaCpp: boolean;
+  /** Seconds to wait, before each measurement, for the other work on the machine to calm down. */
+  idleWait: number;
   json: boolean;
   /** Also write the JSON report to this file. */
   save?: string;
@@ -75,6 +80,7 @@ function parseOptions(argv: string[]): Options {
       warmup: { type: 'string', default: '4' },
       'make-models': { type: 'boolean', default: false },
       'skip-llamacpp': { type: 'boolean', default: false },
+      'idle-wait': { type: 'string', default: '30' },
       json: { type: 'boolean', default: false },
       save: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -102,6 +108,7 @@ function parseOptions(argv: string[]): Options {
     warmup: int('warmup', values.warmup, 0),
     makeModels,
     skipLlamaCpp: values['skip-llamacpp']!,
+    idleWait: int('idle-wait', values['idle-wait'], 0),
     json: values.json!,
     save: values.save,
   };
@@ -179,6 +186,33 @@ function promptTokens(model: string, count: number): number[] {
 // ---------------------------------------------------------------------------------------------
 // Measurement
 
+// The fraction of CPU time that was busy over the next `ms` milliseconds (Linux; 0 elsewhere).
+async function cpuBusy(ms: number): Promise<number> {
+  const sample = (): number[] | undefined => {
+    try {
+      const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]; // "cpu user nice system idle iowait ..."
+      return line.trim().split(/\s+/).slice(1).map(Number);
+    } catch {
+      return undefined;
+    }
+  };
+  const a = sample();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = sample();
+  if (!a || !b) return 0;
+  const d = b.map((x, i) => x - a[i]);
+  const total = d.reduce((x, y) => x + y, 0);
+  return total > 0 ? 1 - (d[3] + d[4]) / total : 0;
+}
+
+// The machine is shared: other builds and tests come and go. Waiting for a quiet second before each
+// measurement does not make the machine ours, but it avoids starting in the middle of a compile.
+async function waitForIdle(maxSeconds: number): Promise<number> {
+  let busy = await cpuBusy(1000);
+  for (let waited = 1; busy >= 0.25 && waited < maxSeconds; waited++) busy = await cpuBusy(1000);
+  return busy;
+}
+
 function runWorker(job: Job): Promise<Measurement> {
   return new Promise((resolve, reject) => {
     const child = fork(path.join(__dirname, 'worker.ts'), [], {
@@ -211,7 +245,7 @@ function median(xs: number[]): number {
 type EngineName = Job['engine'];
 
 /** One measurement and the repetition it belongs to. */
-type Run = Measurement & { rep: number };
+type Run = Measurement & { rep: number; cpuBusyBefore?: number };
 
 interface EngineSummary {
   decodeTokensPerSecond: number; // medians over the successful runs
@@ -283,13 +317,15 @@ async function measureAll(opts: Options): Promise<ModelResult[]> {
         const k = key(model, engine);
         log(`[rep ${rep + 1}/${opts.reps}] ${engine.padEnd(8)} ${path.basename(model)}`);
         try {
+          const busy = opts.idleWait > 0 ? await waitForIdle(opts.idleWait) : undefined;
           const m = await runWorker({
             engine, model, threads: opts.threads, prompt, tokens: opts.tokens, contextSize,
             warmupTokens: opts.warmup, depsDir: DEPS_MODULES,
           });
           log(`    decode ${fmt(m.decodeTokensPerSecond)} tok/s, prefill ${fmt(m.prefillTokensPerSecond)} tok/s, ` +
-            `load ${m.loadSeconds.toFixed(2)} s, max RSS ${(m.maxRssBytes / 2 ** 20).toFixed(0)} MiB`);
-          runs.set(k, [...(runs.get(k) ?? []), { ...m, rep }]);
+            `load ${m.loadSeconds.toFixed(2)} s, max RSS ${(m.maxRssBytes / 2 ** 20).toFixed(0)} MiB` +
+            (busy === undefined ? '' : `, CPU ${(busy * 100).toFixed(0)}% busy before`));
+          runs.set(k, [...(runs.get(k) ?? []), { ...m, rep, cpuBusyBefore: busy }]);
         } catch (err) {
           const msg = String((err as Error).message ?? err);
           log(`    FAILED: ${msg.split('\n')[0]}`);
@@ -362,6 +398,10 @@ function table(results: ModelResult[], opts: Options, header: ReturnType<typeof 
     (opts.skipLlamaCpp ? ' (llama.cpp skipped)' : `, llama.cpp ${header.llamaCppRelease ?? '(release unknown)'} via ${LLAMA_CPP_PACKAGE} ${header.llamaCppVersion}`));
   lines.push(`run:     threads ${opts.threads}, prompt ${opts.promptTokens} tokens, ${opts.tokens} generated (greedy), ` +
     `warm-up ${opts.warmup}, median of ${opts.reps} interleaved repetitions`);
+  const busy = results.flatMap((r) => [...r.flashdip.runs, ...(r.llamacpp?.runs ?? [])]).map((x) => x.cpuBusyBefore);
+  if (busy.every((b): b is number => b !== undefined) && busy.length)
+    lines.push(`         CPU busy (other processes) in the second before each measurement: median ${(median(busy) * 100).toFixed(0)}%, ` +
+      `max ${(Math.max(...busy) * 100).toFixed(0)}%`);
   lines.push('');
   const rows: string[][] = [[
     'model', 'decode flashdip', 'decode llama.cpp', 'decode ratio',
