@@ -143,8 +143,9 @@ function ensureLlamaCpp(): void {
   log(`installing ${LLAMA_CPP_PACKAGE}@${LLAMA_CPP_VERSION} into ${path.relative(ROOT, DEPS)} (prebuilt binaries, ~700 MB)...`);
   fs.mkdirSync(DEPS, { recursive: true });
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-  // Its postinstall only offers to download models or build from source; the prebuilt CPU binary
-  // needs neither, so scripts are skipped.
+  // Its postinstall loads the prebuilt binary and, if that fails, downloads llama.cpp's source and
+  // builds it. The bench asks for build: 'never' anyway (a failing binary is then a clear error in
+  // the worker), so install scripts are skipped.
   const r = spawnSync(npm, ['install', '--prefix', DEPS, `${LLAMA_CPP_PACKAGE}@${LLAMA_CPP_VERSION}`, '--no-save',
     '--ignore-scripts', '--no-audit', '--no-fund'], { stdio: ['ignore', 2, 2] });
   if (r.status !== 0 || llamaCppInstalledVersion() !== LLAMA_CPP_VERSION)
