@@ -1,0 +1,60 @@
+// The column store of a converted model under a budget: it computes what the mapping computes, its
+// measured reads equal the cache accounting, and the process's VmRSS stays within the budget plus
+// a fixed overhead.
+import * as assert from 'assert';
+import { spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+import { loadModel, perplexity } from '../../lib';
+import { convert } from '../../lib/convert';
+import { makeModel } from '../../scripts/make-model';
+import { readJson, REFERENCE, STORIES, tmpFile } from '../helpers';
+
+describe('72 column store (converted model under a budget)', function () {
+  this.timeout(300000);
+  const dip = tmpFile('store-stories.dip.gguf');
+  let text: string;
+  before(async () => {
+    process.removeAllListeners('warning');
+    await convert(STORIES, dip);
+    text = readJson(path.join(REFERENCE, 'perplexity_tinystories.json')).text;
+  });
+
+  for (const sparsity of [{ method: 'dense' }, { method: 'dip', density: 0.5 }, { method: 'dip-ca', density: 0.5, gamma: 0.2 }] as const) {
+    it(`${sparsity.method}: same perplexity through the store; reads equal the accounting`, async () => {
+      const mapped = await loadModel(STORIES, { sparsity, memoryBudget: 1_300_000 });
+      const stored = await loadModel(dip, { sparsity, memoryBudget: 1_300_000 });
+      const a = await perplexity(mapped, text, { ctx: 128, maxTokens: 400 });
+      const s = stored.createSession({ contextSize: 128, kvCacheType: 'f32' });
+      const b = await perplexity(stored, text, { ctx: 128, maxTokens: 400 });
+      assert.ok(b.cacheFraction > 0 && b.cacheFraction < 1, `cache fraction ${b.cacheFraction}`);
+      assert.ok(Math.abs(a.ppl / b.ppl - 1) <= 1e-6, `${a.ppl} vs ${b.ppl}`);
+      assert.ok(Math.abs(a.hitRate - b.hitRate) < 1e-12);
+      // Measured store reads per token against the accounting (misses x row bytes).
+      for await (const _ of s.generate('Once upon a time', { maxTokens: 40, temperature: 0 }));
+      const st = s.stats().sparsity;
+      assert.ok(st.flashBytesPerToken > 0);
+      assert.ok(Math.abs(st.storeBytesPerToken / st.flashBytesPerToken - 1) <= 0.02, `${st.storeBytesPerToken} vs ${st.flashBytesPerToken}`);
+      await mapped.dispose();
+      await stored.dispose();
+    });
+  }
+
+  it('VmRSS stays within the budget plus a fixed overhead while generating 256 tokens (half the model as budget)', async () => {
+    const src = tmpFile('rss.gguf'), out = tmpFile('rss.dip.gguf');
+    makeModel({ out: src, arch: 'llama', dim: 512, layers: 8, heads: 8, kvHeads: 4, ffn: 2048, vocab: 2048, ctx: 512, type: 'q8_0', seed: 4 });
+    await convert(src, out, { type: 'q8_0' });
+    fs.rmSync(src);
+    const size = fs.statSync(out).size;
+    const budget = Math.floor(size / 2);
+    const OVERHEAD = 16 * 2 ** 20;  // scratch, the tokenizer's tables, V8 garbage: fixed, not per token
+    for (const method of ['dense', 'dip-ca']) {
+      const r = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'rss-child.ts'), out, String(budget), method, '256'], { encoding: 'utf8' });
+      assert.strictEqual(r.status, 0, r.stderr);
+      const res = JSON.parse(r.stdout);
+      assert.strictEqual(res.generated, 256);
+      assert.ok(res.cacheFraction < 1);
+      assert.ok(res.growth <= budget + OVERHEAD, `${method}: RSS grew ${(res.growth / 2 ** 20).toFixed(1)} MiB for a ${(budget / 2 ** 20).toFixed(1)} MiB budget`);
+    }
+  });
+});
