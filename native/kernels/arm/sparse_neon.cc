@@ -1,0 +1,209 @@
+// Baseline AArch64 NEON sparse kernels (every AArch64 CPU: Cortex-A53/A57/A72, Apple M*); twins of
+// scalar/sparse_scalar.cc. Same structure as x86/sparse_avx2.cc: output tiles that stay in L1, rows
+// kGroup at a time, the next group prefetched. vld1 loads have no alignment requirement.
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "flashdip/quants.h"
+#include "flashdip/sparse.h"
+
+namespace fd {
+namespace sparse_impl {
+
+namespace {
+
+constexpr int64_t kTileBlocks = 64;  // 2048 outputs = 8 KiB of y per tile
+constexpr int kGroup = 4;
+
+inline float load_scale(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return vgetq_lane_f32(vcvt_f32_f16(vreinterpret_f16_u16(vdup_n_u16(h))), 0);
+}
+
+// Adds c * (8 int8 values) to a[0..2).
+inline void acc8(int8x8_t q, float s, float32x4_t* a) {
+  const int16x8_t w = vmovl_s8(q);
+  a[0] = vfmaq_n_f32(a[0], vcvtq_f32_s32(vmovl_s16(vget_low_s16(w))), s);
+  a[1] = vfmaq_n_f32(a[1], vcvtq_f32_s32(vmovl_high_s16(w)), s);
+}
+
+struct KF32 {
+  static constexpr int64_t BB = 128;
+  static inline void acc(const uint8_t* p, float c, float32x4_t* a) {
+    const float* f = reinterpret_cast<const float*>(p);
+    for (int t = 0; t < 8; ++t) a[t] = vfmaq_n_f32(a[t], vld1q_f32(f + 4 * t), c);
+  }
+};
+
+struct KF16 {
+  static constexpr int64_t BB = 64;
+  static inline void acc(const uint8_t* p, float c, float32x4_t* a) {
+    const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
+    for (int t = 0; t < 4; ++t) {
+      const float16x8_t v = vreinterpretq_f16_u16(vld1q_u16(h + 8 * t));
+      a[2 * t] = vfmaq_n_f32(a[2 * t], vcvt_f32_f16(vget_low_f16(v)), c);
+      a[2 * t + 1] = vfmaq_n_f32(a[2 * t + 1], vcvt_high_f32_f16(v), c);
+    }
+  }
+};
+
+struct KQ8 {
+  static constexpr int64_t BB = 34;
+  static inline void acc(const uint8_t* p, float c, float32x4_t* a) {
+    const float s = c * load_scale(p);
+    const int8_t* q = reinterpret_cast<const int8_t*>(p + 2);
+    const int8x16_t q0 = vld1q_s8(q), q1 = vld1q_s8(q + 16);
+    acc8(vget_low_s8(q0), s, a);
+    acc8(vget_high_s8(q0), s, a + 2);
+    acc8(vget_low_s8(q1), s, a + 4);
+    acc8(vget_high_s8(q1), s, a + 6);
+  }
+};
+
+struct KQ4 {
+  static constexpr int64_t BB = 18;
+  static inline void acc(const uint8_t* p, float c, float32x4_t* a) {
+    const float s = c * load_scale(p);
+    const uint8x16_t q = vld1q_u8(p + 2);
+    const int8x16_t e = vdupq_n_s8(8);
+    const int8x16_t lo = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(q, vdupq_n_u8(0x0f))), e);  // 0..15
+    const int8x16_t hi = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(q, 4)), e);               // 16..31
+    acc8(vget_low_s8(lo), s, a);
+    acc8(vget_high_s8(lo), s, a + 2);
+    acc8(vget_low_s8(hi), s, a + 4);
+    acc8(vget_high_s8(hi), s, a + 6);
+  }
+};
+
+template <class K, int R>
+inline void group(const uint8_t* const* rows, const float* coef, int64_t b0, int64_t nb, float* y,
+                  const uint8_t* const* pf) {
+  const uint8_t* p[R];
+  const uint8_t* q[R];
+  float c[R];
+  for (int r = 0; r < R; ++r) {
+    p[r] = rows[r] + b0 * K::BB;
+    q[r] = pf[r];
+    c[r] = coef[r];
+  }
+  float* yb = y + b0 * 32;
+  for (int64_t b = 0; b < nb; ++b, yb += 32) {
+    float32x4_t a[8];
+    for (int t = 0; t < 8; ++t) a[t] = vld1q_f32(yb + 4 * t);
+    for (int r = 0; r < R; ++r) K::acc(p[r] + b * K::BB, c[r], a);
+    for (int r = 0; r < R; ++r) {
+      __builtin_prefetch(q[r] + b * K::BB, 0, 3);
+      if (K::BB > 64) __builtin_prefetch(q[r] + b * K::BB + 64, 0, 3);
+    }
+    for (int t = 0; t < 8; ++t) vst1q_f32(yb + 4 * t, a[t]);
+  }
+}
+
+template <class K>
+void gather(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  const int64_t mb = m / 32;
+  for (int64_t t0 = 0; t0 < mb; t0 += kTileBlocks) {
+    const int64_t nb = mb - t0 < kTileBlocks ? mb - t0 : kTileBlocks;
+    for (int64_t j = 0; j < k; j += kGroup) {
+      const uint8_t* pf[kGroup];
+      for (int r = 0; r < kGroup; ++r) {
+        const int64_t nj = j + kGroup + r;
+        if (nj < k)
+          pf[r] = rows[nj] + t0 * K::BB;
+        else if (t0 + kTileBlocks < mb && r < k)
+          pf[r] = rows[r] + (t0 + kTileBlocks) * K::BB;
+        else
+          pf[r] = rows[j] + t0 * K::BB;
+      }
+      switch (k - j < kGroup ? k - j : kGroup) {
+        case 1: group<K, 1>(rows + j, coef + j, t0, nb, y, pf); break;
+        case 2: group<K, 2>(rows + j, coef + j, t0, nb, y, pf); break;
+        case 3: group<K, 3>(rows + j, coef + j, t0, nb, y, pf); break;
+        default: group<K, kGroup>(rows + j, coef + j, t0, nb, y, pf); break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gather_f32__neon(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather<KF32>(rows, coef, k, m, y);
+}
+void gather_f16__neon(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather<KF16>(rows, coef, k, m, y);
+}
+void gather_q8_0__neon(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather<KQ8>(rows, coef, k, m, y);
+}
+void gather_q4_0__neon(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather<KQ4>(rows, coef, k, m, y);
+}
+
+// ---- top-k primitives ---------------------------------------------------------------------------
+void abs_hist__scalar(const float* a, int64_t n, uint32_t* s, uint32_t* hist);
+void weight_hist__scalar(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, bool alpha_blend,
+                         uint32_t pthr, int64_t peq, uint32_t* hist);
+
+namespace {
+// Digit-1 histogram of 4 scores into two interleaved sub-histograms.
+inline void hist4(uint32x4_t u, uint32_t (*h)[1024]) {
+  const uint32x4_t d = vshrq_n_u32(u, 21);
+  ++h[0][vgetq_lane_u32(d, 0)];
+  ++h[1][vgetq_lane_u32(d, 1)];
+  ++h[0][vgetq_lane_u32(d, 2)];
+  ++h[1][vgetq_lane_u32(d, 3)];
+}
+}  // namespace
+
+void abs_hist__neon(const float* a, int64_t n, uint32_t* s, uint32_t* hist) {
+  uint32_t h[2][1024];
+  std::memset(h, 0, sizeof h);
+  const uint32_t* au = reinterpret_cast<const uint32_t*>(a);
+  const uint32x4_t absmask = vdupq_n_u32(0x7fffffffu), inf = vdupq_n_u32(0x7f800000u);
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    uint32x4_t u = vandq_u32(vld1q_u32(au + i), absmask);
+    u = vbicq_u32(u, vcgtq_u32(u, inf));  // NaN -> 0
+    vst1q_u32(s + i, u);
+    hist4(u, h);
+  }
+  for (int b = 0; b < 1024; b += 4)
+    vst1q_u32(hist + b, vaddq_u32(vld1q_u32(hist + b), vaddq_u32(vld1q_u32(h[0] + b), vld1q_u32(h[1] + b))));
+  if (i < n) abs_hist__scalar(a + i, n - i, s + i, hist);
+}
+
+void weight_hist__neon(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, bool alpha_blend,
+                       uint32_t pthr, int64_t peq, uint32_t* hist) {
+  weight_hist__scalar(s, n, cached, gamma, alpha_blend, pthr, peq, hist);
+}
+
+int64_t emit__neon(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int32_t* out, int64_t cap) {
+  // Skips runs of 4 unselected scores with one compare; selected lanes are written one by one.
+  const uint32x4_t vt = vdupq_n_u32(thr);
+  int64_t c = 0, i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const uint32x4_t v = vld1q_u32(s + i);
+    const uint32x4_t sel = eq > 0 ? vcgeq_u32(v, vt) : vcgtq_u32(v, vt);
+    if (vmaxvq_u32(sel) == 0) continue;
+    for (int l = 0; l < 4 && c < cap; ++l) {
+      const uint32_t x = s[i + l];
+      if (x > thr || (x == thr && eq > 0)) {
+        if (x == thr) --eq;
+        out[c++] = static_cast<int32_t>(i + l);
+      }
+    }
+  }
+  for (; i < n && c < cap; ++i) {
+    if (s[i] > thr || (s[i] == thr && eq > 0)) {
+      if (s[i] == thr) --eq;
+      out[c++] = static_cast<int32_t>(i);
+    }
+  }
+  return c;
+}
+
+}  // namespace sparse_impl
+}  // namespace fd

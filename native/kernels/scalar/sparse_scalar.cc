@@ -1,0 +1,137 @@
+// Scalar twins (the oracles) of the sparse kernels in flashdip/sparse.h: written for clarity, one row
+// and one element at a time. The SIMD versions are tested against these.
+#include <cmath>
+#include <cstring>
+
+#include "flashdip/quants.h"
+#include "flashdip/sparse.h"
+
+namespace fd {
+namespace sparse_impl {
+
+namespace {
+
+inline float load_f32(const uint8_t* p) {
+  float v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+inline uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+inline uint32_t float_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+inline float bits_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+}  // namespace
+
+// ---- gather-GEMV --------------------------------------------------------------------------------
+
+void gather_f32__scalar(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  for (int64_t j = 0; j < k; ++j) {
+    const uint8_t* r = rows[j];
+    const float c = coef[j];
+    for (int64_t i = 0; i < m; ++i) y[i] += c * load_f32(r + 4 * i);
+  }
+}
+
+void gather_f16__scalar(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  for (int64_t j = 0; j < k; ++j) {
+    const uint8_t* r = rows[j];
+    const float c = coef[j];
+    for (int64_t i = 0; i < m; ++i) y[i] += c * fp16_to_fp32(load_u16(r + 2 * i));
+  }
+}
+
+void gather_q8_0__scalar(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  for (int64_t j = 0; j < k; ++j) {
+    const uint8_t* r = rows[j];
+    for (int64_t b = 0; b < m / QK8_0; ++b) {
+      const uint8_t* blk = r + b * static_cast<int64_t>(sizeof(block_q8_0));
+      const float s = coef[j] * load_fp16(blk);  // x_j * d folded into one scale
+      const int8_t* q = reinterpret_cast<const int8_t*>(blk + 2);
+      float* yb = y + b * QK8_0;
+      for (int t = 0; t < QK8_0; ++t) yb[t] += s * static_cast<float>(q[t]);
+    }
+  }
+}
+
+void gather_q4_0__scalar(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  for (int64_t j = 0; j < k; ++j) {
+    const uint8_t* r = rows[j];
+    for (int64_t b = 0; b < m / QK4_0; ++b) {
+      const uint8_t* blk = r + b * static_cast<int64_t>(sizeof(block_q4_0));
+      const float s = coef[j] * load_fp16(blk);
+      const uint8_t* q = blk + 2;
+      float* yb = y + b * QK4_0;
+      for (int t = 0; t < QK4_0 / 2; ++t) {
+        yb[t] += s * static_cast<float>((q[t] & 0xf) - 8);
+        yb[t + QK4_0 / 2] += s * static_cast<float>((q[t] >> 4) - 8);
+      }
+    }
+  }
+}
+
+// ---- top-k primitives ---------------------------------------------------------------------------
+
+void abs_hist__scalar(const float* a, int64_t n, uint32_t* s, uint32_t* hist) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t u = float_bits(a[i]) & 0x7fffffffu;
+    const uint32_t r = u > 0x7f800000u ? 0u : u;  // NaN scores 0
+    s[i] = r;
+    ++hist[r >> 21];
+  }
+}
+
+void weight_hist__scalar(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, bool alpha_blend,
+                         uint32_t pthr, int64_t peq, uint32_t* hist) {
+  const float blend = 1.0f - gamma;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t raw = s[i];
+    bool prot = raw > pthr;
+    if (raw == pthr && peq > 0) {
+      prot = true;
+      --peq;
+    }
+    uint32_t w = raw;
+    if (!prot) {
+      const float r = bits_float(raw);
+      float v;
+      if (cached[i])
+        v = alpha_blend ? std::fma(gamma, r, blend) : r;
+      else
+        v = gamma * r;
+      w = float_bits(v);
+      if (w > 0x7f800000u) w = 0;  // NaN (0 * inf) scores 0; scores are never negative
+    }
+    s[i] = w;
+    ++hist[w >> 21];
+  }
+}
+
+int64_t emit__scalar(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int32_t* out, int64_t cap) {
+  int64_t c = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (s[i] > thr || (s[i] == thr && eq > 0)) {
+      if (s[i] == thr) --eq;
+      if (c == cap) break;  // only on a broken precondition
+      out[c++] = static_cast<int32_t>(i);
+    }
+  }
+  return c;
+}
+
+}  // namespace sparse_impl
+}  // namespace fd

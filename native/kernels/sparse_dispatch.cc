@@ -1,0 +1,313 @@
+// Sparse kernel selection and the ISA-independent parts of the algorithms (flashdip/sparse.h).
+//
+// One table per ISA (scalar, avx2, neon; neon-dotprod uses the neon table: these kernels are float
+// FMAs and byte shuffles, the dot-product instructions do not help). The table follows kernels_isa():
+// the last table used is cached with the kernels_isa() pointer it was found for, so the hot path is
+// one pointer compare (kernels_isa() returns a stable string per ISA).
+#include <algorithm>
+#include <atomic>
+#include <cassert>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "flashdip/kernels.h"
+#include "flashdip/quants.h"
+#include "flashdip/sparse.h"
+
+namespace fd {
+namespace sparse_impl {
+
+#define FD_SPARSE_DECLARE(isa)                                                                          \
+  void gather_f32__##isa(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y);  \
+  void gather_f16__##isa(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y);  \
+  void gather_q8_0__##isa(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y); \
+  void gather_q4_0__##isa(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y); \
+  void abs_hist__##isa(const float* a, int64_t n, uint32_t* s, uint32_t* hist);                          \
+  void weight_hist__##isa(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, bool alpha_blend,  \
+                          uint32_t pthr, int64_t peq, uint32_t* hist);                                   \
+  int64_t emit__##isa(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int32_t* out, int64_t cap);
+
+#define FD_SPARSE_TABLE(isa, name)                                                               \
+  SparseKernels {                                                                                \
+    name, {gather_f32__##isa, gather_f16__##isa, gather_q8_0__##isa, gather_q4_0__##isa},        \
+        abs_hist__##isa, weight_hist__##isa, emit__##isa                                         \
+  }
+
+FD_SPARSE_DECLARE(scalar)
+#if defined(__x86_64__) || defined(_M_X64)
+#define FD_HAVE_AVX2_SPARSE 1
+FD_SPARSE_DECLARE(avx2)
+#endif
+#if defined(__aarch64__)
+#define FD_HAVE_NEON_SPARSE 1
+FD_SPARSE_DECLARE(neon)
+#endif
+
+namespace {
+
+const SparseKernels k_scalar = FD_SPARSE_TABLE(scalar, "scalar");
+#if defined(FD_HAVE_AVX2_SPARSE)
+const SparseKernels k_avx2 = FD_SPARSE_TABLE(avx2, "avx2");
+#endif
+#if defined(FD_HAVE_NEON_SPARSE)
+const SparseKernels k_neon = FD_SPARSE_TABLE(neon, "neon");
+#endif
+
+// The table found for a kernels_isa() pointer, remembered as one immutable pair.
+struct CacheEntry {
+  const char* key;
+  const SparseKernels* table;
+};
+std::atomic<const CacheEntry*> g_last{nullptr};
+
+const SparseKernels* lookup(const char* isa) {
+  if (!isa) return nullptr;
+  if (std::strcmp(isa, "scalar") == 0) return &k_scalar;
+#if defined(FD_HAVE_AVX2_SPARSE)
+  if (std::strcmp(isa, "avx2") == 0) return &k_avx2;
+#endif
+#if defined(FD_HAVE_NEON_SPARSE)
+  if (std::strcmp(isa, "neon") == 0 || std::strcmp(isa, "neon-dotprod") == 0) return &k_neon;
+#endif
+  return nullptr;
+}
+
+// One entry per possible kernels_isa() value (at most four ISAs), created on first sight and never
+// freed, so a pointer read from g_last stays valid.
+const CacheEntry* entry_for(const char* key) {
+  static CacheEntry entries[8];
+  static std::atomic<int> used{0};
+  static std::atomic_flag lock = ATOMIC_FLAG_INIT;
+  while (lock.test_and_set(std::memory_order_acquire)) {
+  }
+  const CacheEntry* found = nullptr;
+  const int u = used.load(std::memory_order_relaxed);
+  for (int i = 0; i < u; ++i)
+    if (entries[i].key == key) found = &entries[i];
+  if (!found) {
+    const SparseKernels* t = lookup(key);
+    if (!t) t = &k_scalar;  // an ISA without sparse kernels (cannot happen today): the oracle
+    if (u < 8) {
+      entries[u] = CacheEntry{key, t};
+      used.store(u + 1, std::memory_order_relaxed);
+      found = &entries[u];
+    } else {
+      found = &entries[0];  // unreachable: kernels_isa() has fewer than 8 distinct values
+    }
+  }
+  lock.clear(std::memory_order_release);
+  return found;
+}
+
+}  // namespace
+
+const SparseKernels* sparse_kernels_for(const char* isa) {
+  const SparseKernels* t = lookup(isa);
+  if (!t) return nullptr;
+  // Refuse ISAs the CPU lacks (avx2 on an old x86): kernels_available_isas() knows.
+  const char* avail = kernels_available_isas();
+  const size_t len = std::strlen(t->isa);
+  for (const char* p = avail; p && *p;) {
+    const char* comma = std::strchr(p, ',');
+    const size_t l = comma ? static_cast<size_t>(comma - p) : std::strlen(p);
+    if (l == len && std::strncmp(p, t->isa, len) == 0) return t;
+    p = comma ? comma + 1 : nullptr;
+  }
+  return nullptr;
+}
+
+const SparseKernels& sparse_kernels() {
+  const char* key = kernels_isa();
+  const CacheEntry* e = g_last.load(std::memory_order_acquire);
+  if (e && e->key == key) return *e->table;
+  e = entry_for(key);
+  g_last.store(e, std::memory_order_release);
+  return *e->table;
+}
+
+}  // namespace sparse_impl
+
+using namespace sparse_impl;
+
+// ---- gather-GEMV --------------------------------------------------------------------------------
+
+namespace {
+
+int gather_slot(uint32_t type) {
+  switch (type) {
+    case TYPE_F32: return GATHER_F32;
+    case TYPE_F16: return GATHER_F16;
+    case TYPE_Q8_0: return GATHER_Q8_0;
+    case TYPE_Q4_0: return GATHER_Q4_0;
+    default: return -1;
+  }
+}
+
+// Bytes of `elems` elements (a multiple of 32) of a gather row type.
+size_t gather_bytes(int slot, int64_t elems) {
+  const size_t e = static_cast<size_t>(elems);
+  switch (slot) {
+    case GATHER_F32: return e * 4;
+    case GATHER_F16: return e * 2;
+    case GATHER_Q8_0: return e / QK8_0 * sizeof(block_q8_0);
+    default: return e / QK4_0 * sizeof(block_q4_0);
+  }
+}
+
+void fill_nan(float* y, int64_t m) {
+  for (int64_t i = 0; i < m; ++i) y[i] = std::numeric_limits<float>::quiet_NaN();
+}
+
+constexpr int64_t kChunk = 256;  // rows per call of a kernel (pointer and coefficient arrays on the stack)
+
+}  // namespace
+
+bool gather_row_type_supported(uint32_t type) { return gather_slot(type) >= 0; }
+
+void gather_axpy(uint32_t type, const void* const* rows, const float* coef, int64_t k, int64_t offset,
+                 int64_t m, float* y) {
+  if (m <= 0) return;
+  const int slot = gather_slot(type);
+  assert(slot >= 0 && "gather_axpy: unsupported row type");
+  assert(m % 32 == 0 && offset % 32 == 0 && offset >= 0 && "gather_axpy: m and offset must be multiples of 32");
+  if (slot < 0) return fill_nan(y, m);
+  if (k <= 0) return;
+  const GatherFn f = sparse_kernels().gather[slot];
+  const size_t off = gather_bytes(slot, offset);
+  const uint8_t* p[kChunk];
+  for (int64_t j0 = 0; j0 < k; j0 += kChunk) {
+    const int64_t c = std::min(kChunk, k - j0);
+    for (int64_t j = 0; j < c; ++j) p[j] = static_cast<const uint8_t*>(rows[j0 + j]) + off;
+    f(p, coef + j0, c, m, y);
+  }
+}
+
+void gather_axpy_indexed(uint32_t type, const void* base, size_t row_stride, const int32_t* idx,
+                         const float* x, int64_t k, int64_t offset, int64_t m, float* y) {
+  if (m <= 0) return;
+  const int slot = gather_slot(type);
+  assert(slot >= 0 && "gather_axpy_indexed: unsupported row type");
+  assert(m % 32 == 0 && offset % 32 == 0 && offset >= 0 && "gather_axpy_indexed: m and offset must be multiples of 32");
+  if (slot < 0) return fill_nan(y, m);
+  if (k <= 0) return;
+  const GatherFn f = sparse_kernels().gather[slot];
+  const uint8_t* b = static_cast<const uint8_t*>(base) + gather_bytes(slot, offset);
+  const uint8_t* p[kChunk];
+  float c[kChunk];
+  for (int64_t j0 = 0; j0 < k; j0 += kChunk) {
+    const int64_t cnt = std::min(kChunk, k - j0);
+    for (int64_t j = 0; j < cnt; ++j) {
+      const int64_t i = idx[j0 + j];
+      p[j] = b + static_cast<size_t>(i) * row_stride;
+      c[j] = x[i];
+    }
+    f(p, c, cnt, m, y);
+  }
+}
+
+// ---- top-k --------------------------------------------------------------------------------------
+
+namespace {
+
+constexpr int kHist1 = 1024;  // digit 1: bits 30..21 (scores are non-negative, at most +inf)
+constexpr int kHist2 = 2048;  // digit 2: bits 20..10
+constexpr int kHist3 = 1024;  // digit 3: bits 9..0
+
+// Finds, walking buckets from the top, the bucket where the running count reaches k (1 <= k <= total).
+// Returns the bucket; *need = how many of that bucket are still wanted (1..hist[b]).
+int walk(const uint32_t* hist, int nb, int64_t k, int64_t* need) {
+  int64_t above = 0;
+  for (int b = nb - 1; b > 0; --b) {
+    if (above + static_cast<int64_t>(hist[b]) >= k) {
+      *need = k - above;
+      return b;
+    }
+    above += hist[b];
+  }
+  *need = k - above;
+  return 0;
+}
+
+// The k-th highest value of s[0..n) (1 <= k <= n) given hist1 (digit 1 of s): returns thr and *eq such
+// that {s > thr} plus the first *eq of {s == thr} are exactly the k winners. cand has room for n.
+uint32_t select_threshold(const uint32_t* s, int64_t n, int64_t k, const uint32_t* hist1, uint32_t* cand,
+                          int64_t* eq) {
+  int64_t need;
+  const int b1 = walk(hist1, kHist1, k, &need);
+  int64_t nc = 0;
+  for (int64_t i = 0; i < n; ++i) {  // candidates: the values in bucket b1
+    cand[nc] = s[i];
+    nc += (s[i] >> 21) == static_cast<uint32_t>(b1);
+  }
+  uint32_t h2[kHist2] = {};
+  for (int64_t i = 0; i < nc; ++i) ++h2[(cand[i] >> 10) & (kHist2 - 1)];
+  const int b2 = walk(h2, kHist2, need, &need);
+  int64_t nc2 = 0;
+  for (int64_t i = 0; i < nc; ++i) {
+    const uint32_t v = cand[i];
+    cand[nc2] = v;
+    nc2 += ((v >> 10) & (kHist2 - 1)) == static_cast<uint32_t>(b2);
+  }
+  uint32_t h3[kHist3] = {};
+  for (int64_t i = 0; i < nc2; ++i) ++h3[cand[i] & (kHist3 - 1)];
+  const int b3 = walk(h3, kHist3, need, &need);
+  *eq = need;
+  return (static_cast<uint32_t>(b1) << 21) | (static_cast<uint32_t>(b2) << 10) | static_cast<uint32_t>(b3);
+}
+
+struct Workspace {
+  uint32_t* s;
+  uint32_t* cand;
+  uint32_t* hist;
+};
+
+Workspace carve(void* ws, int64_t n) {
+  uint32_t* p = static_cast<uint32_t*>(ws);
+  return Workspace{p, p + n, p + 2 * n};
+}
+
+thread_local std::vector<uint32_t> t_workspace;
+
+}  // namespace
+
+size_t topk_workspace_bytes(int64_t n) {
+  if (n < 0) n = 0;
+  return (2 * static_cast<size_t>(n) + kHist1) * sizeof(uint32_t);
+}
+
+int64_t topk_select(const float* a, int64_t n, int64_t k, const uint8_t* cached, float gamma,
+                    int64_t fixed_top_n, bool alpha_blend, int32_t* out, void* workspace) {
+  if (n <= 0 || k <= 0) return 0;
+  if (k >= n) {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int32_t>(i);
+    return n;
+  }
+  if (!workspace) {
+    const size_t words = topk_workspace_bytes(n) / sizeof(uint32_t);
+    if (t_workspace.size() < words) t_workspace.resize(words);
+    workspace = t_workspace.data();
+  }
+  const SparseKernels& t = sparse_kernels();
+  Workspace w = carve(workspace, n);
+  std::memset(w.hist, 0, kHist1 * sizeof(uint32_t));
+  t.abs_hist(a, n, w.s, w.hist);
+
+  if (!(gamma < 1.0f)) gamma = 1.0f;  // NaN counts as 1
+  if (gamma < 0.0f || gamma == 0.0f) gamma = 0.0f;
+  if (cached && gamma < 1.0f && fixed_top_n < n) {
+    uint32_t pthr = 0x7fffffffu;  // above every score (at most +inf = 0x7f800000): nothing protected
+    int64_t peq = 0;
+    if (fixed_top_n > 0) pthr = select_threshold(w.s, n, fixed_top_n, w.hist, w.cand, &peq);
+    std::memset(w.hist, 0, kHist1 * sizeof(uint32_t));
+    t.weight_hist(w.s, n, cached, gamma, alpha_blend, pthr, peq, w.hist);
+  }
+  int64_t eq;
+  const uint32_t thr = select_threshold(w.s, n, k, w.hist, w.cand, &eq);
+  const int64_t c = t.emit(w.s, n, thr, eq, out, k);
+  assert(c == k);
+  (void)c;
+  return k;
+}
+
+}  // namespace fd

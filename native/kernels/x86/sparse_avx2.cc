@@ -1,0 +1,314 @@
+// AVX2 + FMA + F16C sparse kernels (Haswell / Zen 1 and later); twins of scalar/sparse_scalar.cc.
+//
+// Gather-GEMV: the outputs are cut into tiles of kTileBlocks * 32 floats that stay in L1; for each
+// tile, rows are taken kGroup at a time, so each y vector is loaded and stored once per group of rows
+// instead of once per row, and the next group's rows (or the next tile's first group) are prefetched
+// while the current one is computed. Every load is unaligned (rows start anywhere).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "flashdip/quants.h"
+#include "flashdip/sparse.h"
+
+namespace fd {
+namespace sparse_impl {
+
+namespace {
+
+constexpr int64_t kTileBlocks = 64;  // 2048 outputs = 8 KiB of y per tile
+constexpr int kGroup = 4;            // rows per pass over a tile
+
+inline uint16_t load_u16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+// One 32-element block of a row, scaled by the row's coefficient, added to a[0..4).
+struct KF32 {
+  static constexpr int64_t BB = 128;
+  static constexpr bool kBias = false;
+  static inline void acc(const uint8_t* p, float, __m256 vc, __m256* a, float&) {
+    for (int t = 0; t < 4; ++t)
+      a[t] = _mm256_fmadd_ps(_mm256_loadu_ps(reinterpret_cast<const float*>(p + 32 * t)), vc, a[t]);
+  }
+};
+
+struct KF16 {
+  static constexpr int64_t BB = 64;
+  static constexpr bool kBias = false;
+  static inline void acc(const uint8_t* p, float, __m256 vc, __m256* a, float&) {
+    for (int t = 0; t < 4; ++t) {
+      const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * t));
+      a[t] = _mm256_fmadd_ps(_mm256_cvtph_ps(h), vc, a[t]);
+    }
+  }
+};
+
+struct KQ8 {
+  static constexpr int64_t BB = 34;
+  static constexpr bool kBias = false;
+  static inline void acc(const uint8_t* p, float c, __m256, __m256* a, float&) {
+    const __m256 s = _mm256_set1_ps(c * _cvtsh_ss(load_u16(p)));
+    for (int t = 0; t < 4; ++t) {
+      const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 2 + 8 * t));
+      a[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), s, a[t]);
+    }
+  }
+};
+
+// q4_0: the bytes are zero-extended to 32-bit lanes straight from memory (vpmovzxbd m64), the low
+// nibble of lane t is element t and the high nibble element t + 16; y gets s * q for the nibbles q in
+// [0, 16) here and the -8 * s terms of the whole group once per block (group<> adds `bias`).
+struct KQ4 {
+  static constexpr int64_t BB = 18;
+  static constexpr bool kBias = true;
+  static inline void acc(const uint8_t* p, float c, __m256, __m256* a, float& bias) {
+    const float sc = c * _cvtsh_ss(load_u16(p));
+    bias += sc;
+    const __m256 s = _mm256_set1_ps(sc);
+    const __m256i m = _mm256_set1_epi32(0x0f);
+    const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 2)));
+    const __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 10)));
+    a[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(b0, m)), s, a[0]);
+    a[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(b1, m)), s, a[1]);
+    a[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(b0, 4)), s, a[2]);
+    a[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(b1, 4)), s, a[3]);
+  }
+};
+
+// R rows (at rows[r] + b0 blocks) over blocks [b0, b0 + nb) of y; pf[0..R) are prefetched over the
+// same span of bytes (prefetches never fault, so any pointer will do).
+template <class K, int R>
+inline void group(const uint8_t* const* rows, const float* coef, int64_t b0, int64_t nb, float* y,
+                  const uint8_t* const* pf) {
+  const uint8_t* p[R];
+  const uint8_t* q[R];
+  float c[R];
+  __m256 vc[R];
+  for (int r = 0; r < R; ++r) {
+    p[r] = rows[r] + b0 * K::BB;
+    q[r] = pf[r];
+    c[r] = coef[r];
+    vc[r] = _mm256_set1_ps(c[r]);
+  }
+  // Two blocks per step: 8 independent FMA chains (4 would leave the FMA units waiting on latency).
+  float* yb = y + b0 * 32;
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2, yb += 64) {
+    __m256 a[8];
+    for (int t = 0; t < 8; ++t) a[t] = _mm256_loadu_ps(yb + 8 * t);
+    float bias0 = 0.0f, bias1 = 0.0f;
+    for (int r = 0; r < R; ++r) {
+      K::acc(p[r] + b * K::BB, c[r], vc[r], a, bias0);
+      K::acc(p[r] + (b + 1) * K::BB, c[r], vc[r], a + 4, bias1);
+    }
+    if (K::kBias) {
+      const __m256 v0 = _mm256_set1_ps(-8.0f * bias0), v1 = _mm256_set1_ps(-8.0f * bias1);
+      for (int t = 0; t < 4; ++t) a[t] = _mm256_add_ps(a[t], v0), a[t + 4] = _mm256_add_ps(a[t + 4], v1);
+    }
+    for (int r = 0; r < R; ++r) {
+      _mm_prefetch(reinterpret_cast<const char*>(q[r] + b * K::BB), _MM_HINT_T0);
+      if (K::BB > 32) _mm_prefetch(reinterpret_cast<const char*>(q[r] + b * K::BB + 64), _MM_HINT_T0);
+      if (K::BB > 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(q[r] + b * K::BB + 128), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(q[r] + b * K::BB + 192), _MM_HINT_T0);
+      }
+    }
+    for (int t = 0; t < 8; ++t) _mm256_storeu_ps(yb + 8 * t, a[t]);
+  }
+  if (b < nb) {
+    __m256 a[4];
+    for (int t = 0; t < 4; ++t) a[t] = _mm256_loadu_ps(yb + 8 * t);
+    float bias = 0.0f;
+    for (int r = 0; r < R; ++r) K::acc(p[r] + b * K::BB, c[r], vc[r], a, bias);
+    if (K::kBias) {
+      const __m256 vb = _mm256_set1_ps(-8.0f * bias);
+      for (int t = 0; t < 4; ++t) a[t] = _mm256_add_ps(a[t], vb);
+    }
+    for (int t = 0; t < 4; ++t) _mm256_storeu_ps(yb + 8 * t, a[t]);
+  }
+}
+
+template <class K>
+void gather(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  const int64_t mb = m / 32;
+  for (int64_t t0 = 0; t0 < mb; t0 += kTileBlocks) {
+    const int64_t nb = mb - t0 < kTileBlocks ? mb - t0 : kTileBlocks;
+    for (int64_t j = 0; j < k; j += kGroup) {
+      // What to prefetch: the next group's rows over this tile, or the first rows over the next tile.
+      const uint8_t* pf[kGroup];
+      for (int r = 0; r < kGroup; ++r) {
+        const int64_t nj = j + kGroup + r;
+        if (nj < k)
+          pf[r] = rows[nj] + t0 * K::BB;
+        else if (t0 + kTileBlocks < mb && r < k)
+          pf[r] = rows[r] + (t0 + kTileBlocks) * K::BB;
+        else
+          pf[r] = rows[j] + t0 * K::BB;
+      }
+      switch (k - j < kGroup ? k - j : kGroup) {
+        case 1: group<K, 1>(rows + j, coef + j, t0, nb, y, pf); break;
+        case 2: group<K, 2>(rows + j, coef + j, t0, nb, y, pf); break;
+        case 3: group<K, 3>(rows + j, coef + j, t0, nb, y, pf); break;
+        default: group<K, kGroup>(rows + j, coef + j, t0, nb, y, pf); break;
+      }
+    }
+  }
+}
+
+// Compress LUT: for an 8-bit lane mask, the indices of the set lanes packed as 4-bit nibbles.
+struct CompressLut {
+  uint32_t v[256];
+  CompressLut() {
+    for (int mask = 0; mask < 256; ++mask) {
+      uint32_t packed = 0;
+      int c = 0;
+      for (int l = 0; l < 8; ++l)
+        if (mask & (1 << l)) packed |= static_cast<uint32_t>(l) << (4 * c++);
+      v[mask] = packed;
+    }
+  }
+};
+const CompressLut g_lut;
+
+// Histogram of the digit 1 of 8 scores into four interleaved sub-histograms (breaks the store-to-load
+// chains when neighbouring scores fall into the same bucket).
+inline void hist8(__m256i u, uint32_t (*h)[1024]) {
+  alignas(32) uint32_t d[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(d), _mm256_srli_epi32(u, 21));
+  ++h[0][d[0]];
+  ++h[1][d[1]];
+  ++h[2][d[2]];
+  ++h[3][d[3]];
+  ++h[0][d[4]];
+  ++h[1][d[5]];
+  ++h[2][d[6]];
+  ++h[3][d[7]];
+}
+
+void merge_hist(uint32_t (*h)[1024], uint32_t* hist) {
+  for (int b = 0; b < 1024; b += 8) {
+    __m256i s = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hist + b));
+    for (int c = 0; c < 4; ++c)
+      s = _mm256_add_epi32(s, _mm256_load_si256(reinterpret_cast<const __m256i*>(h[c] + b)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(hist + b), s);
+  }
+}
+
+}  // namespace
+
+void gather_f32__avx2(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather<KF32>(rows, coef, k, m, y);
+}
+void gather_f16__avx2(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather<KF16>(rows, coef, k, m, y);
+}
+void gather_q8_0__avx2(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather<KQ8>(rows, coef, k, m, y);
+}
+void gather_q4_0__avx2(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather<KQ4>(rows, coef, k, m, y);
+}
+
+void abs_hist__avx2(const float* a, int64_t n, uint32_t* s, uint32_t* hist) {
+  alignas(32) uint32_t h[4][1024];
+  std::memset(h, 0, sizeof h);
+  const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256i u = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i)), absmask);
+    u = _mm256_andnot_si256(_mm256_cmpgt_epi32(u, inf), u);  // NaN -> 0
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(s + i), u);
+    hist8(u, h);
+  }
+  merge_hist(h, hist);
+  for (; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, a + i, 4);
+    u &= 0x7fffffffu;
+    if (u > 0x7f800000u) u = 0;
+    s[i] = u;
+    ++hist[u >> 21];
+  }
+}
+
+void weight_hist__scalar(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, bool alpha_blend,
+                         uint32_t pthr, int64_t peq, uint32_t* hist);
+
+void weight_hist__avx2(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, bool alpha_blend,
+                       uint32_t pthr, int64_t peq, uint32_t* hist) {
+  alignas(32) uint32_t h[4][1024];
+  std::memset(h, 0, sizeof h);
+  const __m256 g = _mm256_set1_ps(gamma), blend = _mm256_set1_ps(1.0f - gamma);
+  const __m256i vp = _mm256_set1_epi32(static_cast<int32_t>(pthr)), zero = _mm256_setzero_si256();
+  const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
+    if (peq > 0 && _mm256_movemask_epi8(_mm256_cmpeq_epi32(raw, vp)) != 0) {
+      // protected ties in this vector: the scalar twin keeps the count in index order
+      alignas(32) uint32_t rl[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(rl), raw);
+      weight_hist__scalar(s + i, 8, cached + i, gamma, alpha_blend, pthr, peq, hist);
+      for (int l = 0; l < 8; ++l) peq -= (rl[l] == pthr && peq > 0) ? 1 : 0;
+      continue;
+    }
+    const __m256i prot = _mm256_cmpgt_epi32(raw, vp);
+    const __m256 r = _mm256_castsi256_ps(raw);
+    const __m256i c8 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(cached + i)));
+    const __m256 uncached = _mm256_castsi256_ps(_mm256_cmpeq_epi32(c8, zero));
+    const __m256 gr = _mm256_mul_ps(g, r);
+    const __m256 cv = alpha_blend ? _mm256_fmadd_ps(g, r, blend) : r;
+    __m256i w = _mm256_castps_si256(_mm256_blendv_ps(cv, gr, uncached));
+    w = _mm256_blendv_epi8(w, raw, prot);
+    w = _mm256_and_si256(w, absmask);
+    w = _mm256_andnot_si256(_mm256_cmpgt_epi32(w, inf), w);  // NaN -> 0
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(s + i), w);
+    hist8(w, h);
+  }
+  merge_hist(h, hist);
+  if (i < n) weight_hist__scalar(s + i, n - i, cached + i, gamma, alpha_blend, pthr, peq, hist);
+}
+
+int64_t emit__avx2(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int32_t* out, int64_t cap) {
+  const __m256i vt = _mm256_set1_epi32(static_cast<int32_t>(thr));
+  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), nib = _mm256_set1_epi32(0xf);
+  const __m256i eight = _mm256_set1_epi32(8);
+  __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  int64_t c = 0, i = 0;
+  for (; i + 8 <= n; i += 8, idx = _mm256_add_epi32(idx, eight)) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
+    int mask = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(v, vt)));
+    if (eq > 0) {
+      const int em = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, vt)));
+      for (int l = 0; l < 8 && eq > 0; ++l)
+        if (em & (1 << l)) {
+          mask |= 1 << l;
+          --eq;
+        }
+    }
+    if (mask == 0) continue;
+    const int cnt = __builtin_popcount(static_cast<unsigned>(mask));
+    if (c + 8 <= cap) {
+      const __m256i perm =
+          _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int32_t>(g_lut.v[mask])), shifts), nib);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), _mm256_permutevar8x32_epi32(idx, perm));
+      c += cnt;
+    } else {
+      for (int l = 0; l < 8 && c < cap; ++l)
+        if (mask & (1 << l)) out[c++] = static_cast<int32_t>(i + l);
+    }
+  }
+  for (; i < n && c < cap; ++i) {
+    if (s[i] > thr || (s[i] == thr && eq > 0)) {
+      if (s[i] == thr) --eq;
+      out[c++] = static_cast<int32_t>(i);
+    }
+  }
+  return c;
+}
+
+}  // namespace sparse_impl
+}  // namespace fd

@@ -1,0 +1,461 @@
+// Native tests for the sparse kernels (flashdip/sparse.h): the scalar gather-GEMV against a float64
+// reference built from dequantize_row, every SIMD ISA available on this CPU against the scalar twin
+// (odd sizes, unaligned rows each in its own exact-size allocation, NaN guards around y), and the top-k
+// against a full sort by (score desc, index asc) with many ties, NaN/inf inputs, DIP-CA weights and
+// protected columns. Prints "N passed, M failed" last and exits non-zero on any failure.
+//
+//   test_sparse           run the tests
+//   test_sparse --bench   also print gather-GEMV bandwidth vs memcpy and top-k times (not a test)
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "flashdip/kernels.h"
+#include "flashdip/quants.h"
+#include "flashdip/sparse.h"
+#include "flashdip/types.h"
+
+using namespace fd;
+
+namespace {
+
+int g_passed = 0, g_failed = 0;
+
+bool check(bool ok, const char* fmt, ...) {
+  if (ok) {
+    ++g_passed;
+    return true;
+  }
+  ++g_failed;
+  std::fprintf(stderr, "FAIL: ");
+  va_list ap;
+  va_start(ap, fmt);
+  std::vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  std::fprintf(stderr, "\n");
+  return false;
+}
+
+struct Rng {
+  uint64_t s;
+  explicit Rng(uint64_t seed) : s(seed * 0x9e3779b97f4a7c15ull + 1) {}
+  uint64_t next() {  // splitmix64
+    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
+  int64_t below(int64_t n) { return n <= 0 ? 0 : static_cast<int64_t>(next() % static_cast<uint64_t>(n)); }
+  float gauss() {
+    double u1 = uniform(), u2 = uniform();
+    if (u1 < 1e-300) u1 = 1e-300;
+    return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+  }
+};
+
+std::vector<std::string> isas() {
+  std::vector<std::string> out;
+  std::string s = kernels_available_isas();
+  size_t p = 0;
+  while (p <= s.size()) {
+    size_t c = s.find(',', p);
+    if (c == std::string::npos) c = s.size();
+    if (c > p) out.push_back(s.substr(p, c - p));
+    p = c + 1;
+  }
+  return out;
+}
+
+const uint32_t kTypes[] = {TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_Q4_0};
+
+// One quantized row per heap allocation, starting at a random (odd) offset and ending exactly at the
+// end of its allocation, so that ASan sees any over-read.
+struct Rows {
+  std::vector<uint8_t*> mem;
+  std::vector<const uint8_t*> ptr;
+  std::vector<std::vector<float>> deq;  // dequantized values (float64 reference input)
+  Rows() = default;
+  Rows(const Rows&) = delete;
+  Rows& operator=(const Rows&) = delete;
+  ~Rows() {
+    for (uint8_t* p : mem) std::free(p);
+  }
+  void build(uint32_t type, int64_t nrows, int64_t m, Rng& rng) {
+    const size_t rb = row_bytes(type, m);
+    std::vector<float> src(static_cast<size_t>(m));
+    for (int64_t r = 0; r < nrows; ++r) {
+      for (auto& v : src) v = rng.gauss() * (rng.uniform() < 0.05 ? 8.0f : 1.0f);
+      const size_t off = static_cast<size_t>(rng.below(7));
+      uint8_t* p = static_cast<uint8_t*>(std::malloc(rb + off + 1));
+      mem.push_back(p);
+      quantize_row(type, src.data(), p + off, m);
+      ptr.push_back(p + off);
+      std::vector<float> d(static_cast<size_t>(m));
+      dequantize_row(type, p + off, d.data(), m);
+      deq.push_back(std::move(d));
+    }
+  }
+};
+
+// ---- gather-GEMV ------------------------------------------------------------------------------------
+
+// The scalar twin against a float64 sum of dequantized rows; y's neighbours must stay NaN.
+void test_gather_reference() {
+  Rng rng(11);
+  for (uint32_t type : kTypes) {
+    for (int64_t mb : {1, 2, 3, 7, 65}) {
+      const int64_t m = mb * 32;
+      Rows rows;
+      rows.build(type, 9, m, rng);
+      for (int64_t k : {0, 1, 2, 5, 9}) {
+        std::vector<float> coef(static_cast<size_t>(k));
+        for (auto& c : coef) c = rng.gauss();
+        std::vector<float> y(static_cast<size_t>(m + 16), std::numeric_limits<float>::quiet_NaN());
+        float* yy = y.data() + 8;
+        std::vector<double> ref(static_cast<size_t>(m)), mag(static_cast<size_t>(m));
+        for (int64_t i = 0; i < m; ++i) yy[i] = rng.gauss(), ref[i] = yy[i], mag[i] = std::fabs(yy[i]);
+        for (int64_t j = 0; j < k; ++j)
+          for (int64_t i = 0; i < m; ++i) {
+            const double t = static_cast<double>(coef[j]) * rows.deq[j][i];
+            ref[i] += t;
+            mag[i] += std::fabs(t);
+          }
+        sparse_impl::sparse_kernels_for("scalar")->gather[type == TYPE_F32 ? 0 : type == TYPE_F16 ? 1 : type == TYPE_Q8_0 ? 2 : 3](
+            rows.ptr.data(), coef.data(), k, m, yy);
+        double worst = 0;
+        bool guards = true;
+        for (int i = 0; i < 8; ++i) guards = guards && std::isnan(y[i]) && std::isnan(yy[m + i]);
+        for (int64_t i = 0; i < m; ++i) worst = std::max(worst, std::fabs(yy[i] - ref[i]) / (mag[i] + 1e-30));
+        check(guards && worst < 1e-6, "gather scalar vs f64: %s m=%lld k=%lld rel err %.3g guards %d", type_name(type),
+              (long long)m, (long long)k, worst, (int)guards);
+      }
+    }
+  }
+}
+
+// Every ISA through the public entry points (pointer list and indexed, with offsets) vs the scalar twin.
+void test_gather_isas() {
+  const std::vector<std::string> list = isas();
+  Rng rng(12);
+  const int64_t tile = 64;  // blocks per output tile in the SIMD kernels
+  const int64_t mbs[] = {1, 2, 3, 5, 7, 15, 17, 31, 33, tile - 1, tile, tile + 1, 2 * tile + 1, 3 * (tile + 1)};
+  const int64_t ks[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 13, 31, 257, 300};
+  for (uint32_t type : kTypes) {
+    for (int64_t mb : mbs) {
+      const int64_t m = mb * 32;
+      Rows rows;
+      rows.build(type, 300, m, rng);
+      const size_t rb = row_bytes(type, m);
+      // a contiguous copy of the same rows for the indexed form (stride with padding, odd base)
+      const size_t stride = rb + 5;
+      std::vector<uint8_t> flat(stride * 300 + 3);
+      for (int r = 0; r < 300; ++r) std::memcpy(flat.data() + 3 + stride * r, rows.ptr[r], rb);
+      std::vector<float> xfull(300);
+      for (auto& v : xfull) v = rng.gauss();
+      for (int64_t k : ks) {
+        if (k > 0 && m > 1024 && k > 13 && k != 257) continue;  // keep the run short
+        std::vector<int32_t> idx(static_cast<size_t>(k));
+        std::vector<const void*> ptrs(static_cast<size_t>(k));
+        std::vector<float> coef(static_cast<size_t>(k));
+        for (int64_t j = 0; j < k; ++j) {
+          idx[j] = static_cast<int32_t>(rng.below(300));
+          ptrs[j] = rows.ptr[idx[j]];
+          coef[j] = xfull[idx[j]];
+        }
+        const int64_t offset = mb > 2 ? 32 * rng.below(mb / 2) : 0;
+        const int64_t mm = m - offset - (mb > 4 ? 32 * rng.below(2) : 0);
+        std::vector<float> y0(static_cast<size_t>(mm));
+        for (auto& v : y0) v = rng.gauss();
+        std::vector<float> ref;
+        std::vector<double> mag(static_cast<size_t>(mm));
+        // |terms|, plus for q4_0 the 8 * |x d| of each block (the kernels may add s * q and -8 s apart)
+        for (int64_t j = 0; j < k; ++j)
+          for (int64_t i = 0; i < mm; ++i) {
+            mag[i] += std::fabs(coef[j] * rows.deq[idx[j]][offset + i]);
+            if (type == TYPE_Q4_0)
+              mag[i] += 16.0 * std::fabs(coef[j] * load_fp16(rows.ptr[idx[j]] + (offset + i) / 32 * sizeof(block_q4_0)));
+          }
+        for (const std::string& isa : list) {
+          kernels_set_isa(isa.c_str());
+          for (int form = 0; form < 2; ++form) {
+            std::vector<float> y(static_cast<size_t>(mm + 16), std::numeric_limits<float>::quiet_NaN());
+            float* yy = y.data() + 8;
+            std::memcpy(yy, y0.data(), sizeof(float) * mm);
+            if (form == 0)
+              gather_axpy(type, ptrs.data(), coef.data(), k, offset, mm, yy);
+            else
+              gather_axpy_indexed(type, flat.data() + 3, stride, idx.data(), xfull.data(), k, offset, mm, yy);
+            if (isa == "scalar" && form == 0) {
+              ref.assign(yy, yy + mm);
+              continue;
+            }
+            bool guards = true;
+            for (int i = 0; i < 8; ++i) guards = guards && std::isnan(y[i]) && std::isnan(yy[mm + i]);
+            double worst = 0;
+            for (int64_t i = 0; i < mm; ++i) {
+              const double tol = 4.0 * (k + 2) * 6e-8 * (mag[i] + std::fabs(y0[i])) + 1e-30;
+              const double e = std::fabs(static_cast<double>(yy[i]) - ref[i]);
+              worst = std::max(worst, std::isnan(yy[i]) ? 1e30 : e / tol);
+            }
+            check(guards && worst <= 1.0, "gather %s %s form %d m=%lld off=%lld k=%lld err/tol %.3g guards %d",
+                  isa.c_str(), type_name(type), form, (long long)mm, (long long)offset, (long long)k, worst,
+                  (int)guards);
+          }
+        }
+      }
+    }
+  }
+  kernels_set_isa(list.back().c_str());
+}
+
+void test_gather_edge() {
+  float y[32];
+  for (auto& v : y) v = 1.0f;
+  gather_axpy(TYPE_Q4_K, nullptr, nullptr, 3, 0, 0, y);  // m = 0: nothing
+  check(y[0] == 1.0f, "gather m=0 is a no-op");
+  check(!gather_row_type_supported(TYPE_Q4_K) && gather_row_type_supported(TYPE_Q4_0), "gather supported types");
+#ifdef NDEBUG
+  const void* p = y;
+  float c = 1.0f;
+  gather_axpy(TYPE_Q4_K, &p, &c, 1, 0, 32, y);
+  check(std::isnan(y[0]) && std::isnan(y[31]), "gather: unsupported type fills y with NaN");
+#endif
+}
+
+// ---- top-k ------------------------------------------------------------------------------------------
+
+// The header's rules, written independently, then a full sort.
+std::vector<int32_t> topk_reference(const std::vector<float>& a, int64_t k, const uint8_t* cached, float gamma,
+                                    int64_t fixed_top_n, bool alpha) {
+  const int64_t n = static_cast<int64_t>(a.size());
+  std::vector<float> r(a.size()), s(a.size());
+  for (size_t i = 0; i < a.size(); ++i) r[i] = std::isnan(a[i]) ? 0.0f : std::fabs(a[i]);
+  auto by_score = [](const std::vector<float>& v) {
+    return [&v](int32_t x, int32_t y) { return v[x] != v[y] ? v[x] > v[y] : x < y; };
+  };
+  if (std::isnan(gamma) || gamma > 1.0f) gamma = 1.0f;
+  if (gamma < 0.0f) gamma = 0.0f;
+  std::vector<int32_t> order(a.size());
+  for (size_t i = 0; i < a.size(); ++i) order[i] = static_cast<int32_t>(i);
+  if (!cached || gamma >= 1.0f) {
+    s = r;
+  } else {
+    std::vector<uint8_t> prot(a.size(), 0);
+    std::sort(order.begin(), order.end(), by_score(r));
+    for (int64_t i = 0; i < std::min(std::max<int64_t>(fixed_top_n, 0), n); ++i) prot[order[i]] = 1;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (prot[i])
+        s[i] = r[i];
+      else if (cached[i])
+        s[i] = alpha ? std::fma(gamma, r[i], 1.0f - gamma) : r[i];
+      else
+        s[i] = gamma * r[i];
+      if (std::isnan(s[i])) s[i] = 0.0f;
+    }
+  }
+  std::sort(order.begin(), order.end(), by_score(s));
+  const int64_t kk = std::min(std::max<int64_t>(k, 0), n);
+  std::vector<int32_t> out(order.begin(), order.begin() + kk);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void fill_values(std::vector<float>& a, int dist, Rng& rng) {
+  static const float small[] = {0.0f, -0.0f, 0.5f, -0.5f, 1.0f, -1.0f, 2.0f, 3.0f};
+  for (auto& v : a) {
+    switch (dist) {
+      case 0: v = rng.gauss(); break;
+      case 1: v = small[rng.below(8)]; break;  // many ties
+      case 2: v = rng.gauss() * 1e-3f + (rng.uniform() < 0.5 ? 1.0f : 0.0f); break;  // close values
+      case 3: {  // specials
+        const double u = rng.uniform();
+        v = u < 0.1 ? std::numeric_limits<float>::quiet_NaN()
+            : u < 0.15 ? -std::numeric_limits<float>::quiet_NaN()
+            : u < 0.2 ? std::numeric_limits<float>::infinity()
+            : u < 0.25 ? -std::numeric_limits<float>::infinity()
+            : u < 0.3 ? std::numeric_limits<float>::denorm_min() * static_cast<float>(rng.below(4))
+            : u < 0.4 ? small[rng.below(8)] : rng.gauss();
+        break;
+      }
+      default: v = 1.0f; break;  // all equal
+    }
+  }
+}
+
+void test_topk() {
+  const std::vector<std::string> list = isas();
+  Rng rng(21);
+  const int64_t ns[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 257, 1000, 5632};
+  const float gammas[] = {0.0f, 0.2f, 0.5f, 1.0f, std::numeric_limits<float>::quiet_NaN(), -1.0f, 2.0f};
+  int cases = 0;
+  for (int64_t n : ns) {
+    for (int dist = 0; dist < 5; ++dist) {
+      std::vector<float> a(static_cast<size_t>(n));
+      fill_values(a, dist, rng);
+      std::vector<uint8_t> cached(static_cast<size_t>(n));
+      for (auto& c : cached) c = rng.uniform() < 0.5 ? 0 : static_cast<uint8_t>(1 + rng.below(255));
+      const int64_t kraw[] = {0, 1, 2, n / 2, n - 1, n, n + 5, rng.below(n + 1), -3};
+      for (int64_t k : kraw) {
+        for (int variant = 0; variant < 6; ++variant) {
+          const uint8_t* cp = variant == 0 ? nullptr : cached.data();
+          const float gamma = variant == 0 ? 1.0f : gammas[rng.below(7)];
+          const int64_t ftn = variant < 2 ? 0 : variant == 2 ? 1 : variant == 3 ? rng.below(n + 2) : variant == 4 ? n : n / 4;
+          const bool alpha = (variant & 1) != 0;
+          const std::vector<int32_t> ref = topk_reference(a, k, cp, gamma, ftn, alpha);
+          for (const std::string& isa : list) {
+            kernels_set_isa(isa.c_str());
+            for (int ws = 0; ws < 2; ++ws) {
+              std::vector<int32_t> out(static_cast<size_t>(n + 8), -12345);
+              std::vector<uint8_t> work(ws ? topk_workspace_bytes(n) + 4 : 0);
+              const int64_t c = topk_select(a.data(), n, k, cp, gamma, ftn, alpha, out.data(), ws ? work.data() + 4 : nullptr);
+              bool ok = c == static_cast<int64_t>(ref.size());
+              for (size_t i = 0; ok && i < ref.size(); ++i) ok = out[i] == ref[i];
+              for (size_t i = ref.size(); ok && i < out.size(); ++i) ok = out[i] == -12345;
+              ++cases;
+              if (!check(ok, "topk %s n=%lld k=%lld dist=%d gamma=%g ftn=%lld alpha=%d cached=%d ws=%d: got %lld",
+                         isa.c_str(), (long long)n, (long long)k, dist, gamma, (long long)ftn, (int)alpha, cp != nullptr,
+                         ws, (long long)c))
+                return;
+            }
+          }
+        }
+      }
+    }
+  }
+  // A big one with a known answer: n = 14336 gaussians, every ISA agrees with the full sort.
+  std::vector<float> a(14336);
+  fill_values(a, 0, rng);
+  std::vector<uint8_t> cached(a.size());
+  for (auto& c : cached) c = rng.uniform() < 0.3;
+  const std::vector<int32_t> ref = topk_reference(a, 7168, cached.data(), 0.2f, 100, false);
+  for (const std::string& isa : list) {
+    kernels_set_isa(isa.c_str());
+    std::vector<int32_t> out(7168);
+    topk_select(a.data(), 14336, 7168, cached.data(), 0.2f, 100, false, out.data(), nullptr);
+    check(out == ref, "topk %s n=14336 dip-ca", isa.c_str());
+  }
+  kernels_set_isa(list.back().c_str());
+  std::printf("topk: %d cases against a full sort\n", cases);
+}
+
+// ---- benchmark ----------------------------------------------------------------------------------------
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+void bench() {
+  const size_t store_bytes = size_t(256) << 20;  // well beyond the L3 (rows come from DRAM)
+  std::vector<uint8_t> store(store_bytes);
+  for (size_t i = 0; i < store_bytes; i += 4096) store[i] = 1;
+  std::vector<uint8_t> dst(store_bytes / 2);
+  Rng rng(5);
+  // fill the store with valid blocks (small scales) once
+  {
+    std::vector<float> src(1 << 16);
+    for (auto& v : src) v = rng.gauss();
+    for (uint32_t type : {TYPE_F16}) {
+      const size_t rb = row_bytes(type, 1 << 16);
+      for (size_t off = 0; off + rb <= store_bytes; off += rb) quantize_row(type, src.data(), store.data() + off, 1 << 16);
+    }
+  }
+  const int reps = 7;
+  auto memcpy_bw = [&]() {
+    std::vector<double> t;
+    for (int r = 0; r < reps; ++r) {
+      const size_t half = store_bytes / 2, from = (r & 1) ? half : 0;
+      const double t0 = now();
+      std::memcpy(dst.data(), store.data() + from, half);
+      t.push_back(static_cast<double>(half) / (now() - t0));
+    }
+    return median(t);
+  };
+  std::printf("\nbench: gather-GEMV at density 0.5, rows from a 256 MiB store (DRAM), single thread\n");
+  std::printf("%-8s %-6s %6s %8s %7s %10s %10s %6s\n", "isa", "type", "m", "rowbytes", "k", "GB/s", "memcpy", "ratio");
+  for (const std::string& isa : isas()) {
+    kernels_set_isa(isa.c_str());
+    for (uint32_t type : kTypes) {
+      for (int64_t m : {int64_t(2048), int64_t(7168), int64_t(11264)}) {
+        const size_t rb = row_bytes(type, m);
+        if (rb < 1024) continue;
+        const int64_t nrows = static_cast<int64_t>(store_bytes / rb);
+        const int64_t k = nrows / 2;
+        std::vector<float> coef(static_cast<size_t>(k), 0.001f), y(static_cast<size_t>(m), 0.0f);
+        std::vector<const void*> ptrs(static_cast<size_t>(k));
+        std::vector<double> bw, mc;
+        for (int r = 0; r < (isa == "scalar" ? 3 : reps); ++r) {
+          // a fresh random half of the rows, ascending (as a mask)
+          int64_t j = 0;
+          for (int64_t i = 0; i < nrows && j < k; ++i)
+            if (rng.below(nrows - i) < k - j) ptrs[j++] = store.data() + static_cast<size_t>(i) * rb;
+          mc.push_back(memcpy_bw());
+          const double t0 = now();
+          gather_axpy(type, ptrs.data(), coef.data(), k, 0, m, y.data());
+          bw.push_back(static_cast<double>(k) * rb / (now() - t0));
+        }
+        const double b = median(bw), c = median(mc);
+        std::printf("%-8s %-6s %6lld %8zu %7lld %10.2f %10.2f %6.2f\n", isa.c_str(), type_name(type), (long long)m, rb,
+                    (long long)k, b / 1e9, c / 1e9, b / c);
+      }
+    }
+  }
+  std::printf("\nbench: top-k (k = n/2), median of 201 calls, microseconds\n");
+  std::printf("%-8s %6s %10s %10s %10s %12s\n", "isa", "n", "dip", "dip-ca", "ca+top64", "std::nth");
+  for (const std::string& isa : isas()) {
+    kernels_set_isa(isa.c_str());
+    for (int64_t n : {int64_t(5632), int64_t(14336)}) {
+      std::vector<float> a(static_cast<size_t>(n));
+      for (auto& v : a) v = rng.gauss();
+      std::vector<uint8_t> cached(static_cast<size_t>(n));
+      for (auto& c : cached) c = rng.uniform() < 0.5;
+      std::vector<int32_t> out(static_cast<size_t>(n));
+      std::vector<uint8_t> ws(topk_workspace_bytes(n));
+      auto time = [&](auto&& f) {
+        std::vector<double> t;
+        for (int r = 0; r < 201; ++r) {
+          const double t0 = now();
+          f();
+          t.push_back((now() - t0) * 1e6);
+        }
+        return median(t);
+      };
+      const double t_dip = time([&] { topk_select(a.data(), n, n / 2, nullptr, 1.0f, 0, false, out.data(), ws.data()); });
+      const double t_ca = time([&] { topk_select(a.data(), n, n / 2, cached.data(), 0.2f, 0, false, out.data(), ws.data()); });
+      const double t_ca64 = time([&] { topk_select(a.data(), n, n / 2, cached.data(), 0.2f, 64, false, out.data(), ws.data()); });
+      std::vector<int32_t> idx(static_cast<size_t>(n));
+      const double t_nth = time([&] {
+        for (int64_t i = 0; i < n; ++i) idx[i] = static_cast<int32_t>(i);
+        std::nth_element(idx.begin(), idx.begin() + n / 2, idx.end(),
+                         [&](int32_t x, int32_t y) { return std::fabs(a[x]) > std::fabs(a[y]); });
+        std::sort(idx.begin(), idx.begin() + n / 2);
+      });
+      std::printf("%-8s %6lld %10.2f %10.2f %10.2f %12.2f\n", isa.c_str(), (long long)n, t_dip, t_ca, t_ca64, t_nth);
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::printf("sparse kernels: isa %s, available %s\n", kernels_isa(), kernels_available_isas());
+  test_gather_reference();
+  test_gather_isas();
+  test_gather_edge();
+  test_topk();
+  if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) bench();
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed ? 1 : 0;
+}
