@@ -26,12 +26,13 @@ namespace sparse_impl {
   void abs_hist__##isa(const float* a, int64_t n, uint32_t* s, uint32_t* hist);                          \
   void weight_hist__##isa(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, bool alpha_blend,  \
                           uint32_t pthr, int64_t peq, uint32_t* hist);                                   \
-  int64_t emit__##isa(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int32_t* out, int64_t cap);
+  int64_t emit__##isa(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int32_t* out, int64_t cap); \
+  int64_t collect__##isa(const uint32_t* s, int64_t n, int shift, uint32_t prefix, uint32_t* cand);
 
 #define FD_SPARSE_TABLE(isa, name)                                                               \
   SparseKernels {                                                                                \
     name, {gather_f32__##isa, gather_f16__##isa, gather_q8_0__##isa, gather_q4_0__##isa},        \
-        abs_hist__##isa, weight_hist__##isa, emit__##isa                                         \
+        abs_hist__##isa, weight_hist__##isa, emit__##isa, collect__##isa                                         \
   }
 
 FD_SPARSE_DECLARE(scalar)
@@ -231,29 +232,21 @@ int walk(const uint32_t* hist, int nb, int64_t k, int64_t* need) {
 
 // The k-th highest value of s[0..n) (1 <= k <= n) given hist1 (digit 1 of s): returns thr and *eq such
 // that {s > thr} plus the first *eq of {s == thr} are exactly the k winners. cand has room for n.
-uint32_t select_threshold(const uint32_t* s, int64_t n, int64_t k, const uint32_t* hist1, uint32_t* cand,
-                          int64_t* eq) {
+uint32_t select_threshold(const SparseKernels& t, const uint32_t* s, int64_t n, int64_t k, const uint32_t* hist1,
+                          uint32_t* cand, int64_t* eq) {
   int64_t need;
   const int b1 = walk(hist1, kHist1, k, &need);
-  int64_t nc = 0;
-  for (int64_t i = 0; i < n; ++i) {  // candidates: the values in bucket b1
-    cand[nc] = s[i];
-    nc += (s[i] >> 21) == static_cast<uint32_t>(b1);
-  }
+  const int64_t nc = t.collect(s, n, 21, static_cast<uint32_t>(b1), cand);  // the values in bucket b1
   uint32_t h2[kHist2] = {};
   for (int64_t i = 0; i < nc; ++i) ++h2[(cand[i] >> 10) & (kHist2 - 1)];
   const int b2 = walk(h2, kHist2, need, &need);
-  int64_t nc2 = 0;
-  for (int64_t i = 0; i < nc; ++i) {
-    const uint32_t v = cand[i];
-    cand[nc2] = v;
-    nc2 += ((v >> 10) & (kHist2 - 1)) == static_cast<uint32_t>(b2);
-  }
+  const uint32_t prefix2 = (static_cast<uint32_t>(b1) << 11) | static_cast<uint32_t>(b2);
+  const int64_t nc2 = t.collect(cand, nc, 10, prefix2, cand);  // in place: writes never pass reads
   uint32_t h3[kHist3] = {};
   for (int64_t i = 0; i < nc2; ++i) ++h3[cand[i] & (kHist3 - 1)];
   const int b3 = walk(h3, kHist3, need, &need);
   *eq = need;
-  return (static_cast<uint32_t>(b1) << 21) | (static_cast<uint32_t>(b2) << 10) | static_cast<uint32_t>(b3);
+  return (prefix2 << 10) | static_cast<uint32_t>(b3);
 }
 
 struct Workspace {
@@ -298,12 +291,12 @@ int64_t topk_select(const float* a, int64_t n, int64_t k, const uint8_t* cached,
   if (cached && gamma < 1.0f && fixed_top_n < n) {
     uint32_t pthr = 0x7fffffffu;  // above every score (at most +inf = 0x7f800000): nothing protected
     int64_t peq = 0;
-    if (fixed_top_n > 0) pthr = select_threshold(w.s, n, fixed_top_n, w.hist, w.cand, &peq);
+    if (fixed_top_n > 0) pthr = select_threshold(t, w.s, n, fixed_top_n, w.hist, w.cand, &peq);
     std::memset(w.hist, 0, kHist1 * sizeof(uint32_t));
     t.weight_hist(w.s, n, cached, gamma, alpha_blend, pthr, peq, w.hist);
   }
   int64_t eq;
-  const uint32_t thr = select_threshold(w.s, n, k, w.hist, w.cand, &eq);
+  const uint32_t thr = select_threshold(t, w.s, n, k, w.hist, w.cand, &eq);
   const int64_t c = t.emit(w.s, n, thr, eq, out, k);
   assert(c == k);
   (void)c;

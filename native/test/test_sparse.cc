@@ -96,10 +96,13 @@ struct Rows {
       const size_t off = static_cast<size_t>(rng.below(7));
       uint8_t* p = static_cast<uint8_t*>(std::malloc(rb + off + 1));
       mem.push_back(p);
-      quantize_row(type, src.data(), p + off, m);
+      // quantize_row/dequantize_row want naturally aligned blocks: go through an aligned copy
+      std::vector<uint64_t> aligned((rb + 7) / 8);
+      quantize_row(type, src.data(), aligned.data(), m);
+      std::memcpy(p + off, aligned.data(), rb);
       ptr.push_back(p + off);
       std::vector<float> d(static_cast<size_t>(m));
-      dequantize_row(type, p + off, d.data(), m);
+      dequantize_row(type, aligned.data(), d.data(), m);
       deq.push_back(std::move(d));
     }
   }
@@ -363,15 +366,15 @@ void bench() {
   for (size_t i = 0; i < store_bytes; i += 4096) store[i] = 1;
   std::vector<uint8_t> dst(store_bytes / 2);
   Rng rng(5);
-  // fill the store with valid blocks (small scales) once
-  {
-    std::vector<float> src(1 << 16);
+  // Fills the store with copies of one valid row of the type (realistic scales: no subnormals).
+  auto fill = [&](uint32_t type, int64_t m) {
+    std::vector<float> src(static_cast<size_t>(m));
     for (auto& v : src) v = rng.gauss();
-    for (uint32_t type : {TYPE_F16}) {
-      const size_t rb = row_bytes(type, 1 << 16);
-      for (size_t off = 0; off + rb <= store_bytes; off += rb) quantize_row(type, src.data(), store.data() + off, 1 << 16);
-    }
-  }
+    const size_t rb = row_bytes(type, m);
+    std::vector<uint64_t> row((rb + 7) / 8);
+    quantize_row(type, src.data(), row.data(), m);
+    for (size_t off = 0; off + rb <= store_bytes; off += rb) std::memcpy(store.data() + off, row.data(), rb);
+  };
   const int reps = 7;
   auto memcpy_bw = [&]() {
     std::vector<double> t;
@@ -391,6 +394,7 @@ void bench() {
       for (int64_t m : {int64_t(2048), int64_t(7168), int64_t(11264)}) {
         const size_t rb = row_bytes(type, m);
         if (rb < 1024) continue;
+        fill(type, m);
         const int64_t nrows = static_cast<int64_t>(store_bytes / rb);
         const int64_t k = nrows / 2;
         std::vector<float> coef(static_cast<size_t>(k), 0.001f), y(static_cast<size_t>(m), 0.0f);

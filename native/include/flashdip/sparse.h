@@ -81,6 +81,10 @@ using WeightHistFn = void (*)(uint32_t* s, int64_t n, const uint8_t* cached, flo
 // which must be <= cap (out has room for cap; the SIMD versions never write past it).
 using EmitFn = int64_t (*)(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int32_t* out, int64_t cap);
 
+// cand <- the values v of s[0..n) with (v >> shift) == prefix, in order. Returns their count (cand has
+// room for n; the SIMD versions may write up to 8 words past the count but never past cand + n).
+using CollectFn = int64_t (*)(const uint32_t* s, int64_t n, int shift, uint32_t prefix, uint32_t* cand);
+
 enum { GATHER_F32 = 0, GATHER_F16 = 1, GATHER_Q8_0 = 2, GATHER_Q4_0 = 3, GATHER_TYPES = 4 };
 
 struct SparseKernels {
@@ -89,6 +93,7 @@ struct SparseKernels {
   AbsHistFn abs_hist;
   WeightHistFn weight_hist;
   EmitFn emit;
+  CollectFn collect;
 };
 
 // The table of an ISA name as kernels_available_isas() spells it ("neon-dotprod" maps to "neon"),

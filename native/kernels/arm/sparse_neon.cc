@@ -205,5 +205,21 @@ int64_t emit__neon(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int32
   return c;
 }
 
+int64_t collect__neon(const uint32_t* s, int64_t n, int shift, uint32_t prefix, uint32_t* cand) {
+  // Skips runs of 4 non-matching values with one compare; matches are copied one by one.
+  const int32x4_t sh = vdupq_n_s32(-shift);
+  const uint32x4_t vp = vdupq_n_u32(prefix);
+  int64_t c = 0, i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const uint32x4_t v = vld1q_u32(s + i);
+    if (vmaxvq_u32(vceqq_u32(vshlq_u32(v, sh), vp)) == 0) continue;
+    for (int l = 0; l < 4; ++l)
+      if ((s[i + l] >> shift) == prefix) cand[c++] = s[i + l];
+  }
+  for (; i < n; ++i)
+    if ((s[i] >> shift) == prefix) cand[c++] = s[i];
+  return c;
+}
+
 }  // namespace sparse_impl
 }  // namespace fd

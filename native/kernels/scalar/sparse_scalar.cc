@@ -133,5 +133,12 @@ int64_t emit__scalar(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int
   return c;
 }
 
+int64_t collect__scalar(const uint32_t* s, int64_t n, int shift, uint32_t prefix, uint32_t* cand) {
+  int64_t c = 0;
+  for (int64_t i = 0; i < n; ++i)
+    if ((s[i] >> shift) == prefix) cand[c++] = s[i];
+  return c;
+}
+
 }  // namespace sparse_impl
 }  // namespace fd

@@ -25,11 +25,12 @@ inline uint16_t load_u16(const uint8_t* p) {
   return v;
 }
 
-// One 32-element block of a row, scaled by the row's coefficient, added to a[0..4).
+// One 32-element block of a row added to a[0..4): float rows scaled by the row's coefficient vc,
+// quantized rows by *s = coefficient * block scale (precomputed per tile, see scales<>).
 struct KF32 {
   static constexpr int64_t BB = 128;
-  static constexpr bool kBias = false;
-  static inline void acc(const uint8_t* p, float, __m256 vc, __m256* a, float&) {
+  static constexpr bool kQuant = false, kBias = false;
+  static inline void acc(const uint8_t* p, const float*, __m256 vc, __m256* a) {
     for (int t = 0; t < 4; ++t)
       a[t] = _mm256_fmadd_ps(_mm256_loadu_ps(reinterpret_cast<const float*>(p + 32 * t)), vc, a[t]);
   }
@@ -37,8 +38,8 @@ struct KF32 {
 
 struct KF16 {
   static constexpr int64_t BB = 64;
-  static constexpr bool kBias = false;
-  static inline void acc(const uint8_t* p, float, __m256 vc, __m256* a, float&) {
+  static constexpr bool kQuant = false, kBias = false;
+  static inline void acc(const uint8_t* p, const float*, __m256 vc, __m256* a) {
     for (int t = 0; t < 4; ++t) {
       const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16 * t));
       a[t] = _mm256_fmadd_ps(_mm256_cvtph_ps(h), vc, a[t]);
@@ -48,9 +49,9 @@ struct KF16 {
 
 struct KQ8 {
   static constexpr int64_t BB = 34;
-  static constexpr bool kBias = false;
-  static inline void acc(const uint8_t* p, float c, __m256, __m256* a, float&) {
-    const __m256 s = _mm256_set1_ps(c * _cvtsh_ss(load_u16(p)));
+  static constexpr bool kQuant = true, kBias = false;
+  static inline void acc(const uint8_t* p, const float* sp, __m256, __m256* a) {
+    const __m256 s = _mm256_broadcast_ss(sp);
     for (int t = 0; t < 4; ++t) {
       const __m128i q = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 2 + 8 * t));
       a[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), s, a[t]);
@@ -60,14 +61,12 @@ struct KQ8 {
 
 // q4_0: the bytes are zero-extended to 32-bit lanes straight from memory (vpmovzxbd m64), the low
 // nibble of lane t is element t and the high nibble element t + 16; y gets s * q for the nibbles q in
-// [0, 16) here and the -8 * s terms of the whole group once per block (group<> adds `bias`).
+// [0, 16) here and the -8 * s terms of the whole group once per block (group<> adds them).
 struct KQ4 {
   static constexpr int64_t BB = 18;
-  static constexpr bool kBias = true;
-  static inline void acc(const uint8_t* p, float c, __m256, __m256* a, float& bias) {
-    const float sc = c * _cvtsh_ss(load_u16(p));
-    bias += sc;
-    const __m256 s = _mm256_set1_ps(sc);
+  static constexpr bool kQuant = true, kBias = true;
+  static inline void acc(const uint8_t* p, const float* sp, __m256, __m256* a) {
+    const __m256 s = _mm256_broadcast_ss(sp);
     const __m256i m = _mm256_set1_epi32(0x0f);
     const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 2)));
     const __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 10)));
@@ -78,35 +77,60 @@ struct KQ4 {
   }
 };
 
-// R rows (at rows[r] + b0 blocks) over blocks [b0, b0 + nb) of y; pf[0..R) are prefetched over the
-// same span of bytes (prefetches never fault, so any pointer will do).
+// sc[b] = c * (fp16 scale of block b) for b < nb, 8 blocks per vcvtph2ps (the fp16 words are packed in
+// general-purpose registers, keeping the SIMD ports for the main loop).
+template <class K>
+inline void scales(const uint8_t* p, float c, int64_t nb, float* sc) {
+  const __m256 vc = _mm256_set1_ps(c);
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) {
+    uint64_t w[2] = {0, 0};
+    for (int l = 0; l < 8; ++l) w[l >> 2] |= static_cast<uint64_t>(load_u16(p + (b + l) * K::BB)) << (16 * (l & 3));
+    const __m128i h = _mm_set_epi64x(static_cast<long long>(w[1]), static_cast<long long>(w[0]));
+    _mm256_storeu_ps(sc + b, _mm256_mul_ps(_mm256_cvtph_ps(h), vc));
+  }
+  for (; b < nb; ++b) sc[b] = c * _cvtsh_ss(load_u16(p + b * K::BB));
+}
+
+// R rows (at rows[r] + b0 blocks) over blocks [b0, b0 + nb) of y (nb <= kTileBlocks); pf[0..R) are
+// prefetched over the same span of bytes (prefetches never fault, so any pointer will do).
 template <class K, int R>
 inline void group(const uint8_t* const* rows, const float* coef, int64_t b0, int64_t nb, float* y,
                   const uint8_t* const* pf) {
   const uint8_t* p[R];
   const uint8_t* q[R];
-  float c[R];
   __m256 vc[R];
+  alignas(32) float sc[K::kQuant ? R : 1][K::kQuant ? kTileBlocks : 1];
+  alignas(32) float bias[K::kBias ? kTileBlocks : 1];
   for (int r = 0; r < R; ++r) {
     p[r] = rows[r] + b0 * K::BB;
     q[r] = pf[r];
-    c[r] = coef[r];
-    vc[r] = _mm256_set1_ps(c[r]);
+    vc[r] = _mm256_set1_ps(coef[r]);
+    if (K::kQuant) scales<K>(p[r], coef[r], nb, sc[r]);
   }
+  if (K::kBias) {
+    // bias[b] = -8 * sum_r sc[r][b], rows added in order
+    for (int64_t b = 0; b < nb; b += 8) {
+      __m256 t = _mm256_loadu_ps(sc[0] + b);
+      for (int r = 1; r < R; ++r) t = _mm256_add_ps(t, _mm256_loadu_ps(sc[r] + b));
+      _mm256_storeu_ps(bias + b, _mm256_mul_ps(t, _mm256_set1_ps(-8.0f)));
+    }
+  }
+  const float* s0 = &sc[0][0];
+  constexpr int64_t ss = K::kQuant ? kTileBlocks : 0;  // stride between rows of sc
   // Two blocks per step: 8 independent FMA chains (4 would leave the FMA units waiting on latency).
   float* yb = y + b0 * 32;
   int64_t b = 0;
   for (; b + 2 <= nb; b += 2, yb += 64) {
     __m256 a[8];
     for (int t = 0; t < 8; ++t) a[t] = _mm256_loadu_ps(yb + 8 * t);
-    float bias0 = 0.0f, bias1 = 0.0f;
-    for (int r = 0; r < R; ++r) {
-      K::acc(p[r] + b * K::BB, c[r], vc[r], a, bias0);
-      K::acc(p[r] + (b + 1) * K::BB, c[r], vc[r], a + 4, bias1);
-    }
     if (K::kBias) {
-      const __m256 v0 = _mm256_set1_ps(-8.0f * bias0), v1 = _mm256_set1_ps(-8.0f * bias1);
+      const __m256 v0 = _mm256_broadcast_ss(bias + b), v1 = _mm256_broadcast_ss(bias + b + 1);
       for (int t = 0; t < 4; ++t) a[t] = _mm256_add_ps(a[t], v0), a[t + 4] = _mm256_add_ps(a[t + 4], v1);
+    }
+    for (int r = 0; r < R; ++r) {
+      K::acc(p[r] + b * K::BB, s0 + r * ss + b, vc[r], a);
+      K::acc(p[r] + (b + 1) * K::BB, s0 + r * ss + b + 1, vc[r], a + 4);
     }
     for (int r = 0; r < R; ++r) {
       _mm_prefetch(reinterpret_cast<const char*>(q[r] + b * K::BB), _MM_HINT_T0);
@@ -121,12 +145,11 @@ inline void group(const uint8_t* const* rows, const float* coef, int64_t b0, int
   if (b < nb) {
     __m256 a[4];
     for (int t = 0; t < 4; ++t) a[t] = _mm256_loadu_ps(yb + 8 * t);
-    float bias = 0.0f;
-    for (int r = 0; r < R; ++r) K::acc(p[r] + b * K::BB, c[r], vc[r], a, bias);
     if (K::kBias) {
-      const __m256 vb = _mm256_set1_ps(-8.0f * bias);
-      for (int t = 0; t < 4; ++t) a[t] = _mm256_add_ps(a[t], vb);
+      const __m256 v0 = _mm256_broadcast_ss(bias + b);
+      for (int t = 0; t < 4; ++t) a[t] = _mm256_add_ps(a[t], v0);
     }
+    for (int r = 0; r < R; ++r) K::acc(p[r] + b * K::BB, s0 + r * ss + b, vc[r], a);
     for (int t = 0; t < 4; ++t) _mm256_storeu_ps(yb + 8 * t, a[t]);
   }
 }
@@ -307,6 +330,27 @@ int64_t emit__avx2(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int32
       out[c++] = static_cast<int32_t>(i);
     }
   }
+  return c;
+}
+
+int64_t collect__avx2(const uint32_t* s, int64_t n, int shift, uint32_t prefix, uint32_t* cand) {
+  const __m128i sh = _mm_cvtsi32_si128(shift);
+  const __m256i vp = _mm256_set1_epi32(static_cast<int32_t>(prefix));
+  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), nib = _mm256_set1_epi32(0xf);
+  int64_t c = 0, i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
+    const int mask = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_srl_epi32(v, sh), vp)));
+    if (mask == 0) continue;
+    // c <= i here, so the 8-word store ends at or before cand + i + 8 <= cand + n (and in-place use
+    // only overwrites values already read)
+    const __m256i perm =
+        _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int32_t>(g_lut.v[mask])), shifts), nib);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(cand + c), _mm256_permutevar8x32_epi32(v, perm));
+    c += __builtin_popcount(static_cast<unsigned>(mask));
+  }
+  for (; i < n; ++i)
+    if ((s[i] >> shift) == prefix) cand[c++] = s[i];
   return c;
 }
 
