@@ -283,12 +283,14 @@ int64_t topk_select(const float* a, int64_t n, int64_t k, const uint8_t* cached,
   }
   const SparseKernels& t = sparse_kernels();
   Workspace w = carve(workspace, n);
-  std::memset(w.hist, 0, kHist1 * sizeof(uint32_t));
-  t.abs_hist(a, n, w.s, w.hist);
-
   if (!(gamma < 1.0f)) gamma = 1.0f;  // NaN counts as 1
   if (gamma < 0.0f || gamma == 0.0f) gamma = 0.0f;
-  if (cached && gamma < 1.0f && fixed_top_n < n) {
+  const bool weighted = cached && gamma < 1.0f && fixed_top_n < n;
+  // The histogram of the raw scores is needed for plain DIP and for the protected set only.
+  std::memset(w.hist, 0, kHist1 * sizeof(uint32_t));
+  t.abs_hist(a, n, w.s, weighted && fixed_top_n <= 0 ? nullptr : w.hist);
+
+  if (weighted) {
     uint32_t pthr = 0x7fffffffu;  // above every score (at most +inf = 0x7f800000): nothing protected
     int64_t peq = 0;
     if (fixed_top_n > 0) pthr = select_threshold(t, w.s, n, fixed_top_n, w.hist, w.cand, &peq);

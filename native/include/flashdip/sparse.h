@@ -70,7 +70,8 @@ namespace sparse_impl {
 
 // Gather rows 0..k-1 starting at rows[j] (already offset to the first wanted element) into y[0..m).
 using GatherFn = void (*)(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y);
-// s[i] = bit pattern of r_i (see above); hist[s[i] >> 21] += 1 (hist has 1024 entries, zeroed by the caller).
+// s[i] = bit pattern of r_i (see above); hist[s[i] >> 21] += 1 (hist has 1024 entries, zeroed by the caller;
+// nullptr: no histogram).
 using AbsHistFn = void (*)(const float* a, int64_t n, uint32_t* s, uint32_t* hist);
 // In place: s[i] (raw r_i bits) becomes the DIP-CA score bits; protected = raw > pthr, or raw == pthr
 // for the first peq such indices (pthr <= 0x7fffffff; 0x7fffffff protects nothing). hist as above over

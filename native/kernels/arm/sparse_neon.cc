@@ -160,7 +160,7 @@ inline void hist4(uint32x4_t u, uint32_t (*h)[1024]) {
 
 void abs_hist__neon(const float* a, int64_t n, uint32_t* s, uint32_t* hist) {
   uint32_t h[2][1024];
-  std::memset(h, 0, sizeof h);
+  if (hist) std::memset(h, 0, sizeof h);
   const uint32_t* au = reinterpret_cast<const uint32_t*>(a);
   const uint32x4_t absmask = vdupq_n_u32(0x7fffffffu), inf = vdupq_n_u32(0x7f800000u);
   int64_t i = 0;
@@ -168,9 +168,10 @@ void abs_hist__neon(const float* a, int64_t n, uint32_t* s, uint32_t* hist) {
     uint32x4_t u = vandq_u32(vld1q_u32(au + i), absmask);
     u = vbicq_u32(u, vcgtq_u32(u, inf));  // NaN -> 0
     vst1q_u32(s + i, u);
-    hist4(u, h);
+    if (hist) hist4(u, h);
   }
-  for (int b = 0; b < 1024; b += 4)
+  if (hist)
+    for (int b = 0; b < 1024; b += 4)
     vst1q_u32(hist + b, vaddq_u32(vld1q_u32(hist + b), vaddq_u32(vld1q_u32(h[0] + b), vld1q_u32(h[1] + b))));
   if (i < n) abs_hist__scalar(a + i, n - i, s + i, hist);
 }

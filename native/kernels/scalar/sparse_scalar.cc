@@ -91,7 +91,7 @@ void abs_hist__scalar(const float* a, int64_t n, uint32_t* s, uint32_t* hist) {
     const uint32_t u = float_bits(a[i]) & 0x7fffffffu;
     const uint32_t r = u > 0x7f800000u ? 0u : u;  // NaN scores 0
     s[i] = r;
-    ++hist[r >> 21];
+    if (hist) ++hist[r >> 21];
   }
 }
 
@@ -105,17 +105,13 @@ void weight_hist__scalar(uint32_t* s, int64_t n, const uint8_t* cached, float ga
       prot = true;
       --peq;
     }
-    uint32_t w = raw;
-    if (!prot) {
-      const float r = bits_float(raw);
-      float v;
-      if (cached[i])
-        v = alpha_blend ? std::fma(gamma, r, blend) : r;
-      else
-        v = gamma * r;
-      w = float_bits(v);
-      if (w > 0x7f800000u) w = 0;  // NaN (0 * inf) scores 0; scores are never negative
-    }
+    // selects rather than branches: cached[] is random from one index to the next
+    const float r = bits_float(raw);
+    const float cv = alpha_blend ? std::fma(gamma, r, blend) : r;
+    const float v = cached[i] ? cv : gamma * r;
+    uint32_t w = float_bits(v);
+    w = w > 0x7f800000u ? 0u : w;  // NaN (0 * inf) scores 0; scores are never negative
+    w = prot ? raw : w;
     s[i] = w;
     ++hist[w >> 21];
   }

@@ -17,7 +17,7 @@ namespace sparse_impl {
 namespace {
 
 constexpr int64_t kTileBlocks = 64;  // 2048 outputs = 8 KiB of y per tile
-constexpr int kGroup = 4;            // rows per pass over a tile
+constexpr int kGroup = 4;  // rows per pass over a tile (8 measured no better)
 
 inline uint16_t load_u16(const uint8_t* p) {
   uint16_t v;
@@ -236,24 +236,32 @@ void gather_q4_0__avx2(const uint8_t* const* rows, const float* coef, int64_t k,
 }
 
 void abs_hist__avx2(const float* a, int64_t n, uint32_t* s, uint32_t* hist) {
-  alignas(32) uint32_t h[4][1024];
-  std::memset(h, 0, sizeof h);
   const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    __m256i u = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i)), absmask);
-    u = _mm256_andnot_si256(_mm256_cmpgt_epi32(u, inf), u);  // NaN -> 0
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(s + i), u);
-    hist8(u, h);
+  if (!hist) {
+    for (; i + 8 <= n; i += 8) {
+      __m256i u = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i)), absmask);
+      u = _mm256_andnot_si256(_mm256_cmpgt_epi32(u, inf), u);  // NaN -> 0
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(s + i), u);
+    }
+  } else {
+    alignas(32) uint32_t h[4][1024];
+    std::memset(h, 0, sizeof h);
+    for (; i + 8 <= n; i += 8) {
+      __m256i u = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i)), absmask);
+      u = _mm256_andnot_si256(_mm256_cmpgt_epi32(u, inf), u);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(s + i), u);
+      hist8(u, h);
+    }
+    merge_hist(h, hist);
   }
-  merge_hist(h, hist);
   for (; i < n; ++i) {
     uint32_t u;
     std::memcpy(&u, a + i, 4);
     u &= 0x7fffffffu;
     if (u > 0x7f800000u) u = 0;
     s[i] = u;
-    ++hist[u >> 21];
+    if (hist) ++hist[u >> 21];
   }
 }
 
