@@ -181,10 +181,12 @@ void gather(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m,
   }
 }
 
-// Compress LUT: for an 8-bit lane mask, the indices of the set lanes packed as 4-bit nibbles.
+// Compress LUT: for an 8-bit lane mask, the indices of the set lanes packed as 4-bit nibbles. Built at
+// compile time: this file is compiled with -mavx2, so it must not run code at load (static init) on
+// CPUs without AVX2.
 struct CompressLut {
   uint32_t v[256];
-  CompressLut() {
+  constexpr CompressLut() : v() {
     for (int mask = 0; mask < 256; ++mask) {
       uint32_t packed = 0;
       int c = 0;
@@ -194,7 +196,7 @@ struct CompressLut {
     }
   }
 };
-const CompressLut g_lut;
+constexpr CompressLut g_lut{};
 
 // Histogram of the digit 1 of 8 scores into four interleaved sub-histograms (breaks the store-to-load
 // chains when neighbouring scores fall into the same bucket).
