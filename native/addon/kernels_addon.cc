@@ -3,6 +3,7 @@
 
 #include "common.h"
 #include "flashdip/kernels.h"
+#include "flashdip/sparse.h"
 #include "flashdip/sparsity.h"
 #include "flashdip/types.h"
 
@@ -102,7 +103,7 @@ Napi::Value CacheSimulate(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// topk(scores: Float32Array, k) -> Int32Array of the k best indices, ascending (ties: lower index).
+// topk(a: Float32Array, k) -> Int32Array of the indices of the k largest |a|, ascending (ties: lower index).
 Napi::Value TopK(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   check(info.Length() > 1 && info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_float32_array,
@@ -113,8 +114,7 @@ Napi::Value TopK(const Napi::CallbackInfo& info) {
   const int64_t n = static_cast<int64_t>(a.ElementLength());
   const int64_t k = std::min<int64_t>(n, static_cast<int64_t>(kd));
   Napi::Int32Array out = Napi::Int32Array::New(env, static_cast<size_t>(k));
-  std::vector<int32_t> scratch;
-  fd::topk_indices(a.Data(), n, k, out.Data(), scratch);
+  fd::topk_abs(a.Data(), n, k, out.Data(), nullptr);
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include "flashdip/error.h"
 #include "flashdip/kernels.h"
 #include "flashdip/model.h"
+#include "flashdip/sparse.h"
 #include "flashdip/types.h"
 
 namespace fd {
@@ -67,7 +68,7 @@ Context::Context(Model& model, const ContextOptions& o)
   track_ = sp_.method != SparseMethod::Dense || sp_.cache_fraction < 1 || sp_.budgeted;
   const int64_t widest_mlp = std::max(c.dim, c.ffn);
   mask_.resize(static_cast<size_t>(widest_mlp));
-  gather_tmp_.resize(static_cast<size_t>(threads_) * static_cast<size_t>(std::max(2 * c.ffn, c.dim)));
+  gather_tmp_.resize(static_cast<size_t>(threads_) * 32);
   keep_.resize(static_cast<size_t>(widest_mlp));
   stats_.layers.resize(static_cast<size_t>(c.n_layers));
   if (track_) {
@@ -245,8 +246,8 @@ int64_t Context::select_columns(float* a, int64_t total, int64_t k, CacheState* 
     if (m == SparseMethod::DipCa)
       gamma_t = sp_.warmup ? 1.0 - (1.0 - sp_.gamma) * (1.0 - std::pow(sp_.gamma, static_cast<double>(pos) / 4.0)) : sp_.gamma;
     const uint8_t* flags = cache && m == SparseMethod::DipCa ? cache->flags() : nullptr;
-    dip_mask(score_src ? score_src : a, total, k, flags, gamma_t, sp_.fixed_top_n, sp_.alpha_blend, mask_.data(), scores_,
-             select_scratch_);
+    topk_select(score_src ? score_src : a, total, k, flags, static_cast<float>(gamma_t), sp_.fixed_top_n, sp_.alpha_blend,
+                mask_.data(), nullptr);
     std::fill(keep_.begin(), keep_.begin() + total, 0);
     for (int64_t i = 0; i < k; ++i) keep_[static_cast<size_t>(mask_[i])] = 1;
     for (int64_t i = 0; i < total; ++i)
@@ -361,19 +362,23 @@ void Context::gather(uint32_t type, int64_t m, const uint8_t* const* rows, const
   const TypeTraits* tr = type_traits(type);
   const int64_t bs = tr->block_size;
   const int threads = threads_for(static_cast<double>(m) * static_cast<double>(k));
-  const int64_t slice = threads == 1 ? m : std::max<int64_t>(bs, (m / (threads * 4) + bs - 1) / bs * bs);
+  // Slices of whole 32-output groups (q8_0/q4_0 blocks are 32 outputs).
+  const int64_t slice = threads == 1 ? m : std::max<int64_t>(32, (m / (threads * 4) + 31) / 32 * 32);
   const int64_t n_tasks = (m + slice - 1) / slice;
   model_.pool().run(n_tasks, threads, [&](int64_t task, int thread) {
     const int64_t o0 = task * slice, len = std::min(slice, m - o0);
-    float* tmp = gather_tmp_.data() + static_cast<size_t>(thread) * static_cast<size_t>(slice);
     float* out = y + o0;
     std::fill(out, out + len, 0.0f);
-    const size_t off = static_cast<size_t>(o0 / bs) * tr->block_bytes;
-    for (int64_t r = 0; r < k; ++r) {
-      const float a = coef[r];
-      if (a == 0.0f) continue;
-      dequantize_row(type, rows[r] + off, tmp, len);
-      for (int64_t i = 0; i < len; ++i) out[i] += a * tmp[i];
+    // The kernel takes whole groups of 32 outputs; an f32/f16 row's tail is done here.
+    const int64_t body = len / 32 * 32;
+    gather_axpy(type, reinterpret_cast<const void* const*>(rows), coef, k, o0, body, out);
+    if (body < len) {
+      float* tmp = gather_tmp_.data() + static_cast<size_t>(thread) * 32;
+      const size_t off = static_cast<size_t>((o0 + body) / bs) * tr->block_bytes;
+      for (int64_t r = 0; r < k; ++r) {
+        dequantize_row(type, rows[r] + off, tmp, len - body);
+        for (int64_t i = body; i < len; ++i) out[i] += coef[r] * tmp[i - body];
+      }
     }
   });
 }

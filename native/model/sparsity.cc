@@ -1,7 +1,6 @@
 #include "flashdip/sparsity.h"
 
 #include <algorithm>
-#include <cmath>
 
 namespace fd {
 
@@ -63,53 +62,6 @@ int64_t CacheState::access(const int32_t* mask, int64_t k) {
   }
   for (int64_t i = 0; i < k; ++i) in_mask_[static_cast<size_t>(mask[i])] = 0;
   return hits;
-}
-
-void topk_indices(const float* scores, int64_t n, int64_t k, int32_t* out, std::vector<int32_t>& idx) {
-  if (k >= n) {
-    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int32_t>(i);
-    return;
-  }
-  if (k <= 0) return;
-  idx.resize(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = static_cast<int32_t>(i);
-  auto before = [&](int32_t a, int32_t b) { return scores[a] != scores[b] ? scores[a] > scores[b] : a < b; };
-  std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(), before);
-  std::sort(idx.begin(), idx.begin() + k);
-  std::copy(idx.begin(), idx.begin() + k, out);
-}
-
-int64_t dip_mask(const float* a, int64_t n, int64_t k, const uint8_t* flags, double gamma_t, int64_t fixed_top_n,
-                 bool alpha_blend, int32_t* out, std::vector<float>& scores, std::vector<int32_t>& scratch) {
-  k = std::min(k, n);
-  scores.resize(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const float s = std::fabs(a[i]);
-    scores[static_cast<size_t>(i)] = std::isnan(s) ? 0.0f : s;  // a NaN activation scores 0
-  }
-  if (flags && gamma_t < 1.0) {
-    // Protected columns: the fixed_top_n highest raw scores keep weight 1.
-    std::vector<uint8_t> protect;
-    if (fixed_top_n > 0) {
-      protect.assign(static_cast<size_t>(n), 0);
-      const int64_t p = std::min(fixed_top_n, n);
-      std::vector<int32_t> top(static_cast<size_t>(p));
-      topk_indices(scores.data(), n, p, top.data(), scratch);
-      for (int32_t i : top) protect[static_cast<size_t>(i)] = 1;
-    }
-    const float g = static_cast<float>(gamma_t);
-    for (int64_t i = 0; i < n; ++i) {
-      if (flags[i] || (!protect.empty() && protect[static_cast<size_t>(i)])) continue;
-      float& s = scores[static_cast<size_t>(i)];
-      s = alpha_blend ? g * s : s * g;
-    }
-    if (alpha_blend)  // cached unprotected columns: gamma s + (1 - gamma)
-      for (int64_t i = 0; i < n; ++i)
-        if (flags[i] && (protect.empty() || !protect[static_cast<size_t>(i)]))
-          scores[static_cast<size_t>(i)] = g * scores[static_cast<size_t>(i)] + (1.0f - g);
-  }
-  topk_indices(scores.data(), n, k, out, scratch);
-  return k;
 }
 
 }  // namespace fd

@@ -53,7 +53,7 @@ describe('48 sparsity methods (stories260K)', () => {
   });
 
   it('dip-ca with gamma < 1 raises the cache hit rate over dip at the same budget', async () => {
-    const m = await loadModel(STORIES, { memoryBudget: 800_000 });
+    const m = await loadModel(STORIES, { memoryBudget: 1_000_000 });
     try {
       const dip = await perplexity(m, text, { ctx: 128, maxTokens: 700, sparsity: { method: 'dip', density: 0.5 } });
       const ca = await perplexity(m, text, { ctx: 128, maxTokens: 700, sparsity: { method: 'dip-ca', density: 0.5, gamma: 0.2 } });

@@ -175,9 +175,8 @@ class Context {
   SparsityStats stats_;
   std::vector<int32_t> mask_;              // [max(dim, ffn)]
   std::vector<uint8_t> keep_;              // [max(dim, ffn)]
-  std::vector<float> scores_, score_tmp_;  // [max(dim, ffn)]
-  std::vector<int32_t> select_scratch_;
-  std::vector<float> gather_tmp_;          // [threads][slice]
+  std::vector<float> score_tmp_;           // [n][ffn]: the up method's scores
+  std::vector<float> gather_tmp_;          // [threads][32]: an f32/f16 row tail
   bool store_ = false;                     // DIP layout under a budget: MLP rows come through RowCaches
   std::vector<RowCache> rc_ug_, rc_down_;  // [layer]
   std::vector<uint8_t> stream_;            // rows read for one mask and not cached

@@ -57,13 +57,4 @@ class CacheState {
   std::vector<int32_t> scratch_;
 };
 
-// Selects the k highest scores (ties: lower index) and writes their indices in ascending order.
-// scores has n entries; k >= n selects everything.
-void topk_indices(const float* scores, int64_t n, int64_t k, int32_t* out, std::vector<int32_t>& scratch);
-
-// DIP / DIP-CA mask of activations a[0..n): k columns by |a| weighted by the cache state (flags may
-// be null: everything counts as cached). gamma_t is the effective gamma for this token.
-int64_t dip_mask(const float* a, int64_t n, int64_t k, const uint8_t* flags, double gamma_t, int64_t fixed_top_n,
-                 bool alpha_blend, int32_t* out, std::vector<float>& scores, std::vector<int32_t>& scratch);
-
 }  // namespace fd
