@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cassert>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -27,12 +28,14 @@ namespace sparse_impl {
   void weight_hist__##isa(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, bool alpha_blend,  \
                           uint32_t pthr, int64_t peq, uint32_t* hist);                                   \
   int64_t emit__##isa(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int32_t* out, int64_t cap); \
-  int64_t collect__##isa(const uint32_t* s, int64_t n, int shift, uint32_t prefix, uint32_t* cand);
+  int64_t collect__##isa(const uint32_t* s, int64_t n, int shift, uint32_t prefix, uint32_t* cand);      \
+  int64_t collect_range__##isa(const uint32_t* s, int64_t n, uint32_t lo, uint32_t hi, uint32_t* cand,   \
+                               int64_t* above);
 
-#define FD_SPARSE_TABLE(isa, name)                                                               \
-  SparseKernels {                                                                                \
-    name, {gather_f32__##isa, gather_f16__##isa, gather_q8_0__##isa, gather_q4_0__##isa},        \
-        abs_hist__##isa, weight_hist__##isa, emit__##isa, collect__##isa                                         \
+#define FD_SPARSE_TABLE(isa, name)                                                                \
+  SparseKernels {                                                                                 \
+    name, {gather_f32__##isa, gather_f16__##isa, gather_q8_0__##isa, gather_q4_0__##isa},         \
+        abs_hist__##isa, weight_hist__##isa, emit__##isa, collect__##isa, collect_range__##isa    \
   }
 
 FD_SPARSE_DECLARE(scalar)
@@ -214,6 +217,7 @@ namespace {
 constexpr int kHist1 = 1024;  // digit 1: bits 30..21 (scores are non-negative, at most +inf)
 constexpr int kHist2 = 2048;  // digit 2: bits 20..10
 constexpr int kHist3 = 1024;  // digit 3: bits 9..0
+constexpr int64_t kSampledMinN = 2048;  // from here on, select_sampled (measured faster)
 
 // Finds, walking buckets from the top, the bucket where the running count reaches k (1 <= k <= total).
 // Returns the bucket; *need = how many of that bucket are still wanted (1..hist[b]).
@@ -247,6 +251,35 @@ uint32_t select_threshold(const SparseKernels& t, const uint32_t* s, int64_t n, 
   const int b3 = walk(h3, kHist3, need, &need);
   *eq = need;
   return (prefix2 << 10) | static_cast<uint32_t>(b3);
+}
+
+// Large n: the digit-1 histogram of every 4th score locates the k-th highest within a few buckets;
+// one pass then counts the scores above that range and collects those inside it, and the exact
+// threshold is found among the candidates. Returns false (caller falls back to the full histogram)
+// when the sample misled, which the counts reveal exactly. hist is scratch (kHist1 entries).
+bool select_sampled(const SparseKernels& t, const uint32_t* s, int64_t n, int64_t k, uint32_t* hist,
+                    uint32_t* cand, uint32_t* thr, int64_t* eq) {
+  std::memset(hist, 0, kHist1 * sizeof(uint32_t));
+  int64_t ns = 0;
+  for (int64_t i = 0; i < n; i += 4, ++ns) ++hist[s[i] >> 21];
+  // rank of the k-th value within the sample, with a margin of ~4 standard deviations
+  const double kk = static_cast<double>(k) * static_cast<double>(ns) / static_cast<double>(n);
+  const double q = kk / static_cast<double>(ns);
+  const int64_t margin = static_cast<int64_t>(4.0 * std::sqrt(kk * (1.0 - q)) + 8.0);
+  const int64_t r_hi = std::max<int64_t>(static_cast<int64_t>(kk) - margin, 1);
+  const int64_t r_lo = std::min<int64_t>(static_cast<int64_t>(kk) + margin, ns);
+  int64_t unused;
+  const int b_hi = walk(hist, kHist1, r_hi, &unused);
+  const int b_lo = walk(hist, kHist1, r_lo, &unused);
+  const uint32_t lo = static_cast<uint32_t>(b_lo) << 21, hi = (static_cast<uint32_t>(b_hi + 1) << 21) - 1;
+  int64_t above;
+  const int64_t nc = t.collect_range(s, n, lo, hi, cand, &above);
+  if (above >= k || above + nc < k) return false;
+  // the k - above highest among the candidates (every score equal to the threshold is a candidate)
+  std::memset(hist, 0, kHist1 * sizeof(uint32_t));
+  for (int64_t i = 0; i < nc; ++i) ++hist[cand[i] >> 21];
+  *thr = select_threshold(t, cand, nc, k - above, hist, cand, eq);
+  return true;
 }
 
 struct Workspace {
@@ -286,19 +319,27 @@ int64_t topk_select(const float* a, int64_t n, int64_t k, const uint8_t* cached,
   if (!(gamma < 1.0f)) gamma = 1.0f;  // NaN counts as 1
   if (gamma < 0.0f || gamma == 0.0f) gamma = 0.0f;
   const bool weighted = cached && gamma < 1.0f && fixed_top_n < n;
-  // The histogram of the raw scores is needed for plain DIP and for the protected set only.
+  const bool sampled = n >= kSampledMinN;
+  // The histogram of the raw scores is needed for the protected set, and for plain DIP when n is small.
   std::memset(w.hist, 0, kHist1 * sizeof(uint32_t));
-  t.abs_hist(a, n, w.s, weighted && fixed_top_n <= 0 ? nullptr : w.hist);
+  t.abs_hist(a, n, w.s, (weighted && fixed_top_n > 0) || (!weighted && !sampled) ? w.hist : nullptr);
 
   if (weighted) {
     uint32_t pthr = 0x7fffffffu;  // above every score (at most +inf = 0x7f800000): nothing protected
     int64_t peq = 0;
     if (fixed_top_n > 0) pthr = select_threshold(t, w.s, n, fixed_top_n, w.hist, w.cand, &peq);
     std::memset(w.hist, 0, kHist1 * sizeof(uint32_t));
-    t.weight_hist(w.s, n, cached, gamma, alpha_blend, pthr, peq, w.hist);
+    t.weight_hist(w.s, n, cached, gamma, alpha_blend, pthr, peq, sampled ? nullptr : w.hist);
   }
   int64_t eq;
-  const uint32_t thr = select_threshold(t, w.s, n, k, w.hist, w.cand, &eq);
+  uint32_t thr;
+  if (!sampled || !select_sampled(t, w.s, n, k, w.hist, w.cand, &thr, &eq)) {
+    if (sampled) {  // the histogram was not built (or was overwritten): build it now
+      std::memset(w.hist, 0, kHist1 * sizeof(uint32_t));
+      for (int64_t i = 0; i < n; ++i) ++w.hist[w.s[i] >> 21];
+    }
+    thr = select_threshold(t, w.s, n, k, w.hist, w.cand, &eq);
+  }
   const int64_t c = t.emit(w.s, n, thr, eq, out, k);
   assert(c == k);
   (void)c;

@@ -288,19 +288,22 @@ void fill_values(std::vector<float>& a, int dist, Rng& rng) {
             : u < 0.4 ? small[rng.below(8)] : rng.gauss();
         break;
       }
-      default: v = 1.0f; break;  // all equal
+      case 4: v = 1.0f; break;  // all equal
+      default: break;
     }
   }
+  if (dist == 5)  // misleads a sample of every 4th score (exercises the fallback of the sampled select)
+    for (size_t i = 0; i < a.size(); ++i) a[i] = (i % 4 == 0 ? 100.0f : 0.0f) + rng.gauss();
 }
 
 void test_topk() {
   const std::vector<std::string> list = isas();
   Rng rng(21);
-  const int64_t ns[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 257, 1000, 5632};
+  const int64_t ns[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 100, 257, 1000, 2047, 2048, 4099, 5632};
   const float gammas[] = {0.0f, 0.2f, 0.5f, 1.0f, std::numeric_limits<float>::quiet_NaN(), -1.0f, 2.0f};
   int cases = 0;
   for (int64_t n : ns) {
-    for (int dist = 0; dist < 5; ++dist) {
+    for (int dist = 0; dist < 6; ++dist) {
       std::vector<float> a(static_cast<size_t>(n));
       fill_values(a, dist, rng);
       std::vector<uint8_t> cached(static_cast<size_t>(n));

@@ -75,7 +75,7 @@ using GatherFn = void (*)(const uint8_t* const* rows, const float* coef, int64_t
 using AbsHistFn = void (*)(const float* a, int64_t n, uint32_t* s, uint32_t* hist);
 // In place: s[i] (raw r_i bits) becomes the DIP-CA score bits; protected = raw > pthr, or raw == pthr
 // for the first peq such indices (pthr <= 0x7fffffff; 0x7fffffff protects nothing). hist as above over
-// the new scores.
+// the new scores (nullptr: none).
 using WeightHistFn = void (*)(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, bool alpha_blend,
                               uint32_t pthr, int64_t peq, uint32_t* hist);
 // out <- every i with s[i] > thr, and the first eq indices with s[i] == thr, ascending. Returns the count,
@@ -86,6 +86,11 @@ using EmitFn = int64_t (*)(const uint32_t* s, int64_t n, uint32_t thr, int64_t e
 // room for n; the SIMD versions may write up to 8 words past the count but never past cand + n).
 using CollectFn = int64_t (*)(const uint32_t* s, int64_t n, int shift, uint32_t prefix, uint32_t* cand);
 
+// cand <- the values v of s[0..n) with lo <= v <= hi, in order; *above = how many are > hi. Returns the
+// count (lo <= hi <= 0x7fffffff; the same write rules as CollectFn).
+using CollectRangeFn = int64_t (*)(const uint32_t* s, int64_t n, uint32_t lo, uint32_t hi, uint32_t* cand,
+                                   int64_t* above);
+
 enum { GATHER_F32 = 0, GATHER_F16 = 1, GATHER_Q8_0 = 2, GATHER_Q4_0 = 3, GATHER_TYPES = 4 };
 
 struct SparseKernels {
@@ -95,6 +100,7 @@ struct SparseKernels {
   WeightHistFn weight_hist;
   EmitFn emit;
   CollectFn collect;
+  CollectRangeFn collect_range;
 };
 
 // The table of an ISA name as kernels_available_isas() spells it ("neon-dotprod" maps to "neon"),

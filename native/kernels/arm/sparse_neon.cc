@@ -222,5 +222,27 @@ int64_t collect__neon(const uint32_t* s, int64_t n, int shift, uint32_t prefix, 
   return c;
 }
 
+int64_t collect_range__neon(const uint32_t* s, int64_t n, uint32_t lo, uint32_t hi, uint32_t* cand,
+                            int64_t* above) {
+  const uint32x4_t vlo = vdupq_n_u32(lo), vhi = vdupq_n_u32(hi);
+  uint32x4_t acc = vdupq_n_u32(0);  // per lane: values above hi (gt is all-ones: subtract it)
+  int64_t c = 0, i = 0, a = 0;
+  for (; i + 4 <= n; i += 4) {
+    const uint32x4_t v = vld1q_u32(s + i);
+    const uint32x4_t gt = vcgtq_u32(v, vhi);
+    acc = vsubq_u32(acc, gt);
+    if (vmaxvq_u32(vbicq_u32(vcgeq_u32(v, vlo), gt)) == 0) continue;
+    for (int l = 0; l < 4; ++l)
+      if (s[i + l] >= lo && s[i + l] <= hi) cand[c++] = s[i + l];
+  }
+  a += vaddvq_u32(acc);
+  for (; i < n; ++i) {
+    a += s[i] > hi;
+    if (s[i] >= lo && s[i] <= hi) cand[c++] = s[i];
+  }
+  *above = a;
+  return c;
+}
+
 }  // namespace sparse_impl
 }  // namespace fd

@@ -113,7 +113,7 @@ void weight_hist__scalar(uint32_t* s, int64_t n, const uint8_t* cached, float ga
     w = w > 0x7f800000u ? 0u : w;  // NaN (0 * inf) scores 0; scores are never negative
     w = prot ? raw : w;
     s[i] = w;
-    ++hist[w >> 21];
+    if (hist) ++hist[w >> 21];
   }
 }
 
@@ -133,6 +133,18 @@ int64_t collect__scalar(const uint32_t* s, int64_t n, int shift, uint32_t prefix
   int64_t c = 0;
   for (int64_t i = 0; i < n; ++i)
     if ((s[i] >> shift) == prefix) cand[c++] = s[i];
+  return c;
+}
+
+int64_t collect_range__scalar(const uint32_t* s, int64_t n, uint32_t lo, uint32_t hi, uint32_t* cand,
+                              int64_t* above) {
+  int64_t c = 0, a = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t v = s[i];
+    a += v > hi;
+    if (v >= lo && v <= hi) cand[c++] = v;
+  }
+  *above = a;
   return c;
 }
 

@@ -273,7 +273,7 @@ void weight_hist__scalar(uint32_t* s, int64_t n, const uint8_t* cached, float ga
 void weight_hist__avx2(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, bool alpha_blend,
                        uint32_t pthr, int64_t peq, uint32_t* hist) {
   alignas(32) uint32_t h[4][1024];
-  std::memset(h, 0, sizeof h);
+  if (hist) std::memset(h, 0, sizeof h);
   const __m256 g = _mm256_set1_ps(gamma), blend = _mm256_set1_ps(1.0f - gamma);
   const __m256i vp = _mm256_set1_epi32(static_cast<int32_t>(pthr)), zero = _mm256_setzero_si256();
   const __m256i absmask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
@@ -299,9 +299,9 @@ void weight_hist__avx2(uint32_t* s, int64_t n, const uint8_t* cached, float gamm
     w = _mm256_and_si256(w, absmask);
     w = _mm256_andnot_si256(_mm256_cmpgt_epi32(w, inf), w);  // NaN -> 0
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(s + i), w);
-    hist8(w, h);
+    if (hist) hist8(w, h);
   }
-  merge_hist(h, hist);
+  if (hist) merge_hist(h, hist);
   if (i < n) weight_hist__scalar(s + i, n - i, cached + i, gamma, alpha_blend, pthr, peq, hist);
 }
 
@@ -361,6 +361,32 @@ int64_t collect__avx2(const uint32_t* s, int64_t n, int shift, uint32_t prefix, 
   }
   for (; i < n; ++i)
     if ((s[i] >> shift) == prefix) cand[c++] = s[i];
+  return c;
+}
+
+int64_t collect_range__avx2(const uint32_t* s, int64_t n, uint32_t lo, uint32_t hi, uint32_t* cand,
+                            int64_t* above) {
+  // values and bounds are <= 0x7fffffff: signed compares are exact
+  const __m256i vlo = _mm256_set1_epi32(static_cast<int32_t>(lo)), vhi = _mm256_set1_epi32(static_cast<int32_t>(hi));
+  const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), nib = _mm256_set1_epi32(0xf);
+  int64_t c = 0, i = 0, a = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + i));
+    const int gt = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(v, vhi)));
+    const int below = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(vlo, v)));
+    a += __builtin_popcount(static_cast<unsigned>(gt));
+    const int mask = ~(gt | below) & 0xff;
+    if (mask == 0) continue;
+    const __m256i perm =
+        _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int32_t>(g_lut.v[mask])), shifts), nib);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(cand + c), _mm256_permutevar8x32_epi32(v, perm));
+    c += __builtin_popcount(static_cast<unsigned>(mask));
+  }
+  for (; i < n; ++i) {
+    a += s[i] > hi;
+    if (s[i] >= lo && s[i] <= hi) cand[c++] = s[i];
+  }
+  *above = a;
   return c;
 }
 
