@@ -110,10 +110,16 @@ inline void group(const uint8_t* const* rows, const float* coef, int64_t b0, int
   }
   if (K::kBias) {
     // bias[b] = -8 * sum_r sc[r][b], rows added in order
-    for (int64_t b = 0; b < nb; b += 8) {
+    int64_t b = 0;
+    for (; b + 8 <= nb; b += 8) {
       __m256 t = _mm256_loadu_ps(sc[0] + b);
       for (int r = 1; r < R; ++r) t = _mm256_add_ps(t, _mm256_loadu_ps(sc[r] + b));
       _mm256_storeu_ps(bias + b, _mm256_mul_ps(t, _mm256_set1_ps(-8.0f)));
+    }
+    for (; b < nb; ++b) {
+      float t = sc[0][b];
+      for (int r = 1; r < R; ++r) t += sc[r][b];
+      bias[b] = -8.0f * t;
     }
   }
   const float* s0 = &sc[0][0];
