@@ -140,8 +140,6 @@ void test_half() {
 // the library's dequantizers), with small integer codes and power-of-two scales so every expected
 // value is exact in float.
 
-void put16(uint16_t* dst, float f) { *dst = fp32_to_fp16(f); }
-
 bool expect_row(uint32_t type, const void* blk, int n, const std::vector<float>& want) {
   std::vector<float> got(n, kNaN);
   dequantize_row(type, blk, got.data(), n);
@@ -156,7 +154,7 @@ bool expect_row(uint32_t type, const void* blk, int n, const std::vector<float>&
 void test_known_blocks() {
   {  // q4_0: x = d * (q - 8); element j low nibble of qs[j], element j + 16 high nibble
     block_q4_0 b{};
-    put16(&b.d, 0.5f);
+    b.d = fp32_to_fp16(0.5f);
     std::vector<float> want(32);
     for (int e = 0; e < 32; ++e) {
       const int q = (e * 7 + 3) % 16;
@@ -167,8 +165,8 @@ void test_known_blocks() {
   }
   {  // q4_1: x = d * q + m
     block_q4_1 b{};
-    put16(&b.d, 0.25f);
-    put16(&b.m, -3.0f);
+    b.d = fp32_to_fp16(0.25f);
+    b.m = fp32_to_fp16(-3.0f);
     std::vector<float> want(32);
     for (int e = 0; e < 32; ++e) {
       const int q = (e * 5 + 1) % 16;
@@ -180,9 +178,9 @@ void test_known_blocks() {
   {  // q5_0 / q5_1: fifth bit of element e is bit e of the little-endian word qh
     block_q5_0 b{};
     block_q5_1 b1{};
-    put16(&b.d, 2.0f);
-    put16(&b1.d, 0.5f);
-    put16(&b1.m, 1.0f);
+    b.d = fp32_to_fp16(2.0f);
+    b1.d = fp32_to_fp16(0.5f);
+    b1.m = fp32_to_fp16(1.0f);
     std::vector<float> want(32), want1(32);
     uint32_t qh = 0;
     for (int e = 0; e < 32; ++e) {
@@ -202,7 +200,7 @@ void test_known_blocks() {
   }
   {  // q8_0
     block_q8_0 b{};
-    put16(&b.d, -0.125f);
+    b.d = fp32_to_fp16(-0.125f);
     std::vector<float> want(32);
     for (int e = 0; e < 32; ++e) {
       const int q = e * 8 - 128;
@@ -213,8 +211,8 @@ void test_known_blocks() {
   }
   {  // q2_k: element e = 128c + 32s + l: bits 2s..2s+1 of qs[32c + l]; sub-block e/16: scales nibbles
     block_q2_K b{};
-    put16(&b.d, 0.5f);
-    put16(&b.dmin, 0.25f);
+    b.d = fp32_to_fp16(0.5f);
+    b.dmin = fp32_to_fp16(0.25f);
     std::vector<float> want(256);
     for (int j = 0; j < 16; ++j) b.scales[j] = static_cast<uint8_t>(((j * 3) % 16) | (((15 - j) % 16) << 4));
     for (int e = 0; e < 256; ++e) {
@@ -227,7 +225,7 @@ void test_known_blocks() {
   }
   {  // q3_k: q in [-4, 3] = low2 - (hbit ? 0 : 4); 6-bit signed scales (s - 32), s in [0, 63]
     block_q3_K b{};
-    put16(&b.d, 0.5f);
+    b.d = fp32_to_fp16(0.5f);
     int s6[16];
     for (int j = 0; j < 16; ++j) s6[j] = (j * 13 + 7) % 64;
     for (int j = 0; j < 16; ++j) {
@@ -264,10 +262,10 @@ void test_known_blocks() {
   {
     block_q4_K b{};
     block_q5_K b5{};
-    put16(&b.d, 0.5f);
-    put16(&b.dmin, 0.125f);
-    put16(&b5.d, 0.25f);
-    put16(&b5.dmin, 0.5f);
+    b.d = fp32_to_fp16(0.5f);
+    b.dmin = fp32_to_fp16(0.125f);
+    b5.d = fp32_to_fp16(0.25f);
+    b5.dmin = fp32_to_fp16(0.5f);
     int sc[8], m[8];
     for (int j = 0; j < 8; ++j) sc[j] = (j * 23 + 5) % 64, m[j] = (j * 37 + 60) % 64;
     pack_k4_scales(b.scales, sc, m);
@@ -289,7 +287,7 @@ void test_known_blocks() {
   {  // q6_k: element e = 128c + 32k + l; low nibble in ql[64c + 32(k&1) + l] (high half if k >= 2);
      // top two bits at bits 2k..2k+1 of qh[32c + l]; x = d * scales[e/16] * (q - 32)
     block_q6_K b{};
-    put16(&b.d, 0.5f);
+    b.d = fp32_to_fp16(0.5f);
     for (int j = 0; j < 16; ++j) b.scales[j] = static_cast<int8_t>(j * 17 - 128);
     std::vector<float> want(256);
     for (int e = 0; e < 256; ++e) {
@@ -573,21 +571,23 @@ void test_kernels_against_scalar() {
         const int64_t rows = row_counts[(nb + raw) % 5] + (nb > 33 ? 0 : 4);
         const int64_t ntok = tok_counts[(nb * 3 + raw) % 6];
         const size_t packed = row_bytes(type, n);
-        // Rows padded by 6 bytes in the raw pass (a row stride other than the row size), starting at
-        // an offset that is 2 mod 32 from an aligned address (blocks are only 2-aligned).
-        const size_t rb = packed + (raw ? 6 : 0);
+        // Weights start 2 mod 32 from an aligned address (the usual case: 2-byte aligned blocks); in
+        // the raw pass 1 mod 32 with rows padded by 7 bytes, so blocks sit at odd and even addresses
+        // and the row stride differs from the row size. Activations are also at an odd address there.
+        const size_t rb = packed + (raw ? 7 : 0);
         std::vector<uint8_t> wbuf = make_weights(rng, type, n, rows, raw);
         std::vector<uint8_t> wmis(rb * static_cast<size_t>(rows) + 34, 0xEE);
-        uint8_t* w = wmis.data() + (32 - (reinterpret_cast<uintptr_t>(wmis.data()) & 31)) % 32 + 2;
+        uint8_t* w = wmis.data() + (32 - (reinterpret_cast<uintptr_t>(wmis.data()) & 31)) % 32 + (raw ? 1 : 2);
         for (int64_t r = 0; r < rows; ++r)
           std::memcpy(w + rb * static_cast<size_t>(r), wbuf.data() + packed * static_cast<size_t>(r), packed);
         // Activations: ntok rows, the stride padded by one block to catch stride mistakes.
         const size_t ab = act_bytes(type, n);
         const size_t xs = ab + (vec_dot_type(type) == TYPE_Q8_K ? sizeof(block_q8_K) : 64);
-        std::vector<uint8_t> xq(xs * static_cast<size_t>(ntok), 0x5a);
+        std::vector<uint8_t> xqbuf(xs * static_cast<size_t>(ntok) + 1, 0x5a);
+        uint8_t* const xq = xqbuf.data() + raw;
         for (int64_t t = 0; t < ntok; ++t) {
           const std::vector<float> x = gaussian(rng, n, 1.0f, t % 2 == 1);
-          quantize_activation(type, x.data(), xq.data() + xs * static_cast<size_t>(t), n);
+          quantize_activation(type, x.data(), xq + xs * static_cast<size_t>(t), n);
         }
         // Reference: float64 dot of dequantized operands, and its error scale S.
         std::vector<double> exact(static_cast<size_t>(rows * ntok)), S(static_cast<size_t>(rows * ntok));
@@ -596,7 +596,7 @@ void test_kernels_against_scalar() {
           dequantize_row(type, w + rb * static_cast<size_t>(r), wv.data(), n);
           const std::vector<float> wa = abs_components(type, w + rb * static_cast<size_t>(r), n);
           for (int64_t t = 0; t < ntok; ++t) {
-            const std::vector<float> xv = act_values(type, xq.data() + xs * static_cast<size_t>(t), n);
+            const std::vector<float> xv = act_values(type, xq + xs * static_cast<size_t>(t), n);
             double e = 0, s = 0;
             for (int64_t i = 0; i < n; ++i) e += static_cast<double>(wv[i]) * xv[i], s += std::fabs(static_cast<double>(wa[i]) * xv[i]);
             exact[t * rows + r] = e;
@@ -609,9 +609,9 @@ void test_kernels_against_scalar() {
           kernels_set_isa(isa.c_str());
           if (use_gemv) {
             for (int64_t t = 0; t < ntok; ++t)
-              gemv(type, w, rb, n, rows, xq.data() + xs * static_cast<size_t>(t), y.data() + ys * static_cast<size_t>(t));
+              gemv(type, w, rb, n, rows, xq + xs * static_cast<size_t>(t), y.data() + ys * static_cast<size_t>(t));
           } else {
-            gemm(type, w, rb, n, rows, xq.data(), xs, ntok, y.data(), ys);
+            gemm(type, w, rb, n, rows, xq, xs, ntok, y.data(), ys);
           }
           for (int64_t t = 0; t < ntok; ++t)
             for (size_t g = static_cast<size_t>(rows); g < ys; ++g)

@@ -89,72 +89,81 @@ static inline float load_fp16(const void* p) {
 }
 
 // ---- block formats ----------------------------------------------------------------------------
+// Packed (alignment 1, no padding either way): blocks may sit at any address (tensor data is only
+// 32-byte aligned at its start, strides of 18/34/144/210 bytes, repacked rows at odd offsets), and
+// member access through a packed struct compiles to unaligned-safe loads. Pass fields by value; do
+// not take pointers to multi-byte members (-Waddress-of-packed-member).
+#if defined(__GNUC__) || defined(__clang__)
+#define FD_PACKED __attribute__((packed))
+#else
+#define FD_PACKED
+#endif
 constexpr int QK4_0 = 32, QK4_1 = 32, QK5_0 = 32, QK5_1 = 32, QK8_0 = 32;
 constexpr int QK_K = 256;          // k-quant super-block
 constexpr int K_SCALE_SIZE = 12;   // packed 6-bit scales/mins of q4_k and q5_k
 
 // x = d * (q - 8); element j in the low nibble of qs[j], element j+16 in its high nibble.
-struct block_q4_0 {
+struct FD_PACKED block_q4_0 {
   uint16_t d;            // fp16 scale
   uint8_t qs[QK4_0 / 2];
 };
 // x = d * q + m; nibbles as q4_0.
-struct block_q4_1 {
+struct FD_PACKED block_q4_1 {
   uint16_t d, m;         // fp16
   uint8_t qs[QK4_1 / 2];
 };
 // x = d * (q - 16); q = nibble | (bit j of qh) << 4 (elements 0..15), nibble | (bit j+16) << 4 (16..31).
-struct block_q5_0 {
+struct FD_PACKED block_q5_0 {
   uint16_t d;
   uint8_t qh[4];         // little-endian uint32 of fifth bits
   uint8_t qs[QK5_0 / 2];
 };
 // x = d * q + m; bits as q5_0.
-struct block_q5_1 {
+struct FD_PACKED block_q5_1 {
   uint16_t d, m;
   uint8_t qh[4];
   uint8_t qs[QK5_1 / 2];
 };
 // x = d * q.
-struct block_q8_0 {
+struct FD_PACKED block_q8_0 {
   uint16_t d;
   int8_t qs[QK8_0];
 };
 // 16 sub-blocks of 16: x = d * (scales[j] & 15) * q - dmin * (scales[j] >> 4), q 2-bit.
-struct block_q2_K {
+struct FD_PACKED block_q2_K {
   uint8_t scales[QK_K / 16];
   uint8_t qs[QK_K / 4];
   uint16_t d, dmin;
 };
 // 16 sub-blocks of 16 with signed 6-bit scales (packed in 12 bytes): x = d * (s - 32) * (q - 4*!hbit).
-struct block_q3_K {
+struct FD_PACKED block_q3_K {
   uint8_t hmask[QK_K / 8];
   uint8_t qs[QK_K / 4];
   uint8_t scales[12];
   uint16_t d;
 };
 // 8 sub-blocks of 32 with 6-bit scale and min: x = d * sc * q - dmin * m, q 4-bit.
-struct block_q4_K {
+struct FD_PACKED block_q4_K {
   uint16_t d, dmin;
   uint8_t scales[K_SCALE_SIZE];
   uint8_t qs[QK_K / 2];
 };
 // as q4_k with a fifth bit per element in qh.
-struct block_q5_K {
+struct FD_PACKED block_q5_K {
   uint16_t d, dmin;
   uint8_t scales[K_SCALE_SIZE];
   uint8_t qh[QK_K / 8];
   uint8_t qs[QK_K / 2];
 };
 // 16 sub-blocks of 16 with int8 scales: x = d * scales[j] * (q - 32), q 6-bit (4 low in ql, 2 in qh).
-struct block_q6_K {
+struct FD_PACKED block_q6_K {
   uint8_t ql[QK_K / 2];
   uint8_t qh[QK_K / 4];
   int8_t scales[QK_K / 16];
   uint16_t d;
 };
 // Activations for k-quant dot products: x = d * q; bsums[j] = sum of qs[16j .. 16j+15].
-struct block_q8_K {
+struct FD_PACKED block_q8_K {
   float d;
   int8_t qs[QK_K];
   int16_t bsums[QK_K / 16];
@@ -171,6 +180,7 @@ static_assert(sizeof(block_q4_K) == 144, "q4_k block size");
 static_assert(sizeof(block_q5_K) == 176, "q5_k block size");
 static_assert(sizeof(block_q6_K) == 210, "q6_k block size");
 static_assert(sizeof(block_q8_K) == 292, "q8_k block size");
+static_assert(alignof(block_q4_0) == 1 && alignof(block_q8_K) == 1, "blocks are byte-aligned");
 
 // Unpacks the 6-bit (scale, min) pair j in [0, 8) of a q4_k / q5_k block.
 static inline void k4_scale_min(const uint8_t* s, int j, uint8_t* sc, uint8_t* m) {

@@ -106,8 +106,8 @@ float dot_q4_k(const uint8_t* w, const uint8_t* x, int64_t n) {
         s1 += (q[l] >> 4) * a[32 + l];
       }
       sumi += sc0 * s0 + sc1 * s1;
-      const int16_t* bs = xb[i].bsums + 4 * c;
-      summ += m0 * (bs[0] + bs[1]) + m1 * (bs[2] + bs[3]);
+      const block_q8_K& xa = xb[i];  // packed: read bsums by value, never through an int16_t*
+      summ += m0 * (xa.bsums[4 * c] + xa.bsums[4 * c + 1]) + m1 * (xa.bsums[4 * c + 2] + xa.bsums[4 * c + 3]);
     }
     const float dx = xb[i].d;
     acc += fp16_to_fp32(wb[i].d) * dx * static_cast<float>(sumi);
