@@ -320,26 +320,28 @@ int64_t topk_select(const float* a, int64_t n, int64_t k, const uint8_t* cached,
   if (gamma < 0.0f || gamma == 0.0f) gamma = 0.0f;
   const bool weighted = cached && gamma < 1.0f && fixed_top_n < n;
   const bool sampled = n >= kSampledMinN;
-  // The histogram of the raw scores is needed for the protected set, and for plain DIP when n is small.
+  // The threshold of the kk highest scores in w.s: sampled for large n (the full histogram is only
+  // built if the sample misled), else from the full histogram the score pass built.
+  auto threshold = [&](int64_t kk, int64_t* eq) {
+    uint32_t thr;
+    if (sampled) {
+      if (select_sampled(t, w.s, n, kk, w.hist, w.cand, &thr, eq)) return thr;
+      std::memset(w.hist, 0, kHist1 * sizeof(uint32_t));
+      for (int64_t i = 0; i < n; ++i) ++w.hist[w.s[i] >> 21];
+    }
+    return select_threshold(t, w.s, n, kk, w.hist, w.cand, eq);
+  };
   std::memset(w.hist, 0, kHist1 * sizeof(uint32_t));
-  t.abs_hist(a, n, w.s, (weighted && fixed_top_n > 0) || (!weighted && !sampled) ? w.hist : nullptr);
-
+  t.abs_hist(a, n, w.s, sampled ? nullptr : w.hist);
   if (weighted) {
     uint32_t pthr = 0x7fffffffu;  // above every score (at most +inf = 0x7f800000): nothing protected
     int64_t peq = 0;
-    if (fixed_top_n > 0) pthr = select_threshold(t, w.s, n, fixed_top_n, w.hist, w.cand, &peq);
+    if (fixed_top_n > 0) pthr = threshold(fixed_top_n, &peq);
     std::memset(w.hist, 0, kHist1 * sizeof(uint32_t));
     t.weight_hist(w.s, n, cached, gamma, alpha_blend, pthr, peq, sampled ? nullptr : w.hist);
   }
   int64_t eq;
-  uint32_t thr;
-  if (!sampled || !select_sampled(t, w.s, n, k, w.hist, w.cand, &thr, &eq)) {
-    if (sampled) {  // the histogram was not built (or was overwritten): build it now
-      std::memset(w.hist, 0, kHist1 * sizeof(uint32_t));
-      for (int64_t i = 0; i < n; ++i) ++w.hist[w.s[i] >> 21];
-    }
-    thr = select_threshold(t, w.s, n, k, w.hist, w.cand, &eq);
-  }
+  const uint32_t thr = threshold(k, &eq);
   const int64_t c = t.emit(w.s, n, thr, eq, out, k);
   assert(c == k);
   (void)c;
