@@ -245,7 +245,8 @@ int64_t Context::select_columns(float* a, int64_t total, int64_t k, CacheState* 
     double gamma_t = 1.0;
     if (m == SparseMethod::DipCa)
       gamma_t = sp_.warmup ? 1.0 - (1.0 - sp_.gamma) * (1.0 - std::pow(sp_.gamma, static_cast<double>(pos) / 4.0)) : sp_.gamma;
-    const uint8_t* flags = cache && m == SparseMethod::DipCa ? cache->flags() : nullptr;
+    // With every MLP column in DRAM (no budget, or one that holds them all) nothing is down-weighted.
+    const uint8_t* flags = cache && m == SparseMethod::DipCa && sp_.cache_fraction < 1 ? cache->flags() : nullptr;
     topk_select(score_src ? score_src : a, total, k, flags, static_cast<float>(gamma_t), sp_.fixed_top_n, sp_.alpha_blend,
                 mask_.data(), nullptr);
     std::fill(keep_.begin(), keep_.begin() + total, 0);

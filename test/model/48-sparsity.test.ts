@@ -42,6 +42,12 @@ describe('48 sparsity methods (stories260K)', () => {
     }
   });
 
+  it('with everything in DRAM (no budget) dip-ca equals dip: no column is down-weighted', async () => {
+    const dip = await ppl({ method: 'dip', density: 0.5 });
+    const ca = await ppl({ method: 'dip-ca', density: 0.5, gamma: 0 });
+    assert.strictEqual(ca.ppl, dip.ppl);
+  });
+
   it('pruning costs perplexity in the expected order: more density, less loss', async () => {
     const dense = (await ppl({ method: 'dense' })).ppl;
     let last = Infinity;
