@@ -1,6 +1,7 @@
 // Baseline AArch64 NEON sparse kernels (every AArch64 CPU: Cortex-A53/A57/A72, Apple M*); twins of
 // scalar/sparse_scalar.cc. Same structure as x86/sparse_avx2.cc: output tiles that stay in L1, rows
-// kGroup at a time, the next group prefetched. vld1 loads have no alignment requirement.
+// kGroup at a time, the next group prefetched. Rows are read with byte loads (vld1q_u8): they may
+// start at any address.
 #include <arm_neon.h>
 
 #include <cstring>
@@ -32,17 +33,16 @@ inline void acc8(int8x8_t q, float s, float32x4_t* a) {
 struct KF32 {
   static constexpr int64_t BB = 128;
   static inline void acc(const uint8_t* p, float c, float32x4_t* a) {
-    const float* f = reinterpret_cast<const float*>(p);
-    for (int t = 0; t < 8; ++t) a[t] = vfmaq_n_f32(a[t], vld1q_f32(f + 4 * t), c);
+    // byte loads: a row may start at any address (vld1q_f32 on a float* would claim 4-byte alignment)
+    for (int t = 0; t < 8; ++t) a[t] = vfmaq_n_f32(a[t], vreinterpretq_f32_u8(vld1q_u8(p + 16 * t)), c);
   }
 };
 
 struct KF16 {
   static constexpr int64_t BB = 64;
   static inline void acc(const uint8_t* p, float c, float32x4_t* a) {
-    const uint16_t* h = reinterpret_cast<const uint16_t*>(p);
     for (int t = 0; t < 4; ++t) {
-      const float16x8_t v = vreinterpretq_f16_u16(vld1q_u16(h + 8 * t));
+      const float16x8_t v = vreinterpretq_f16_u8(vld1q_u8(p + 16 * t));
       a[2 * t] = vfmaq_n_f32(a[2 * t], vcvt_f32_f16(vget_low_f16(v)), c);
       a[2 * t + 1] = vfmaq_n_f32(a[2 * t + 1], vcvt_high_f32_f16(v), c);
     }
