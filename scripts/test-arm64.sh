@@ -2,8 +2,8 @@
 # `npm run test:arm64`: AArch64 in CI without ARM hardware.
 #  1. cross-builds the native tests and runs them under qemu-aarch64 with -cpu max (dot product) and
 #     -cpu cortex-a72 (no dot product: the dispatch must fall back to baseline NEON);
-#  2. cross-builds the addon (prebuilds/linux-arm64) and runs the GGUF, model-parity and API tests
-#     under an emulated arm64 Node 20, on both CPUs.
+#  2. cross-builds the addon (prebuilds/linux-arm64) and runs the GGUF, model-parity, API, convert
+#     (the sparse path) and cache-policy tests under an emulated arm64 Node 20, on both CPUs.
 # Needs: apt-get install g++-aarch64-linux-gnu qemu-user (the arm64 Node comes from the npm registry).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -45,7 +45,8 @@ for cpu in max cortex-a72; do
   if ! PREBUILDS_ONLY=1 QEMU_CPU="$cpu" qemu-aarch64 -L "$sysroot" -cpu "$cpu" "$node_bin" \
       node_modules/mocha/bin/mocha.js --no-config --timeout 600000 .tmp/arm64-js/test/gguf/10-gguf.test.js \
       .tmp/arm64-js/test/model/40-parity.test.js .tmp/arm64-js/test/api/50-api.test.js \
-      .tmp/arm64-js/test/model/45-archs-types.test.js; then
+      .tmp/arm64-js/test/model/45-archs-types.test.js .tmp/arm64-js/test/model/49-convert.test.js \
+      .tmp/arm64-js/test/store/70-cache-policy.test.js; then
     status=1
   fi
 done
