@@ -214,8 +214,11 @@ int64_t collect__neon(const uint32_t* s, int64_t n, int shift, uint32_t prefix, 
   for (; i + 4 <= n; i += 4) {
     const uint32x4_t v = vld1q_u32(s + i);
     if (vmaxvq_u32(vceqq_u32(vshlq_u32(v, sh), vp)) == 0) continue;
-    for (int l = 0; l < 4; ++l)
-      if ((s[i + l] >> shift) == prefix) cand[c++] = s[i + l];
+    for (int l = 0; l < 4; ++l) {  // branch-free; c <= i + l
+      const uint32_t x = s[i + l];
+      cand[c] = x;
+      c += (x >> shift) == prefix;
+    }
   }
   for (; i < n; ++i)
     if ((s[i] >> shift) == prefix) cand[c++] = s[i];
@@ -232,8 +235,11 @@ int64_t collect_range__neon(const uint32_t* s, int64_t n, uint32_t lo, uint32_t 
     const uint32x4_t gt = vcgtq_u32(v, vhi);
     acc = vsubq_u32(acc, gt);
     if (vmaxvq_u32(vbicq_u32(vcgeq_u32(v, vlo), gt)) == 0) continue;
-    for (int l = 0; l < 4; ++l)
-      if (s[i + l] >= lo && s[i + l] <= hi) cand[c++] = s[i + l];
+    for (int l = 0; l < 4; ++l) {  // branch-free; c <= i + l
+      const uint32_t x = s[i + l];
+      cand[c] = x;
+      c += x >= lo && x <= hi;
+    }
   }
   a += vaddvq_u32(acc);
   for (; i < n; ++i) {

@@ -95,8 +95,10 @@ void abs_hist__scalar(const float* a, int64_t n, uint32_t* s, uint32_t* hist) {
   }
 }
 
-void weight_hist__scalar(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, bool alpha_blend,
-                         uint32_t pthr, int64_t peq, uint32_t* hist) {
+namespace {
+template <bool kAlpha>
+void weight_hist_impl(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, uint32_t pthr, int64_t peq,
+                      uint32_t* hist) {
   const float blend = 1.0f - gamma;
   for (int64_t i = 0; i < n; ++i) {
     const uint32_t raw = s[i];
@@ -107,7 +109,7 @@ void weight_hist__scalar(uint32_t* s, int64_t n, const uint8_t* cached, float ga
     }
     // selects rather than branches: cached[] is random from one index to the next
     const float r = bits_float(raw);
-    const float cv = alpha_blend ? std::fma(gamma, r, blend) : r;
+    const float cv = kAlpha ? std::fma(gamma, r, blend) : r;
     const float v = cached[i] ? cv : gamma * r;
     uint32_t w = float_bits(v);
     w = w > 0x7f800000u ? 0u : w;  // NaN (0 * inf) scores 0; scores are never negative
@@ -115,6 +117,15 @@ void weight_hist__scalar(uint32_t* s, int64_t n, const uint8_t* cached, float ga
     s[i] = w;
     if (hist) ++hist[w >> 21];
   }
+}
+}  // namespace
+
+void weight_hist__scalar(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, bool alpha_blend,
+                         uint32_t pthr, int64_t peq, uint32_t* hist) {
+  if (alpha_blend)
+    weight_hist_impl<true>(s, n, cached, gamma, pthr, peq, hist);
+  else
+    weight_hist_impl<false>(s, n, cached, gamma, pthr, peq, hist);
 }
 
 int64_t emit__scalar(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int32_t* out, int64_t cap) {
@@ -131,18 +142,22 @@ int64_t emit__scalar(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int
 
 int64_t collect__scalar(const uint32_t* s, int64_t n, int shift, uint32_t prefix, uint32_t* cand) {
   int64_t c = 0;
-  for (int64_t i = 0; i < n; ++i)
-    if ((s[i] >> shift) == prefix) cand[c++] = s[i];
+  for (int64_t i = 0; i < n; ++i) {  // branch-free (c <= i: safe in place and within cand + n)
+    const uint32_t v = s[i];
+    cand[c] = v;
+    c += (v >> shift) == prefix;
+  }
   return c;
 }
 
 int64_t collect_range__scalar(const uint32_t* s, int64_t n, uint32_t lo, uint32_t hi, uint32_t* cand,
                               int64_t* above) {
   int64_t c = 0, a = 0;
-  for (int64_t i = 0; i < n; ++i) {
+  for (int64_t i = 0; i < n; ++i) {  // branch-free: ~1 in 5 values is a candidate, at random
     const uint32_t v = s[i];
     a += v > hi;
-    if (v >= lo && v <= hi) cand[c++] = v;
+    cand[c] = v;  // c <= i < n; overwritten unless kept
+    c += v >= lo && v <= hi;
   }
   *above = a;
   return c;
