@@ -62,12 +62,14 @@ export interface NativeSparsityStats {
   ioReads: number;
   ioSeconds: number;
   layers: { ugHits: number; ugMisses: number; downHits: number; downMisses: number }[];
+  /** When the context records: [token][layer][ug hits, ug misses, down hits, down misses]. */
+  trace?: Int32Array;
 }
 
 export interface NativeModel {
   info(): NativeModelInfo;
   createContext(options: {
-    contextSize?: number; kvType?: number; batchSize?: number; threads?: number; sparsity?: Record<string, number>;
+    contextSize?: number; kvType?: number; batchSize?: number; threads?: number; sparsity?: Record<string, number>; record?: number;
   }): NativeContext;
   dispose(): void;
 }

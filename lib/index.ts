@@ -8,5 +8,7 @@ export type { ErrorCode } from './errors';
 export { readGguf, readGgufMetadata } from './gguf';
 export { perplexity } from './perplexity';
 export type { PerplexityOptions, PerplexityResult } from './perplexity';
+export { simulate, recordRun, DEVICES } from './simulate';
+export type { DeviceProfile, RunTrace, SimulationResult } from './simulate';
 export { Tokenizer } from './tokenizer';
 export * as kernels from './kernels';

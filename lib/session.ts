@@ -7,6 +7,7 @@ import type { Model } from './model';
 import { checkEnum, checkInt, checkKeys, checkNumber, checkObject } from './options';
 import { Sampler, SamplerOptions } from './sampler';
 import { CacheOptions, cacheFraction, nativeSparsity, ResolvedSparsity, resolveSparsity, SparsityOptions } from './sparsity';
+import type { RunTrace } from './simulate';
 import { TokenType } from './tokenizer';
 
 export interface SessionOptions {
@@ -19,6 +20,8 @@ export interface SessionOptions {
   /** Tokens per forward pass during prompt evaluation. */
   batchSize?: number;
   threads?: number;
+  /** Record per-token, per-layer cache counts (session.trace()) for the hardware simulator. */
+  record?: boolean;
   /** Overrides the model's sparsity for this session. */
   sparsity?: SparsityOptions;
   cache?: CacheOptions;
@@ -69,7 +72,7 @@ export interface SessionStats {
   };
 }
 
-const SESSION_KEYS = ['contextSize', 'seed', 'kvCacheType', 'batchSize', 'threads', 'sparsity', 'cache'] as const;
+const SESSION_KEYS = ['contextSize', 'seed', 'kvCacheType', 'batchSize', 'threads', 'sparsity', 'cache', 'record'] as const;
 const GENERATE_KEYS = [
   'maxTokens', 'stop', 'signal', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN',
   'frequencyPenalty', 'presencePenalty', 'seed', 'onLogits',
@@ -80,6 +83,7 @@ export class Session {
   readonly model: Model;
   readonly contextSize: number;
   readonly sparsity: ResolvedSparsity;
+  readonly kvType: 'f16' | 'f32';
   /** Fraction of every MLP matrix the DRAM column cache holds (1 without a budget). */
   readonly cacheFraction: number;
   private native: NativeContext | undefined;
@@ -100,6 +104,7 @@ export class Session {
     this.contextSize = checkInt('contextSize', o.contextSize, 1, 1 << 24, Math.min(maxCtx, 4096));
     this.seed = checkInt('seed', o.seed, 0, 2 ** 32 - 1, 0);
     const kv = checkEnum('kvCacheType', o.kvCacheType, ['f16', 'f32'], 'f16');
+    this.kvType = kv;
     const batchSize = checkInt('batchSize', o.batchSize, 1, 4096, 64);
     const threads = checkInt('threads', o.threads, 1, 256);
     this.sparsity = o.sparsity === undefined && o.cache === undefined ? model.defaults.sparsity : resolveSparsity(o.sparsity, o.cache);
@@ -112,6 +117,7 @@ export class Session {
       this.native = nativeModel.createContext({
         contextSize: this.contextSize, kvType: KV_TYPES[kv], batchSize, threads,
         sparsity: nativeSparsity(this.sparsity, this.cacheFraction, model.defaults.memoryBudget !== undefined),
+        record: o.record === true ? 1 : 0,
       });
     } catch (err) {
       throw fromNative(err);
@@ -251,6 +257,26 @@ export class Session {
         storeReadSeconds: sp.ioSeconds,
         layers: sp.layers,
       },
+    };
+  }
+
+  /**
+   * The recorded run since the session started or was reset (needs `record: true`): per token and
+   * layer, the MLP column units found in DRAM and read from flash, with what the simulator needs.
+   */
+  trace(): RunTrace {
+    const st = this.alive().stats(false);
+    const info = this.model.info;
+    const kvElem = this.kvType === 'f16' ? 2 : 4;
+    const tokens = st.tokens;
+    return {
+      layers: info.layers,
+      counts: st.trace ?? new Int32Array(0),
+      ugUnitBytes: st.ugUnitBytes,
+      downUnitBytes: st.downUnitBytes,
+      staticBytes: this.model.defaults.bytes.static,
+      kvBytesPerPosition: 2 * info.layers * info.kvHeads * info.headDim * kvElem,
+      averageLength: tokens > 0 ? (tokens + 1) / 2 : 0,
     };
   }
 

@@ -5,6 +5,7 @@ import { convertCommand } from './convert';
 import { inspectCommand } from './inspect';
 import { pplCommand } from './ppl';
 import { runCommand } from './run';
+import { simulateCommand } from './simulate';
 
 export interface Command {
   summary: string;
@@ -20,7 +21,7 @@ export interface Io {
   json: boolean;
 }
 
-const COMMANDS: Record<string, Command> = { run: runCommand, ppl: pplCommand, convert: convertCommand, inspect: inspectCommand };
+const COMMANDS: Record<string, Command> = { run: runCommand, ppl: pplCommand, convert: convertCommand, simulate: simulateCommand, inspect: inspectCommand };
 
 function help(): string {
   const lines = ['usage: flashdip <command> [options]', '', 'commands:'];

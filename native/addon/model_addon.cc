@@ -2,6 +2,7 @@
 // evaluation) runs in AsyncWorkers: options are copied into plain C++ values on the main thread,
 // Execute touches no N-API, results are built in OnOK. Each worker holds a reference on the objects
 // it reads, and a context is never evaluated twice at once.
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -99,6 +100,11 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
       layers.Set(static_cast<uint32_t>(i), lo);
     }
     o.Set("layers", layers);
+    if (s.record) {
+      Napi::Int32Array trace = Napi::Int32Array::New(env, s.trace.size());
+      if (!s.trace.empty()) std::memcpy(trace.Data(), s.trace.data(), s.trace.size() * sizeof(int32_t));
+      o.Set("trace", trace);
+    }
     if (info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value()) ctx_->reset_sparsity_stats();
     return o;
   }
@@ -232,6 +238,7 @@ Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
   co.kv_type = static_cast<uint32_t>(opt_number(o, "kvType", fd::TYPE_F32));
   co.max_batch = static_cast<int64_t>(opt_number(o, "batchSize", 64));
   co.threads = static_cast<int>(opt_number(o, "threads", 0));
+  const bool record = opt_number(o, "record", 0) != 0;
   Napi::Value spv = o.Get("sparsity");
   if (spv.IsObject()) {
     Napi::Object sp = spv.As<Napi::Object>();
@@ -252,6 +259,7 @@ Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
   }
   return guard(env, [&]() -> Napi::Value {
     std::unique_ptr<fd::Context> ctx(new fd::Context(*m, co));
+    ctx->set_recording(record);
     Napi::Object obj = ctors(env).context.New({});
     NativeContext::Unwrap(obj)->adopt(env, m, std::move(ctx));
     return obj;

@@ -107,6 +107,7 @@ Context::Context(Model& model, const ContextOptions& o)
 
 void Context::reset_sparsity_stats() {
   stats_.tokens = 0;
+  stats_.trace.clear();
   stats_.io = IoStats();
   stats_.compute_seconds = 0;
   for (LayerStats& s : stats_.layers) s = LayerStats();
@@ -238,7 +239,7 @@ int64_t keep_count(double keep, int64_t total) {
 // Masks a[0..total) of the token at position pos to k columns, zeroing the rest, leaves the kept
 // indices (ascending) in mask_, and records the access in the cache. Returns the number kept.
 int64_t Context::select_columns(float* a, int64_t total, int64_t k, CacheState* cache, int64_t pos, int64_t* hits,
-                                int64_t* misses, const float* score_src) {
+                                int64_t* misses, const float* score_src, int32_t* trace) {
   const SparseMethod m = sp_.method;
   if (k < total) {
     // DIP-CA warm-up over the token index: gamma_t = 1 - (1 - gamma)(1 - gamma^(t/4)).
@@ -261,8 +262,17 @@ int64_t Context::select_columns(float* a, int64_t total, int64_t k, CacheState* 
     const int64_t h = cache->access(mask_.data(), k);
     *hits += h;
     *misses += k - h;
+    if (trace) trace[0] = static_cast<int32_t>(h), trace[1] = static_cast<int32_t>(k - h);
   }
   return k;
+}
+
+// The trace entry of token t of the current batch at layer l (nullptr when not recording).
+int32_t* Context::trace_at(int64_t t, int64_t l) {
+  if (!stats_.record || !track_) return nullptr;
+  const size_t at = (static_cast<size_t>(stats_.tokens + t) * static_cast<size_t>(cfg_.n_layers) + static_cast<size_t>(l)) * 4;
+  if (stats_.trace.size() < at + 4) stats_.trace.resize(at + 4, 0);
+  return stats_.trace.data() + at;
 }
 
 // The score the h-mask ranks by: |h| (DIP, DIP-CA, GLU), |silu(W_gate x)| (gate) or |W_up x| (up).
@@ -289,7 +299,7 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
   // x-mask (DIP, DIP-CA): one mask shared by W_up and W_gate.
   const int64_t kx = dip ? keep_count(sp_.keep_x, dim) : dim;
   for (int64_t t = 0; t < n; ++t)
-    select_columns(xn_.data() + t * dim, dim, kx, cache_ug, pos0 + t, &st.ug_hits, &st.ug_misses, nullptr);
+    select_columns(xn_.data() + t * dim, dim, kx, cache_ug, pos0 + t, &st.ug_hits, &st.ug_misses, nullptr, trace_at(t, l));
 
   // gate_ [n][gstride] ends up holding silu(W_gate x), up_ [n][F] h = silu(gate) * up; the up
   // method's scores (W_up x) go to score_tmp_ [n][F].
@@ -312,7 +322,8 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
   const int64_t kh = m == SparseMethod::Dense ? F : keep_count(sp_.keep_h, F);
   for (int64_t t = 0; t < n; ++t)
     select_columns(up_.data() + t * F, F, kh, cache_down, pos0 + t, &st.down_hits, &st.down_misses,
-                   h_scores(m, gate_.data() + t * gstride, m == SparseMethod::Up ? score_tmp_.data() + t * F : nullptr));
+                   h_scores(m, gate_.data() + t * gstride, m == SparseMethod::Up ? score_tmp_.data() + t * F : nullptr),
+                   trace_at(t, l) ? trace_at(t, l) + 2 : nullptr);
   matmul(L.w_down, up_.data(), n, xn_.data(), dim);
 }
 
@@ -333,7 +344,8 @@ void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_
   float* gu = gate_.data();  // [2F]: gate then up, for one token
   for (int64_t t = 0; t < n; ++t) {
     float* x = xn_.data() + t * dim;
-    const int64_t k1 = select_columns(x, dim, kx, cache_ug, pos0 + t, &st.ug_hits, &st.ug_misses, nullptr);
+    int32_t* tr = trace_at(t, l);
+    const int64_t k1 = select_columns(x, dim, kx, cache_ug, pos0 + t, &st.ug_hits, &st.ug_misses, nullptr, tr);
     rows_of(L.dip_gate_up, rc_ug, cache_ug, x, k1);
     gather(L.dip_gate_up.type, 2 * F, row_ptr_.data(), row_coef_.data(), k1, gu);
     float* h = up_.data();
@@ -342,7 +354,7 @@ void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_
       h[i] = gu[i] * gu[F + i];
     }
     const int64_t k2 = select_columns(h, F, kh, cache_down, pos0 + t, &st.down_hits, &st.down_misses,
-                                      h_scores(m, gu, gu + F));
+                                      h_scores(m, gu, gu + F), tr ? tr + 2 : nullptr);
     rows_of(L.dip_down, rc_down, cache_down, h, k2);
     gather(L.dip_down.type, dim, row_ptr_.data(), row_coef_.data(), k2, x);
   }

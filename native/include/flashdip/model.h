@@ -117,6 +117,9 @@ struct SparsityStats {
   double ug_unit_bytes = 0;      // bytes of one x-mask unit in the model file
   double down_unit_bytes = 0;
   std::vector<LayerStats> layers;
+  // Per token and layer, when recording: [token][layer][ug hits, ug misses, down hits, down misses].
+  bool record = false;
+  std::vector<int32_t> trace;
 };
 
 class Context {
@@ -133,13 +136,15 @@ class Context {
   void truncate(int64_t n);
   size_t owned_bytes() const;
   const SparsityStats& sparsity_stats() const { return stats_; }
+  void set_recording(bool on) { stats_.record = on; }
   void reset_sparsity_stats();
 
  private:
   void mlp(const LayerWeights& L, int64_t layer, int64_t n, int64_t pos0);
   void mlp_dip_layout(const LayerWeights& L, int64_t layer, int64_t n, int64_t pos0);
   int64_t select_columns(float* a, int64_t total, int64_t k, CacheState* cache, int64_t pos, int64_t* hits,
-                         int64_t* misses, const float* score_src);
+                         int64_t* misses, const float* score_src, int32_t* trace);
+  int32_t* trace_at(int64_t t, int64_t layer);
   // y[0..m) = sum over i < k of coef[i] * rows[i], rows of m elements of `type`.
   void gather(uint32_t type, int64_t m, const uint8_t* const* rows, const float* coef, int64_t k, float* y);
   // Row addresses and coefficients of the kept columns of a (mask_ holds them): from the mapping,

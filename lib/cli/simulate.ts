@@ -1,0 +1,74 @@
+import * as fs from 'fs';
+import { FlashdipError } from '../errors';
+import { loadModel } from '../model';
+import { checkDevice, DEVICES, DeviceProfile, recordRun, simulate } from '../simulate';
+import type { CachePolicy, SparseMethod } from '../sparsity';
+import type { Command } from './main';
+import { numberFlag } from './main';
+
+function device(name: string | undefined): DeviceProfile {
+  const key = name ?? 'phone';
+  if (DEVICES[key]) return DEVICES[key];
+  let text: string;
+  try {
+    text = fs.readFileSync(key, 'utf8');
+  } catch {
+    throw new FlashdipError('ERR_INVALID_ARGUMENT', `--device: '${key}' is neither a profile (${Object.keys(DEVICES).join(', ')}) nor a readable JSON file`);
+  }
+  try {
+    return checkDevice(JSON.parse(text));
+  } catch (err) {
+    if (err instanceof FlashdipError) throw err;
+    throw new FlashdipError('ERR_INVALID_ARGUMENT', `--device: ${key} is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export const simulateCommand: Command = {
+  summary: "tokens/s on a device by the paper's hardware model, over a recorded run",
+  usage:
+    'flashdip simulate --model M --text FILE [--device phone|phone-ufs4|PROFILE.json] [--ctx N] [--max-tokens N]\n' +
+    '       [--method dense|dip|dip-ca|glu|gate|up] [--density R] [--gamma G] [--policy lru|lfu|none] [--memory-budget B] [--json]',
+  options: {
+    model: { type: 'string', short: 'm' },
+    text: { type: 'string' },
+    device: { type: 'string' },
+    ctx: { type: 'string' },
+    'max-tokens': { type: 'string' },
+    method: { type: 'string' },
+    density: { type: 'string' },
+    gamma: { type: 'string' },
+    policy: { type: 'string' },
+    'memory-budget': { type: 'string' },
+  },
+  async run(v, _positionals, io) {
+    if (typeof v.model !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', '--model is required');
+    if (typeof v.text !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', '--text is required');
+    const dev = device(v.device as string | undefined);
+    let text: string;
+    try {
+      text = fs.readFileSync(v.text, 'utf8');
+    } catch (err) {
+      throw new FlashdipError('ERR_IO', `cannot read ${v.text}: ${(err as Error).message}`);
+    }
+    const model = await loadModel(v.model, {
+      memoryBudget: v['memory-budget'] as string | undefined,
+      sparsity: { method: v.method as SparseMethod | undefined, density: numberFlag('density', v.density), gamma: numberFlag('gamma', v.gamma) },
+      cache: { policy: v.policy as CachePolicy | undefined },
+    });
+    try {
+      const trace = await recordRun(model, text, { ctx: numberFlag('ctx', v.ctx) ?? 512, maxTokens: numberFlag('max-tokens', v['max-tokens']) });
+      const r = simulate(trace, dev);
+      const memory = model.defaults.memoryBudget ?? model.defaults.bytes.mlp + model.defaults.bytes.static;
+      if (io.json) io.out(JSON.stringify({ ...r, memoryBytes: memory }) + '\n');
+      else
+        io.out(
+          `${dev.name ?? 'device'}: ${r.tokensPerSecond.toFixed(2)} tokens/s (${(1000 * r.secondsPerToken).toFixed(2)} ms/token, ` +
+            `${(1000 * r.fixedSecondsPerToken).toFixed(2)} ms fixed), flash ${(r.flashBytesPerToken / 2 ** 20).toFixed(2)} MiB/token, ` +
+            `DRAM ${(r.dramBytesPerToken / 2 ** 20).toFixed(2)} MiB/token, memory ${(memory / 2 ** 20).toFixed(1)} MiB, over ${r.tokens} tokens\n`,
+        );
+      return 0;
+    } finally {
+      await model.dispose();
+    }
+  },
+};

@@ -1,0 +1,114 @@
+// The paper's hardware model (PAPER.md, "Hardware model"), over a recorded run: per token,
+//   T = T_fixed + sum over the MLP units of every layer of f(flash_bytes / BW_flash, dram_bytes / BW_dram)
+//   T_fixed = f(static bytes incl. the KV cache at the run's average length / BW_dram, streamed static / BW_flash)
+// with f = max when DRAM and flash transfers run concurrently, else their sum; no compute term.
+import { invalidArgument } from './errors';
+import type { Model } from './model';
+
+export interface DeviceProfile {
+  name?: string;
+  /** Bytes per second. */
+  dramBandwidth: number;
+  flashBandwidth: number;
+  /** DRAM and flash transfers overlap (f = max) or not (f = sum). */
+  concurrent: boolean;
+}
+
+/** The paper's default: an Apple A18-class phone. */
+export const DEVICES: Record<string, DeviceProfile> = {
+  phone: { name: 'phone (paper default)', dramBandwidth: 60e9, flashBandwidth: 1e9, concurrent: true },
+  'phone-ufs4': { name: 'phone, UFS 4.0 large reads', dramBandwidth: 60e9, flashBandwidth: 3.5e9, concurrent: true },
+};
+
+export interface RunTrace {
+  layers: number;
+  /** [token][layer][ug hits, ug misses, down hits, down misses] (MLP column units). */
+  counts: Int32Array;
+  ugUnitBytes: number;
+  downUnitBytes: number;
+  /** Weights always in DRAM (attention, embeddings, norms, LM head). */
+  staticBytes: number;
+  /** KV cache bytes per position, and the average context length over the run. */
+  kvBytesPerPosition: number;
+  averageLength: number;
+}
+
+export interface SimulationResult {
+  device: DeviceProfile;
+  tokens: number;
+  tokensPerSecond: number;
+  secondsPerToken: number;
+  fixedSecondsPerToken: number;
+  flashBytesPerToken: number;
+  dramBytesPerToken: number;
+}
+
+export function checkDevice(d: unknown): DeviceProfile {
+  const o = d as Partial<DeviceProfile> | null;
+  if (!o || typeof o !== 'object') throw invalidArgument('device', 'must be an object');
+  for (const k of ['dramBandwidth', 'flashBandwidth'] as const)
+    if (typeof o[k] !== 'number' || !(o[k]! > 0) || !Number.isFinite(o[k]!)) throw invalidArgument(`device.${k}`, 'must be a positive number of bytes per second');
+  if (typeof o.concurrent !== 'boolean') throw invalidArgument('device.concurrent', 'must be a boolean');
+  return { name: o.name, dramBandwidth: o.dramBandwidth!, flashBandwidth: o.flashBandwidth!, concurrent: o.concurrent };
+}
+
+export function simulate(trace: RunTrace, device: DeviceProfile): SimulationResult {
+  const dev = checkDevice(device);
+  const f = (flash: number, dram: number) => (dev.concurrent ? Math.max(flash, dram) : flash + dram);
+  const per = trace.layers * 4;
+  const tokens = Math.floor(trace.counts.length / per);
+  if (tokens === 0) throw invalidArgument('trace', 'holds no tokens');
+  const fixed = f(0, (trace.staticBytes + trace.kvBytesPerPosition * trace.averageLength) / dev.dramBandwidth);
+  let total = 0, flash = 0, dram = 0;
+  const c = trace.counts;
+  for (let t = 0; t < tokens; t++) {
+    let T = fixed;
+    for (let l = 0; l < trace.layers; l++) {
+      const i = t * per + l * 4;
+      const ugHit = c[i] * trace.ugUnitBytes, ugMiss = c[i + 1] * trace.ugUnitBytes;
+      const dHit = c[i + 2] * trace.downUnitBytes, dMiss = c[i + 3] * trace.downUnitBytes;
+      T += f(ugMiss / dev.flashBandwidth, ugHit / dev.dramBandwidth) + f(dMiss / dev.flashBandwidth, dHit / dev.dramBandwidth);
+      flash += ugMiss + dMiss;
+      dram += ugHit + dHit;
+    }
+    total += T;
+  }
+  return {
+    device: dev, tokens, tokensPerSecond: tokens / total, secondsPerToken: total / tokens, fixedSecondsPerToken: fixed,
+    flashBytesPerToken: flash / tokens, dramBytesPerToken: dram / tokens,
+  };
+}
+
+/**
+ * Runs a model over a text the way `flashdip ppl` does (chunks of ctx-1 tokens after BOS, each from an
+ * empty cache) and records the trace the simulator needs, with the model's sparsity and budget.
+ */
+export async function recordRun(model: Model, text: string, options: { ctx?: number; maxTokens?: number } = {}): Promise<RunTrace> {
+  const ctx = options.ctx ?? 512;
+  if (!Number.isInteger(ctx) || ctx < 2) throw invalidArgument('ctx', 'must be an integer >= 2');
+  let tokens = model.tokenize(text);
+  if (options.maxTokens !== undefined) tokens = tokens.slice(0, options.maxTokens);
+  const bos = model.tokenizer.bosId;
+  if (bos === null || tokens.length === 0) throw invalidArgument('text', 'no tokens to run (or no BOS)');
+  const session = model.createSession({ contextSize: ctx, kvCacheType: 'f32', record: true });
+  const parts: Int32Array[] = [];
+  let trace: RunTrace | undefined;
+  let lengthSum = 0, count = 0;
+  try {
+    for (let s = 0; s < tokens.length; s += ctx - 1) {
+      session.reset();
+      await session.evaluate([bos, ...tokens.slice(s, s + ctx - 1)]);
+      trace = session.trace();
+      const n = trace.counts.length / (trace.layers * 4);
+      parts.push(trace.counts.slice());
+      lengthSum += trace.averageLength * n;
+      count += n;
+    }
+  } finally {
+    await session.dispose();
+  }
+  const counts = new Int32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) counts.set(p, at), (at += p.length);
+  return { ...trace!, counts, averageLength: count > 0 ? lengthSum / count : 0 };
+}
