@@ -64,6 +64,8 @@ export interface NativeSparsityStats {
   layers: { ugHits: number; ugMisses: number; downHits: number; downMisses: number }[];
   /** When the context records: [token][layer][ug hits, ug misses, down hits, down misses]. */
   trace?: Int32Array;
+  /** When recording: the masks, [(token * layers + layer) * 2 + unit]. */
+  masks?: Int32Array[];
 }
 
 export interface NativeModel {

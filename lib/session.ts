@@ -277,6 +277,9 @@ export class Session {
       staticBytes: this.model.defaults.bytes.static,
       kvBytesPerPosition: 2 * info.layers * info.kvHeads * info.headDim * kvElem,
       averageLength: tokens > 0 ? (tokens + 1) / 2 : 0,
+      units: { ug: info.dim, down: info.ffn },
+      cacheFraction: this.cacheFraction,
+      masks: st.masks ?? [],
     };
   }
 

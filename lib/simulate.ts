@@ -3,6 +3,7 @@
 //   T_fixed = f(static bytes incl. the KV cache at the run's average length / BW_dram, streamed static / BW_flash)
 // with f = max when DRAM and flash transfers run concurrently, else their sum; no compute term.
 import { invalidArgument } from './errors';
+import { beladyHits } from './belady';
 import type { Model } from './model';
 
 export interface DeviceProfile {
@@ -31,6 +32,11 @@ export interface RunTrace {
   /** KV cache bytes per position, and the average context length over the run. */
   kvBytesPerPosition: number;
   averageLength: number;
+  /** Column units per layer (x-mask: dim, h-mask: ffn), cached fraction, and the masks themselves:
+   * masks[(token * layers + layer) * 2 + unit] (unit 0: x-mask, 1: h-mask). */
+  units: { ug: number; down: number };
+  cacheFraction: number;
+  masks: Int32Array[];
 }
 
 export interface SimulationResult {
@@ -41,6 +47,9 @@ export interface SimulationResult {
   fixedSecondsPerToken: number;
   flashBytesPerToken: number;
   dramBytesPerToken: number;
+  /** Hit rate of the run, and of Belady's optimal policy on the same masks and capacities. */
+  hitRate: number;
+  beladyHitRate: number;
 }
 
 export function checkDevice(d: unknown): DeviceProfile {
@@ -73,10 +82,31 @@ export function simulate(trace: RunTrace, device: DeviceProfile): SimulationResu
     }
     total += T;
   }
+  let hits = 0, uses = 0;
+  for (let i = 0; i < tokens * trace.layers; i++) {
+    hits += c[i * 4] + c[i * 4 + 2];
+    uses += c[i * 4] + c[i * 4 + 1] + c[i * 4 + 2] + c[i * 4 + 3];
+  }
   return {
     device: dev, tokens, tokensPerSecond: tokens / total, secondsPerToken: total / tokens, fixedSecondsPerToken: fixed,
     flashBytesPerToken: flash / tokens, dramBytesPerToken: dram / tokens,
+    hitRate: uses > 0 ? hits / uses : 1, beladyHitRate: beladyRate(trace, tokens),
   };
+}
+
+// Belady's hit rate per (layer, unit) sequence of masks, with the run's capacities.
+function beladyRate(trace: RunTrace, tokens: number): number {
+  if (trace.masks.length < tokens * trace.layers * 2) return NaN;  // masks not recorded
+  let hits = 0, uses = 0;
+  for (let l = 0; l < trace.layers; l++)
+    for (const [unit, n] of [[0, trace.units.ug], [1, trace.units.down]] as const) {
+      const seq: Int32Array[] = [];
+      for (let t = 0; t < tokens; t++) seq.push(trace.masks[(t * trace.layers + l) * 2 + unit]);
+      const r = beladyHits(seq, Math.floor(trace.cacheFraction * n));
+      hits += r.hits;
+      uses += r.uses;
+    }
+  return uses > 0 ? hits / uses : 1;
 }
 
 /**
@@ -92,6 +122,7 @@ export async function recordRun(model: Model, text: string, options: { ctx?: num
   if (bos === null || tokens.length === 0) throw invalidArgument('text', 'no tokens to run (or no BOS)');
   const session = model.createSession({ contextSize: ctx, kvCacheType: 'f32', record: true });
   const parts: Int32Array[] = [];
+  const masks: Int32Array[] = [];
   let trace: RunTrace | undefined;
   let lengthSum = 0, count = 0;
   try {
@@ -101,6 +132,7 @@ export async function recordRun(model: Model, text: string, options: { ctx?: num
       trace = session.trace();
       const n = trace.counts.length / (trace.layers * 4);
       parts.push(trace.counts.slice());
+      masks.push(...trace.masks);
       lengthSum += trace.averageLength * n;
       count += n;
     }
@@ -110,5 +142,5 @@ export async function recordRun(model: Model, text: string, options: { ctx?: num
   const counts = new Int32Array(parts.reduce((a, p) => a + p.length, 0));
   let at = 0;
   for (const p of parts) counts.set(p, at), (at += p.length);
-  return { ...trace!, counts, averageLength: count > 0 ? lengthSum / count : 0 };
+  return { ...trace!, counts, masks, averageLength: count > 0 ? lengthSum / count : 0 };
 }

@@ -27,7 +27,8 @@ export const simulateCommand: Command = {
   summary: "tokens/s on a device by the paper's hardware model, over a recorded run",
   usage:
     'flashdip simulate --model M --text FILE [--device phone|phone-ufs4|PROFILE.json] [--ctx N] [--max-tokens N]\n' +
-    '       [--method dense|dip|dip-ca|glu|gate|up] [--density R] [--gamma G] [--policy lru|lfu|none] [--memory-budget B] [--json]',
+    '       [--method dense|dip|dip-ca|glu|gate|up] [--density R] [--gamma G] [--policy lru|lfu|none] [--memory-budget B]\n' +
+    '       [--trace FILE] [--json]',
   options: {
     model: { type: 'string', short: 'm' },
     text: { type: 'string' },
@@ -39,6 +40,7 @@ export const simulateCommand: Command = {
     gamma: { type: 'string' },
     policy: { type: 'string' },
     'memory-budget': { type: 'string' },
+    trace: { type: 'string' },
   },
   async run(v, _positionals, io) {
     if (typeof v.model !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', '--model is required');
@@ -58,13 +60,23 @@ export const simulateCommand: Command = {
     try {
       const trace = await recordRun(model, text, { ctx: numberFlag('ctx', v.ctx) ?? 512, maxTokens: numberFlag('max-tokens', v['max-tokens']) });
       const r = simulate(trace, dev);
+      if (typeof v.trace === 'string') {
+        // The recorded run, for offline analysis: counts and masks per token, layer and unit.
+        const out = { ...trace, counts: Array.from(trace.counts), masks: trace.masks.map((m) => Array.from(m)), policy: model.defaults.sparsity.policy };
+        try {
+          fs.writeFileSync(v.trace, JSON.stringify(out));
+        } catch (err) {
+          throw new FlashdipError('ERR_IO', `cannot write ${v.trace}: ${(err as Error).message}`);
+        }
+      }
       const memory = model.defaults.memoryBudget ?? model.defaults.bytes.mlp + model.defaults.bytes.static;
       if (io.json) io.out(JSON.stringify({ ...r, memoryBytes: memory }) + '\n');
       else
         io.out(
           `${dev.name ?? 'device'}: ${r.tokensPerSecond.toFixed(2)} tokens/s (${(1000 * r.secondsPerToken).toFixed(2)} ms/token, ` +
             `${(1000 * r.fixedSecondsPerToken).toFixed(2)} ms fixed), flash ${(r.flashBytesPerToken / 2 ** 20).toFixed(2)} MiB/token, ` +
-            `DRAM ${(r.dramBytesPerToken / 2 ** 20).toFixed(2)} MiB/token, memory ${(memory / 2 ** 20).toFixed(1)} MiB, over ${r.tokens} tokens\n`,
+            `DRAM ${(r.dramBytesPerToken / 2 ** 20).toFixed(2)} MiB/token, memory ${(memory / 2 ** 20).toFixed(1)} MiB, ` +
+            `hit rate ${(100 * r.hitRate).toFixed(1)}% (Belady ${(100 * r.beladyHitRate).toFixed(1)}%), over ${r.tokens} tokens\n`,
         );
       return 0;
     } finally {

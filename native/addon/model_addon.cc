@@ -104,6 +104,13 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
       Napi::Int32Array trace = Napi::Int32Array::New(env, s.trace.size());
       if (!s.trace.empty()) std::memcpy(trace.Data(), s.trace.data(), s.trace.size() * sizeof(int32_t));
       o.Set("trace", trace);
+      Napi::Array masks = Napi::Array::New(env, s.masks.size());
+      for (size_t i = 0; i < s.masks.size(); ++i) {
+        Napi::Int32Array mk = Napi::Int32Array::New(env, s.masks[i].size());
+        if (!s.masks[i].empty()) std::memcpy(mk.Data(), s.masks[i].data(), s.masks[i].size() * sizeof(int32_t));
+        masks.Set(static_cast<uint32_t>(i), mk);
+      }
+      o.Set("masks", masks);
     }
     if (info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value()) ctx_->reset_sparsity_stats();
     return o;

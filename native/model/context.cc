@@ -108,6 +108,7 @@ Context::Context(Model& model, const ContextOptions& o)
 void Context::reset_sparsity_stats() {
   stats_.tokens = 0;
   stats_.trace.clear();
+  stats_.masks.clear();
   stats_.io = IoStats();
   stats_.compute_seconds = 0;
   for (LayerStats& s : stats_.layers) s = LayerStats();
@@ -262,7 +263,13 @@ int64_t Context::select_columns(float* a, int64_t total, int64_t k, CacheState* 
     const int64_t h = cache->access(mask_.data(), k);
     *hits += h;
     *misses += k - h;
-    if (trace) trace[0] = static_cast<int32_t>(h), trace[1] = static_cast<int32_t>(k - h);
+    if (trace) {
+      trace[0] = static_cast<int32_t>(h), trace[1] = static_cast<int32_t>(k - h);
+      // The mask itself, in the slot of this trace entry (two ints per unit of the 4-int entry).
+      const size_t slot = static_cast<size_t>(trace - stats_.trace.data()) / 2;
+      if (stats_.masks.size() <= slot) stats_.masks.resize(slot + 1);
+      stats_.masks[slot].assign(mask_.begin(), mask_.begin() + k);
+    }
   }
   return k;
 }

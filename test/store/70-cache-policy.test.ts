@@ -3,6 +3,7 @@
 // evictions), never over capacity.
 import * as assert from 'assert';
 import { kernels } from '../../lib';
+import { beladyHits } from '../../lib/belady';
 
 type Policy = 'lru' | 'lfu' | 'none';
 
@@ -66,6 +67,27 @@ describe('70 column cache policies (property test against a model)', () => {
       }
     });
   }
+
+  it('Belady: hand-worked sequences', () => {
+    // capacity 2, masks 0 1 2 0 1 2 0: t2 evicts 1 (next use 4, not 0's 3), t3 hits 0, t4 evicts 0
+    // (next use 6, not 2's 5), t5 hits 2, t6 misses: 2 hits.
+    assert.deepStrictEqual(beladyHits([[0], [1], [2], [0], [1], [2], [0]], 2), { hits: 2, uses: 7 });
+    assert.deepStrictEqual(beladyHits([[0], [1], [0]], 1), { hits: 0, uses: 3 });
+    assert.deepStrictEqual(beladyHits([[0, 1], [0, 1, 2], [2]], 0), { hits: 0, uses: 6 });
+  });
+
+  it('Belady never has fewer hits than LRU or LFU on the same masks', () => {
+    for (let trial = 0; trial < 400; trial++) {
+      const n = 1 + int(30), capacity = int(n + 1), steps = 1 + int(40);
+      const masks: number[][] = [];
+      for (let t = 0; t < steps; t++) masks.push([...Array(n).keys()].filter((u) => rnd() < 0.4 * (1 - u / (2 * n))));
+      const opt = beladyHits(masks, capacity).hits;
+      for (const policy of ['lru', 'lfu'] as const) {
+        const hits = kernels.cacheSimulate(n, capacity, policy, masks.map((m) => Int32Array.from(m))).hits.reduce((a, b) => a + b, 0);
+        assert.ok(opt >= hits, `trial ${trial}: belady ${opt} < ${policy} ${hits}`);
+      }
+    }
+  });
 
   it('top-k: the k highest scores, ties to the lower index, against a full sort', () => {
     for (let trial = 0; trial < 500; trial++) {

@@ -15,6 +15,9 @@ describe('74 hardware simulator', () => {
     staticBytes: 900,
     kvBytesPerPosition: 100,
     averageLength: 1,
+    units: { ug: 8, down: 8 },
+    cacheFraction: 0,
+    masks: [],
   };
 
   it('a hand-built trace, concurrent transfers: T = 1 + max(3, 0.2) + max(0.5, 0.2), then 1 + 0.5 + 0.25', () => {

@@ -120,6 +120,8 @@ struct SparsityStats {
   // Per token and layer, when recording: [token][layer][ug hits, ug misses, down hits, down misses].
   bool record = false;
   std::vector<int32_t> trace;
+  // And the masks themselves: [token][layer][unit (0: ug, 1: down)] -> kept indices, ascending.
+  std::vector<std::vector<int32_t>> masks;
 };
 
 class Context {
