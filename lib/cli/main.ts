@@ -6,6 +6,7 @@ import { inspectCommand } from './inspect';
 import { pplCommand } from './ppl';
 import { runCommand } from './run';
 import { simulateCommand } from './simulate';
+import { sweepCommand } from './sweep';
 
 export interface Command {
   summary: string;
@@ -21,7 +22,7 @@ export interface Io {
   json: boolean;
 }
 
-const COMMANDS: Record<string, Command> = { run: runCommand, ppl: pplCommand, convert: convertCommand, simulate: simulateCommand, inspect: inspectCommand };
+const COMMANDS: Record<string, Command> = { run: runCommand, ppl: pplCommand, convert: convertCommand, simulate: simulateCommand, sweep: sweepCommand, inspect: inspectCommand };
 
 function help(): string {
   const lines = ['usage: flashdip <command> [options]', '', 'commands:'];

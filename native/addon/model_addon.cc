@@ -245,7 +245,7 @@ Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
   co.kv_type = static_cast<uint32_t>(opt_number(o, "kvType", fd::TYPE_F32));
   co.max_batch = static_cast<int64_t>(opt_number(o, "batchSize", 64));
   co.threads = static_cast<int>(opt_number(o, "threads", 0));
-  const bool record = opt_number(o, "record", 0) != 0;
+  co.record = opt_number(o, "record", 0) != 0;
   Napi::Value spv = o.Get("sparsity");
   if (spv.IsObject()) {
     Napi::Object sp = spv.As<Napi::Object>();
@@ -266,7 +266,6 @@ Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
   }
   return guard(env, [&]() -> Napi::Value {
     std::unique_ptr<fd::Context> ctx(new fd::Context(*m, co));
-    ctx->set_recording(record);
     Napi::Object obj = ctors(env).context.New({});
     NativeContext::Unwrap(obj)->adopt(env, m, std::move(ctx));
     return obj;

@@ -65,7 +65,8 @@ Context::Context(Model& model, const ContextOptions& o)
   if (!(sp_.keep_x > 0 && sp_.keep_x <= 1 && sp_.keep_h > 0 && sp_.keep_h <= 1 && sp_.gamma >= 0 && sp_.gamma <= 1 &&
         sp_.cache_fraction >= 0 && sp_.cache_fraction <= 1 && sp_.fixed_top_n >= 0))
     fail("ERR_INVALID_ARGUMENT", "sparsity options are out of range");
-  track_ = sp_.method != SparseMethod::Dense || sp_.cache_fraction < 1 || sp_.budgeted;
+  track_ = sp_.method != SparseMethod::Dense || sp_.cache_fraction < 1 || sp_.budgeted || o.record;
+  stats_.record = o.record;
   const int64_t widest_mlp = std::max(c.dim, c.ffn);
   mask_.resize(static_cast<size_t>(widest_mlp));
   gather_tmp_.resize(static_cast<size_t>(threads_) * 32);
@@ -73,8 +74,9 @@ Context::Context(Model& model, const ContextOptions& o)
   stats_.layers.resize(static_cast<size_t>(c.n_layers));
   if (track_) {
     for (int64_t l = 0; l < c.n_layers; ++l) {
-      cache_ug_.emplace_back(c.dim, static_cast<int64_t>(sp_.cache_fraction * static_cast<double>(c.dim)), sp_.policy);
-      cache_down_.emplace_back(c.ffn, static_cast<int64_t>(sp_.cache_fraction * static_cast<double>(c.ffn)), sp_.policy);
+      // Without a budget everything is in DRAM: the caches start full and every use is a hit.
+      cache_ug_.emplace_back(c.dim, static_cast<int64_t>(sp_.cache_fraction * static_cast<double>(c.dim)), sp_.policy, !sp_.budgeted);
+      cache_down_.emplace_back(c.ffn, static_cast<int64_t>(sp_.cache_fraction * static_cast<double>(c.ffn)), sp_.policy, !sp_.budgeted);
     }
   }
   row_ptr_.resize(static_cast<size_t>(widest_mlp));

@@ -4,17 +4,21 @@
 
 namespace fd {
 
-CacheState::CacheState(int64_t n_units, int64_t capacity, CachePolicyKind policy)
+CacheState::CacheState(int64_t n_units, int64_t capacity, CachePolicyKind policy, bool preloaded)
     : policy_(capacity > 0 ? policy : CachePolicyKind::None),
+      preloaded_(preloaded),
       capacity_(policy == CachePolicyKind::None ? 0 : std::min(capacity, n_units)),
       flags_(static_cast<size_t>(n_units), 0),
       in_mask_(static_cast<size_t>(n_units), 0),
-      counter_(static_cast<size_t>(n_units), 0) {}
+      counter_(static_cast<size_t>(n_units), 0) {
+  if (preloaded_) capacity_ = n_units;
+  reset();
+}
 
 void CacheState::reset() {
-  std::fill(flags_.begin(), flags_.end(), 0);
+  std::fill(flags_.begin(), flags_.end(), preloaded_ ? 1 : 0);
   std::fill(counter_.begin(), counter_.end(), 0);
-  size_ = 0;
+  size_ = preloaded_ ? n_units() : 0;
   evictions_ = 0;
 }
 

@@ -102,6 +102,7 @@ struct ContextOptions {
   int64_t max_batch = 64;     // tokens per forward pass during prompt evaluation
   int threads = 0;            // 0: the model pool's size; adapted down for small work
   SparsityConfig sparsity;
+  bool record = false;        // keep per-token statistics and masks (the simulator's trace)
 };
 
 // Per-layer counts of MLP column units used, split by where the cache says they came from.
@@ -138,7 +139,6 @@ class Context {
   void truncate(int64_t n);
   size_t owned_bytes() const;
   const SparsityStats& sparsity_stats() const { return stats_; }
-  void set_recording(bool on) { stats_.record = on; }
   void reset_sparsity_stats();
 
  private:

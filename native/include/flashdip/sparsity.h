@@ -34,7 +34,8 @@ struct SparsityConfig {
 class CacheState {
  public:
   CacheState() = default;
-  CacheState(int64_t n_units, int64_t capacity, CachePolicyKind policy);
+  // preloaded: every unit starts cached (everything in DRAM, no budget); else the cache starts empty.
+  CacheState(int64_t n_units, int64_t capacity, CachePolicyKind policy, bool preloaded = false);
 
   // Records one token's mask (ascending, unique indices) and returns how many were already cached.
   int64_t access(const int32_t* mask, int64_t k);
@@ -48,6 +49,7 @@ class CacheState {
 
  private:
   CachePolicyKind policy_ = CachePolicyKind::None;
+  bool preloaded_ = false;
   int64_t capacity_ = 0;
   int64_t size_ = 0;
   int64_t evictions_ = 0;
