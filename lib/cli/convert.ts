@@ -1,7 +1,7 @@
 import { convert, ConvertType } from '../convert';
 import { FlashdipError } from '../errors';
 import type { Command } from './main';
-import { numberFlag } from './main';
+import { numberFlag } from './flags';
 
 export const convertCommand: Command = {
   summary: 'repack a GGUF into the input-major DIP layout',

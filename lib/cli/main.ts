@@ -68,12 +68,3 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
 }
-
-// Parses a numeric flag; undefined when absent.
-export function numberFlag(name: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (typeof value !== 'string' || value.trim() === '' || !Number.isFinite(n))
-    throw new FlashdipError('ERR_INVALID_ARGUMENT', `--${name}: expected a number, got ${JSON.stringify(value)}`);
-  return n;
-}

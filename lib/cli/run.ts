@@ -1,6 +1,6 @@
 import { loadModel } from '../model';
 import type { Command } from './main';
-import { numberFlag } from './main';
+import { numberFlag } from './flags';
 import { FlashdipError } from '../errors';
 
 export const runCommand: Command = {

@@ -2,9 +2,8 @@ import * as fs from 'fs';
 import { FlashdipError } from '../errors';
 import { loadModel } from '../model';
 import { checkDevice, DEVICES, DeviceProfile, recordRun, simulate } from '../simulate';
-import type { CachePolicy, SparseMethod } from '../sparsity';
 import type { Command } from './main';
-import { numberFlag } from './main';
+import { loadOptionsFromFlags, MODEL_FLAGS, MODEL_FLAGS_USAGE, numberFlag, readTextFlag } from './flags';
 
 function device(name: string | undefined): DeviceProfile {
   const key = name ?? 'phone';
@@ -27,36 +26,20 @@ export const simulateCommand: Command = {
   summary: "tokens/s on a device by the paper's hardware model, over a recorded run",
   usage:
     'flashdip simulate --model M --text FILE [--device phone|phone-ufs4|PROFILE.json] [--ctx N] [--max-tokens N]\n' +
-    '       [--method dense|dip|dip-ca|glu|gate|up] [--density R] [--gamma G] [--policy lru|lfu|none] [--memory-budget B]\n' +
-    '       [--trace FILE] [--json]',
+    '       ' + MODEL_FLAGS_USAGE + ' [--trace FILE] [--json]',
   options: {
-    model: { type: 'string', short: 'm' },
+    ...MODEL_FLAGS,
     text: { type: 'string' },
     device: { type: 'string' },
     ctx: { type: 'string' },
     'max-tokens': { type: 'string' },
-    method: { type: 'string' },
-    density: { type: 'string' },
-    gamma: { type: 'string' },
-    policy: { type: 'string' },
-    'memory-budget': { type: 'string' },
     trace: { type: 'string' },
   },
   async run(v, _positionals, io) {
     if (typeof v.model !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', '--model is required');
-    if (typeof v.text !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', '--text is required');
     const dev = device(v.device as string | undefined);
-    let text: string;
-    try {
-      text = fs.readFileSync(v.text, 'utf8');
-    } catch (err) {
-      throw new FlashdipError('ERR_IO', `cannot read ${v.text}: ${(err as Error).message}`);
-    }
-    const model = await loadModel(v.model, {
-      memoryBudget: v['memory-budget'] as string | undefined,
-      sparsity: { method: v.method as SparseMethod | undefined, density: numberFlag('density', v.density), gamma: numberFlag('gamma', v.gamma) },
-      cache: { policy: v.policy as CachePolicy | undefined },
-    });
+    const text = readTextFlag(v, 'text');
+    const model = await loadModel(v.model, loadOptionsFromFlags(v));
     try {
       const trace = await recordRun(model, text, { ctx: numberFlag('ctx', v.ctx) ?? 512, maxTokens: numberFlag('max-tokens', v['max-tokens']) });
       const r = simulate(trace, dev);

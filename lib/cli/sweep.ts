@@ -5,9 +5,9 @@ import { DEVICES } from '../simulate';
 import { METHODS, SparseMethod } from '../sparsity';
 import { sweep, sweepCsv, sweepSvg } from '../sweep';
 import type { Command } from './main';
-import { numberFlag } from './main';
+import { numberFlag, readTextFlag } from './flags';
 
-function list(name: string, v: unknown, def: string): string[] {
+function list(v: unknown, def: string): string[] {
   return (typeof v === 'string' ? v : def).split(',').map((s) => s.trim()).filter(Boolean);
 }
 
@@ -31,15 +31,15 @@ export const sweepCommand: Command = {
   async run(v, _positionals, io) {
     for (const k of ['model', 'text', 'out'] as const)
       if (typeof v[k] !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', `--${k} is required`);
-    const methods = list('methods', v.methods, 'dense,dip,dip-ca,glu');
+    const methods = list(v.methods, 'dense,dip,dip-ca,glu');
     for (const m of methods) if (!METHODS.includes(m as SparseMethod)) throw new FlashdipError('ERR_INVALID_ARGUMENT', `--methods: unknown method '${m}'`);
-    const densities = list('densities', v.densities, '0.25,0.5,0.75,0.9').map((d) => numberFlag('densities', d)!);
+    const densities = list(v.densities, '0.25,0.5,0.75,0.9').map((d) => numberFlag('densities', d)!);
     const size = fs.statSync(v.model as string).size;
-    const budgets = list('budgets', v.budgets, 'none').map((b) =>
+    const budgets = list(v.budgets, 'none').map((b) =>
       b === 'none' ? undefined : b.endsWith('%') ? Math.floor((size * Number(b.slice(0, -1))) / 100) : parseBytes('--budgets', b));
     const device = DEVICES[(v.device as string | undefined) ?? 'phone'];
     if (!device) throw new FlashdipError('ERR_INVALID_ARGUMENT', `--device: known profiles are ${Object.keys(DEVICES).join(', ')}`);
-    const text = fs.readFileSync(v.text as string, 'utf8');
+    const text = readTextFlag(v, 'text');
     const rows = await sweep(v.model as string, text, {
       methods: methods as SparseMethod[], densities, budgets, device,
       ctx: numberFlag('ctx', v.ctx) ?? 256, maxTokens: numberFlag('max-tokens', v['max-tokens']), gamma: numberFlag('gamma', v.gamma),
