@@ -1,0 +1,71 @@
+// The budgeted on-disk scenario (issue: DIP engine): a converted model on disk, memoryBudget half its
+// size, the page cache dropped before each run (needs root; otherwise the run says so), measured
+// decode tokens/s of dense streaming, DIP and DIP-CA at MLP density 0.5, each in a fresh child process,
+// interleaved over repetitions; ratios against dense streaming from the same repetition.
+// Usage: npx ts-node bench/disk.ts MODEL.dip.gguf [--tokens N] [--reps N] [--gamma G] [--json]
+import { execFileSync, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+const args = process.argv.slice(2);
+const opt = (name: string, def: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
+
+if (args[0] === '--child') {
+  // Child: one measurement.
+  (async () => {
+    const { loadModel } = await import('../lib');
+    process.removeAllListeners('warning');
+    const [file, budget, method, tokens, gamma] = args.slice(1);
+    const sparsity = method === 'dense' ? { method: 'dense' as const } : { method: method as 'dip', density: 0.5, ...(method === 'dip-ca' ? { gamma: Number(gamma) } : {}) };
+    const model = await loadModel(file, { memoryBudget: Number(budget), sparsity, threads: 1 });
+    const s = model.createSession({ contextSize: 256 });
+    for await (const _ of s.generate([1, 450, 4996, 338, 263], { maxTokens: Number(tokens), temperature: 0 }));
+    const st = s.stats();
+    process.stdout.write(JSON.stringify({ decode: st.decodeTokensPerSecond, hitRate: st.sparsity.hitRate, storeBytesPerToken: st.sparsity.storeBytesPerToken, storeReadSeconds: st.sparsity.storeReadSeconds, decodeSeconds: st.decodeSeconds, rss: st.residentBytes }) + '\n');
+    await model.dispose();
+  })();
+} else {
+  const file = args[0];
+  if (!file || !fs.existsSync(file)) throw new Error('usage: bench/disk.ts MODEL.dip.gguf');
+  const size = fs.statSync(file).size, budget = Math.floor(size / 2);
+  const tokens = opt('--tokens', '32'), reps = Number(opt('--reps', '3')), gamma = opt('--gamma', '0.2');
+  const dropCache = () => {
+    try {
+      execFileSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const methods = ['dense', 'dip', 'dip-ca'];
+  const results: Record<string, any[]> = { dense: [], dip: [], 'dip-ca': [] };
+  let dropped = true;
+  for (let r = 0; r < reps; r++)
+    for (const m of r % 2 ? [...methods].reverse() : methods) {
+      dropped = dropCache() && dropped;
+      const out = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', __filename, '--child', file, String(budget), m, tokens, gamma], { encoding: 'utf8', cwd: path.join(__dirname, '..') });
+      if (out.status !== 0) throw new Error(out.stderr);
+      results[m].push(JSON.parse(out.stdout));
+    }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: path.join(__dirname, '..') }).toString().trim();
+  const rows = methods.map((m) => ({
+    method: m,
+    decode: median(results[m].map((x) => x.decode)),
+    ratio: median(results[m].map((x, i) => x.decode / results.dense[i].decode)),
+    hitRate: median(results[m].map((x) => x.hitRate)),
+    storeMiBPerToken: median(results[m].map((x) => x.storeBytesPerToken)) / 2 ** 20,
+    readShare: median(results[m].map((x) => x.storeReadSeconds / Math.max(1e-9, x.decodeSeconds))),
+    rssMiB: median(results[m].map((x) => x.rss)) / 2 ** 20,
+  }));
+  if (args.includes('--json')) {
+    console.log(JSON.stringify({ commit, file: path.basename(file), size, budget, dropped, tokens: Number(tokens), reps, rows }));
+  } else {
+    console.log(`${path.basename(file)} (${(size / 2 ** 20).toFixed(0)} MiB), memoryBudget ${(budget / 2 ** 20).toFixed(0)} MiB, ` +
+      `${tokens} tokens x ${reps} reps, 1 thread, page cache ${dropped ? 'dropped before each run' : 'NOT dropped (not root?)'}, commit ${commit}\n`);
+    console.log('| method (density 0.5) | decode tok/s | vs dense streaming | hit rate | store MiB/token | share of time reading | RSS MiB |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const r of rows)
+      console.log(`| ${r.method} | ${r.decode.toFixed(2)} | ${r.ratio.toFixed(2)}x | ${(100 * r.hitRate).toFixed(1)}% | ${r.storeMiBPerToken.toFixed(1)} | ${(100 * r.readShare).toFixed(0)}% | ${r.rssMiB.toFixed(0)} |`);
+  }
+}
