@@ -25,6 +25,10 @@ void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps) {
 
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
+int64_t keep_count(double keep, int64_t total) {
+  return std::min(total, std::max<int64_t>(1, static_cast<int64_t>(std::floor(keep * static_cast<double>(total)))));
+}
+
 }  // namespace
 
 Context::Context(Model& model, const ContextOptions& o)
@@ -65,6 +69,10 @@ Context::Context(Model& model, const ContextOptions& o)
   if (!(sp_.keep_x > 0 && sp_.keep_x <= 1 && sp_.keep_h > 0 && sp_.keep_h <= 1 && sp_.gamma >= 0 && sp_.gamma <= 1 &&
         sp_.cache_fraction >= 0 && sp_.cache_fraction <= 1 && sp_.fixed_top_n >= 0))
     fail("ERR_INVALID_ARGUMENT", "sparsity options are out of range");
+  // Columns kept per token: k = floor(keep * width), at least 1 (PAPER.md); x is pruned by DIP only.
+  const bool dip = sp_.method == SparseMethod::Dip || sp_.method == SparseMethod::DipCa;
+  keep_x_ = dip ? keep_count(sp_.keep_x, c.dim) : c.dim;
+  keep_h_ = sp_.method == SparseMethod::Dense ? c.ffn : keep_count(sp_.keep_h, c.ffn);
   track_ = sp_.method != SparseMethod::Dense || sp_.cache_fraction < 1 || sp_.budgeted || o.record;
   stats_.record = o.record;
   const int64_t widest_mlp = std::max(c.dim, c.ffn);
@@ -233,11 +241,6 @@ void Context::attention(int64_t layer, int64_t n, int64_t pos0) {
   });
 }
 
-namespace {
-int64_t keep_count(double keep, int64_t total) {
-  return std::min(total, std::max<int64_t>(1, static_cast<int64_t>(std::floor(keep * static_cast<double>(total)))));
-}
-}  // namespace
 
 // Masks a[0..total) of the token at position pos to k columns, zeroing the rest, leaves the kept
 // indices (ascending) in mask_, and records the access in the cache. Returns the number kept.
@@ -297,16 +300,13 @@ static const float* h_scores(SparseMethod m, const float* g, const float* u) {
 // standard layout this still reads every weight (accuracy work); the DIP layout reads only those.
 void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
   if (L.dip_gate_up.data) return mlp_dip_layout(L, l, n, pos0);
-  const ModelConfig& c = cfg_;
-  const int64_t dim = c.dim, F = c.ffn;
+  const int64_t dim = cfg_.dim, F = cfg_.ffn, kx = keep_x_, kh = keep_h_;
   const SparseMethod m = sp_.method;
-  const bool dip = m == SparseMethod::Dip || m == SparseMethod::DipCa;
   LayerStats& st = stats_.layers[static_cast<size_t>(l)];
   CacheState* cache_ug = track_ ? &cache_ug_[static_cast<size_t>(l)] : nullptr;
   CacheState* cache_down = track_ ? &cache_down_[static_cast<size_t>(l)] : nullptr;
 
   // x-mask (DIP, DIP-CA): one mask shared by W_up and W_gate.
-  const int64_t kx = dip ? keep_count(sp_.keep_x, dim) : dim;
   for (int64_t t = 0; t < n; ++t)
     select_columns(xn_.data() + t * dim, dim, kx, cache_ug, pos0 + t, &st.ug_hits, &st.ug_misses, nullptr, trace_at(t, l));
 
@@ -328,7 +328,6 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
       g = silu(g);
       up_[t * F + i] = g * u;
     }
-  const int64_t kh = m == SparseMethod::Dense ? F : keep_count(sp_.keep_h, F);
   for (int64_t t = 0; t < n; ++t)
     select_columns(up_.data() + t * F, F, kh, cache_down, pos0 + t, &st.down_hits, &st.down_misses,
                    h_scores(m, gate_.data() + t * gstride, m == SparseMethod::Up ? score_tmp_.data() + t * F : nullptr),
@@ -339,15 +338,11 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
 // The MLP on the DIP layout: per token, only the rows of the kept columns are read:
 // [g, u] = sum over j in m_x of x_j * row_j, h = silu(g) * u, y = sum over i in m_h of h_i * row_i.
 void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
-  const ModelConfig& c = cfg_;
-  const int64_t dim = c.dim, F = c.ffn;
+  const int64_t dim = cfg_.dim, F = cfg_.ffn, kx = keep_x_, kh = keep_h_;
   const SparseMethod m = sp_.method;
-  const bool dip = m == SparseMethod::Dip || m == SparseMethod::DipCa;
   LayerStats& st = stats_.layers[static_cast<size_t>(l)];
   CacheState* cache_ug = track_ ? &cache_ug_[static_cast<size_t>(l)] : nullptr;
   CacheState* cache_down = track_ ? &cache_down_[static_cast<size_t>(l)] : nullptr;
-  const int64_t kx = dip ? keep_count(sp_.keep_x, dim) : dim;
-  const int64_t kh = m == SparseMethod::Dense ? F : keep_count(sp_.keep_h, F);
   RowCache* rc_ug = store_ ? &rc_ug_[static_cast<size_t>(l)] : nullptr;
   RowCache* rc_down = store_ ? &rc_down_[static_cast<size_t>(l)] : nullptr;
   float* gu = gate_.data();  // [2F]: gate then up, for one token

@@ -33,41 +33,21 @@ class Loader {
 
   // A matrix of n_out rows by n_in inputs that the engine computes with.
   Weight matrix(const std::string& name, int64_t n_in, int64_t n_out) const {
-    const GgufTensor* t = f_.tensor(name);
-    if (!t) fail("ERR_MODEL_INVALID", f_.path() + ": tensor '" + name + "' is missing");
-    if (t->n_dims != 2 || t->ne[0] != n_in || t->ne[1] != n_out)
-      fail("ERR_MODEL_INVALID", f_.path() + ": tensor '" + name + "' has shape " + shape(*t) + ", expected [" +
-                                    std::to_string(n_in) + ", " + std::to_string(n_out) + "]");
-    const TypeTraits* tr = type_traits(t->type);
+    const GgufTensor& t = shaped(name, n_in, n_out);
+    const TypeTraits* tr = type_traits(t.type);
     if (!tr->can_compute)
       fail("ERR_UNSUPPORTED_TYPE", f_.path() + ": tensor '" + name + "' has type " + tr->name +
                                        ", which flashdip cannot compute with (supported: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)");
-    Weight w;
-    w.data = t->data;
-    w.type = t->type;
-    w.n_in = n_in;
-    w.n_out = n_out;
-    w.row_bytes = row_bytes(t->type, n_in);
-    return w;
+    return weight(t, n_in, n_out);
   }
 
   // Input-major rows of the DIP layout: `rows` rows of `len` elements of a type the gather reads.
   Weight rows(const std::string& name, int64_t len, int64_t rows) const {
-    const GgufTensor* t = f_.tensor(name);
-    if (!t) fail("ERR_MODEL_INVALID", f_.path() + ": tensor '" + name + "' is missing");
-    if (t->n_dims != 2 || t->ne[0] != len || t->ne[1] != rows)
-      fail("ERR_MODEL_INVALID", f_.path() + ": tensor '" + name + "' has shape " + shape(*t) + ", expected [" +
-                                    std::to_string(len) + ", " + std::to_string(rows) + "]");
-    if (t->type != TYPE_F32 && t->type != TYPE_F16 && t->type != TYPE_Q8_0 && t->type != TYPE_Q4_0)
-      fail("ERR_UNSUPPORTED_TYPE", f_.path() + ": tensor '" + name + "' has type " + type_name(t->type) +
+    const GgufTensor& t = shaped(name, len, rows);
+    if (t.type != TYPE_F32 && t.type != TYPE_F16 && t.type != TYPE_Q8_0 && t.type != TYPE_Q4_0)
+      fail("ERR_UNSUPPORTED_TYPE", f_.path() + ": tensor '" + name + "' has type " + type_name(t.type) +
                                        "; DIP rows are f32, f16, q8_0 or q4_0");
-    Weight w;
-    w.data = t->data;
-    w.type = t->type;
-    w.n_in = len;
-    w.n_out = rows;
-    w.row_bytes = row_bytes(t->type, len);
-    return w;
+    return weight(t, len, rows);
   }
 
   // A vector (norm weight, bias) copied to F32.
@@ -87,6 +67,26 @@ class Loader {
     dequantize_row(t->type, t->data, out.data(), n);
     *owned_ += out.size() * sizeof(float);
     return out;
+  }
+
+  // A present 2-D tensor of ne = [ne0, ne1].
+  const GgufTensor& shaped(const std::string& name, int64_t ne0, int64_t ne1) const {
+    const GgufTensor* t = f_.tensor(name);
+    if (!t) fail("ERR_MODEL_INVALID", f_.path() + ": tensor '" + name + "' is missing");
+    if (t->n_dims != 2 || t->ne[0] != ne0 || t->ne[1] != ne1)
+      fail("ERR_MODEL_INVALID", f_.path() + ": tensor '" + name + "' has shape " + shape(*t) + ", expected [" +
+                                    std::to_string(ne0) + ", " + std::to_string(ne1) + "]");
+    return *t;
+  }
+
+  static Weight weight(const GgufTensor& t, int64_t n_in, int64_t n_out) {
+    Weight w;
+    w.data = t.data;
+    w.type = t.type;
+    w.n_in = n_in;
+    w.n_out = n_out;
+    w.row_bytes = row_bytes(t.type, n_in);
+    return w;
   }
 
   static std::string shape(const GgufTensor& t) {

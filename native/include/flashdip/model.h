@@ -178,6 +178,7 @@ class Context {
   // Sparsity: the configuration, per-layer cache bookkeeping, statistics and scratch.
   SparsityConfig sp_;
   bool track_ = false;                     // keep cache state and statistics
+  int64_t keep_x_ = 0, keep_h_ = 0;        // columns kept per token of x [dim] and h [ffn]
   std::vector<CacheState> cache_ug_, cache_down_;  // [layer]
   SparsityStats stats_;
   std::vector<int32_t> mask_;              // [max(dim, ffn)]
