@@ -53,6 +53,16 @@ export interface NativeContext {
   dispose(): void;
 }
 
+export interface NativeLayerStats {
+  ugHits: number;
+  ugMisses: number;
+  downHits: number;
+  downMisses: number;
+  /** Wall time in the layer (attention + MLP) and, of it, time waiting for the store's reads. */
+  seconds: number;
+  ioWaitSeconds: number;
+}
+
 export interface NativeSparsityStats {
   tokens: number;
   ugUnitBytes: number;
@@ -61,9 +71,17 @@ export interface NativeSparsityStats {
   ioBytes: number;
   ioReads: number;
   ioSeconds: number;
-  layers: { ugHits: number; ugMisses: number; downHits: number; downMisses: number }[];
+  /** Of ioSeconds, the time the computation waited (the rest overlapped with it). */
+  ioWaitSeconds: number;
+  /** Bytes read besides the rows, through small gaps between them (one request instead of two). */
+  ioGapBytes: number;
+  /** How the store reads: 'uring', 'threads' or 'sync' ('' without a store). */
+  ioEngine: string;
+  layers: NativeLayerStats[];
   /** When the context records: [token][layer][ug hits, ug misses, down hits, down misses]. */
   trace?: Int32Array;
+  /** When recording: [token][layer][seconds in the layer, of which waiting for reads]. */
+  times?: Float32Array;
   /** When recording: the masks, [(token * layers + layer) * 2 + unit]. */
   masks?: Int32Array[];
 }

@@ -1,7 +1,7 @@
 // Session: one sequence (KV cache) over a shared model; prompt evaluation, sampling and streaming
 // detokenization. Every forward step runs off the JS thread in the native AsyncWorker.
 import * as fs from 'fs';
-import { NativeContext, NativeModel } from './binding';
+import { NativeContext, NativeLayerStats, NativeModel } from './binding';
 import { FlashdipError, fromNative } from './errors';
 import type { Model } from './model';
 import { checkEnum, checkInt, checkKeys, checkNumber, checkObject } from './options';
@@ -67,8 +67,20 @@ export interface SessionStats {
     dramBytesPerToken: number;
     /** Measured reads from the column store (a converted model under a budget). */
     storeBytesPerToken: number;
+    /** Bytes read besides the rows, through small gaps between rows (cheaper than another request). */
+    storeGapBytesPerToken: number;
+    /** Time from issuing each batch of reads to its last byte, summed (reads overlap computation). */
     storeReadSeconds: number;
-    layers: { ugHits: number; ugMisses: number; downHits: number; downMisses: number }[];
+    /** How the store reads: 'uring' (io_uring), 'threads' (preadv on I/O threads), 'sync'; '' without a store. */
+    ioEngine: string;
+    /**
+     * Where a token's time goes, per token on average over the tokens evaluated (prompt included):
+     * waiting for flash reads that computation could not hide, and everything else in the layers.
+     */
+    ioSecondsPerToken: number;
+    computeSecondsPerToken: number;
+    /** Per layer: MLP units from DRAM (hits) and flash (misses), time in the layer and of it waiting for reads. */
+    layers: NativeLayerStats[];
   };
 }
 
@@ -225,9 +237,10 @@ export class Session {
     const c = this.counters;
     const sp = this.native
       ? this.native.stats(false)
-      : { tokens: 0, ugUnitBytes: 0, downUnitBytes: 0, ioBytes: 0, ioReads: 0, ioSeconds: 0, layers: [] };
-    let hits = 0, units = 0, flash = 0, dram = 0;
+      : { tokens: 0, ugUnitBytes: 0, downUnitBytes: 0, ioBytes: 0, ioReads: 0, ioSeconds: 0, ioWaitSeconds: 0, ioGapBytes: 0, ioEngine: '', layers: [] };
+    let hits = 0, units = 0, flash = 0, dram = 0, seconds = 0;
     for (const l of sp.layers) {
+      seconds += l.seconds;
       hits += l.ugHits + l.downHits;
       units += l.ugHits + l.ugMisses + l.downHits + l.downMisses;
       flash += l.ugMisses * sp.ugUnitBytes + l.downMisses * sp.downUnitBytes;
@@ -254,7 +267,11 @@ export class Session {
         flashBytesPerToken: perToken(flash),
         dramBytesPerToken: perToken(dram),
         storeBytesPerToken: perToken(sp.ioBytes),
+        storeGapBytesPerToken: perToken(sp.ioGapBytes),
         storeReadSeconds: sp.ioSeconds,
+        ioEngine: sp.ioEngine,
+        ioSecondsPerToken: perToken(sp.ioWaitSeconds),
+        computeSecondsPerToken: perToken(seconds - sp.ioWaitSeconds),
         layers: sp.layers,
       },
     };
@@ -280,6 +297,7 @@ export class Session {
       units: { ug: info.dim, down: info.ffn },
       cacheFraction: this.cacheFraction,
       masks: st.masks ?? [],
+      times: st.times ?? new Float32Array(0),
     };
   }
 

@@ -37,6 +37,8 @@ export interface RunTrace {
   units: { ug: number; down: number };
   cacheFraction: number;
   masks: Int32Array[];
+  /** Measured time, [token][layer][seconds in the layer, of which waiting for flash reads] (recorded runs). */
+  times?: Float32Array;
 }
 
 export interface SimulationResult {
@@ -122,6 +124,7 @@ export async function recordRun(model: Model, text: string, options: { ctx?: num
   if (bos === null || tokens.length === 0) throw invalidArgument('text', 'no tokens to run (or no BOS)');
   const session = model.createSession({ contextSize: ctx, kvCacheType: 'f32', record: true });
   const parts: Int32Array[] = [];
+  const timeParts: Float32Array[] = [];
   const masks: Int32Array[] = [];
   let trace: RunTrace | undefined;
   let lengthSum = 0, count = 0;
@@ -132,6 +135,7 @@ export async function recordRun(model: Model, text: string, options: { ctx?: num
       trace = session.trace();
       const n = trace.counts.length / (trace.layers * 4);
       parts.push(trace.counts.slice());
+      timeParts.push(trace.times?.slice() ?? new Float32Array(0));
       masks.push(...trace.masks);
       lengthSum += trace.averageLength * n;
       count += n;
@@ -139,8 +143,12 @@ export async function recordRun(model: Model, text: string, options: { ctx?: num
   } finally {
     await session.dispose();
   }
-  const counts = new Int32Array(parts.reduce((a, p) => a + p.length, 0));
+  return { ...trace!, counts: concat(Int32Array, parts), times: concat(Float32Array, timeParts), masks, averageLength: count > 0 ? lengthSum / count : 0 };
+}
+
+function concat<T extends Int32Array | Float32Array>(Kind: { new (n: number): T }, parts: T[]): T {
+  const out = new Kind(parts.reduce((a, p) => a + p.length, 0));
   let at = 0;
-  for (const p of parts) counts.set(p, at), (at += p.length);
-  return { ...trace!, counts, masks, averageLength: count > 0 ? lengthSum / count : 0 };
+  for (const p of parts) out.set(p, at), (at += p.length);
+  return out;
 }

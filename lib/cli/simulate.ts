@@ -45,7 +45,7 @@ export const simulateCommand: Command = {
       const r = simulate(trace, dev);
       if (typeof v.trace === 'string') {
         // The recorded run, for offline analysis: counts and masks per token, layer and unit.
-        const out = { ...trace, counts: Array.from(trace.counts), masks: trace.masks.map((m) => Array.from(m)), policy: model.defaults.sparsity.policy };
+        const out = { ...trace, counts: Array.from(trace.counts), times: Array.from(trace.times ?? []), masks: trace.masks.map((m) => Array.from(m)), policy: model.defaults.sparsity.policy };
         try {
           fs.writeFileSync(v.trace, JSON.stringify(out));
         } catch (err) {

@@ -89,6 +89,9 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
     o.Set("ioBytes", static_cast<double>(s.io.bytes_read));
     o.Set("ioReads", static_cast<double>(s.io.reads));
     o.Set("ioSeconds", s.io.seconds);
+    o.Set("ioWaitSeconds", s.io.wait_seconds);
+    o.Set("ioGapBytes", static_cast<double>(s.io.gap_bytes));
+    o.Set("ioEngine", s.io_engine);
     Napi::Array layers = Napi::Array::New(env, s.layers.size());
     for (size_t i = 0; i < s.layers.size(); ++i) {
       const fd::LayerStats& l = s.layers[i];
@@ -97,6 +100,8 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
       lo.Set("ugMisses", static_cast<double>(l.ug_misses));
       lo.Set("downHits", static_cast<double>(l.down_hits));
       lo.Set("downMisses", static_cast<double>(l.down_misses));
+      lo.Set("seconds", l.seconds);
+      lo.Set("ioWaitSeconds", l.io_wait_seconds);
       layers.Set(static_cast<uint32_t>(i), lo);
     }
     o.Set("layers", layers);
@@ -104,6 +109,9 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
       Napi::Int32Array trace = Napi::Int32Array::New(env, s.trace.size());
       if (!s.trace.empty()) std::memcpy(trace.Data(), s.trace.data(), s.trace.size() * sizeof(int32_t));
       o.Set("trace", trace);
+      Napi::Float32Array times = Napi::Float32Array::New(env, s.times.size());
+      if (!s.times.empty()) std::memcpy(times.Data(), s.times.data(), s.times.size() * sizeof(float));
+      o.Set("times", times);
       Napi::Array masks = Napi::Array::New(env, s.masks.size());
       for (size_t i = 0; i < s.masks.size(); ++i) {
         Napi::Int32Array mk = Napi::Int32Array::New(env, s.masks[i].size());

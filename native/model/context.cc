@@ -1,5 +1,6 @@
 // The forward pass of the llama family for one sequence, batch by batch.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -89,14 +90,19 @@ Context::Context(Model& model, const ContextOptions& o)
   }
   row_ptr_.resize(static_cast<size_t>(widest_mlp));
   row_coef_.resize(static_cast<size_t>(widest_mlp));
+  pending_.resize(static_cast<size_t>(widest_mlp));
   store_ = c.dip_layout && sp_.budgeted;
   if (store_) {
     const GgufFile& f = model.file();
+    reader_ = std::make_unique<Reader>(f.fd());
+    stats_.io_engine = reader_->engine();
     auto offset = [&](const Weight& w) { return static_cast<uint64_t>(w.data - f.base()); };
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const LayerWeights& L = model.layer(l);
-      rc_ug_.emplace_back(f.fd(), offset(L.dip_gate_up), L.dip_gate_up.row_bytes, c.dim, cache_ug_[l].capacity(), sp_.drop_pages);
-      rc_down_.emplace_back(f.fd(), offset(L.dip_down), L.dip_down.row_bytes, c.ffn, cache_down_[l].capacity(), sp_.drop_pages);
+      rc_ug_.emplace_back(reader_.get(), f.fd(), offset(L.dip_gate_up), L.dip_gate_up.row_bytes, c.dim,
+                          cache_ug_[l].capacity(), sp_.drop_pages);
+      rc_down_.emplace_back(reader_.get(), f.fd(), offset(L.dip_down), L.dip_down.row_bytes, c.ffn,
+                            cache_down_[l].capacity(), sp_.drop_pages);
     }
   }
   // Bytes per unit as stored in this file, averaged over the layers.
@@ -118,16 +124,16 @@ Context::Context(Model& model, const ContextOptions& o)
 void Context::reset_sparsity_stats() {
   stats_.tokens = 0;
   stats_.trace.clear();
+  stats_.times.clear();
   stats_.masks.clear();
   stats_.io = IoStats();
-  stats_.compute_seconds = 0;
   for (LayerStats& s : stats_.layers) s = LayerStats();
 }
 
 size_t Context::owned_bytes() const {
   size_t slabs = 0;
-  for (const RowCache& rc : rc_ug_) slabs += rc.slab_bytes();
-  for (const RowCache& rc : rc_down_) slabs += rc.slab_bytes();
+  for (const RowCache& rc : rc_ug_) slabs += rc.owned_bytes();
+  for (const RowCache& rc : rc_down_) slabs += rc.owned_bytes();
   return slabs + stream_.capacity() + k_cache_.size() + v_cache_.size() + xq_.size() +
          sizeof(float) * (x_.size() + xn_.size() + q_.size() + k_.size() + v_.size() + att_out_.size() + gate_.size() +
                           up_.size() + att_scores_.size() + kv_row_.size() + rope_cos_.size() + rope_sin_.size());
@@ -350,8 +356,7 @@ void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_
     float* x = xn_.data() + t * dim;
     int32_t* tr = trace_at(t, l);
     const int64_t k1 = select_columns(x, dim, kx, cache_ug, pos0 + t, &st.ug_hits, &st.ug_misses, nullptr, tr);
-    rows_of(L.dip_gate_up, rc_ug, cache_ug, x, k1);
-    gather(L.dip_gate_up.type, 2 * F, row_ptr_.data(), row_coef_.data(), k1, gu);
+    gather_rows(L.dip_gate_up, rc_ug, cache_ug, x, k1, 2 * F, gu);
     float* h = up_.data();
     for (int64_t i = 0; i < F; ++i) {
       gu[i] = silu(gu[i]);
@@ -359,23 +364,41 @@ void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_
     }
     const int64_t k2 = select_columns(h, F, kh, cache_down, pos0 + t, &st.down_hits, &st.down_misses,
                                       h_scores(m, gu, gu + F), tr ? tr + 2 : nullptr);
-    rows_of(L.dip_down, rc_down, cache_down, h, k2);
-    gather(L.dip_down.type, dim, row_ptr_.data(), row_coef_.data(), k2, x);
+    gather_rows(L.dip_down, rc_down, cache_down, h, k2, dim, x);
   }
 }
 
-void Context::rows_of(const Weight& w, RowCache* rc, const CacheState* cache, const float* a, int64_t k) {
+void Context::gather_rows(const Weight& w, RowCache* rc, const CacheState* cache, const float* a, int64_t k, int64_t m,
+                          float* y) {
   for (int64_t i = 0; i < k; ++i) row_coef_[static_cast<size_t>(i)] = a[mask_[static_cast<size_t>(i)]];
-  if (rc) {
-    // Reads for the misses of this mask, many in flight; they count as I/O time, not compute.
-    rc->fetch(mask_.data(), k, *cache, row_ptr_.data(), stream_, model_.pool(), threads_, &stats_.io);
-  } else {
+  if (!rc) {
     for (int64_t i = 0; i < k; ++i) row_ptr_[static_cast<size_t>(i)] = w.data + static_cast<size_t>(mask_[i]) * w.row_bytes;
+    return gather(w.type, m, row_ptr_.data(), row_coef_.data(), k, y);
   }
+  // The misses of this mask are read, many in flight, while the cached rows are computed; then the
+  // rows that arrived are added (so the sum runs over cached rows first, then read ones).
+  if (rc->start(mask_.data(), k, *cache, row_ptr_.data(), pending_.data(), stream_) == 0)
+    return gather(w.type, m, row_ptr_.data(), row_coef_.data(), k, y);
+  pend_ptr_.clear();
+  pend_coef_.clear();
+  int64_t ready = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    if (pending_[static_cast<size_t>(i)]) {
+      pend_ptr_.push_back(row_ptr_[static_cast<size_t>(i)]);
+      pend_coef_.push_back(row_coef_[static_cast<size_t>(i)]);
+    } else {
+      row_ptr_[static_cast<size_t>(ready)] = row_ptr_[static_cast<size_t>(i)];
+      row_coef_[static_cast<size_t>(ready++)] = row_coef_[static_cast<size_t>(i)];
+    }
+  }
+  gather(w.type, m, row_ptr_.data(), row_coef_.data(), ready, y);
+  rc->finish(&stats_.io);
+  gather(w.type, m, pend_ptr_.data(), pend_coef_.data(), static_cast<int64_t>(pend_ptr_.size()), y, true);
 }
 
 // Threads split the outputs in block-aligned slices and each walks all k rows.
-void Context::gather(uint32_t type, int64_t m, const uint8_t* const* rows, const float* coef, int64_t k, float* y) {
+void Context::gather(uint32_t type, int64_t m, const uint8_t* const* rows, const float* coef, int64_t k, float* y,
+                     bool accumulate) {
   const TypeTraits* tr = type_traits(type);
   const int64_t bs = tr->block_size;
   const int threads = threads_for(static_cast<double>(m) * static_cast<double>(k));
@@ -385,7 +408,7 @@ void Context::gather(uint32_t type, int64_t m, const uint8_t* const* rows, const
   model_.pool().run(n_tasks, threads, [&](int64_t task, int thread) {
     const int64_t o0 = task * slice, len = std::min(slice, m - o0);
     float* out = y + o0;
-    std::fill(out, out + len, 0.0f);
+    if (!accumulate) std::fill(out, out + len, 0.0f);
     // The kernel takes whole groups of 32 outputs; an f32/f16 row's tail is done here.
     const int64_t body = len / 32 * 32;
     gather_axpy(type, reinterpret_cast<const void* const*>(rows), coef, k, o0, body, out);
@@ -439,8 +462,11 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     }
   };
 
+  if (stats_.record) stats_.times.resize(static_cast<size_t>((stats_.tokens + n) * c.n_layers) * 2, 0.0f);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = m.layer(l);
+    const auto layer_start = std::chrono::steady_clock::now();
+    const double wait_start = stats_.io.wait_seconds;
     for (int64_t t = 0; t < n; ++t) rmsnorm(x_.data() + t * dim, L.attn_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
 
     if (L.wqkv.data) {
@@ -481,9 +507,22 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     for (int64_t t = 0; t < n; ++t) rmsnorm(x_.data() + t * dim, L.ffn_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
     mlp(L, l, n, pos0);
     for (int64_t i = 0; i < n * dim; ++i) x_[i] += xn_[i];
+    {
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - layer_start).count();
+      const double wait = stats_.io.wait_seconds - wait_start;
+      LayerStats& st = stats_.layers[static_cast<size_t>(l)];
+      st.seconds += secs;
+      st.io_wait_seconds += wait;
+      if (stats_.record)
+        for (int64_t t = 0; t < n; ++t) {
+          float* tm = stats_.times.data() + (static_cast<size_t>((stats_.tokens + t) * c.n_layers + l)) * 2;
+          tm[0] = static_cast<float>(secs / static_cast<double>(n));
+          tm[1] = static_cast<float>(wait / static_cast<double>(n));
+        }
+    }
   }
   n_past_ = pos0 + n;
-  if (track_) stats_.tokens += n;
+  stats_.tokens += n;
 
   if (!out) return;
   const int64_t first = all_logits ? 0 : n - 1;

@@ -14,10 +14,13 @@
 
 namespace fd {
 
-RowCache::RowCache(int fd, uint64_t offset, size_t row_bytes, int64_t n_rows, int64_t capacity, bool drop_pages)
-    : fd_(fd), offset_(offset), row_bytes_(row_bytes), drop_pages_(drop_pages),
+RowCache::RowCache(Reader* reader, int fd, uint64_t offset, size_t row_bytes, int64_t n_rows, int64_t capacity,
+                   bool drop_pages)
+    : reader_(reader),
+      fd_(fd), offset_(offset), row_bytes_(row_bytes), drop_pages_(drop_pages),
       slab_(static_cast<size_t>(std::max<int64_t>(0, std::min(capacity, n_rows))) * row_bytes),
-      slot_of_(static_cast<size_t>(n_rows), -1) {
+      slot_of_(static_cast<size_t>(n_rows), -1),
+      gap_(kMaxGapBytes / std::max<size_t>(1, row_bytes) * row_bytes) {
   reset();
 }
 
@@ -28,8 +31,9 @@ void RowCache::reset() {
   for (int64_t s = slots - 1; s >= 0; --s) free_.push_back(static_cast<int32_t>(s));
 }
 
-void RowCache::fetch(const int32_t* mask, int64_t k, const CacheState& cache, const uint8_t** rows,
-                     std::vector<uint8_t>& stream_, ThreadPool& pool, int threads, IoStats* io) {
+int64_t RowCache::start(const int32_t* mask, int64_t k, const CacheState& cache, const uint8_t** rows, uint8_t* pending,
+                        std::vector<uint8_t>& stream_) {
+  ops_.clear();
   // Slots of rows the policy evicted go back to the free list.
   const int64_t n = static_cast<int64_t>(slot_of_.size());
   for (int64_t r = 0; r < n; ++r)
@@ -42,6 +46,7 @@ void RowCache::fetch(const int32_t* mask, int64_t k, const CacheState& cache, co
   for (int64_t i = 0; i < k; ++i) {
     const int32_t r = mask[i];
     int32_t& slot = slot_of_[static_cast<size_t>(r)];
+    pending[i] = slot < 0;
     if (slot >= 0) {
       rows[i] = slab_.data() + static_cast<size_t>(slot) * row_bytes_;
       continue;
@@ -71,57 +76,67 @@ void RowCache::fetch(const int32_t* mask, int64_t k, const CacheState& cache, co
       ++j;
     }
   }
-  if (reads_.empty()) return;
+  if (reads_.empty()) return 0;
 
-  // Runs of adjacent rows: one preadv each (rows are in ascending order).
-  std::vector<std::pair<size_t, size_t>> runs;  // [begin, end) into reads_
+  // Runs of rows, one read each, all in flight at once (rows are in ascending order). A run goes on
+  // over a gap of rows nobody asked for when the gap is small: reading a few KiB more costs less
+  // than another request, and a gap inside one page costs nothing (the page is read either way).
+  // Gap bytes land in a scratch buffer and are counted apart.
+  const int64_t max_gap = static_cast<int64_t>(kMaxGapBytes / row_bytes_);
+  iov_.resize(2 * reads_.size());
+  ops_.clear();
+  gap_bytes_ = 0;
+  size_t v = 0;
   for (size_t i = 0; i < reads_.size();) {
-    size_t e = i + 1;
-    while (e < reads_.size() && reads_[e].row == reads_[e - 1].row + 1 && e - i < IOV_MAX) ++e;
-    runs.emplace_back(i, e);
-    i = e;
-  }
-  const auto t0 = std::chrono::steady_clock::now();
-  std::vector<int> errors(runs.size(), 0);
-  pool.run(static_cast<int64_t>(runs.size()), threads, [&](int64_t task, int) {
-    const size_t b = runs[static_cast<size_t>(task)].first, e = runs[static_cast<size_t>(task)].second;
-    std::vector<iovec> iov(e - b);
-    for (size_t i = b; i < e; ++i) iov[i - b] = {reads_[i].dst, row_bytes_};
-    off_t at = static_cast<off_t>(offset_ + static_cast<uint64_t>(reads_[b].row) * row_bytes_);
-    const size_t total = (e - b) * row_bytes_;
-    size_t done = 0;
-    size_t first = 0;
-    while (done < total) {
-      const ssize_t got = preadv(fd_, iov.data() + first, static_cast<int>(iov.size() - first), at + static_cast<off_t>(done));
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) {
-        errors[static_cast<size_t>(task)] = got == 0 ? EIO : errno;
-        return;
-      }
-      done += static_cast<size_t>(got);
-      // Advance the iovecs past what was read (short reads are rare but legal).
-      size_t left = static_cast<size_t>(got);
-      while (left > 0 && first < iov.size()) {
-        if (left >= iov[first].iov_len) {
-          left -= iov[first].iov_len;
-          ++first;
-        } else {
-          iov[first].iov_base = static_cast<uint8_t*>(iov[first].iov_base) + left;
-          iov[first].iov_len -= left;
-          left = 0;
-        }
+    ReadOp op{offset_ + static_cast<uint64_t>(reads_[i].row) * row_bytes_, &iov_[v], 0, 0};
+    size_t e = i;
+    for (;;) {
+      iov_[v++] = {reads_[e].dst, row_bytes_};
+      op.bytes += row_bytes_;
+      ++e;
+      if (e == reads_.size() || (&iov_[v] - op.iov) + 2 > IOV_MAX) break;
+      const int64_t gap = reads_[e].row - reads_[e - 1].row - 1;
+      if (gap > max_gap) break;
+      if (gap > 0) {
+        iov_[v++] = {gap_.data(), static_cast<size_t>(gap) * row_bytes_};
+        op.bytes += static_cast<size_t>(gap) * row_bytes_;
+        gap_bytes_ += gap * static_cast<int64_t>(row_bytes_);
       }
     }
-    // The page cache is not a second cache: drop what was just copied (advisory; failure is harmless).
-    if (drop_pages_) posix_fadvise(fd_, at, static_cast<off_t>(total), POSIX_FADV_DONTNEED);
-  });
-  for (int e : errors)
-    if (e) fail("ERR_IO", std::string("reading model rows failed: ") + std::strerror(e));
-  if (io) {
-    io->seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    io->bytes_read += static_cast<int64_t>(reads_.size() * row_bytes_);
-    io->reads += static_cast<int64_t>(runs.size());
+    op.iovcnt = static_cast<int>(&iov_[v] - op.iov);
+    ops_.push_back(op);
+    i = e;
   }
+  started_ = std::chrono::steady_clock::now();
+  reader_->start(ops_.data(), ops_.size());
+  return static_cast<int64_t>(reads_.size());
+}
+
+void RowCache::finish(IoStats* io) {
+  if (ops_.empty()) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    reader_->wait();
+  } catch (...) {
+    ops_.clear();
+    throw;
+  }
+  const auto t1 = std::chrono::steady_clock::now();
+  // The page cache is not a second cache: drop what was just copied, one call over the span of the
+  // batch (advisory; failure is harmless; the span holds only this tensor's rows).
+  if (drop_pages_) {
+    const ReadOp& last = ops_.back();
+    posix_fadvise(fd_, static_cast<off_t>(ops_.front().offset), static_cast<off_t>(last.offset + last.bytes - ops_.front().offset),
+                  POSIX_FADV_DONTNEED);
+  }
+  if (io) {
+    io->wait_seconds += std::chrono::duration<double>(t1 - t0).count();
+    io->seconds += std::chrono::duration<double>(t1 - started_).count();
+    io->bytes_read += static_cast<int64_t>(reads_.size() * row_bytes_);
+    io->gap_bytes += gap_bytes_;
+    io->reads += static_cast<int64_t>(ops_.size());
+  }
+  ops_.clear();
 }
 
 }  // namespace fd

@@ -40,6 +40,49 @@ describe('72 column store (converted model under a budget)', function () {
     });
   }
 
+  it('every I/O engine (io_uring, I/O threads, the caller alone) reads the same rows; time splits into I/O and compute', async () => {
+    const sparsity = { method: 'dip-ca', density: 0.5, gamma: 0.2 } as const;
+    const model = await loadModel(dip, { sparsity, memoryBudget: 1_300_000 });
+    const saved = process.env.FLASHDIP_IO;
+    const runs: { ppl: number; engine: string; bytes: number }[] = [];
+    try {
+      for (const engine of ['sync', 'threads', 'uring']) {
+        process.env.FLASHDIP_IO = engine;
+        const r = await perplexity(model, text, { ctx: 128, maxTokens: 200 });
+        const s = model.createSession({ contextSize: 64, record: true });
+        await s.evaluate(model.tokenize('Once upon a time, there was a little girl'));
+        const st = s.stats().sparsity;
+        // 'uring' falls back to threads where the kernel (or qemu, or seccomp) refuses io_uring.
+        assert.ok(engine === 'uring' ? ['uring', 'threads'].includes(st.ioEngine) : st.ioEngine === engine, `${engine}: ${st.ioEngine}`);
+        assert.ok(st.computeSecondsPerToken > 0 && st.ioSecondsPerToken >= 0);
+        for (const l of st.layers) assert.ok(l.seconds > 0 && l.ioWaitSeconds >= 0 && l.ioWaitSeconds <= l.seconds);
+        const tr = s.trace();
+        const layers = model.info.layers;
+        assert.strictEqual(tr.times!.length, (tr.counts.length / (layers * 4)) * layers * 2);
+        for (let i = 0; i < tr.times!.length; i += 2) assert.ok(tr.times![i] > 0 && tr.times![i + 1] <= tr.times![i]);
+        runs.push({ ppl: r.ppl, engine: st.ioEngine, bytes: st.storeBytesPerToken });
+        await s.dispose();
+      }
+    } finally {
+      if (saved === undefined) delete process.env.FLASHDIP_IO;
+      else process.env.FLASHDIP_IO = saved;
+      await model.dispose();
+    }
+    for (const r of runs.slice(1)) {
+      assert.strictEqual(r.ppl, runs[0].ppl, `${r.engine} vs ${runs[0].engine}`);
+      assert.strictEqual(r.bytes, runs[0].bytes);
+    }
+    const bad = await loadModel(dip, { sparsity, memoryBudget: 1_300_000 });
+    process.env.FLASHDIP_IO = 'fast';
+    try {
+      assert.throws(() => bad.createSession({ contextSize: 64 }), (e: { code?: string }) => e.code === 'ERR_INVALID_ARGUMENT');
+    } finally {
+      if (saved === undefined) delete process.env.FLASHDIP_IO;
+      else process.env.FLASHDIP_IO = saved;
+      await bad.dispose();
+    }
+  });
+
   it('VmRSS stays within the budget plus a fixed overhead while generating 256 tokens (half the model as budget)', async () => {
     const src = tmpFile('rss.gguf'), out = tmpFile('rss.dip.gguf');
     makeModel({ out: src, arch: 'llama', dim: 512, layers: 8, heads: 8, kvHeads: 4, ffn: 2048, vocab: 2048, ctx: 512, type: 'q8_0', seed: 4 });

@@ -109,18 +109,23 @@ struct ContextOptions {
 struct LayerStats {
   int64_t ug_hits = 0, ug_misses = 0;      // x-mask units: column j of W_up and W_gate
   int64_t down_hits = 0, down_misses = 0;  // h-mask units: column i of W_down
+  double seconds = 0;                      // wall time in the layer (attention + MLP)
+  double io_wait_seconds = 0;              // of which waiting for the column store's reads
 };
 
 struct SparsityStats {
   int64_t tokens = 0;            // tokens whose MLP ran under this accounting
   IoStats io;                    // reads from the column store (DIP layout under a budget)
-  double compute_seconds = 0;    // MLP time outside the reads, under the store
+  const char* io_engine = "";    // how the store reads: "uring", "threads", "sync" ("" without a store)
   double ug_unit_bytes = 0;      // bytes of one x-mask unit in the model file
   double down_unit_bytes = 0;
   std::vector<LayerStats> layers;
   // Per token and layer, when recording: [token][layer][ug hits, ug misses, down hits, down misses].
   bool record = false;
   std::vector<int32_t> trace;
+  // And the time: [token][layer][seconds in the layer, of which waiting for reads]. A batch of
+  // prompt tokens is timed as a whole and split evenly over its tokens.
+  std::vector<float> times;
   // And the masks themselves: [token][layer][unit (0: ug, 1: down)] -> kept indices, ascending.
   std::vector<std::vector<int32_t>> masks;
 };
@@ -147,11 +152,13 @@ class Context {
   int64_t select_columns(float* a, int64_t total, int64_t k, CacheState* cache, int64_t pos, int64_t* hits,
                          int64_t* misses, const float* score_src, int32_t* trace);
   int32_t* trace_at(int64_t t, int64_t layer);
-  // y[0..m) = sum over i < k of coef[i] * rows[i], rows of m elements of `type`.
-  void gather(uint32_t type, int64_t m, const uint8_t* const* rows, const float* coef, int64_t k, float* y);
-  // Row addresses and coefficients of the kept columns of a (mask_ holds them): from the mapping,
-  // or through the row cache when the store is on.
-  void rows_of(const Weight& w, RowCache* rc, const CacheState* cache, const float* a, int64_t k);
+  // y[0..m) = sum over i < k of coef[i] * rows[i] (+ y with accumulate), rows of m elements of `type`.
+  void gather(uint32_t type, int64_t m, const uint8_t* const* rows, const float* coef, int64_t k, float* y,
+              bool accumulate = false);
+  // y[0..m) = sum over the kept columns j of a (mask_ holds k of them) of a_j * row_j of w: rows from
+  // the mapping or, with the store, through the row cache, computing on the cached rows while the
+  // missing ones are read.
+  void gather_rows(const Weight& w, RowCache* rc, const CacheState* cache, const float* a, int64_t k, int64_t m, float* y);
   void forward_batch(const int32_t* tokens, int64_t n, bool all_logits, float* out);
   void matmul(const Weight& w, const float* x, int64_t ntok, float* y, int64_t y_stride);
   void attention(int64_t layer, int64_t n, int64_t pos0);
@@ -186,10 +193,14 @@ class Context {
   std::vector<float> score_tmp_;           // [n][ffn]: the up method's scores
   std::vector<float> gather_tmp_;          // [threads][32]: an f32/f16 row tail
   bool store_ = false;                     // DIP layout under a budget: MLP rows come through RowCaches
+  std::unique_ptr<Reader> reader_;         // the store's reads, shared by its row caches
   std::vector<RowCache> rc_ug_, rc_down_;  // [layer]
   std::vector<uint8_t> stream_;            // rows read for one mask and not cached
   std::vector<const uint8_t*> row_ptr_;    // [max(dim, ffn)]
   std::vector<float> row_coef_;            // [max(dim, ffn)]
+  std::vector<uint8_t> pending_;           // [max(dim, ffn)]: row i is still being read
+  std::vector<const uint8_t*> pend_ptr_;   // the pending rows' addresses and coefficients
+  std::vector<float> pend_coef_;
 };
 
 }  // namespace fd

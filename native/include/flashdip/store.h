@@ -3,47 +3,61 @@
 // that are not cached are not resident. Which rows are cached is decided by a CacheState (the
 // policy); a RowCache only moves the bytes to match it.
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
+#include "flashdip/reader.h"
 #include "flashdip/sparsity.h"
-#include "flashdip/threadpool.h"
 
 namespace fd {
 
 struct IoStats {
-  int64_t bytes_read = 0;   // from the file (flash)
-  int64_t reads = 0;        // preadv calls
-  double seconds = 0;       // wall time spent reading
+  int64_t bytes_read = 0;     // rows read from the file (flash)
+  int64_t gap_bytes = 0;      // read besides, between rows of one request (see RowCache)
+  int64_t reads = 0;          // read requests (one per run of adjacent rows)
+  double seconds = 0;         // wall time from issuing a batch to its last byte, summed over batches
+  double wait_seconds = 0;    // of which the compute waited (the rest overlapped with compute)
 };
 
 class RowCache {
  public:
-  // Rows of `row_bytes` bytes at file offset `offset` + r * row_bytes of the open file `fd`.
-  RowCache(int fd, uint64_t offset, size_t row_bytes, int64_t n_rows, int64_t capacity, bool drop_pages);
+  // Rows of `row_bytes` bytes at file offset `offset` + r * row_bytes of the open file `fd`, read
+  // through `reader` (shared by the row caches of a context; one batch at a time).
+  RowCache(Reader* reader, int fd, uint64_t offset, size_t row_bytes, int64_t n_rows, int64_t capacity, bool drop_pages);
 
   // Makes the rows of a mask available after cache.access(mask) decided what is cached: frees the
-  // slots of evicted rows, reads admitted rows into free slots and the others into the streaming
-  // buffer (adjacent rows in one preadv, runs spread over the pool). rows[i] receives the address
-  // of mask[i]'s row. Throws ERR_IO.
+  // slots of evicted rows and starts reading the missing rows, admitted ones into free slots and the
+  // others into the streaming buffer (a run of adjacent rows is one read; all runs in flight at
+  // once). rows[i] receives the address of mask[i]'s row; pending[i] is 1 for a row being read,
+  // which may be used only after finish(). Returns the number of pending rows.
   // `stream` is the streaming buffer, shared by all the row caches of a context (one layer's rows are
   // used before the next fetch); it grows to at most one matrix.
-  void fetch(const int32_t* mask, int64_t k, const CacheState& cache, const uint8_t** rows, std::vector<uint8_t>& stream,
-             ThreadPool& pool, int threads, IoStats* io);
+  int64_t start(const int32_t* mask, int64_t k, const CacheState& cache, const uint8_t** rows, uint8_t* pending,
+                std::vector<uint8_t>& stream);
+  // Waits for the reads of start(); drops their pages from the page cache (if asked). Throws ERR_IO.
+  void finish(IoStats* io);
   void reset();
-  size_t slab_bytes() const { return slab_.size(); }
+  size_t owned_bytes() const { return slab_.size() + gap_.size(); }
 
  private:
+  static constexpr size_t kMaxGapBytes = 16 << 10;  // a run reads through a gap up to this size
+  Reader* reader_;
   int fd_;
   uint64_t offset_;
   size_t row_bytes_;
   bool drop_pages_;
   std::vector<uint8_t> slab_;     // [capacity][row_bytes]
   std::vector<int32_t> slot_of_;  // [row] slot or -1
+  std::vector<uint8_t> gap_;      // where gap bytes go (never used)
   std::vector<int32_t> free_;     // free slots
   struct Read { int64_t row; uint8_t* dst; };
   std::vector<Read> reads_;
+  std::vector<iovec> iov_;     // destinations of the batch in flight (rows and gaps)
+  int64_t gap_bytes_ = 0;
+  std::vector<ReadOp> ops_;    // the batch in flight
+  std::chrono::steady_clock::time_point started_;
 };
 
 }  // namespace fd

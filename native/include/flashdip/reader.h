@@ -1,0 +1,68 @@
+// Batches of positioned reads from one file with many in flight, so a layer's misses are fetched at
+// the device's queue depth rather than one read at a time, while the caller computes on what it
+// already has. Engines: io_uring where the kernel allows it (Linux >= 5.6; seccomp on Android and
+// qemu-user usually refuse it), else a few I/O threads doing preadv, else the caller alone.
+// FLASHDIP_IO=auto|uring|threads|sync picks one (auto: the first that works, in that order).
+#pragma once
+#include <sys/uio.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace fd {
+
+struct ReadOp {
+  uint64_t offset;     // in the file
+  const iovec* iov;    // destinations, filled in order; valid until wait() returns
+  int iovcnt;
+  size_t bytes;        // sum of the iov lengths
+};
+
+class Reader {
+ public:
+  // engine: "auto", "uring", "threads" or "sync"; nullptr reads FLASHDIP_IO (default auto). "uring"
+  // falls back to threads when the kernel refuses it. Throws ERR_INVALID_ARGUMENT for another name.
+  explicit Reader(int fd, const char* engine = nullptr);
+  ~Reader();
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  const char* engine() const;  // "uring", "threads" or "sync"
+
+  // Starts every read of ops[0..n) and returns at once; ops must stay valid until wait() returns.
+  // One batch at a time: start, then wait.
+  void start(const ReadOp* ops, size_t n);
+  // Returns when every read of the batch is done. Throws ERR_IO (after the whole batch settled) if
+  // one failed or the file ended early.
+  void wait();
+
+ private:
+  struct Ring;
+  void read_sync(const ReadOp& op, size_t done);  // the rest of op from byte `done`, in the caller
+  void worker();
+  void fail_batch(int err);
+
+  int fd_;
+  std::unique_ptr<Ring> ring_;
+  // Thread engine.
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::atomic<size_t> next_{0};
+  size_t remaining_ = 0;  // ops not finished, under mu_
+  int active_ = 0;        // workers inside a batch, under mu_ (they read ops_ and n_)
+  // The batch.
+  const ReadOp* ops_ = nullptr;
+  size_t n_ = 0;
+  std::atomic<int> error_{0};
+};
+
+}  // namespace fd
