@@ -106,8 +106,13 @@ export const MLP_TENSOR = /^blk\.\d+\.ffn_(gate|up|down|gate_up)(\.dip)?\.weight
 export interface ByteSplit {
   /** MLP weights: what DIP prunes and the column cache holds. */
   mlp: number;
-  /** Everything else in the file: kept in DRAM. */
+  /** Everything else in the file that is kept in DRAM. */
   static: number;
+  /**
+   * The token embedding table when it is read one row per token from the file instead (a converted,
+   * untied model under a budget): not in DRAM, not part of static.
+   */
+  streamed: number;
   /** The largest layer's MLP: the store's streaming buffer can need this much. */
   mlpLayer: number;
 }
@@ -115,6 +120,7 @@ export interface ByteSplit {
 export function splitBytes(header: GgufHeader): ByteSplit {
   let mlp = 0, all = 0;
   const perLayer = new Map<string, number>();
+  const names = new Set(header.tensors.map((t) => t.name));
   for (const t of header.tensors) {
     all += t.bytes;
     if (!MLP_TENSOR.test(t.name)) continue;
@@ -122,7 +128,10 @@ export function splitBytes(header: GgufHeader): ByteSplit {
     const layer = t.name.split('.')[1];
     perLayer.set(layer, (perLayer.get(layer) ?? 0) + t.bytes);
   }
-  return { mlp, static: all - mlp, mlpLayer: Math.max(0, ...perLayer.values()) };
+  // The engine's column store reads an untied embedding row per token (native/model/context.cc).
+  const dip = header.tensors.some((t) => t.name.endsWith('.dip.weight'));
+  const streamed = dip && names.has('output.weight') ? header.tensors.find((t) => t.name === 'token_embd.weight')?.bytes ?? 0 : 0;
+  return { mlp, static: all - mlp - streamed, streamed, mlpLayer: Math.max(0, ...perLayer.values()) };
 }
 
 /**

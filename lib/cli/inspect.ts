@@ -28,12 +28,13 @@ export const inspectCommand: Command = {
   async run(_v, positionals, io) {
     if (positionals.length !== 1) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'inspect takes one model path');
     const h = readGguf(positionals[0]);
-    // MLP weights are what DIP prunes and streams; everything else is static (kept in DRAM).
-    const { mlp, static: stat } = splitBytes(h);
-    const total = mlp + stat;
+    // MLP weights are what DIP prunes and streams; everything else is static (kept in DRAM), but for
+    // the embedding table of a converted untied model (read a row per token under a budget).
+    const { mlp, static: stat, streamed } = splitBytes(h);
+    const total = mlp + stat + streamed;
     const metadata: Record<string, unknown> = {};
     for (const [k, val] of Object.entries(h.metadata)) metadata[k] = summarize(val);
-    const bytes = { total, mlp, static: total - mlp, mlpFraction: total ? mlp / total : 0 };
+    const bytes = { total, mlp, static: stat, streamed, mlpFraction: total ? mlp / total : 0 };
     if (io.json) {
       io.out(JSON.stringify({ path: positionals[0], version: h.version, alignment: h.alignment, fileSize: h.fileSize,
         metadata, tensors: h.tensors, bytes }) + '\n');
@@ -45,7 +46,8 @@ export const inspectCommand: Command = {
     const w = Math.max(4, ...h.tensors.map((t) => t.name.length));
     for (const t of h.tensors)
       lines.push(`  ${t.name.padEnd(w)}  ${t.typeName.padEnd(6)}  [${t.dims.join(', ')}]  ${formatBytes(t.bytes)}`);
-    lines.push('', `bytes: total ${formatBytes(total)}, static ${formatBytes(total - mlp)}, MLP ${formatBytes(mlp)} (${(100 * bytes.mlpFraction).toFixed(1)}%)`);
+    const embd = streamed ? `, token embedding read per token ${formatBytes(streamed)}` : '';
+    lines.push('', `bytes: total ${formatBytes(total)}, static ${formatBytes(stat)}, MLP ${formatBytes(mlp)} (${(100 * bytes.mlpFraction).toFixed(1)}%)${embd}`);
     io.out(lines.join('\n') + '\n');
     return 0;
   },

@@ -1,5 +1,8 @@
 // The forward pass of the llama family for one sequence, batch by batch.
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstring>
@@ -96,6 +99,7 @@ Context::Context(Model& model, const ContextOptions& o)
     const GgufFile& f = model.file();
     reader_ = std::make_unique<Reader>(f.fd());
     stats_.io_engine = reader_->engine();
+    if (model.output().data != model.token_embd().data) embd_row_.resize(model.token_embd().row_bytes);
     auto offset = [&](const Weight& w) { return static_cast<uint64_t>(w.data - f.base()); };
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const LayerWeights& L = model.layer(l);
@@ -134,7 +138,7 @@ size_t Context::owned_bytes() const {
   size_t slabs = 0;
   for (const RowCache& rc : rc_ug_) slabs += rc.owned_bytes();
   for (const RowCache& rc : rc_down_) slabs += rc.owned_bytes();
-  return slabs + stream_.capacity() + k_cache_.size() + v_cache_.size() + xq_.size() +
+  return slabs + stream_.capacity() + embd_row_.size() + k_cache_.size() + v_cache_.size() + xq_.size() +
          sizeof(float) * (x_.size() + xn_.size() + q_.size() + k_.size() + v_.size() + att_out_.size() + gate_.size() +
                           up_.size() + att_scores_.size() + kv_row_.size() + rope_cos_.size() + rope_sin_.size());
 }
@@ -429,9 +433,20 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
   const int64_t dim = c.dim, qd = c.q_dim(), kvd = c.kv_dim(), hd = c.head_dim;
   const int64_t pos0 = n_past_;
 
+  const Weight& e = m.token_embd();
   for (int64_t t = 0; t < n; ++t) {
-    const Weight& e = m.token_embd();
-    dequantize_row(e.type, e.data + static_cast<size_t>(tokens[t]) * e.row_bytes, x_.data() + t * dim, dim);
+    const uint8_t* row = e.data + static_cast<size_t>(tokens[t]) * e.row_bytes;
+    if (embd_row_.size() == e.row_bytes) {
+      // Under the store, an untied embedding table stays on flash: one row read per token.
+      const off_t at = static_cast<off_t>(row - m.file().base());
+      ssize_t got;
+      do got = pread(m.file().fd(), embd_row_.data(), e.row_bytes, at);
+      while (got < 0 && errno == EINTR);
+      if (got != static_cast<ssize_t>(e.row_bytes))
+        fail("ERR_IO", std::string("reading the token embedding failed: ") + (got < 0 ? std::strerror(errno) : "short read"));
+      row = embd_row_.data();
+    }
+    dequantize_row(e.type, row, x_.data() + t * dim, dim);
   }
 
   // RoPE angles per token, as ggml computes them: theta_i = pos * base^(-2i/n_rot) by repeated

@@ -196,6 +196,7 @@ class Context {
   std::unique_ptr<Reader> reader_;         // the store's reads, shared by its row caches
   std::vector<RowCache> rc_ug_, rc_down_;  // [layer]
   std::vector<uint8_t> stream_;            // rows read for one mask and not cached
+  std::vector<uint8_t> embd_row_;          // under the store, an untied token embedding row read from the file
   std::vector<const uint8_t*> row_ptr_;    // [max(dim, ffn)]
   std::vector<float> row_coef_;            // [max(dim, ffn)]
   std::vector<uint8_t> pending_;           // [max(dim, ffn)]: row i is still being read
