@@ -21,6 +21,8 @@ export interface Job {
   warmupTokens: number;
   /** node_modules folder that holds node-llama-cpp (only for engine 'llamacpp'). */
   depsDir: string;
+  /** flashdip only: loadModel options besides threads (memoryBudget, sparsity, cache). */
+  loadOptions?: Omit<import('../lib').LoadOptions, 'threads'>;
 }
 
 export interface Measurement {
@@ -54,7 +56,7 @@ async function openFlashdip(job: Job): Promise<Engine> {
   // Loaded here, not at the top, so a llama.cpp child never loads flashdip's addon.
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { loadModel } = require('../lib') as typeof import('../lib');
-  const model = await loadModel(job.model, { threads: job.threads });
+  const model = await loadModel(job.model, { ...job.loadOptions, threads: job.threads });
   const session = model.createSession({ contextSize: job.contextSize, kvCacheType: 'f16' });
   // generate() stops at end-of-generation tokens; a speed run must produce exactly N tokens, so
   // they are masked out of the logits (llama.cpp's side passes them through instead: the cost
