@@ -50,12 +50,10 @@ describe('64 cli: bench', () => {
   });
 
   it('bad flags exit 1 with ERR_INVALID_ARGUMENT; a missing file with ERR_IO', () => {
+    // (each case is a process start: a few representative ones)
     const cases: [string[], string][] = [
-      [['--tokens', '0'], 'ERR_INVALID_ARGUMENT'],
       [['--tokens', 'many'], 'ERR_INVALID_ARGUMENT'],
       [['--density', '2', '--method', 'dip'], 'ERR_INVALID_ARGUMENT'],
-      [['--method', 'fast'], 'ERR_INVALID_ARGUMENT'],
-      [['--memory-budget', 'lots'], 'ERR_INVALID_ARGUMENT'],
       [['--ctx', '8', '--tokens', '16'], 'ERR_INVALID_ARGUMENT'],
       [['--no-such-flag'], 'ERR_INVALID_ARGUMENT'],
     ];
