@@ -21,7 +21,7 @@ if (args[0] === '--child') {
     const s = model.createSession({ contextSize: 256 });
     for await (const _ of s.generate([1, 450, 4996, 338, 263], { maxTokens: Number(tokens), temperature: 0 }));
     const st = s.stats();
-    process.stdout.write(JSON.stringify({ decode: st.decodeTokensPerSecond, hitRate: st.sparsity.hitRate, storeBytesPerToken: st.sparsity.storeBytesPerToken, storeReadSeconds: st.sparsity.storeReadSeconds, decodeSeconds: st.decodeSeconds, rss: st.residentBytes }) + '\n');
+    process.stdout.write(JSON.stringify({ decode: st.decodeTokensPerSecond, hitRate: st.sparsity.hitRate, storeBytesPerToken: st.sparsity.storeBytesPerToken, storeReadSeconds: st.sparsity.storeReadSeconds, decodeSeconds: st.decodeSeconds, prefillSeconds: st.prefillSeconds, rss: st.residentBytes }) + '\n');
     await model.dispose();
   })();
 } else {
@@ -55,7 +55,8 @@ if (args[0] === '--child') {
     ratio: median(results[m].map((x, i) => x.decode / results.dense[i].decode)),
     hitRate: median(results[m].map((x) => x.hitRate)),
     storeMiBPerToken: median(results[m].map((x) => x.storeBytesPerToken)) / 2 ** 20,
-    readShare: median(results[m].map((x) => x.storeReadSeconds / Math.max(1e-9, x.decodeSeconds))),
+    // the store's read time covers the prompt and the decode steps alike
+    readShare: median(results[m].map((x) => x.storeReadSeconds / Math.max(1e-9, x.decodeSeconds + x.prefillSeconds))),
     rssMiB: median(results[m].map((x) => x.rss)) / 2 ** 20,
   }));
   if (args.includes('--json')) {

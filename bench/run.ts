@@ -1,8 +1,13 @@
-// flashdip vs llama.cpp, side by side: decode and prefill tokens/s per model, with ratios.
+// The benchmark: flashdip vs llama.cpp side by side (decode and prefill tokens/s per model, with
+// ratios), the kernels (gather-GEMV and dense GEMV bandwidth against memcpy, top-k time), and DIP
+// against flashdip's own dense on the ~1B model in DRAM; `--disk` and `--headline` run the budgeted
+// on-disk scenarios instead (bench/disk.ts, bench/headline.ts).
 //
-//   npm run bench -- [--models a.gguf,b.gguf] [--threads N] [--tokens N] [--prompt-tokens N]
-//                    [--reps N] [--warmup N] [--idle-wait S] [--make-models] [--skip-llamacpp]
-//                    [--json] [--save FILE]
+//   npm run bench -- [--engines] [--kernels] [--dip] [--models a.gguf,b.gguf] [--threads N] [--tokens N]
+//                    [--prompt-tokens N] [--reps N] [--warmup N] [--idle-wait S] [--make-models]
+//                    [--skip-llamacpp] [--json] [--save FILE]
+//   npm run bench -- --disk [MODEL.dip.gguf] [--tokens N] [--reps N] [--gamma G] [--json]
+//   npm run bench -- --headline [bench/headline.ts options]
 //
 // The reference engine is llama.cpp through node-llama-cpp, which is not a dependency of flashdip:
 // it is installed on first use into bench/.deps/ (gitignored, ~700 MB). Every measurement runs in
@@ -13,6 +18,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { parseArgs } from 'util';
+import { DecodeStep, KernelResults, kernelTables } from './kernels';
 import type { Job, Measurement } from './worker';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -29,6 +35,10 @@ const ONE_B_SHAPE = ['--arch', 'llama', '--dim', '2048', '--layers', '22', '--he
 const ONE_B_TYPES = ['q8_0', 'q4_0'];
 const WORKER_TIMEOUT_MS = 30 * 60 * 1000;
 const oneBPath = (type: string): string => path.join(MODELS_DIR, `llama-1b-${type}.gguf`);
+// The same models converted to the DIP layout (`flashdip convert IN OUT --type keep`).
+const oneBDipPath = (type: string): string => path.join(MODELS_DIR, `llama-1b-${type}.dip.gguf`);
+const SECTIONS = ['engines', 'kernels', 'dip'] as const;
+type Section = (typeof SECTIONS)[number];
 
 // The prompt: this text, tokenized once by flashdip's tokenizer (BOS first), cut to --prompt-tokens
 // ids, repeated if too short; both engines get exactly these ids.
@@ -37,7 +47,19 @@ const PROMPT_TEXT =
   'Every morning she walked to the harbor to watch the fishing boats come home, and she ' +
   'counted the birds that followed them. One day she found a shiny blue shell on the sand. ';
 
-const USAGE = `usage: npm run bench -- [options]
+const USAGE = `usage: npm run bench -- [sections] [options]
+  sections (default: all three)
+  --engines               flashdip vs llama.cpp per model (decode and prefill tok/s, ratios)
+  --kernels               gather-GEMV and dense GEMV GB/s against memcpy, top-k microseconds
+                          (native timing loops, single thread; in a child process)
+  --dip                   dip (density 0.5) vs flashdip's dense on the ~1B DIP-layout models, all in
+                          DRAM (no budget), interleaved, one worker process per measurement
+  other scenarios (run alone; the options after them are theirs)
+  --disk [MODEL]          bench/disk.ts: budgeted on disk, page cache dropped (default model
+                          ${path.relative(ROOT, oneBDipPath('q4_0'))}); --tokens N --reps N --gamma G --json
+  --headline              bench/headline.ts: llama.cpp vs flashdip dip-ca, both capped at 650 MB in a
+                          memory cgroup, page cache dropped (see --headline --help)
+  options
   --models a.gguf,b.gguf  models to measure (default: ${path.relative(ROOT, STORIES)}, and
                           ${path.relative(ROOT, oneBPath('q8_0'))} / -q4_0.gguf when present)
   --threads N             compute threads, the same for both engines (default 1)
@@ -49,11 +71,17 @@ const USAGE = `usage: npm run bench -- [options]
   --skip-llamacpp         measure flashdip only
   --idle-wait S           before each measurement, wait up to S seconds for a second in which
                           other processes use under a quarter of the CPUs (default 30; 0: never)
-  --json                  print one JSON object instead of the table
+  --dip-models a,b        DIP-layout models for --dip (default: ${path.relative(ROOT, oneBDipPath('q4_0'))} and
+                          -q8_0.dip.gguf when present)
+  --quick-kernels         fewer repetitions in the kernel section
+  --json                  print one JSON object instead of the tables
   --save FILE             also write that JSON object to FILE`;
 
 interface Options {
+  sections: Section[];
   models: string[];
+  dipModels: string[];
+  quickKernels: boolean;
   threads: number;
   tokens: number;
   promptTokens: number;
@@ -72,6 +100,11 @@ function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
     args: argv,
     options: {
+      engines: { type: 'boolean', default: false },
+      kernels: { type: 'boolean', default: false },
+      dip: { type: 'boolean', default: false },
+      'dip-models': { type: 'string' },
+      'quick-kernels': { type: 'boolean', default: false },
       models: { type: 'string' },
       threads: { type: 'string', default: '1' },
       tokens: { type: 'string', default: '64' },
@@ -99,8 +132,15 @@ function parseOptions(argv: string[]): Options {
   let models: string[];
   if (values.models) models = values.models.split(',').filter(Boolean).map((m) => path.resolve(m));
   else models = [STORIES, ...ONE_B_TYPES.map(oneBPath).filter((p) => makeModels || fs.existsSync(p))];
+  const chosen = SECTIONS.filter((x) => values[x]);
+  const dipModels = values['dip-models']
+    ? values['dip-models'].split(',').filter(Boolean).map((m) => path.resolve(m))
+    : ONE_B_TYPES.map(oneBDipPath).filter((p) => fs.existsSync(p));
   return {
+    sections: chosen.length ? chosen : [...SECTIONS],
     models,
+    dipModels,
+    quickKernels: values['quick-kernels']!,
     threads: int('threads', values.threads, 1),
     tokens: int('tokens', values.tokens, 2),
     promptTokens: int('prompt-tokens', values['prompt-tokens'], 1),
@@ -390,19 +430,24 @@ function fmt(x: number | undefined): string {
 const ratio = (r: Ratio | undefined): string =>
   r === undefined ? '-' : `${r.median.toFixed(2)}x (${r.min.toFixed(2)}-${r.max.toFixed(2)})`;
 
-function table(results: ModelResult[], opts: Options, header: ReturnType<typeof reportHeader>): string {
+function headerLines(opts: Options, header: ReturnType<typeof reportHeader>, busy: (number | undefined)[]): string[] {
   const lines: string[] = [];
   const m = header.machine;
   lines.push(`machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.platform}, node ${m.node}, load average ${m.loadAverage}`);
   lines.push(`commit:  ${header.commit}${header.dirty ? ' (+ uncommitted changes)' : ''}, ${header.date}`);
   lines.push(`engines: flashdip ${header.flashdipVersion}` +
-    (opts.skipLlamaCpp ? ' (llama.cpp skipped)' : `, llama.cpp ${header.llamaCppRelease ?? '(release unknown)'} via ${LLAMA_CPP_PACKAGE} ${header.llamaCppVersion}`));
-  lines.push(`run:     threads ${opts.threads}, prompt ${opts.promptTokens} tokens, ${opts.tokens} generated (greedy), ` +
+    (opts.skipLlamaCpp || !opts.sections.includes('engines') ? '' : `, llama.cpp ${header.llamaCppRelease ?? '(release unknown)'} via ${LLAMA_CPP_PACKAGE} ${header.llamaCppVersion}`));
+  lines.push(`run:     sections ${opts.sections.join(', ')}; threads ${opts.threads}, prompt ${opts.promptTokens} tokens, ${opts.tokens} generated (greedy), ` +
     `warm-up ${opts.warmup}, median of ${opts.reps} interleaved repetitions`);
-  const busy = results.flatMap((r) => [...r.flashdip.runs, ...(r.llamacpp?.runs ?? [])]).map((x) => x.cpuBusyBefore);
-  if (busy.every((b): b is number => b !== undefined) && busy.length)
+  if (busy.length && busy.every((b): b is number => b !== undefined))
     lines.push(`         CPU busy (other processes) in the second before each measurement: median ${(median(busy) * 100).toFixed(0)}%, ` +
       `max ${(Math.max(...busy) * 100).toFixed(0)}%`);
+  return lines;
+}
+
+function table(results: ModelResult[], opts: Options): string {
+  const lines: string[] = [];
+  lines.push('### flashdip vs llama.cpp');
   lines.push('');
   const rows: string[][] = [[
     'model', 'decode flashdip', 'decode llama.cpp', 'decode ratio',
@@ -452,22 +497,184 @@ function reportHeader(opts: Options) {
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// DIP against flashdip's own dense, everything in DRAM
+
+interface DipResult {
+  model: string;
+  variants: { label: string; decodeTokensPerSecond: number; prefillTokensPerSecond: number; maxRssBytes: number; runs: Run[]; errors: string[] }[];
+  /** dip / dense: median (min-max) of the per-repetition ratios. */
+  decodeRatio?: Ratio;
+  prefillRatio?: Ratio;
+}
+
+const DIP_VARIANTS: { label: string; loadOptions: Job['loadOptions'] }[] = [
+  { label: 'dense', loadOptions: { sparsity: { method: 'dense' } } },
+  { label: 'dip 0.5', loadOptions: { sparsity: { method: 'dip', density: 0.5 } } },
+];
+
+async function measureDip(opts: Options): Promise<DipResult[]> {
+  const out: DipResult[] = [];
+  const runs = new Map<string, Run[]>();
+  const errors = new Map<string, string[]>();
+  const key = (model: string, label: string) => `${label}\0${model}`;
+  const jobs = opts.dipModels.map((model) => {
+    const prompt = promptTokens(model, opts.promptTokens);
+    return { model, prompt, contextSize: Math.ceil((prompt.length + opts.tokens + 1) / 256) * 256 };
+  });
+  for (let rep = 0; rep < opts.reps; rep++)
+    for (const { model, prompt, contextSize } of jobs) {
+      const order = rep % 2 === 0 ? DIP_VARIANTS : [...DIP_VARIANTS].reverse();
+      for (const v of order) {
+        const k = key(model, v.label);
+        log(`[dip rep ${rep + 1}/${opts.reps}] ${v.label.padEnd(8)} ${path.basename(model)}`);
+        try {
+          const busy = opts.idleWait > 0 ? await waitForIdle(opts.idleWait) : undefined;
+          const m = await runWorker({
+            engine: 'flashdip', model, threads: opts.threads, prompt, tokens: opts.tokens, contextSize,
+            warmupTokens: opts.warmup, depsDir: DEPS_MODULES, loadOptions: v.loadOptions,
+          });
+          log(`    decode ${fmt(m.decodeTokensPerSecond)} tok/s, prefill ${fmt(m.prefillTokensPerSecond)} tok/s, max RSS ${(m.maxRssBytes / 2 ** 20).toFixed(0)} MiB`);
+          runs.set(k, [...(runs.get(k) ?? []), { ...m, rep, cpuBusyBefore: busy }]);
+        } catch (err) {
+          const msg = String((err as Error).message ?? err);
+          log(`    FAILED: ${msg.split('\n')[0]}`);
+          errors.set(k, [...(errors.get(k) ?? []), msg]);
+        }
+      }
+    }
+  for (const { model } of jobs) {
+    const variants = DIP_VARIANTS.map((v) => {
+      const r = runs.get(key(model, v.label)) ?? [];
+      return {
+        label: v.label, ...summarize(r, errors.get(key(model, v.label)) ?? []),
+        maxRssBytes: median(r.map((x) => x.maxRssBytes)),
+      };
+    });
+    out.push({
+      model, variants,
+      decodeRatio: pairedRatio(variants[1].runs, variants[0].runs, (m) => m.decodeTokensPerSecond),
+      prefillRatio: pairedRatio(variants[1].runs, variants[0].runs, (m) => m.prefillTokensPerSecond),
+    });
+  }
+  return out;
+}
+
+function dipTable(results: DipResult[], opts: Options): string {
+  const lines = ['### dip (density 0.5) vs flashdip dense, the ~1B DIP-layout models in DRAM (no budget)', ''];
+  const rows: string[][] = [['model', 'decode dense', 'decode dip', 'decode ratio', 'prefill dense', 'prefill dip', 'prefill ratio', 'max RSS MiB dense / dip']];
+  for (const r of results) {
+    const [d, p] = r.variants;
+    rows.push([path.basename(r.model), fmt(d.decodeTokensPerSecond), fmt(p.decodeTokensPerSecond), ratio(r.decodeRatio),
+      fmt(d.prefillTokensPerSecond), fmt(p.prefillTokensPerSecond), ratio(r.prefillRatio),
+      `${(d.maxRssBytes / 2 ** 20).toFixed(0)} / ${(p.maxRssBytes / 2 ** 20).toFixed(0)}`]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
+  const line = (row: string[]): string => '| ' + row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ') + ' |';
+  lines.push(line(rows[0]));
+  lines.push('|' + widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|');
+  for (const row of rows.slice(1)) lines.push(line(row));
+  lines.push('');
+  lines.push(`tok/s, median of ${opts.reps} repetitions, ${opts.threads} thread(s); ratio = dip / dense, median (min-max) of the ratios within each`);
+  lines.push('repetition. dip keeps keep_x 0.574 of the MLP inputs and keep_h 0.351 of the intermediate units (MLP density 0.5);');
+  lines.push('attention, embeddings and the LM head stay dense, so the ratio is bounded by the MLP share of the bytes.');
+  for (const r of results) for (const v of r.variants) for (const e of v.errors) lines.push(`error (${path.basename(r.model)}, ${v.label}): ${e.split('\n')[0]}`);
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kernels (native timing loops, in a child process)
+
+function measureKernelsChild(opts: Options): KernelResults {
+  const args = ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'kernels.ts'), '--child', ...(opts.quickKernels ? ['--quick'] : [])];
+  const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 2], maxBuffer: 16 * 2 ** 20 });
+  if (r.status !== 0) throw new Error(`the kernel benchmark failed (exit ${r.status ?? r.signal})`);
+  return JSON.parse(r.stdout) as KernelResults;
+}
+
+// The decode step the top-k is compared with: the dip section's measurement when there is one, else
+// one short flashdip run (dip 0.5, everything in DRAM) on the first ~1B model found.
+async function decodeStep(opts: Options, dip: DipResult[] | undefined): Promise<DecodeStep | undefined> {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { readGgufMetadata } = require('../lib') as typeof import('../lib');
+  const fromModel = (model: string, method: string, tps: number): DecodeStep | undefined => {
+    if (!(tps > 0)) return undefined;
+    const md = readGgufMetadata(model) as Record<string, unknown>;
+    const arch = String(md['general.architecture']);
+    return {
+      model: path.basename(model), method, secondsPerToken: 1 / tps,
+      layers: Number(md[`${arch}.block_count`]), dim: Number(md[`${arch}.embedding_length`]), ffn: Number(md[`${arch}.feed_forward_length`]),
+    };
+  };
+  const first = dip?.find((r) => r.variants[1].runs.length > 0);
+  if (first) return fromModel(first.model, 'dip 0.5, in DRAM', first.variants[1].decodeTokensPerSecond);
+  const model = [...opts.dipModels, ...ONE_B_TYPES.map(oneBPath)].find((m) => fs.existsSync(m));
+  if (!model) return undefined;
+  log(`[kernels] decode step: flashdip dip 0.5 on ${path.basename(model)}, 8 tokens`);
+  try {
+    const prompt = promptTokens(model, 8);
+    const m = await runWorker({
+      engine: 'flashdip', model, threads: 1, prompt, tokens: 8, contextSize: 256, warmupTokens: 2, depsDir: DEPS_MODULES,
+      loadOptions: { sparsity: { method: 'dip', density: 0.5 } },
+    });
+    return fromModel(model, 'dip 0.5, in DRAM', m.decodeTokensPerSecond);
+  } catch (err) {
+    log(`    FAILED: ${String((err as Error).message ?? err).split('\n')[0]}`);
+    return undefined;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The other scenarios, each a script of its own
+
+function runScript(file: string, args: string[]): never {
+  const r = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, file), ...args], { cwd: ROOT, stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+
 async function main(): Promise<void> {
-  const opts = parseOptions(process.argv.slice(2));
-  if (!opts.skipLlamaCpp) ensureLlamaCpp();
-  if (opts.makeModels) makeMissingModels(opts.models);
-  for (const m of opts.models) if (!fs.existsSync(m)) throw new Error(`model not found: ${m}${ONE_B_TYPES.some((t) => oneBPath(t) === m) ? ' (generate it with --make-models)' : ''}`);
+  const argv = process.argv.slice(2);
+  if (argv.includes('--headline')) runScript('headline.ts', argv.filter((a) => a !== '--headline'));
+  if (argv.includes('--disk')) {
+    const rest = argv.filter((a) => a !== '--disk');
+    const hasModel = rest.length > 0 && !rest[0].startsWith('--');
+    runScript('disk.ts', hasModel ? rest : [oneBDipPath('q4_0'), ...rest]);
+  }
+  const opts = parseOptions(argv);
+  const engines = opts.sections.includes('engines');
+  if (engines && !opts.skipLlamaCpp) ensureLlamaCpp();
+  if (engines && opts.makeModels) makeMissingModels(opts.models);
+  if (engines)
+    for (const m of opts.models) if (!fs.existsSync(m)) throw new Error(`model not found: ${m}${ONE_B_TYPES.some((t) => oneBPath(t) === m) ? ' (generate it with --make-models)' : ''}`);
+  for (const m of opts.dipModels) if (!fs.existsSync(m)) throw new Error(`DIP model not found: ${m}`);
+  if (opts.sections.includes('dip') && opts.dipModels.length === 0)
+    log(`no DIP-layout model for --dip: convert one, e.g. npx flashdip convert ${path.relative(ROOT, oneBPath('q4_0'))} ${path.relative(ROOT, oneBDipPath('q4_0'))} --type keep`);
   // Taken before measuring: the commit and the machine's load as the run found them.
   const header = reportHeader(opts);
-  const results = await measureAll(opts);
+  const results = engines ? await measureAll(opts) : undefined;
+  const dip = opts.sections.includes('dip') && opts.dipModels.length ? await measureDip(opts) : undefined;
+  let kernels: KernelResults | undefined;
+  let step: DecodeStep | undefined;
+  if (opts.sections.includes('kernels')) {
+    step = await decodeStep(opts, dip);
+    if (opts.idleWait > 0) await waitForIdle(opts.idleWait);
+    log('[kernels] gather-GEMV, GEMV, top-k (about a minute)');
+    kernels = measureKernelsChild(opts);
+  }
   const { json: _j, save: _s, ...options } = opts;
-  const report = JSON.stringify({ ...header, options, results }, null, 2);
+  const report = JSON.stringify({ ...header, options, results, dip, kernels, decodeStep: step }, null, 2);
   if (opts.save) fs.writeFileSync(opts.save, report + '\n');
   if (opts.json) {
     console.log(report);
-  } else {
-    console.log(table(results, opts, header));
+    return;
   }
+  const busy = [...(results ?? []).flatMap((r) => [...r.flashdip.runs, ...(r.llamacpp?.runs ?? [])]),
+    ...(dip ?? []).flatMap((r) => r.variants.flatMap((v) => v.runs))].map((x) => x.cpuBusyBefore);
+  const out = [...headerLines(opts, header, busy), ''];
+  if (results) out.push(table(results, opts), '');
+  if (dip) out.push(dipTable(dip, opts), '');
+  if (kernels) out.push('### kernels', '', kernelTables(kernels, step), '');
+  console.log(out.join('\n'));
 }
 
 main().catch((err) => {

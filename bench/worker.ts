@@ -6,6 +6,7 @@
 // Both engines are timed by the same loop (timeGeneration): prefill = from asking for the first
 // token until it arrives (prompt evaluation + one sampling); decode = from the first token to the
 // Nth, i.e. N-1 single-token steps including sampling and the engine's own JS overhead.
+import * as fs from 'fs';
 import * as path from 'path';
 import { pathToFileURL } from 'url';
 
@@ -21,6 +22,8 @@ export interface Job {
   warmupTokens: number;
   /** node_modules folder that holds node-llama-cpp (only for engine 'llamacpp'). */
   depsDir: string;
+  /** flashdip only: loadModel options besides threads (memoryBudget, sparsity, cache). */
+  loadOptions?: Omit<import('../lib').LoadOptions, 'threads'>;
 }
 
 export interface Measurement {
@@ -40,6 +43,19 @@ export interface Measurement {
   generated: number[];
   /** flashdip only: what session.stats() says about the same run (native time only). */
   engineStats?: Record<string, unknown>;
+  /** Bytes this process had read from storage (/proc/self/io read_bytes: page-cache misses, mmap
+   *  faults and preads alike) before the prompt, at the first token and at the last; Linux only. */
+  ioReadBytes?: { start: number; firstToken: number; end: number };
+}
+
+// Bytes fetched from storage by this process so far (all threads), or NaN where /proc has no io file.
+function ioReadBytes(): number {
+  try {
+    const m = /^read_bytes:\s+(\d+)/m.exec(fs.readFileSync('/proc/self/io', 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
 }
 
 // The engine-specific part: generate(prompt) yields token ids forever (the caller stops it).
@@ -54,7 +70,7 @@ async function openFlashdip(job: Job): Promise<Engine> {
   // Loaded here, not at the top, so a llama.cpp child never loads flashdip's addon.
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const { loadModel } = require('../lib') as typeof import('../lib');
-  const model = await loadModel(job.model, { threads: job.threads });
+  const model = await loadModel(job.model, { ...job.loadOptions, threads: job.threads });
   const session = model.createSession({ contextSize: job.contextSize, kvCacheType: 'f16' });
   // generate() stops at end-of-generation tokens; a speed run must produce exactly N tokens, so
   // they are masked out of the logits (llama.cpp's side passes them through instead: the cost
@@ -108,15 +124,20 @@ async function openLlamaCpp(job: Job): Promise<Engine> {
 
 async function timeGeneration(engine: Engine, prompt: number[], n: number) {
   const tokens: number[] = [];
+  const io = { start: ioReadBytes(), firstToken: NaN, end: NaN };
   const t0 = performance.now();
   let tFirst = t0;
   for await (const token of engine.generate(prompt, n)) {
-    if (tokens.length === 0) tFirst = performance.now();
+    if (tokens.length === 0) {
+      tFirst = performance.now();
+      io.firstToken = ioReadBytes();
+    }
     tokens.push(token);
     if (tokens.length >= n) break;
   }
   const tEnd = performance.now();
-  return { tokens, prefillSeconds: (tFirst - t0) / 1000, decodeSeconds: (tEnd - tFirst) / 1000 };
+  io.end = ioReadBytes();
+  return { tokens, prefillSeconds: (tFirst - t0) / 1000, decodeSeconds: (tEnd - tFirst) / 1000, io };
 }
 
 export async function measure(job: Job): Promise<Measurement> {
@@ -144,6 +165,7 @@ export async function measure(job: Job): Promise<Measurement> {
       maxRssBytes: process.resourceUsage().maxRSS * 1024,
       generated: run.tokens,
       engineStats: engine.stats?.(),
+      ioReadBytes: Number.isFinite(run.io.start) ? run.io : undefined,
     };
   } finally {
     await engine.dispose();

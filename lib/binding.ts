@@ -102,12 +102,49 @@ export interface NativeKernels {
   setIsa(isa: string): boolean;
   cacheSimulate(nUnits: number, capacity: number, policy: number, masks: Int32Array[]): { hits: number[]; cached: Uint8Array[] };
   topk(scores: Float32Array, k: number): Int32Array;
+  benchMemcpy(storeBytes: number, reps: number): number;
+  benchGather(type: number, m: number, density: number, storeBytes: number, reps: number): GatherBench;
+  benchGemv(type: number, n: number, rows: number, storeBytes: number, reps: number): GemvBench;
+  benchTopk(n: number, keep: number, reps: number): TopkBench;
+}
+
+/** flashdip/bench.h: bytes per second are medians over the repetitions. */
+export interface GatherBench {
+  m: number;
+  rowBytes: number;
+  k: number;
+  gatherBps: number;
+  memcpyBps: number;
+  readBps: number;
+}
+
+export interface GemvBench {
+  n: number;
+  rows: number;
+  matrixBytes: number;
+  medianBps: number;
+  bestBps: number;
+}
+
+export interface TopkBench {
+  n: number;
+  k: number;
+  dipUs: number;
+  caUs: number;
+  caTopUs: number;
+  nthUs: number;
+}
+
+export interface NativeFile {
+  pageCacheResident(path: string): number;
+  pageCacheDrop(path: string): void;
 }
 
 export interface Binding {
   readGguf(path: string): GgufHeader;
   loadModel(path: string, options: { threads?: number }): Promise<NativeModel>;
   kernels: NativeKernels;
+  file: NativeFile;
 }
 
 let cached: Binding | undefined;

@@ -1,5 +1,5 @@
 // The low-level kernels on TypedArrays, for tests and research.
-import { getBinding } from './binding';
+import { GatherBench, GemvBench, getBinding, TopkBench } from './binding';
 import { fromNative } from './errors';
 
 function call<T>(fn: () => T): T {
@@ -49,3 +49,27 @@ const POLICIES = { none: 0, lru: 1, lfu: 2 } as const;
 export function cacheSimulate(nUnits: number, capacity: number, policy: keyof typeof POLICIES, masks: Int32Array[]): { hits: number[]; cached: Uint8Array[] } {
   return call(() => getBinding().kernels.cacheSimulate(nUnits, capacity, POLICIES[policy], masks));
 }
+
+/**
+ * Kernel micro-benchmarks (native/include/flashdip/bench.h), single thread, on the ISA in use. The
+ * timing loops are native; each call blocks the thread for about a second and allocates up to
+ * 1.5 x storeBytes (rows and matrices cycle over storeBytes so that they come from DRAM).
+ */
+export const bench = {
+  /** Bytes read per second by one thread's memcpy of storeBytes / 2 (median of reps). */
+  memcpy(storeBytes = 256 * 2 ** 20, reps = 7): number {
+    return call(() => getBinding().kernels.benchMemcpy(storeBytes, reps));
+  },
+  /** gather_axpy over a random `density` of input-major rows with m outputs (F32, F16, Q8_0, Q4_0). */
+  gather(type: number, m: number, density = 0.5, storeBytes = 256 * 2 ** 20, reps = 7): GatherBench {
+    return call(() => getBinding().kernels.benchGather(type, m, density, storeBytes, reps));
+  },
+  /** Dense gemv over rows x n matrices of `type`. */
+  gemv(type: number, n: number, rows: number, storeBytes = 256 * 2 ** 20, reps = 50): GemvBench {
+    return call(() => getBinding().kernels.benchGemv(type, n, rows, storeBytes, reps));
+  },
+  /** topk_select on n scores, k = keep * n: plain DIP, DIP-CA, DIP-CA with 64 protected, std::nth_element. */
+  topk(n: number, keep = 0.5, reps = 201): TopkBench {
+    return call(() => getBinding().kernels.benchTopk(n, keep, reps));
+  },
+};

@@ -6,6 +6,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_gguf(env, exports);
   init_kernels(env, exports);
   init_model(env, exports);
+  init_file(env, exports);
   return exports;
 }
 

@@ -79,5 +79,6 @@ inline double opt_number(const Napi::Object& o, const char* key, double def) {
 void init_model(Napi::Env env, Napi::Object exports);
 void init_gguf(Napi::Env env, Napi::Object exports);
 void init_kernels(Napi::Env env, Napi::Object exports);
+void init_file(Napi::Env env, Napi::Object exports);
 
 }  // namespace fd_addon

@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "common.h"
+#include "flashdip/bench.h"
 #include "flashdip/kernels.h"
 #include "flashdip/sparse.h"
 #include "flashdip/sparsity.h"
@@ -118,6 +119,91 @@ Napi::Value TopK(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// ---- micro-benchmarks (flashdip/bench.h): the timing loops run natively, synchronously ----------
+// They block the calling thread for about a second each and allocate up to 1.5 x storeBytes.
+
+int bench_int(const Napi::CallbackInfo& info, size_t i, const char* name, double lo, double hi) {
+  const double v = arg_number(info, i, name);
+  check(v >= lo && v <= hi && v == static_cast<double>(static_cast<int64_t>(v)), info.Env(),
+        std::string(name) + " must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  return static_cast<int>(v);
+}
+
+size_t bench_store(const Napi::CallbackInfo& info, size_t i) {
+  const double v = arg_number(info, i, "storeBytes");
+  check(v >= (1 << 20) && v <= 8.0 * (1ull << 30), info.Env(), "storeBytes must be in [1 MiB, 8 GiB]");
+  return static_cast<size_t>(v);
+}
+
+// benchMemcpy(storeBytes, reps) -> bytes read per second
+Napi::Value BenchMemcpy(const Napi::CallbackInfo& info) {
+  const size_t store = bench_store(info, 0);
+  const int reps = bench_int(info, 1, "reps", 1, 100000);
+  return Napi::Number::New(info.Env(), guard(info.Env(), [&] { return fd::bench_memcpy(store, reps); }));
+}
+
+// benchGather(type, m, density, storeBytes, reps) -> { m, rowBytes, k, gatherBps, memcpyBps, readBps }
+Napi::Value BenchGather(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const uint32_t type = static_cast<uint32_t>(bench_int(info, 0, "type", 0, fd::TYPE_COUNT - 1));
+  check(fd::gather_row_type_supported(type), env, std::string("gather rows of type ") + fd::type_name(type) + " are not supported");
+  const int m = bench_int(info, 1, "m", 32, 1 << 22);
+  check(m % 32 == 0, env, "m must be a multiple of 32");
+  const double density = arg_number(info, 2, "density");
+  check(density > 0 && density <= 1, env, "density must be in (0, 1]");
+  const size_t store = bench_store(info, 3);
+  check(store >= 2 * fd::row_bytes(type, m), env, "storeBytes must hold at least two rows");
+  const int reps = bench_int(info, 4, "reps", 1, 100000);
+  const fd::GatherBench g = guard(env, [&] { return fd::bench_gather(type, m, density, store, reps, 5); });
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("m", static_cast<double>(g.m));
+  o.Set("rowBytes", static_cast<double>(g.row_bytes));
+  o.Set("k", static_cast<double>(g.k));
+  o.Set("gatherBps", g.gather_bps);
+  o.Set("memcpyBps", g.memcpy_bps);
+  o.Set("readBps", g.read_bps);
+  return o;
+}
+
+// benchGemv(type, n, rows, storeBytes, reps) -> { n, rows, matrixBytes, medianBps, bestBps }
+Napi::Value BenchGemv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const fd::TypeTraits& tr = type_arg(info, 0);
+  const uint32_t type = static_cast<uint32_t>(info[0].As<Napi::Number>().Uint32Value());
+  check(tr.can_compute && tr.can_quantize, env, std::string("cannot time a gemv over ") + tr.name);
+  const int n = bench_int(info, 1, "n", 1, 1 << 20);
+  check(n % static_cast<int>(tr.block_size) == 0, env, "n must be a multiple of the block size");
+  const int rows = bench_int(info, 2, "rows", 1, 1 << 20);
+  const size_t store = bench_store(info, 3);
+  const int reps = bench_int(info, 4, "reps", 1, 100000);
+  const fd::GemvBench g = guard(env, [&] { return fd::bench_gemv(type, n, rows, store, reps, 5); });
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("n", static_cast<double>(g.n));
+  o.Set("rows", static_cast<double>(g.rows));
+  o.Set("matrixBytes", static_cast<double>(g.matrix_bytes));
+  o.Set("medianBps", g.median_bps);
+  o.Set("bestBps", g.best_bps);
+  return o;
+}
+
+// benchTopk(n, keep, reps) -> { n, k, dipUs, caUs, caTopUs, nthUs }
+Napi::Value BenchTopk(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int n = bench_int(info, 0, "n", 1, 1 << 24);
+  const double keep = arg_number(info, 1, "keep");
+  check(keep > 0 && keep <= 1, env, "keep must be in (0, 1]");
+  const int reps = bench_int(info, 2, "reps", 1, 100000);
+  const fd::TopkBench t = guard(env, [&] { return fd::bench_topk(n, keep, reps, 5); });
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("n", static_cast<double>(t.n));
+  o.Set("k", static_cast<double>(t.k));
+  o.Set("dipUs", t.dip_us);
+  o.Set("caUs", t.ca_us);
+  o.Set("caTopUs", t.ca_top_us);
+  o.Set("nthUs", t.nth_us);
+  return o;
+}
+
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
@@ -142,6 +228,10 @@ void init_kernels(Napi::Env env, Napi::Object exports) {
   k.Set("cacheSimulate", Napi::Function::New(env, CacheSimulate));
   k.Set("topk", Napi::Function::New(env, TopK));
   k.Set("setIsa", Napi::Function::New(env, SetIsa));
+  k.Set("benchMemcpy", Napi::Function::New(env, BenchMemcpy));
+  k.Set("benchGather", Napi::Function::New(env, BenchGather));
+  k.Set("benchGemv", Napi::Function::New(env, BenchGemv));
+  k.Set("benchTopk", Napi::Function::New(env, BenchTopk));
   exports.Set("kernels", k);
 }
 

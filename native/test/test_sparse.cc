@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "flashdip/bench.h"
 #include "flashdip/kernels.h"
 #include "flashdip/quants.h"
 #include "flashdip/sparse.h"
@@ -353,55 +354,10 @@ void test_topk() {
 }
 
 // ---- benchmark ----------------------------------------------------------------------------------------
-
-double now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+// The measuring code is shared with the addon (flashdip/bench.h); this prints it for every ISA.
 
 void bench() {
   const size_t store_bytes = size_t(256) << 20;  // well beyond the L3 (rows come from DRAM)
-  std::vector<uint8_t> store(store_bytes);
-  for (size_t i = 0; i < store_bytes; i += 4096) store[i] = 1;
-  std::vector<uint8_t> dst(store_bytes / 2);
-  Rng rng(5);
-  // Fills the store with copies of one valid row of the type (realistic scales: no subnormals).
-  auto fill = [&](uint32_t type, int64_t m) {
-    std::vector<float> src(static_cast<size_t>(m));
-    for (auto& v : src) v = rng.gauss();
-    const size_t rb = row_bytes(type, m);
-    std::vector<uint64_t> row((rb + 7) / 8);
-    quantize_row(type, src.data(), row.data(), m);
-    for (size_t off = 0; off + rb <= store_bytes; off += rb) std::memcpy(store.data() + off, row.data(), rb);
-  };
-  const int reps = 7;
-  auto memcpy_bw = [&]() {
-    std::vector<double> t;
-    for (int r = 0; r < reps; ++r) {
-      const size_t half = store_bytes / 2, from = (r & 1) ? half : 0;
-      const double t0 = now();
-      std::memcpy(dst.data(), store.data() + from, half);
-      t.push_back(static_cast<double>(half) / (now() - t0));
-    }
-    return median(t);
-  };
-  // A stricter reference than memcpy (which also writes): a plain read of the same selected rows,
-  // summing 64-bit words (no decoding), in the same order.
-  volatile uint64_t sink = 0;
-  auto read_bw = [&](const std::vector<const void*>& ptrs, size_t rb) {
-    const double t0 = now();
-    uint64_t acc[4] = {0, 0, 0, 0};
-    for (const void* p : ptrs) {
-      const uint64_t* w = static_cast<const uint64_t*>(p);
-      for (size_t i = 0; i + 4 <= rb / 8; i += 4) acc[0] += w[i], acc[1] += w[i + 1], acc[2] += w[i + 2], acc[3] += w[i + 3];
-    }
-    sink = sink + acc[0] + acc[1] + acc[2] + acc[3];
-    return static_cast<double>(ptrs.size()) * rb / (now() - t0);
-  };
   std::printf("\nbench: gather-GEMV at density 0.5, rows from a 256 MiB store (DRAM), single thread, GB/s of rows\n");
   std::printf("(memcpy: bytes read per second by one 128 MiB memcpy; read: a plain sum over the same rows)\n");
   std::printf("%-8s %-6s %6s %8s %7s %8s %8s %8s %9s %8s\n", "isa", "type", "m", "rowbytes", "k", "gather", "memcpy",
@@ -410,28 +366,11 @@ void bench() {
     kernels_set_isa(isa.c_str());
     for (uint32_t type : kTypes) {
       for (int64_t m : {int64_t(2048), int64_t(7168), int64_t(11264)}) {
-        const size_t rb = row_bytes(type, m);
-        if (rb < 1024) continue;
-        fill(type, m);
-        const int64_t nrows = static_cast<int64_t>(store_bytes / rb);
-        const int64_t k = nrows / 2;
-        std::vector<float> coef(static_cast<size_t>(k), 0.001f), y(static_cast<size_t>(m), 0.0f);
-        std::vector<const void*> ptrs(static_cast<size_t>(k));
-        std::vector<double> bw, mc, rd;
-        for (int r = 0; r < (isa == "scalar" ? 3 : reps); ++r) {
-          // a fresh random half of the rows, ascending (as a mask)
-          int64_t j = 0;
-          for (int64_t i = 0; i < nrows && j < k; ++i)
-            if (rng.below(nrows - i) < k - j) ptrs[j++] = store.data() + static_cast<size_t>(i) * rb;
-          mc.push_back(memcpy_bw());
-          const double t0 = now();
-          gather_axpy(type, ptrs.data(), coef.data(), k, 0, m, y.data());
-          bw.push_back(static_cast<double>(k) * rb / (now() - t0));
-          rd.push_back(read_bw(ptrs, rb));
-        }
-        const double b = median(bw), c = median(mc), d = median(rd);
+        if (row_bytes(type, m) < 1024) continue;
+        const GatherBench g = bench_gather(type, m, 0.5, store_bytes, isa == "scalar" ? 3 : 7, 5);
         std::printf("%-8s %-6s %6lld %8zu %7lld %8.2f %8.2f %8.2f %9.2f %8.2f\n", isa.c_str(), type_name(type),
-                    (long long)m, rb, (long long)k, b / 1e9, c / 1e9, d / 1e9, b / c, b / d);
+                    (long long)m, g.row_bytes, (long long)g.k, g.gather_bps / 1e9, g.memcpy_bps / 1e9, g.read_bps / 1e9,
+                    g.gather_bps / g.memcpy_bps, g.gather_bps / g.read_bps);
       }
     }
   }
@@ -440,32 +379,8 @@ void bench() {
   for (const std::string& isa : isas()) {
     kernels_set_isa(isa.c_str());
     for (int64_t n : {int64_t(5632), int64_t(14336)}) {
-      std::vector<float> a(static_cast<size_t>(n));
-      for (auto& v : a) v = rng.gauss();
-      std::vector<uint8_t> cached(static_cast<size_t>(n));
-      for (auto& c : cached) c = rng.uniform() < 0.5;
-      std::vector<int32_t> out(static_cast<size_t>(n));
-      std::vector<uint8_t> ws(topk_workspace_bytes(n));
-      auto time = [&](auto&& f) {
-        std::vector<double> t;
-        for (int r = 0; r < 201; ++r) {
-          const double t0 = now();
-          f();
-          t.push_back((now() - t0) * 1e6);
-        }
-        return median(t);
-      };
-      const double t_dip = time([&] { topk_select(a.data(), n, n / 2, nullptr, 1.0f, 0, false, out.data(), ws.data()); });
-      const double t_ca = time([&] { topk_select(a.data(), n, n / 2, cached.data(), 0.2f, 0, false, out.data(), ws.data()); });
-      const double t_ca64 = time([&] { topk_select(a.data(), n, n / 2, cached.data(), 0.2f, 64, false, out.data(), ws.data()); });
-      std::vector<int32_t> idx(static_cast<size_t>(n));
-      const double t_nth = time([&] {
-        for (int64_t i = 0; i < n; ++i) idx[i] = static_cast<int32_t>(i);
-        std::nth_element(idx.begin(), idx.begin() + n / 2, idx.end(),
-                         [&](int32_t x, int32_t y) { return std::fabs(a[x]) > std::fabs(a[y]); });
-        std::sort(idx.begin(), idx.begin() + n / 2);
-      });
-      std::printf("%-8s %6lld %10.2f %10.2f %10.2f %12.2f\n", isa.c_str(), (long long)n, t_dip, t_ca, t_ca64, t_nth);
+      const TopkBench t = bench_topk(n, 0.5, 201, 5);
+      std::printf("%-8s %6lld %10.2f %10.2f %10.2f %12.2f\n", isa.c_str(), (long long)n, t.dip_us, t.ca_us, t.ca_top_us, t.nth_us);
     }
   }
 }

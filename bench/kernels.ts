@@ -1,0 +1,116 @@
+// The kernel section of `npm run bench`: gather-GEMV (gather_axpy) bandwidth at density 0.5 for F32,
+// F16, Q8_0 and Q4_0 rows of several sizes against this machine's single-thread memcpy, measured in
+// the same run (interleaved with the gathers); dense GEMV bandwidth per weight type; top-k
+// (topk_select) microseconds per call. The timing loops are native (flashdip/bench.h, through
+// `kernels.bench`); this file only picks the sizes and formats the table.
+//
+// bench/run.ts runs it in a child process (`ts-node bench/kernels.ts --child [--quick]` prints one
+// JSON object) so that its 400 MiB of buffers never share a process with an engine being measured.
+import type { GatherBench, GemvBench, TopkBench } from '../lib/binding';
+
+const STORE_BYTES = 256 * 2 ** 20; // well beyond this machine's L3: rows and matrices come from DRAM
+
+// GGUF type ids (lib/ggml-types.ts has them all).
+const TYPES: Record<string, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 8, q4_k: 12, q6_k: 14, bf16: 30 };
+const GATHER_TYPES = ['f32', 'f16', 'q8_0', 'q4_0'];
+const GEMV_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q6_k'];
+const BYTES_PER_ELEMENT: Record<string, number> = { f32: 4, f16: 2, q8_0: 34 / 32, q4_0: 18 / 32 };
+/** Target row sizes of the gather: 4 KiB (a page: a down-projection row of a 2-4B model at q8_0) and up. */
+const ROW_TARGETS = [4096, 16384, 65536];
+/** Top-k sizes: 2048 (the ~1B's MLP input), 5632 (its FFN), 14336 (Llama-3-8B's FFN). */
+const TOPK_SIZES = [2048, 5632, 14336];
+/** Dense GEMV shape: the ~1B's up/gate projection (n = 2048 inputs, 5632 rows). */
+const GEMV_SHAPE = { n: 2048, rows: 5632 };
+
+export interface KernelResults {
+  isa: string;
+  storeBytes: number;
+  memcpyBps: number;
+  gather: (GatherBench & { type: string })[];
+  gemv: (GemvBench & { type: string })[];
+  topk: TopkBench[];
+}
+
+export function measureKernels(quick = false): KernelResults {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const kernels = require('../lib/kernels') as typeof import('../lib/kernels');
+  const reps = quick ? 3 : 7;
+  const memcpyBps = kernels.bench.memcpy(STORE_BYTES, reps);
+  const gather: KernelResults['gather'] = [];
+  for (const type of GATHER_TYPES)
+    for (const target of ROW_TARGETS) {
+      const m = Math.ceil(target / BYTES_PER_ELEMENT[type] / 32) * 32;
+      gather.push({ type, ...kernels.bench.gather(TYPES[type], m, 0.5, STORE_BYTES, reps) });
+    }
+  const gemv = GEMV_TYPES.map((type) => ({ type, ...kernels.bench.gemv(TYPES[type], GEMV_SHAPE.n, GEMV_SHAPE.rows, STORE_BYTES, quick ? 10 : 50) }));
+  const topk = TOPK_SIZES.map((n) => kernels.bench.topk(n, 0.5, quick ? 51 : 201));
+  return { isa: kernels.info().isa, storeBytes: STORE_BYTES, memcpyBps, gather, gemv, topk };
+}
+
+/** The decode step the top-k times are compared with: measured on a ~1B model in the same run. */
+export interface DecodeStep {
+  model: string;
+  method: string;
+  secondsPerToken: number;
+  layers: number;
+  dim: number;
+  ffn: number;
+}
+
+function mdTable(rows: string[][]): string[] {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => '| ' + r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ') + ' |';
+  return [line(rows[0]), '|' + widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|', ...rows.slice(1).map(line)];
+}
+
+const gbs = (bps: number) => (bps / 1e9).toFixed(2);
+
+export function kernelTables(k: KernelResults, step?: DecodeStep): string {
+  const out: string[] = [];
+  out.push(`Kernels: single thread, ISA ${k.isa}, rows and matrices cycling over a ${k.storeBytes / 2 ** 20} MiB store (DRAM, not cache)`);
+  out.push(`memcpy (one thread, ${k.storeBytes / 2 ** 21} MiB per copy, bytes read per second): ${gbs(k.memcpyBps)} GB/s`);
+  out.push('');
+  out.push('gather-GEMV (gather_axpy) at density 0.5, GB/s of the selected rows:');
+  out.push('');
+  out.push(...mdTable([
+    ['type', 'm (outputs)', 'row bytes', 'rows k', 'gather GB/s', 'memcpy GB/s', 'read GB/s', 'gather / memcpy', 'gather / read'],
+    ...k.gather.map((g) => [g.type, String(g.m), String(g.rowBytes), String(g.k), gbs(g.gatherBps), gbs(g.memcpyBps), gbs(g.readBps),
+      (g.gatherBps / g.memcpyBps).toFixed(2) + 'x', (g.gatherBps / g.readBps).toFixed(2) + 'x']),
+  ]));
+  out.push('');
+  out.push('memcpy: one memcpy of half the store between the gathers (same run, same rows); read: a plain 64-bit sum over');
+  out.push('the same selected rows in the same order (no decoding, no writes). Above 1x: the gather streams its rows faster.');
+  out.push('');
+  const g0 = k.gemv[0];
+  out.push(`dense GEMV (gemv), ${g0 ? `${g0.n} inputs x ${g0.rows} rows` : ''}, GB/s of weight bytes:`);
+  out.push('');
+  out.push(...mdTable([
+    ['type', 'matrix MB', 'median GB/s', 'best GB/s', 'median / memcpy'],
+    ...k.gemv.map((g) => [g.type, (g.matrixBytes / 1e6).toFixed(1), gbs(g.medianBps), gbs(g.bestBps), (g.medianBps / k.memcpyBps).toFixed(2) + 'x']),
+  ]));
+  out.push('');
+  out.push('top-k (topk_select, k = n/2), median microseconds per call:');
+  out.push('');
+  const pct = (us: number) => (step ? `${((100 * us * 1e-6) / step.secondsPerToken).toFixed(3)}%` : '-');
+  out.push(...mdTable([
+    ['n', 'dip us', 'dip-ca us', 'dip-ca + 64 protected us', 'std::nth_element us', 'dip-ca call / decode step'],
+    ...k.topk.map((t) => [String(t.n), t.dipUs.toFixed(2), t.caUs.toFixed(2), t.caTopUs.toFixed(2), t.nthUs.toFixed(2), pct(t.caUs)]),
+  ]));
+  if (step) {
+    // Per token, every layer selects twice: the x-mask over dim inputs and the h-mask over ffn.
+    const near = (n: number) => k.topk.reduce((a, b) => (Math.abs(b.n - n) < Math.abs(a.n - n) ? b : a));
+    const perLayer = near(step.dim).caUs + near(step.ffn).caUs;
+    const perToken = step.layers * perLayer;
+    out.push('');
+    out.push(`decode step: ${(step.secondsPerToken * 1e3).toFixed(1)} ms/token measured in this run (${step.model}, ${step.method}, 1 thread).`);
+    out.push(`Per token the ~1B model selects twice per layer (n = ${step.dim} and n = ${step.ffn}): ${step.layers} x ${perLayer.toFixed(1)} us = ` +
+      `${(perToken / 1e3).toFixed(2)} ms, ${((100 * perToken * 1e-6) / step.secondsPerToken).toFixed(2)}% of the step ` +
+      `(times for n = ${near(step.dim).n} and ${near(step.ffn).n}, k = n/2).`);
+  }
+  return out.join('\n');
+}
+
+// As a child of bench/run.ts: measure and print one JSON object.
+if (require.main === module && process.argv.includes('--child')) {
+  process.stdout.write(JSON.stringify(measureKernels(process.argv.includes('--quick'))) + '\n');
+}
