@@ -1,12 +1,13 @@
 // Session: one sequence (KV cache) over a shared model; prompt evaluation, sampling and streaming
 // detokenization. Every forward step runs off the JS thread in the native AsyncWorker.
 import * as fs from 'fs';
-import { NativeContext, NativeModel } from './binding';
+import { NativeContext, NativeModel, NativeScoreHistograms } from './binding';
 import { FlashdipError, fromNative } from './errors';
 import type { Model } from './model';
 import { checkEnum, checkInt, checkKeys, checkNumber, checkObject } from './options';
 import { Sampler, SamplerOptions } from './sampler';
-import { CacheOptions, cacheFraction, nativeSparsity, ResolvedSparsity, resolveSparsity, SparsityOptions } from './sparsity';
+import { CacheOptions, cacheFraction, mlpDensity, nativeSparsity, ResolvedSparsity, resolveSparsity, SparsityOptions } from './sparsity';
+import { checkTableShape } from './thresholds';
 import type { RunTrace } from './simulate';
 import { TokenType } from './tokenizer';
 
@@ -25,6 +26,8 @@ export interface SessionOptions {
   /** Overrides the model's sparsity for this session. */
   sparsity?: SparsityOptions;
   cache?: CacheOptions;
+  /** @internal accumulate score histograms for calibration (session.histograms()). */
+  histograms?: boolean;
 }
 
 export interface GenerateOptions extends SamplerOptions {
@@ -68,11 +71,21 @@ export interface SessionStats {
     /** Measured reads from the column store (a converted model under a budget). */
     storeBytesPerToken: number;
     storeReadSeconds: number;
-    layers: { ugHits: number; ugMisses: number; downHits: number; downMisses: number }[];
+    /** Calibrated thresholds are in use (the kept fractions then vary per token). */
+    thresholds: boolean;
+    /**
+     * Realized kept fractions over the tokens: of the x-mask units (W_up/W_gate columns), of the
+     * h-mask units (W_down columns), and the MLP density they make (dip: (2 keptX + keptH) / 3;
+     * glu/gate/up: keptH), to compare with the target density.
+     */
+    keptX: number;
+    keptH: number;
+    density: number;
+    layers: { ugHits: number; ugMisses: number; downHits: number; downMisses: number; keptX: number; keptH: number }[];
   };
 }
 
-const SESSION_KEYS = ['contextSize', 'seed', 'kvCacheType', 'batchSize', 'threads', 'sparsity', 'cache', 'record'] as const;
+const SESSION_KEYS = ['contextSize', 'seed', 'kvCacheType', 'batchSize', 'threads', 'sparsity', 'cache', 'record', 'histograms'] as const;
 const GENERATE_KEYS = [
   'maxTokens', 'stop', 'signal', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN',
   'frequencyPenalty', 'presencePenalty', 'seed', 'onLogits',
@@ -108,6 +121,7 @@ export class Session {
     const batchSize = checkInt('batchSize', o.batchSize, 1, 4096, 64);
     const threads = checkInt('threads', o.threads, 1, 256);
     this.sparsity = o.sparsity === undefined && o.cache === undefined ? model.defaults.sparsity : resolveSparsity(o.sparsity, o.cache);
+    if (this.sparsity.thresholds) checkTableShape('sparsity.thresholds', this.sparsity.thresholds, model.info);
     const info = model.info;
     const kvBytes = 2 * info.layers * this.contextSize * info.kvHeads * info.headDim * (kv === 'f16' ? 2 : 4);
     this.cacheFraction = cacheFraction(model.defaults.memoryBudget, model.defaults.bytes, kvBytes);
@@ -118,6 +132,7 @@ export class Session {
         contextSize: this.contextSize, kvType: KV_TYPES[kv], batchSize, threads,
         sparsity: nativeSparsity(this.sparsity, this.cacheFraction, model.defaults.memoryBudget !== undefined),
         record: o.record === true ? 1 : 0,
+        histograms: o.histograms === true ? 1 : 0,
       });
     } catch (err) {
       throw fromNative(err);
@@ -234,6 +249,19 @@ export class Session {
       dram += l.ugHits * sp.ugUnitBytes + l.downHits * sp.downUnitBytes;
     }
     const perToken = (x: number) => (sp.tokens > 0 ? x / sp.tokens : 0);
+    // Kept fractions: measured when the context tracked tokens, else what the options ask for.
+    const { dim, ffn } = this.model.info;
+    const measured = sp.tokens > 0;
+    const nominal = this.sparsity.method === 'dense' ? { x: 1, h: 1 } : { x: this.sparsity.keepX, h: this.sparsity.keepH };
+    let keptX = 0, keptH = 0;
+    const layers = sp.layers.map((l) => {
+      const x = measured ? (l.ugHits + l.ugMisses) / (sp.tokens * dim) : nominal.x;
+      const h = measured ? (l.downHits + l.downMisses) / (sp.tokens * ffn) : nominal.h;
+      keptX += x / sp.layers.length;
+      keptH += h / sp.layers.length;
+      return { ...l, keptX: x, keptH: h };
+    });
+    if (layers.length === 0) (keptX = nominal.x), (keptH = nominal.h);
     return {
       contextSize: this.contextSize,
       contextUsed: this.native ? this.native.nPast() : 0,
@@ -255,7 +283,11 @@ export class Session {
         dramBytesPerToken: perToken(dram),
         storeBytesPerToken: perToken(sp.ioBytes),
         storeReadSeconds: sp.ioSeconds,
-        layers: sp.layers,
+        thresholds: this.sparsity.thresholds !== undefined,
+        keptX,
+        keptH,
+        density: mlpDensity(this.sparsity.method, keptX, keptH),
+        layers,
       },
     };
   }
@@ -281,6 +313,13 @@ export class Session {
       cacheFraction: this.cacheFraction,
       masks: st.masks ?? [],
     };
+  }
+
+  /** @internal the score histograms of a session made with `histograms: true` (calibration). */
+  histograms(): NativeScoreHistograms {
+    const h = this.alive().histograms();
+    if (!h) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'the session was not made with histograms: true');
+    return h;
   }
 
   /** Forgets the sequence; the next prompt starts from an empty cache. */
