@@ -1,6 +1,7 @@
 // The flashdip command line: `flashdip <command> [options]`; every command takes --json.
 import { parseArgs, ParseArgsConfig } from 'util';
 import { FlashdipError, fromNative } from '../errors';
+import { calibrateCommand } from './calibrate';
 import { convertCommand } from './convert';
 import { inspectCommand } from './inspect';
 import { pplCommand } from './ppl';
@@ -22,7 +23,10 @@ export interface Io {
   json: boolean;
 }
 
-const COMMANDS: Record<string, Command> = { run: runCommand, ppl: pplCommand, convert: convertCommand, simulate: simulateCommand, sweep: sweepCommand, inspect: inspectCommand };
+const COMMANDS: Record<string, Command> = {
+  run: runCommand, ppl: pplCommand, calibrate: calibrateCommand, convert: convertCommand, simulate: simulateCommand, sweep: sweepCommand,
+  inspect: inspectCommand,
+};
 
 function help(): string {
   const lines = ['usage: flashdip <command> [options]', '', 'commands:'];
