@@ -50,6 +50,8 @@ export interface NativeContext {
   nPast(): number;
   /** MLP column-unit counts per layer; `reset` clears them after reading. */
   stats(reset: boolean): NativeSparsityStats;
+  /** Score histograms per layer and mask, of a context made with `histograms: 1`; else null. */
+  histograms(): NativeScoreHistograms | null;
   dispose(): void;
 }
 
@@ -86,10 +88,20 @@ export interface NativeSparsityStats {
   masks?: Int32Array[];
 }
 
+export interface NativeScoreHistograms {
+  /** bin = float bits of |score| >> shift */
+  shift: number;
+  bins: number;
+  /** [layer] counts of the x-mask's and h-mask's scores. */
+  x: Float64Array[];
+  h: Float64Array[];
+}
+
 export interface NativeModel {
   info(): NativeModelInfo;
   createContext(options: {
-    contextSize?: number; kvType?: number; batchSize?: number; threads?: number; sparsity?: Record<string, number>; record?: number;
+    contextSize?: number; kvType?: number; batchSize?: number; threads?: number; sparsity?: Record<string, number | Float32Array>;
+    record?: number; histograms?: number;
   }): NativeContext;
   dispose(): void;
 }

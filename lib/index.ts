@@ -10,5 +10,8 @@ export { perplexity } from './perplexity';
 export type { PerplexityOptions, PerplexityResult } from './perplexity';
 export { simulate, recordRun, DEVICES } from './simulate';
 export type { DeviceProfile, RunTrace, SimulationResult } from './simulate';
+export { calibrate, readThresholds, writeThresholds } from './thresholds';
+export type { CalibrateOptions, CalibratedMethod, CalibrationMode, ThresholdTable } from './thresholds';
+export type { SparsityOptions, CacheOptions, SparseMethod } from './sparsity';
 export { Tokenizer } from './tokenizer';
 export * as kernels from './kernels';

@@ -5,6 +5,7 @@ import { readGguf } from './gguf';
 import { checkInt, checkKeys, checkObject } from './options';
 import { ByteSplit, CacheOptions, parseBudget, ResolvedSparsity, resolveSparsity, SparsityOptions, splitBytes } from './sparsity';
 import { Session, SessionOptions } from './session';
+import { checkTableShape } from './thresholds';
 import { Tokenizer, tokenizerSpecFromMetadata } from './tokenizer';
 
 export interface LoadOptions {
@@ -47,6 +48,14 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     native = await getBinding().loadModel(path, { threads });
   } catch (err) {
     throw fromNative(err, callSite);
+  }
+  if (sparsity.thresholds) {
+    try {
+      checkTableShape('sparsity.thresholds', sparsity.thresholds, native.info());
+    } catch (err) {
+      native.dispose();
+      throw err;
+    }
   }
   return new Model(path, native, tokenizer, { sparsity, memoryBudget, bytes: splitBytes(header) });
 }

@@ -8,7 +8,7 @@ import { FlashdipError } from './errors';
 import type { Model } from './model';
 import type { Session } from './session';
 import { checkEnum, checkInt, checkKeys, checkObject } from './options';
-import type { CacheOptions, SparsityOptions } from './sparsity';
+import { CacheOptions, mlpDensity, SparsityOptions } from './sparsity';
 
 export interface PerplexityOptions {
   /** Tokens per evaluation window, BOS included (default 512). */
@@ -43,6 +43,12 @@ export interface PerplexityResult {
   hitRate: number;
   flashBytesPerToken: number;
   dramBytesPerToken: number;
+  /** Calibrated thresholds in use; and the realized kept fractions of x and h and the MLP density
+   * they make over all windows (session.stats().sparsity), to set beside the target. */
+  thresholds: boolean;
+  keptX: number;
+  keptH: number;
+  density: number;
 }
 
 const KEYS = ['ctx', 'mode', 'stride', 'kvCacheType', 'maxTokens', 'sparsity', 'cache'] as const;
@@ -76,7 +82,7 @@ export async function perplexity(model: Model, text: string, options: Perplexity
     sparsity: o.sparsity as SparsityOptions | undefined,
     cache: o.cache as CacheOptions | undefined,
   });
-  const cache = { hits: 0, units: 0, flash: 0, dram: 0, tokens: 0 };
+  const cache = { hits: 0, units: 0, flash: 0, dram: 0, tokens: 0, keptX: 0, keptH: 0 };
   const vocab = model.info.vocabSize;
   const t0 = performance.now();
   let sum = 0, scored = 0, chunks = 0, lastWindow = 0;
@@ -129,13 +135,18 @@ export async function perplexity(model: Model, text: string, options: Perplexity
     hitRate: cache.units > 0 ? cache.hits / cache.units : 1,
     flashBytesPerToken: cache.tokens > 0 ? cache.flash / cache.tokens : 0,
     dramBytesPerToken: cache.tokens > 0 ? cache.dram / cache.tokens : 0,
+    thresholds: session.sparsity.thresholds !== undefined,
+    keptX: cache.keptX / cache.tokens,
+    keptH: cache.keptH / cache.tokens,
+    density: mlpDensity(session.sparsity.method, cache.keptX / cache.tokens, cache.keptH / cache.tokens),
   };
 }
 
 type SparsityStats = ReturnType<Session['stats']>['sparsity'];
 
 // Adds one window's cache figures (per-token averages over `tokens` evaluated tokens) to the totals.
-function account(total: { hits: number; units: number; flash: number; dram: number; tokens: number }, st: SparsityStats, tokens: number): void {
+function account(total: { hits: number; units: number; flash: number; dram: number; tokens: number; keptX: number; keptH: number },
+  st: SparsityStats, tokens: number): void {
   for (const l of st.layers) {
     total.hits += l.ugHits + l.downHits;
     total.units += l.ugHits + l.ugMisses + l.downHits + l.downMisses;
@@ -143,4 +154,6 @@ function account(total: { hits: number; units: number; flash: number; dram: numb
   total.flash += st.flashBytesPerToken * tokens;
   total.dram += st.dramBytesPerToken * tokens;
   total.tokens += tokens;
+  total.keptX += st.keptX * tokens;
+  total.keptH += st.keptH * tokens;
 }

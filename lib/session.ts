@@ -1,12 +1,13 @@
 // Session: one sequence (KV cache) over a shared model; prompt evaluation, sampling and streaming
 // detokenization. Every forward step runs off the JS thread in the native AsyncWorker.
 import * as fs from 'fs';
-import { NativeContext, NativeLayerStats, NativeModel } from './binding';
+import { NativeContext, NativeLayerStats, NativeModel, NativeScoreHistograms } from './binding';
 import { FlashdipError, fromNative } from './errors';
 import type { Model } from './model';
 import { checkEnum, checkInt, checkKeys, checkNumber, checkObject } from './options';
 import { Sampler, SamplerOptions } from './sampler';
-import { CacheOptions, cacheFraction, nativeSparsity, ResolvedSparsity, resolveSparsity, SparsityOptions } from './sparsity';
+import { CacheOptions, cacheFraction, mlpDensity, nativeSparsity, ResolvedSparsity, resolveSparsity, SparsityOptions } from './sparsity';
+import { checkTableShape } from './thresholds';
 import type { RunTrace } from './simulate';
 import { TokenType } from './tokenizer';
 
@@ -25,6 +26,8 @@ export interface SessionOptions {
   /** Overrides the model's sparsity for this session. */
   sparsity?: SparsityOptions;
   cache?: CacheOptions;
+  /** @internal accumulate score histograms for calibration (session.histograms()). */
+  histograms?: boolean;
 }
 
 export interface GenerateOptions extends SamplerOptions {
@@ -79,12 +82,25 @@ export interface SessionStats {
      */
     ioSecondsPerToken: number;
     computeSecondsPerToken: number;
-    /** Per layer: MLP units from DRAM (hits) and flash (misses), time in the layer and of it waiting for reads. */
-    layers: NativeLayerStats[];
+    /** Calibrated thresholds are in use (the kept fractions then vary per token). */
+    thresholds: boolean;
+    /**
+     * Realized kept fractions over the tokens: of the x-mask units (W_up/W_gate columns), of the
+     * h-mask units (W_down columns), and the MLP density they make (dip: (2 keptX + keptH) / 3;
+     * glu/gate/up: keptH), to compare with the target density.
+     */
+    keptX: number;
+    keptH: number;
+    density: number;
+    /**
+     * Per layer: MLP units from DRAM (hits) and flash (misses), time in the layer and of it waiting
+     * for reads, and the kept fractions.
+     */
+    layers: (NativeLayerStats & { keptX: number; keptH: number })[];
   };
 }
 
-const SESSION_KEYS = ['contextSize', 'seed', 'kvCacheType', 'batchSize', 'threads', 'sparsity', 'cache', 'record'] as const;
+const SESSION_KEYS = ['contextSize', 'seed', 'kvCacheType', 'batchSize', 'threads', 'sparsity', 'cache', 'record', 'histograms'] as const;
 const GENERATE_KEYS = [
   'maxTokens', 'stop', 'signal', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN',
   'frequencyPenalty', 'presencePenalty', 'seed', 'onLogits',
@@ -120,6 +136,7 @@ export class Session {
     const batchSize = checkInt('batchSize', o.batchSize, 1, 4096, 64);
     const threads = checkInt('threads', o.threads, 1, 256);
     this.sparsity = o.sparsity === undefined && o.cache === undefined ? model.defaults.sparsity : resolveSparsity(o.sparsity, o.cache);
+    if (this.sparsity.thresholds) checkTableShape('sparsity.thresholds', this.sparsity.thresholds, model.info);
     const info = model.info;
     const kvBytes = 2 * info.layers * this.contextSize * info.kvHeads * info.headDim * (kv === 'f16' ? 2 : 4);
     this.cacheFraction = cacheFraction(model.defaults.memoryBudget, model.defaults.bytes, kvBytes);
@@ -130,6 +147,7 @@ export class Session {
         contextSize: this.contextSize, kvType: KV_TYPES[kv], batchSize, threads,
         sparsity: nativeSparsity(this.sparsity, this.cacheFraction, model.defaults.memoryBudget !== undefined),
         record: o.record === true ? 1 : 0,
+        histograms: o.histograms === true ? 1 : 0,
       });
     } catch (err) {
       throw fromNative(err);
@@ -247,6 +265,20 @@ export class Session {
       dram += l.ugHits * sp.ugUnitBytes + l.downHits * sp.downUnitBytes;
     }
     const perToken = (x: number) => (sp.tokens > 0 ? x / sp.tokens : 0);
+    // Kept fractions: measured when the context tracked tokens, else what the options ask for.
+    const { dim, ffn } = this.model.info;
+    // (Every token is counted; an untracked context, dense without a budget, counts no units.)
+    const measured = sp.tokens > 0 && (units > 0 || this.sparsity.method !== 'dense');
+    const nominal = this.sparsity.method === 'dense' ? { x: 1, h: 1 } : { x: this.sparsity.keepX, h: this.sparsity.keepH };
+    let keptX = 0, keptH = 0;
+    const layers = sp.layers.map((l) => {
+      const x = measured ? (l.ugHits + l.ugMisses) / (sp.tokens * dim) : nominal.x;
+      const h = measured ? (l.downHits + l.downMisses) / (sp.tokens * ffn) : nominal.h;
+      keptX += x / sp.layers.length;
+      keptH += h / sp.layers.length;
+      return { ...l, keptX: x, keptH: h };
+    });
+    if (layers.length === 0) (keptX = nominal.x), (keptH = nominal.h);
     return {
       contextSize: this.contextSize,
       contextUsed: this.native ? this.native.nPast() : 0,
@@ -272,7 +304,11 @@ export class Session {
         ioEngine: sp.ioEngine,
         ioSecondsPerToken: perToken(sp.ioWaitSeconds),
         computeSecondsPerToken: perToken(seconds - sp.ioWaitSeconds),
-        layers: sp.layers,
+        thresholds: this.sparsity.thresholds !== undefined,
+        keptX,
+        keptH,
+        density: mlpDensity(this.sparsity.method, keptX, keptH),
+        layers,
       },
     };
   }
@@ -299,6 +335,13 @@ export class Session {
       masks: st.masks ?? [],
       times: st.times ?? new Float32Array(0),
     };
+  }
+
+  /** @internal the score histograms of a session made with `histograms: true` (calibration). */
+  histograms(): NativeScoreHistograms {
+    const h = this.alive().histograms();
+    if (!h) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'the session was not made with histograms: true');
+    return h;
   }
 
   /** Forgets the sequence; the next prompt starts from an empty cache. */

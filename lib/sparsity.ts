@@ -3,6 +3,7 @@
 import { FlashdipError, invalidArgument } from './errors';
 import type { GgufHeader } from './binding';
 import { checkEnum, checkInt, checkKeys, checkNumber, checkObject, parseBytes } from './options';
+import { readThresholds, tableServes, ThresholdTable } from './thresholds';
 
 export type SparseMethod = 'dense' | 'dip' | 'dip-ca' | 'glu' | 'gate' | 'up';
 export type CachePolicy = 'lru' | 'lfu' | 'none';
@@ -22,6 +23,11 @@ export interface SparsityOptions {
   warmup?: boolean;
   /** DIP-CA variant: s' = gamma s + (1 - gamma) [cached]. */
   alphaBlend?: boolean;
+  /**
+   * Calibrated thresholds instead of top-k (`flashdip calibrate`): a table or its JSON file. The
+   * method defaults to the table's; a 'dip' table also serves 'dip-ca'. Excludes density/keepX/keepH.
+   */
+  thresholds?: string | ThresholdTable;
 }
 
 export interface CacheOptions {
@@ -44,6 +50,8 @@ export interface ResolvedSparsity {
   alphaBlend: boolean;
   policy: CachePolicy;
   dropPageCache: boolean;
+  /** Calibrated thresholds (checked, not yet against a model's shape); keepX/keepH are then its targets. */
+  thresholds?: ThresholdTable;
 }
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
@@ -60,11 +68,12 @@ export function splitDensity(rho: number): { keepX: number; keepH: number } {
 
 export function resolveSparsity(sparsity: unknown, cache: unknown): ResolvedSparsity {
   const s = checkObject('sparsity', sparsity);
-  checkKeys('sparsity', s, ['method', 'density', 'keepX', 'keepH', 'gamma', 'fixedTopN', 'warmup', 'alphaBlend']);
+  checkKeys('sparsity', s, ['method', 'density', 'keepX', 'keepH', 'gamma', 'fixedTopN', 'warmup', 'alphaBlend', 'thresholds']);
   const c = checkObject('cache', cache);
   checkKeys('cache', c, ['policy', 'dropPageCache']);
   if (c.dropPageCache !== undefined && typeof c.dropPageCache !== 'boolean') throw invalidArgument('cache.dropPageCache', 'must be a boolean');
-  const method = checkEnum('sparsity.method', s.method, METHODS, 'dense');
+  const thresholds = s.thresholds === undefined ? undefined : readThresholds('sparsity.thresholds', s.thresholds);
+  const method = checkEnum('sparsity.method', s.method, METHODS, thresholds?.method ?? 'dense');
   const policy = checkEnum('cache.policy', c.policy, ['lru', 'lfu', 'none'] as const, 'lfu');
   const density = s.density === undefined ? undefined : checkDensity('sparsity.density', s.density);
   const keepX = s.keepX === undefined ? undefined : checkDensity('sparsity.keepX', s.keepX);
@@ -78,6 +87,13 @@ export function resolveSparsity(sparsity: unknown, cache: unknown): ResolvedSpar
     warmup: (s.warmup as boolean | undefined) ?? true, alphaBlend: (s.alphaBlend as boolean | undefined) ?? false, policy,
     dropPageCache: (c.dropPageCache as boolean | undefined) ?? true,
   };
+  if (thresholds) {
+    if (!tableServes(thresholds, method))
+      throw invalidArgument('sparsity.thresholds', `calibrated for the '${thresholds.method}' method, not '${method}'`);
+    if (density !== undefined || keepX !== undefined || keepH !== undefined)
+      throw invalidArgument('sparsity', 'give either thresholds or density/keepX/keepH, not both');
+    return { ...out, keepX: thresholds.keepX, keepH: thresholds.keepH, thresholds };
+  }
   if (method === 'dense') {
     if (density !== undefined && density !== 1) throw invalidArgument('sparsity.density', "the 'dense' method keeps everything");
   } else if (method === 'dip' || method === 'dip-ca') {
@@ -153,11 +169,23 @@ export function parseBudget(v: unknown): number | undefined {
 }
 
 /** The plain object the native context takes. */
-export function nativeSparsity(s: ResolvedSparsity, fraction: number, budgeted: boolean): Record<string, number> {
+export function nativeSparsity(s: ResolvedSparsity, fraction: number, budgeted: boolean): Record<string, number | Float32Array> {
   return {
     budgeted: budgeted ? 1 : 0,
     dropPages: s.dropPageCache ? 1 : 0,
     method: METHOD_IDS[s.method], keepX: s.keepX, keepH: s.keepH, gamma: s.gamma, fixedTopN: s.fixedTopN,
     warmup: s.warmup ? 1 : 0, alphaBlend: s.alphaBlend ? 1 : 0, policy: POLICY_IDS[s.policy], cacheFraction: fraction,
+    ...(s.thresholds?.thresholds.x ? { thresholdsX: Float32Array.from(s.thresholds.thresholds.x) } : {}),
+    ...(s.thresholds ? { thresholdsH: Float32Array.from(s.thresholds.thresholds.h) } : {}),
   };
+}
+
+/**
+ * The MLP density a method gets from the kept fractions of x and h: DIP prunes W_up and W_gate by
+ * x and W_down by h, (2 keepX + keepH) / 3; glu/gate/up are counted by the fraction of h they keep,
+ * as their `density` option is.
+ */
+export function mlpDensity(method: SparseMethod, keepX: number, keepH: number): number {
+  if (method === 'dense') return 1;
+  return method === 'dip' || method === 'dip-ca' ? (2 * keepX + keepH) / 3 : keepH;
 }

@@ -1,10 +1,11 @@
-// flashdip sweep: methods x densities x budgets -> perplexity, simulated tokens/s and memory, as CSV
+// flashdip sweep: methods x densities x budgets (and calibrated threshold tables) -> perplexity, simulated tokens/s and memory, as CSV
 // rows and an SVG picture (perplexity against tokens/s and against memory, one curve per method).
 // The SVG is written by hand: two scatter-and-line panels need no plotting library.
 import { loadModel } from './model';
 import { perplexity } from './perplexity';
 import { DeviceProfile, recordRun, simulate } from './simulate';
-import type { SparseMethod } from './sparsity';
+import type { SparseMethod, SparsityOptions } from './sparsity';
+import { readThresholds, ThresholdTable } from './thresholds';
 
 export interface SweepOptions {
   methods: SparseMethod[];
@@ -15,6 +16,8 @@ export interface SweepOptions {
   ctx?: number;
   maxTokens?: number;
   gamma?: number;
+  /** Calibrated threshold tables (files or objects): each adds a run per budget, as method '<method>+thr'. */
+  thresholds?: (string | ThresholdTable)[];
   onRow?: (row: SweepRow) => void;
 }
 
@@ -27,35 +30,46 @@ export interface SweepRow {
   hitRate: number;
   tokensPerSecond: number;
   flashBytesPerToken: number;
+  /** The MLP density the run realized (top-k: about the target; thresholds: what they gave). */
+  realizedDensity: number;
 }
 
 export async function sweep(path: string, text: string, o: SweepOptions): Promise<SweepRow[]> {
   const rows: SweepRow[] = [];
-  for (const budget of o.budgets)
+  const tables = (o.thresholds ?? []).map((t) => readThresholds('thresholds', t));
+  for (const budget of o.budgets) {
+    const runs: { label: string; density: number; sparsity: SparsityOptions }[] = [];
     for (const method of o.methods)
-      for (const density of method === 'dense' ? [1] : o.densities) {
-        const sparsity = method === 'dense' ? { method } : { method, density, ...(method === 'dip-ca' && o.gamma !== undefined ? { gamma: o.gamma } : {}) };
-        const model = await loadModel(path, { memoryBudget: budget, sparsity });
-        try {
-          const p = await perplexity(model, text, { ctx: o.ctx, maxTokens: o.maxTokens });
-          const sim = simulate(await recordRun(model, text, { ctx: o.ctx, maxTokens: o.maxTokens }), o.device);
-          const row: SweepRow = {
-            method, density, budget: budget ?? null,
-            memoryBytes: budget ?? model.defaults.bytes.mlp + model.defaults.bytes.static,
-            ppl: p.ppl, hitRate: p.hitRate, tokensPerSecond: sim.tokensPerSecond, flashBytesPerToken: p.flashBytesPerToken,
-          };
-          rows.push(row);
-          o.onRow?.(row);
-        } finally {
-          await model.dispose();
-        }
+      for (const density of method === 'dense' ? [1] : o.densities)
+        runs.push({
+          label: method, density,
+          sparsity: method === 'dense' ? { method } : { method, density, ...(method === 'dip-ca' && o.gamma !== undefined ? { gamma: o.gamma } : {}) },
+        });
+    for (const t of tables) runs.push({ label: `${t.method}+thr`, density: t.density, sparsity: { thresholds: t } });
+    for (const { label, density, sparsity } of runs) {
+      const model = await loadModel(path, { memoryBudget: budget, sparsity });
+      try {
+        const p = await perplexity(model, text, { ctx: o.ctx, maxTokens: o.maxTokens });
+        const sim = simulate(await recordRun(model, text, { ctx: o.ctx, maxTokens: o.maxTokens }), o.device);
+        const row: SweepRow = {
+          method: label, density, budget: budget ?? null,
+          memoryBytes: budget ?? model.defaults.bytes.mlp + model.defaults.bytes.static,
+          ppl: p.ppl, hitRate: p.hitRate, tokensPerSecond: sim.tokensPerSecond, flashBytesPerToken: p.flashBytesPerToken,
+          realizedDensity: p.density,
+        };
+        rows.push(row);
+        o.onRow?.(row);
+      } finally {
+        await model.dispose();
       }
+    }
+  }
   return rows;
 }
 
 export function sweepCsv(rows: SweepRow[]): string {
-  const head = 'method,density,budget_bytes,memory_bytes,perplexity,hit_rate,tokens_per_second,flash_bytes_per_token';
-  return [head, ...rows.map((r) => [r.method, r.density, r.budget ?? '', r.memoryBytes, r.ppl, r.hitRate, r.tokensPerSecond, r.flashBytesPerToken].join(','))].join('\n') + '\n';
+  const head = 'method,density,budget_bytes,memory_bytes,perplexity,hit_rate,tokens_per_second,flash_bytes_per_token,realized_density';
+  return [head, ...rows.map((r) => [r.method, r.density, r.budget ?? '', r.memoryBytes, r.ppl, r.hitRate, r.tokensPerSecond, r.flashBytesPerToken, r.realizedDensity].join(','))].join('\n') + '\n';
 }
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b'];

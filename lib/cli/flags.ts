@@ -17,7 +17,7 @@ export function numberFlag(name: string, value: unknown): number | undefined {
 
 type Flags = Record<string, string | boolean | string[] | undefined>;
 
-/** The flags every command that loads a model for sparse runs takes (ppl, simulate). */
+/** The flags every command that loads a model for sparse runs takes (run, ppl, simulate). */
 export const MODEL_FLAGS: NonNullable<ParseArgsConfig['options']> = {
   model: { type: 'string', short: 'm' },
   threads: { type: 'string', short: 't' },
@@ -29,10 +29,11 @@ export const MODEL_FLAGS: NonNullable<ParseArgsConfig['options']> = {
   'fixed-top-n': { type: 'string' },
   policy: { type: 'string' },
   'memory-budget': { type: 'string' },
+  thresholds: { type: 'string' },
 };
 export const MODEL_FLAGS_USAGE =
   '[--threads N] [--method dense|dip|dip-ca|glu|gate|up] [--density R] [--keep-x R] [--keep-h R] [--gamma G]\n' +
-  '       [--fixed-top-n N] [--policy lru|lfu|none] [--memory-budget B]';
+  '       [--fixed-top-n N] [--policy lru|lfu|none] [--memory-budget B] [--thresholds FILE]';
 
 /** loadModel's options from MODEL_FLAGS. */
 export function loadOptionsFromFlags(v: Flags): LoadOptions {
@@ -46,6 +47,7 @@ export function loadOptionsFromFlags(v: Flags): LoadOptions {
       keepH: numberFlag('keep-h', v['keep-h']),
       gamma: numberFlag('gamma', v.gamma),
       fixedTopN: numberFlag('fixed-top-n', v['fixed-top-n']),
+      thresholds: v.thresholds as string | undefined,
     },
     cache: { policy: v.policy as CachePolicy | undefined },
   };

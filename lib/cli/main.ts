@@ -2,6 +2,7 @@
 import { parseArgs, ParseArgsConfig } from 'util';
 import { FlashdipError, fromNative } from '../errors';
 import { benchCommand } from './bench';
+import { calibrateCommand } from './calibrate';
 import { convertCommand } from './convert';
 import { inspectCommand } from './inspect';
 import { pplCommand } from './ppl';
@@ -23,7 +24,10 @@ export interface Io {
   json: boolean;
 }
 
-const COMMANDS: Record<string, Command> = { run: runCommand, ppl: pplCommand, convert: convertCommand, simulate: simulateCommand, sweep: sweepCommand, bench: benchCommand, inspect: inspectCommand };
+const COMMANDS: Record<string, Command> = {
+  run: runCommand, ppl: pplCommand, calibrate: calibrateCommand, convert: convertCommand, simulate: simulateCommand, sweep: sweepCommand,
+  bench: benchCommand, inspect: inspectCommand,
+};
 
 function help(): string {
   const lines = ['usage: flashdip <command> [options]', '', 'commands:'];

@@ -1,16 +1,16 @@
 import { loadModel } from '../model';
 import type { Command } from './main';
-import { numberFlag } from './flags';
+import { loadOptionsFromFlags, MODEL_FLAGS, MODEL_FLAGS_USAGE, numberFlag } from './flags';
 import { FlashdipError } from '../errors';
 
 export const runCommand: Command = {
   summary: 'generate text from a prompt',
   usage:
     'flashdip run --model M --prompt P [--max-tokens N] [--temperature T] [--top-k K] [--top-p P] [--min-p P]\n' +
-    '       [--repeat-penalty R] [--seed S] [--stop STR]... [--threads N] [--ctx N] [--kv-type f16|f32]\n' +
-    '       [--logits N] [--json]',
+    '       [--repeat-penalty R] [--seed S] [--stop STR]... [--ctx N] [--kv-type f16|f32]\n' +
+    '       [--logits N] ' + MODEL_FLAGS_USAGE + ' [--json]',
   options: {
-    model: { type: 'string', short: 'm' },
+    ...MODEL_FLAGS,
     prompt: { type: 'string', short: 'p' },
     'max-tokens': { type: 'string', short: 'n' },
     temperature: { type: 'string' },
@@ -20,7 +20,6 @@ export const runCommand: Command = {
     'repeat-penalty': { type: 'string' },
     seed: { type: 'string' },
     stop: { type: 'string', multiple: true },
-    threads: { type: 'string', short: 't' },
     ctx: { type: 'string' },
     'kv-type': { type: 'string' },
     logits: { type: 'string' },
@@ -29,7 +28,7 @@ export const runCommand: Command = {
     if (typeof v.model !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', '--model is required');
     if (typeof v.prompt !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', '--prompt is required');
     const keepLogits = numberFlag('logits', v.logits) ?? 0;
-    const model = await loadModel(v.model, { threads: numberFlag('threads', v.threads) });
+    const model = await loadModel(v.model, loadOptionsFromFlags(v));
     try {
       const session = model.createSession({
         contextSize: numberFlag('ctx', v.ctx),

@@ -4,6 +4,7 @@ import { parseBytes } from '../options';
 import { DEVICES } from '../simulate';
 import { METHODS, SparseMethod } from '../sparsity';
 import { sweep, sweepCsv, sweepSvg } from '../sweep';
+import { readThresholds } from '../thresholds';
 import type { Command } from './main';
 import { numberFlag, readTextFlag } from './flags';
 
@@ -15,7 +16,7 @@ export const sweepCommand: Command = {
   summary: 'methods x densities x budgets: perplexity, simulated tokens/s, memory (CSV + SVG)',
   usage:
     'flashdip sweep --model M --text FILE --out PREFIX [--methods dense,dip,dip-ca,glu] [--densities 0.25,0.5,0.75,0.9]\n' +
-    '       [--budgets none,50%,...|BYTES] [--gamma G] [--ctx N] [--max-tokens N] [--device phone] [--json]',
+    '       [--budgets none,50%,...|BYTES] [--thresholds FILE[,FILE...]] [--gamma G] [--ctx N] [--max-tokens N] [--device phone] [--json]',
   options: {
     model: { type: 'string', short: 'm' },
     text: { type: 'string' },
@@ -27,6 +28,7 @@ export const sweepCommand: Command = {
     ctx: { type: 'string' },
     'max-tokens': { type: 'string' },
     device: { type: 'string' },
+    thresholds: { type: 'string' },
   },
   async run(v, _positionals, io) {
     for (const k of ['model', 'text', 'out'] as const)
@@ -39,10 +41,12 @@ export const sweepCommand: Command = {
       b === 'none' ? undefined : b.endsWith('%') ? Math.floor((size * Number(b.slice(0, -1))) / 100) : parseBytes('--budgets', b));
     const device = DEVICES[(v.device as string | undefined) ?? 'phone'];
     if (!device) throw new FlashdipError('ERR_INVALID_ARGUMENT', `--device: known profiles are ${Object.keys(DEVICES).join(', ')}`);
+    // Threshold tables checked before any run, so a bad file fails at once.
+    const thresholds = list(v.thresholds, '').map((f) => readThresholds('--thresholds', f));
     const text = readTextFlag(v, 'text');
     const rows = await sweep(v.model as string, text, {
       methods: methods as SparseMethod[], densities, budgets, device,
-      ctx: numberFlag('ctx', v.ctx) ?? 256, maxTokens: numberFlag('max-tokens', v['max-tokens']), gamma: numberFlag('gamma', v.gamma),
+      ctx: numberFlag('ctx', v.ctx) ?? 256, maxTokens: numberFlag('max-tokens', v['max-tokens']), gamma: numberFlag('gamma', v.gamma), thresholds,
       onRow: io.json ? undefined : (r) => io.err(`${r.method} density ${r.density} budget ${r.budget ?? 'none'}: ppl ${r.ppl.toFixed(3)}, ${r.tokensPerSecond.toFixed(1)} tok/s\n`),
     });
     const prefix = v.out as string;

@@ -123,6 +123,29 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
     if (info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value()) ctx_->reset_sparsity_stats();
     return o;
   }
+  // { shift, bins, x: Float64Array[layer], h: Float64Array[layer] }: the score histograms of a
+  // context made with `histograms` (fd::Context::score_histograms), or null.
+  Napi::Value Histograms(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    usable(env);  // not while a worker evaluates: the counts are being written
+    const std::vector<uint64_t>& h = ctx_->score_histograms();
+    if (h.empty()) return env.Null();
+    const size_t bins = static_cast<size_t>(fd::kScoreHistBins), layers = h.size() / (2 * bins);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("shift", fd::kScoreHistShift);
+    o.Set("bins", static_cast<double>(bins));
+    for (int unit = 0; unit < 2; ++unit) {
+      Napi::Array arr = Napi::Array::New(env, layers);
+      for (size_t l = 0; l < layers; ++l) {
+        Napi::Float64Array a = Napi::Float64Array::New(env, bins);
+        const uint64_t* src = h.data() + (l * 2 + static_cast<size_t>(unit)) * bins;
+        for (size_t b = 0; b < bins; ++b) a[b] = static_cast<double>(src[b]);
+        arr.Set(static_cast<uint32_t>(l), a);
+      }
+      o.Set(unit == 0 ? "x" : "h", arr);
+    }
+    return o;
+  }
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     disposed_ = true;
     if (!busy_) release(info.Env());
@@ -243,6 +266,16 @@ Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// An optional Float32Array property, copied (empty when absent).
+std::vector<float> opt_floats(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return {};
+  check(v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array, o.Env(),
+        std::string(key) + " must be a Float32Array");
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+}
+
 Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::shared_ptr<fd::Model> m = model(env);
@@ -271,7 +304,10 @@ Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
     c.cache_fraction = opt_number(sp, "cacheFraction", 1);
     c.budgeted = opt_number(sp, "budgeted", 0) != 0;
     c.drop_pages = opt_number(sp, "dropPages", 1) != 0;
+    c.thr_x = opt_floats(sp, "thresholdsX");
+    c.thr_h = opt_floats(sp, "thresholdsH");
   }
+  co.histograms = opt_number(o, "histograms", 0) != 0;
   return guard(env, [&]() -> Napi::Value {
     std::unique_ptr<fd::Context> ctx(new fd::Context(*m, co));
     Napi::Object obj = ctors(env).context.New({});
@@ -286,6 +322,7 @@ Napi::Function NativeContext::Init(Napi::Env env) {
                       InstanceMethod("truncate", &NativeContext::Truncate),
                       InstanceMethod("nPast", &NativeContext::NPast),
                       InstanceMethod("stats", &NativeContext::Stats),
+                      InstanceMethod("histograms", &NativeContext::Histograms),
                       InstanceMethod("dispose", &NativeContext::Dispose)});
 }
 

@@ -77,6 +77,18 @@ Context::Context(Model& model, const ContextOptions& o)
   const bool dip = sp_.method == SparseMethod::Dip || sp_.method == SparseMethod::DipCa;
   keep_x_ = dip ? keep_count(sp_.keep_x, c.dim) : c.dim;
   keep_h_ = sp_.method == SparseMethod::Dense ? c.ffn : keep_count(sp_.keep_h, c.ffn);
+  // Calibrated thresholds: one per layer for the h-mask of every sparse method, and for DIP's x-mask.
+  if (!sp_.thr_x.empty() || !sp_.thr_h.empty()) {
+    if (sp_.method == SparseMethod::Dense) fail("ERR_INVALID_ARGUMENT", "sparsity thresholds need a sparse method");
+    const size_t layers = static_cast<size_t>(c.n_layers);
+    if (sp_.thr_h.size() != layers || sp_.thr_x.size() != (dip ? layers : 0))
+      fail("ERR_INVALID_ARGUMENT", "sparsity thresholds: expected " + std::to_string(layers) + " per layer for the h-mask" +
+                                       (dip ? " and as many for the x-mask" : " and none for the x-mask"));
+    for (const std::vector<float>* t : {&sp_.thr_x, &sp_.thr_h})
+      for (float v : *t)
+        if (!(v >= 0) || !std::isfinite(v)) fail("ERR_INVALID_ARGUMENT", "sparsity thresholds must be finite and >= 0");
+  }
+  if (o.histograms) hist_.assign(static_cast<size_t>(c.n_layers * 2 * kScoreHistBins), 0);
   track_ = sp_.method != SparseMethod::Dense || sp_.cache_fraction < 1 || sp_.budgeted || o.record;
   stats_.record = o.record;
   const int64_t widest_mlp = std::max(c.dim, c.ffn);
@@ -252,32 +264,59 @@ void Context::attention(int64_t layer, int64_t n, int64_t pos0) {
 }
 
 
-// Masks a[0..total) of the token at position pos to k columns, zeroing the rest, leaves the kept
-// indices (ascending) in mask_, and records the access in the cache. Returns the number kept.
-int64_t Context::select_columns(float* a, int64_t total, int64_t k, CacheState* cache, int64_t pos, int64_t* hits,
-                                int64_t* misses, const float* score_src, int32_t* trace) {
+// Masks a[0..total) of the token at position pos, the input of mask `unit` (0: x, the W_up/W_gate
+// columns; 1: h, the W_down columns) of `layer`, to the columns it keeps, zeroing the rest; leaves
+// the kept indices (ascending) in mask_ and records the access in the layer's cache. Columns are
+// ranked by |score_src| (|a| when null). Returns the number kept: the top-k count, or under
+// calibrated thresholds however many pass the layer's threshold (SparsityConfig).
+int64_t Context::select_columns(float* a, int64_t total, int64_t layer, int unit, int64_t pos, const float* score_src,
+                                int32_t* trace) {
   const SparseMethod m = sp_.method;
-  if (k < total) {
-    // DIP-CA warm-up over the token index: gamma_t = 1 - (1 - gamma)(1 - gamma^(t/4)).
-    double gamma_t = 1.0;
-    if (m == SparseMethod::DipCa)
-      gamma_t = sp_.warmup ? 1.0 - (1.0 - sp_.gamma) * (1.0 - std::pow(sp_.gamma, static_cast<double>(pos) / 4.0)) : sp_.gamma;
-    // With every MLP column in DRAM (no budget, or one that holds them all) nothing is down-weighted.
-    const uint8_t* flags = cache && m == SparseMethod::DipCa && sp_.cache_fraction < 1 ? cache->flags() : nullptr;
-    topk_select(score_src ? score_src : a, total, k, flags, static_cast<float>(gamma_t), sp_.fixed_top_n, sp_.alpha_blend,
-                mask_.data(), nullptr);
-    std::fill(keep_.begin(), keep_.begin() + total, 0);
-    for (int64_t i = 0; i < k; ++i) keep_[static_cast<size_t>(mask_[i])] = 1;
-    for (int64_t i = 0; i < total; ++i)
-      if (!keep_[static_cast<size_t>(i)]) a[i] = 0.0f;
+  const size_t l = static_cast<size_t>(layer);
+  const float* s = score_src ? score_src : a;
+  if (!hist_.empty()) score_hist_add(s, total, hist_.data() + (l * 2 + static_cast<size_t>(unit)) * kScoreHistBins);
+  const std::vector<float>& thr = unit == 0 ? sp_.thr_x : sp_.thr_h;
+  int64_t k = unit == 0 ? keep_x_ : keep_h_;
+  if (!thr.empty() && m != SparseMethod::DipCa) {
+    // Threshold: keep r_i >= t, in one pass (t = 0 keeps everything and zeroes nothing).
+    const float t = thr[l];
+    k = 0;
+    for (int64_t i = 0; i < total; ++i) {
+      if (score_magnitude(s[i]) >= t)
+        mask_[static_cast<size_t>(k++)] = static_cast<int32_t>(i);
+      else
+        a[i] = 0.0f;
+    }
   } else {
-    k = total;
-    for (int64_t i = 0; i < total; ++i) mask_[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+    if (!thr.empty()) {  // DIP-CA: the threshold sets how many, the cache-aware top-k which ones
+      const float t = thr[l];
+      k = 0;
+      for (int64_t i = 0; i < total; ++i) k += score_magnitude(s[i]) >= t;
+    }
+    if (k < total) {
+      // DIP-CA warm-up over the token index: gamma_t = 1 - (1 - gamma)(1 - gamma^(t/4)).
+      double gamma_t = 1.0;
+      if (m == SparseMethod::DipCa)
+        gamma_t = sp_.warmup ? 1.0 - (1.0 - sp_.gamma) * (1.0 - std::pow(sp_.gamma, static_cast<double>(pos) / 4.0)) : sp_.gamma;
+      CacheState* cs = track_ ? &(unit == 0 ? cache_ug_ : cache_down_)[l] : nullptr;
+      // With every MLP column in DRAM (no budget, or one that holds them all) nothing is down-weighted.
+      const uint8_t* flags = cs && m == SparseMethod::DipCa && sp_.cache_fraction < 1 ? cs->flags() : nullptr;
+      topk_select(s, total, k, flags, static_cast<float>(gamma_t), sp_.fixed_top_n, sp_.alpha_blend, mask_.data(), nullptr);
+      std::fill(keep_.begin(), keep_.begin() + total, 0);
+      for (int64_t i = 0; i < k; ++i) keep_[static_cast<size_t>(mask_[i])] = 1;
+      for (int64_t i = 0; i < total; ++i)
+        if (!keep_[static_cast<size_t>(i)]) a[i] = 0.0f;
+    } else {
+      k = total;
+      for (int64_t i = 0; i < total; ++i) mask_[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+    }
   }
-  if (cache) {
-    const int64_t h = cache->access(mask_.data(), k);
-    *hits += h;
-    *misses += k - h;
+  if (track_) {
+    CacheState& cache = (unit == 0 ? cache_ug_ : cache_down_)[l];
+    LayerStats& st = stats_.layers[l];
+    const int64_t h = cache.access(mask_.data(), k);
+    (unit == 0 ? st.ug_hits : st.down_hits) += h;
+    (unit == 0 ? st.ug_misses : st.down_misses) += k - h;
     if (trace) {
       trace[0] = static_cast<int32_t>(h), trace[1] = static_cast<int32_t>(k - h);
       // The mask itself, in the slot of this trace entry (two ints per unit of the 4-int entry).
@@ -310,15 +349,11 @@ static const float* h_scores(SparseMethod m, const float* g, const float* u) {
 // standard layout this still reads every weight (accuracy work); the DIP layout reads only those.
 void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
   if (L.dip_gate_up.data) return mlp_dip_layout(L, l, n, pos0);
-  const int64_t dim = cfg_.dim, F = cfg_.ffn, kx = keep_x_, kh = keep_h_;
+  const int64_t dim = cfg_.dim, F = cfg_.ffn;
   const SparseMethod m = sp_.method;
-  LayerStats& st = stats_.layers[static_cast<size_t>(l)];
-  CacheState* cache_ug = track_ ? &cache_ug_[static_cast<size_t>(l)] : nullptr;
-  CacheState* cache_down = track_ ? &cache_down_[static_cast<size_t>(l)] : nullptr;
 
   // x-mask (DIP, DIP-CA): one mask shared by W_up and W_gate.
-  for (int64_t t = 0; t < n; ++t)
-    select_columns(xn_.data() + t * dim, dim, kx, cache_ug, pos0 + t, &st.ug_hits, &st.ug_misses, nullptr, trace_at(t, l));
+  for (int64_t t = 0; t < n; ++t) select_columns(xn_.data() + t * dim, dim, l, 0, pos0 + t, nullptr, trace_at(t, l));
 
   // gate_ [n][gstride] ends up holding silu(W_gate x), up_ [n][F] h = silu(gate) * up; the up
   // method's scores (W_up x) go to score_tmp_ [n][F].
@@ -339,7 +374,7 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
       up_[t * F + i] = g * u;
     }
   for (int64_t t = 0; t < n; ++t)
-    select_columns(up_.data() + t * F, F, kh, cache_down, pos0 + t, &st.down_hits, &st.down_misses,
+    select_columns(up_.data() + t * F, F, l, 1, pos0 + t,
                    h_scores(m, gate_.data() + t * gstride, m == SparseMethod::Up ? score_tmp_.data() + t * F : nullptr),
                    trace_at(t, l) ? trace_at(t, l) + 2 : nullptr);
   matmul(L.w_down, up_.data(), n, xn_.data(), dim);
@@ -348,9 +383,8 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
 // The MLP on the DIP layout: per token, only the rows of the kept columns are read:
 // [g, u] = sum over j in m_x of x_j * row_j, h = silu(g) * u, y = sum over i in m_h of h_i * row_i.
 void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
-  const int64_t dim = cfg_.dim, F = cfg_.ffn, kx = keep_x_, kh = keep_h_;
+  const int64_t dim = cfg_.dim, F = cfg_.ffn;
   const SparseMethod m = sp_.method;
-  LayerStats& st = stats_.layers[static_cast<size_t>(l)];
   CacheState* cache_ug = track_ ? &cache_ug_[static_cast<size_t>(l)] : nullptr;
   CacheState* cache_down = track_ ? &cache_down_[static_cast<size_t>(l)] : nullptr;
   RowCache* rc_ug = store_ ? &rc_ug_[static_cast<size_t>(l)] : nullptr;
@@ -359,15 +393,14 @@ void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_
   for (int64_t t = 0; t < n; ++t) {
     float* x = xn_.data() + t * dim;
     int32_t* tr = trace_at(t, l);
-    const int64_t k1 = select_columns(x, dim, kx, cache_ug, pos0 + t, &st.ug_hits, &st.ug_misses, nullptr, tr);
+    const int64_t k1 = select_columns(x, dim, l, 0, pos0 + t, nullptr, tr);
     gather_rows(L.dip_gate_up, rc_ug, cache_ug, x, k1, 2 * F, gu);
     float* h = up_.data();
     for (int64_t i = 0; i < F; ++i) {
       gu[i] = silu(gu[i]);
       h[i] = gu[i] * gu[F + i];
     }
-    const int64_t k2 = select_columns(h, F, kh, cache_down, pos0 + t, &st.down_hits, &st.down_misses,
-                                      h_scores(m, gu, gu + F), tr ? tr + 2 : nullptr);
+    const int64_t k2 = select_columns(h, F, l, 1, pos0 + t, h_scores(m, gu, gu + F), tr ? tr + 2 : nullptr);
     gather_rows(L.dip_down, rc_down, cache_down, h, k2, dim, x);
   }
 }

@@ -1,6 +1,7 @@
 #include "flashdip/sparsity.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace fd {
 
@@ -66,6 +67,15 @@ int64_t CacheState::access(const int32_t* mask, int64_t k) {
   }
   for (int64_t i = 0; i < k; ++i) in_mask_[static_cast<size_t>(mask[i])] = 0;
   return hits;
+}
+
+void score_hist_add(const float* s, int64_t n, uint64_t* hist) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float r = score_magnitude(s[i]);
+    uint32_t bits;
+    std::memcpy(&bits, &r, sizeof bits);
+    ++hist[bits >> kScoreHistShift];
+  }
 }
 
 }  // namespace fd

@@ -103,6 +103,7 @@ struct ContextOptions {
   int threads = 0;            // 0: the model pool's size; adapted down for small work
   SparsityConfig sparsity;
   bool record = false;        // keep per-token statistics and masks (the simulator's trace)
+  bool histograms = false;    // accumulate score histograms per layer and mask (calibration)
 };
 
 // Per-layer counts of MLP column units used, split by where the cache says they came from.
@@ -145,12 +146,16 @@ class Context {
   size_t owned_bytes() const;
   const SparsityStats& sparsity_stats() const { return stats_; }
   void reset_sparsity_stats();
+  // With ContextOptions::histograms: [layer][mask (0: x, 1: h)][kScoreHistBins] counts of the score
+  // magnitudes each mask ranked, before masking, over every token since the context was made (a
+  // new sequence does not clear them). Empty otherwise.
+  const std::vector<uint64_t>& score_histograms() const { return hist_; }
 
  private:
   void mlp(const LayerWeights& L, int64_t layer, int64_t n, int64_t pos0);
   void mlp_dip_layout(const LayerWeights& L, int64_t layer, int64_t n, int64_t pos0);
-  int64_t select_columns(float* a, int64_t total, int64_t k, CacheState* cache, int64_t pos, int64_t* hits,
-                         int64_t* misses, const float* score_src, int32_t* trace);
+  int64_t select_columns(float* a, int64_t total, int64_t layer, int unit, int64_t pos, const float* score_src,
+                         int32_t* trace);
   int32_t* trace_at(int64_t t, int64_t layer);
   // y[0..m) = sum over i < k of coef[i] * rows[i] (+ y with accumulate), rows of m elements of `type`.
   void gather(uint32_t type, int64_t m, const uint8_t* const* rows, const float* coef, int64_t k, float* y,
@@ -191,6 +196,7 @@ class Context {
   std::vector<int32_t> mask_;              // [max(dim, ffn)]
   std::vector<uint8_t> keep_;              // [max(dim, ffn)]
   std::vector<float> score_tmp_;           // [n][ffn]: the up method's scores
+  std::vector<uint64_t> hist_;             // [layer][2][kScoreHistBins] (ContextOptions::histograms)
   std::vector<float> gather_tmp_;          // [threads][32]: an f32/f16 row tail
   bool store_ = false;                     // DIP layout under a budget: MLP rows come through RowCaches
   std::unique_ptr<Reader> reader_;         // the store's reads, shared by its row caches

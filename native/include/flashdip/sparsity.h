@@ -4,6 +4,7 @@
 // Units of caching, per layer: "ug" unit j = column j of W_up and of W_gate (the x-mask), "down"
 // unit i = column i of W_down (the h-mask).
 #pragma once
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -25,7 +26,28 @@ struct SparsityConfig {
   double cache_fraction = 1.0;  // fraction of every MLP matrix's columns the DRAM cache holds
   bool budgeted = false;        // a memory budget is set: keep cache state and statistics even when dense
   bool drop_pages = true;       // drop the page cache of rows read from the store (posix_fadvise)
+  // Calibrated-threshold variant (PAPER.md; TEAL): instead of a fixed top-k, a token keeps the
+  // columns whose score r_i >= the layer's threshold, so k varies per token. r_i = |score_i| (NaN
+  // counts as 0), the score being the one top-k ranks by (|x|; |h|, |silu(W_g x)| or |W_u x|).
+  // Ties: every column whose score equals the threshold is kept (no index order, unlike top-k); a
+  // threshold of 0 keeps every column, which computes exactly the dense MLP; a token may keep none.
+  // DIP-CA: the threshold only sets how many columns the token keeps (k = #{r_i >= t}); which ones
+  // is then DIP-CA's cache-aware top-k of that k, so with nothing down-weighted it is the same mask.
+  // Both empty: top-k. Otherwise thr_h has one entry per layer, and thr_x too for dip/dip-ca only.
+  std::vector<float> thr_x;     // [n_layers] x-mask thresholds (dip, dip-ca)
+  std::vector<float> thr_h;     // [n_layers] h-mask thresholds (every sparse method)
 };
+
+// r = |v| with NaN as 0: the magnitude top-k and the thresholds rank by.
+inline float score_magnitude(float v) { return v != v ? 0.0f : std::fabs(v); }
+
+// Histogram of score magnitudes over the bit patterns of r (monotone for r >= 0): bin = bits >> 16,
+// so a bin spans 2^16 ulps, a relative width of 2^-7 of its value; 32768 bins cover every float
+// from 0 to +inf. Calibration accumulates one per layer and mask, whatever the text length.
+constexpr int kScoreHistShift = 16;
+constexpr int64_t kScoreHistBins = int64_t(1) << (31 - kScoreHistShift);
+// hist[bin(r_i)] += 1 for i in [0, n).
+void score_hist_add(const float* s, int64_t n, uint64_t* hist);
 
 // Mask-first admission over a fixed number of slots (PAPER.md "Column cache"): every column of the
 // mask is brought in; when there is no room, cached columns outside the mask are evicted, by the
