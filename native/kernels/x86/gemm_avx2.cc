@@ -4,7 +4,7 @@
 // Integer types: weights and q8 activations are multiplied with maddubs (u8 x s8 -> s16 pairs) and
 // widened with madd (s16 x s16 -> s32). All integer sums are exact: for q8_0 weights the sign is
 // moved onto the activation (|w| * sign(a, w)); |w| <= 128 and |a| <= 127 keep each pair sum
-// <= 32512 < 32767. q4_0 nibbles are used unsigned with a bias correction (see KQ80). q4_k nibbles (<= 15) and q6_k 6-bit codes (<= 63) are already unsigned and
+// <= 32512 < 32767. q4_0 nibbles are used unsigned with a bias correction (see KQ80 and KQ4_0). q4_k nibbles (<= 15) and q6_k 6-bit codes (<= 63) are already unsigned and
 // q8_k activations are in [-127, 127], so pairs stay below 2 * 63 * 127 = 16002. Per block the exact
 // int32 sums are scaled and accumulated in float (FMA), so only the float summation order differs
 // from the scalar twin. All loads are unaligned (blocks are 18/34/144/210 bytes apart).
