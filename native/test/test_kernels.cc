@@ -526,7 +526,8 @@ int64_t float_terms(uint32_t type, int64_t n) {
 const uint32_t kComputeTypes[] = {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K};
 
 std::vector<int64_t> test_blocks(uint32_t type) {
-  // Tiles: decode runs 1 or 4 rows x 1 token, prompt 2 rows x 4 tokens (plus row/token remainders);
+  // Tiles: decode runs 1 or 4 rows x 1 token (AVX2 q4_0: 4 rows as 2 row pairs), prompt 2 rows x 4
+  // tokens (plus row/token remainders, which take the 1-row path);
   // along n the AVX2 q4_0/q8_0 kernels step 4 blocks (scale groups) over 2 accumulators with a
   // single-block tail, the others one block (8 elements for float types). So 1..3 x (tile + 1) =
   // 1..15 blocks covers every remainder; then the odd sizes. Row counts cover 1..13, tokens 1..9.
@@ -701,6 +702,31 @@ void bench() {
       // shared with the addon (flashdip/bench.h): weights cycle over 256 MiB, so they come from DRAM
       const GemvBench g = bench_gemv(type, n, rows, size_t(256) << 20, 200, 5);
       std::printf("  %s %6.2f GB/s", isa.c_str(), g.best_bps / 1e9);
+    }
+    std::printf("\n");
+  }
+  // The same GEMV over a matrix larger than the last-level cache (as in decode, where every weight
+  // byte of a token comes from DRAM), for the types of the 1B benchmark models.
+  const int64_t big_rows = 65536;
+  std::printf("\nsingle-thread GEMV from DRAM, %lld x %lld, GB/s of weight bytes (best of 10):\n", (long long)n,
+              (long long)big_rows);
+  for (uint32_t type : {TYPE_Q8_0, TYPE_Q4_0}) {
+    const size_t rb = row_bytes(type, n);
+    std::vector<uint8_t> w = make_weights(rng, type, n, big_rows, false);
+    std::vector<uint8_t> xq(act_bytes(type, n));
+    const std::vector<float> x = gaussian(rng, n, 1.0f, false);
+    quantize_activation(type, x.data(), xq.data(), n);
+    std::vector<float> y(big_rows);
+    std::printf("  %-5s %7.1f MB:", type_name(type), rb * big_rows / 1e6);
+    for (const char* isa : {"scalar", "avx2", "neon", "neon-dotprod"}) {
+      if (std::string(isa) == "scalar" || !kernels_set_isa(isa)) continue;
+      double best = 1e30;
+      for (int it = 0; it < 10; ++it) {
+        const auto t0 = std::chrono::steady_clock::now();
+        gemv(type, w.data(), rb, n, big_rows, xq.data(), y.data());
+        best = std::fmin(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      std::printf("  %s %6.2f GB/s", isa, static_cast<double>(rb * big_rows) / best / 1e9);
     }
     std::printf("\n");
   }
