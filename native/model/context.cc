@@ -109,15 +109,16 @@ Context::Context(Model& model, const ContextOptions& o)
   store_ = c.dip_layout && sp_.budgeted;
   if (store_) {
     const GgufFile& f = model.file();
-    reader_ = std::make_unique<Reader>(f.fd());
+    row_file_ = std::make_unique<RowFile>(f.path(), f.fd());
+    reader_ = std::make_unique<Reader>(row_file_->fd());
     stats_.io_engine = reader_->engine();
     if (model.output().data != model.token_embd().data) embd_row_.resize(model.token_embd().row_bytes);
     auto offset = [&](const Weight& w) { return static_cast<uint64_t>(w.data - f.base()); };
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const LayerWeights& L = model.layer(l);
-      rc_ug_.emplace_back(reader_.get(), f.fd(), offset(L.dip_gate_up), L.dip_gate_up.row_bytes, c.dim,
+      rc_ug_.emplace_back(reader_.get(), row_file_->fd(), offset(L.dip_gate_up), L.dip_gate_up.row_bytes, c.dim,
                           cache_ug_[l].capacity(), sp_.drop_pages);
-      rc_down_.emplace_back(reader_.get(), f.fd(), offset(L.dip_down), L.dip_down.row_bytes, c.ffn,
+      rc_down_.emplace_back(reader_.get(), row_file_->fd(), offset(L.dip_down), L.dip_down.row_bytes, c.ffn,
                             cache_down_[l].capacity(), sp_.drop_pages);
     }
   }
@@ -473,7 +474,7 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
       // Under the store, an untied embedding table stays on flash: one row read per token.
       const off_t at = static_cast<off_t>(row - m.file().base());
       ssize_t got;
-      do got = pread(m.file().fd(), embd_row_.data(), e.row_bytes, at);
+      do got = pread(row_file_->fd(), embd_row_.data(), e.row_bytes, at);
       while (got < 0 && errno == EINTR);
       if (got != static_cast<ssize_t>(e.row_bytes))
         fail("ERR_IO", std::string("reading the token embedding failed: ") + (got < 0 ? std::strerror(errno) : "short read"));

@@ -1,6 +1,8 @@
 #include "flashdip/reader.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -181,6 +183,19 @@ struct Reader::Ring {
 #else
 struct Reader::Ring {};
 #endif
+
+RowFile::RowFile(const std::string& path, int same_as) {
+  fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) fail("ERR_IO", "cannot open '" + path + "' for reading rows: " + std::strerror(errno));
+  struct stat a, b;
+  if (fstat(fd_, &a) != 0 || fstat(same_as, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
+    close(fd_);
+    fail("ERR_IO", "'" + path + "' was replaced since the model was loaded");
+  }
+  posix_fadvise(fd_, 0, 0, POSIX_FADV_RANDOM);  // advisory
+}
+
+RowFile::~RowFile() { close(fd_); }
 
 Reader::Reader(int fd, const char* engine) : fd_(fd) {
   if (!engine) engine = std::getenv("FLASHDIP_IO");

@@ -78,7 +78,6 @@ int main() {
   if (write(wfd, file.data(), file.size()) != static_cast<ssize_t>(file.size())) return std::perror("write"), 1;
   close(wfd);
   const int fd = open(path, O_RDONLY);
-  unlink(path);
 
   for (const char* engine : {"sync", "threads", "uring", "auto"}) {
     Reader r(fd, engine);
@@ -103,6 +102,24 @@ int main() {
     check(std::memcmp(a.data(), file.data(), a.size()) == 0, name + ": the good read of a failed batch landed");
     random_batch(r, fd, file, rng, name + " after an error");
   }
+  // The store's own descriptor: the same file is accepted, a file put in its place is refused.
+  {
+    RowFile same(path, fd);
+    check(same.fd() >= 0 && same.fd() != fd, "RowFile opens the model file again");
+    char other[] = "/tmp/flashdip-reader-XXXXXX";
+    const int ofd = mkstemp(other);
+    close(ofd);
+    std::string replaced;
+    if (rename(other, path) == 0) {
+      try {
+        RowFile again(path, fd);
+      } catch (const Error& e) {
+        replaced = e.code();
+      }
+    }
+    check(replaced == "ERR_IO", "RowFile refuses a file that replaced the model, got '" + replaced + "'");
+  }
+  unlink(path);
   std::string code;
   try {
     Reader bad(fd, "fast");

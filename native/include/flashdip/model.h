@@ -199,6 +199,7 @@ class Context {
   std::vector<uint64_t> hist_;             // [layer][2][kScoreHistBins] (ContextOptions::histograms)
   std::vector<float> gather_tmp_;          // [threads][32]: an f32/f16 row tail
   bool store_ = false;                     // DIP layout under a budget: MLP rows come through RowCaches
+  std::unique_ptr<RowFile> row_file_;      // the model file, opened for the store's reads
   std::unique_ptr<Reader> reader_;         // the store's reads, shared by its row caches
   std::vector<RowCache> rc_ug_, rc_down_;  // [layer]
   std::vector<uint8_t> stream_;            // rows read for one mask and not cached

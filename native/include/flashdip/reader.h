@@ -12,10 +12,27 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 namespace fd {
+
+// The model file opened again for the store's reads: a file description of its own, so that turning
+// the kernel's readahead off for it (the store reads scattered rows; readahead would fetch and then
+// drop megabytes around each) leaves the mapping of the static weights alone. Throws ERR_IO if the
+// path no longer names the same file as `same_as`.
+class RowFile {
+ public:
+  RowFile(const std::string& path, int same_as);
+  ~RowFile();
+  RowFile(const RowFile&) = delete;
+  RowFile& operator=(const RowFile&) = delete;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_ = -1;
+};
 
 struct ReadOp {
   uint64_t offset;     // in the file
