@@ -35,6 +35,7 @@ struct KernelTable {
   const char* name;
   GemvFn gemv[TYPE_COUNT];
   GemmFn gemm[TYPE_COUNT];
+  ops_impl::OpsKernels ops;  // element-wise and attention kernels (flashdip/ops.h)
 };
 
 // ---- CPU feature detection ----------------------------------------------------------------------
@@ -87,6 +88,7 @@ struct Registry {
   Registry() {
     KernelTable scalar{};
     scalar.name = "scalar";
+    scalar.ops = FD_OPS_TABLE(scalar, "scalar");
 #define FD_FILL(isa, name, type) t.gemv[type] = gemv_##name##__##isa, t.gemm[type] = gemm_##name##__##isa;
 #define FD_FILL_SCALAR(name, type) FD_FILL(scalar, name, type)
     {
@@ -98,6 +100,7 @@ struct Registry {
     if (cpu_has_avx2_fma_f16c()) {
       KernelTable t = scalar;
       t.name = "avx2";
+      t.ops = FD_OPS_TABLE(avx2, "avx2");
 #define FD_FILL_AVX2(name, type) FD_FILL(avx2, name, type)
       FD_COMPUTE_TYPES(FD_FILL_AVX2)
       add(t);
@@ -107,11 +110,12 @@ struct Registry {
     {
       KernelTable t = scalar;
       t.name = "neon";
+      t.ops = FD_OPS_TABLE(neon, "neon");
 #define FD_FILL_NEON(name, type) FD_FILL(neon, name, type)
       FD_COMPUTE_TYPES(FD_FILL_NEON)
       add(t);
       if (cpu_has_dotprod()) {
-        t.name = "neon-dotprod";  // float types keep the baseline NEON kernels
+        t.name = "neon-dotprod";  // float types (and the ops) keep the baseline NEON kernels
 #define FD_FILL_NEON_DOTPROD(name, type) FD_FILL(neon_dotprod, name, type)
         FD_INT_TYPES(FD_FILL_NEON_DOTPROD)
         add(t);
@@ -158,6 +162,14 @@ const KernelTable& table() {
 }
 
 }  // namespace
+
+namespace ops_impl {
+const OpsKernels& ops_kernels() { return table().ops; }
+const OpsKernels* ops_kernels_for(const char* isa) {
+  const KernelTable* t = isa ? registry().find(isa) : nullptr;
+  return t ? &t->ops : nullptr;
+}
+}  // namespace ops_impl
 
 const char* kernels_isa() { return table().name; }
 

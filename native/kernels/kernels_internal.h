@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "flashdip/kernels.h"
+#include "flashdip/ops.h"
 #include "flashdip/quants.h"
 
 namespace fd {
@@ -58,6 +59,39 @@ FD_COMPUTE_TYPES(FD_DECL_NEON)
 #define FD_DECL_NEON_DOTPROD(name, type) FD_DECLARE_KERNELS(neon_dotprod, name, type)
 FD_INT_TYPES(FD_DECL_NEON_DOTPROD)
 #undef FD_DECL_NEON_DOTPROD
+#endif
+
+// Element-wise and attention kernels (flashdip/ops.h): <op>__<isa>, one set per ISA (neon-dotprod uses
+// the neon set: these are float kernels).
+#define FD_OPS_DECLARE(isa)                                                                           \
+  void rmsnorm_f32__##isa(const float* x, const float* w, float* out, int64_t n, float eps);          \
+  void rope_f32__##isa(float* v, int64_t heads, int64_t head_dim, int64_t rot, const float* cos,     \
+                       const float* sin, bool neox);                                                  \
+  void softmax_f32__##isa(float* x, int64_t n);                                                       \
+  void silu_mul_f32__##isa(float* g, const float* u, float* h, int64_t n);                            \
+  void exp_f32__##isa(const float* x, float* y, int64_t n);                                           \
+  void attn_scores_f32__##isa(const float* q, int64_t nq, int64_t hd, const void* k, size_t k_stride, \
+                              int64_t len, float scale, float* s, int64_t s_stride);                  \
+  void attn_scores_f16__##isa(const float* q, int64_t nq, int64_t hd, const void* k, size_t k_stride, \
+                              int64_t len, float scale, float* s, int64_t s_stride);                  \
+  void attn_values_f32__##isa(const float* p, int64_t p_stride, int64_t nq, int64_t hd, const void* v, \
+                              size_t v_stride, int64_t len, float* out);                              \
+  void attn_values_f16__##isa(const float* p, int64_t p_stride, int64_t nq, int64_t hd, const void* v, \
+                              size_t v_stride, int64_t len, float* out);
+
+#define FD_OPS_TABLE(isa, name)                                                                   \
+  ops_impl::OpsKernels {                                                                          \
+    name, rmsnorm_f32__##isa, rope_f32__##isa, softmax_f32__##isa, silu_mul_f32__##isa,           \
+        exp_f32__##isa, {attn_scores_f32__##isa, attn_scores_f16__##isa},                         \
+        {attn_values_f32__##isa, attn_values_f16__##isa}                                          \
+  }
+
+FD_OPS_DECLARE(scalar)
+#if defined(FD_HAVE_AVX2_KERNELS)
+FD_OPS_DECLARE(avx2)
+#endif
+#if defined(FD_HAVE_NEON_KERNELS)
+FD_OPS_DECLARE(neon)
 #endif
 
 // Activation quantizers (scalar; a per-token cost, negligible next to the weight stream).

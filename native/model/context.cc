@@ -10,6 +10,7 @@
 #include "flashdip/error.h"
 #include "flashdip/kernels.h"
 #include "flashdip/model.h"
+#include "flashdip/ops.h"
 #include "flashdip/sparse.h"
 #include "flashdip/types.h"
 
@@ -19,15 +20,6 @@ namespace {
 // Below this many multiply-adds a job runs on the calling thread: waking a worker costs more than
 // it saves (a 64-wide model on 2 cores gets slower with threads, as llama.cpp does).
 constexpr double kMinParallelWork = 1 << 17;
-
-void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps) {
-  double sum = 0;  // double, as ggml does, so the norm matches llama.cpp's to the last bits
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i] * x[i]);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(sum / static_cast<double>(n)) + eps);
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * scale * w[i];
-}
-
-inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
 
 int64_t keep_count(double keep, int64_t total) {
   return std::min(total, std::max<int64_t>(1, static_cast<int64_t>(std::floor(keep * static_cast<double>(total)))));
@@ -62,7 +54,6 @@ Context::Context(Model& model, const ContextOptions& o)
   up_.resize(B * c.ffn);
   const int64_t group = c.n_heads / c.n_kv_heads;
   att_scores_.resize(static_cast<size_t>(threads_ * group * n_ctx_));
-  kv_row_.resize(static_cast<size_t>(threads_ * 2 * c.head_dim));
   // Quantized activations: the widest input is max(dim, ffn, q_dim); f32 is the widest encoding.
   const int64_t widest = std::max({c.dim, c.ffn, c.q_dim()});
   xq_.resize(B * (static_cast<size_t>(widest) * sizeof(float) + 64));
@@ -153,7 +144,7 @@ size_t Context::owned_bytes() const {
   for (const RowCache& rc : rc_down_) slabs += rc.owned_bytes();
   return slabs + stream_.capacity() + embd_row_.size() + k_cache_.size() + v_cache_.size() + xq_.size() +
          sizeof(float) * (x_.size() + xn_.size() + q_.size() + k_.size() + v_.size() + att_out_.size() + gate_.size() +
-                          up_.size() + att_scores_.size() + kv_row_.size() + rope_cos_.size() + rope_sin_.size());
+                          up_.size() + att_scores_.size() + rope_cos_.size() + rope_sin_.size());
 }
 
 int Context::threads_for(double work) const { return work < kMinParallelWork ? 1 : threads_; }
@@ -221,46 +212,14 @@ void Context::attention(int64_t layer, int64_t n, int64_t pos0) {
   model_.pool().run(n * c.n_kv_heads, threads, [&](int64_t task, int thread) {
     const int64_t t = task / c.n_kv_heads, kvh = task % c.n_kv_heads;
     const int64_t len = pos0 + t + 1;  // causal: positions 0..pos0+t
-    float* scores = att_scores_.data() + static_cast<size_t>(thread * group * n_ctx_);
-    float* kv_tmp = kv_row_.data() + static_cast<size_t>(thread * 2 * hd);
-    auto row = [&](const uint8_t* base, int64_t j, float* tmp) -> const float* {
-      const uint8_t* p = base + static_cast<size_t>(j) * kv_row_bytes_ + static_cast<size_t>(kvh * hd) * elem;
-      if (kv_type_ == TYPE_F32) return reinterpret_cast<const float*>(p);
-      dequantize_row(TYPE_F16, p, tmp, hd);
-      return tmp;
-    };
+    // The group query heads of this KV head against its slice of every cache row.
+    float* scores = att_scores_.data() + static_cast<size_t>(thread * group * n_ctx_);  // [group][n_ctx]
+    const size_t off = static_cast<size_t>(kvh * hd) * elem;
     const float* q = q_.data() + t * c.q_dim() + kvh * group * hd;
-    for (int64_t j = 0; j < len; ++j) {
-      const float* k = row(kbase, j, kv_tmp);
-      for (int64_t g = 0; g < group; ++g) {
-        const float* qg = q + g * hd;
-        float s = 0;
-        for (int64_t i = 0; i < hd; ++i) s += qg[i] * k[i];
-        scores[g * n_ctx_ + j] = s * scale;
-      }
-    }
-    for (int64_t g = 0; g < group; ++g) {
-      float* s = scores + g * n_ctx_;
-      float mx = -INFINITY;
-      for (int64_t j = 0; j < len; ++j) mx = std::max(mx, s[j]);
-      double sum = 0;
-      for (int64_t j = 0; j < len; ++j) {
-        s[j] = std::exp(s[j] - mx);
-        sum += s[j];
-      }
-      const float inv = static_cast<float>(1.0 / sum);
-      for (int64_t j = 0; j < len; ++j) s[j] *= inv;
-    }
+    attn_scores(kv_type_, q, group, hd, kbase + off, kv_row_bytes_, len, scale, scores, n_ctx_);
+    for (int64_t g = 0; g < group; ++g) softmax_f32(scores + g * n_ctx_, len);
     float* out = att_out_.data() + t * c.q_dim() + kvh * group * hd;
-    std::fill(out, out + group * hd, 0.0f);
-    for (int64_t j = 0; j < len; ++j) {
-      const float* v = row(vbase, j, kv_tmp + hd);
-      for (int64_t g = 0; g < group; ++g) {
-        const float p = scores[g * n_ctx_ + j];
-        float* og = out + g * hd;
-        for (int64_t i = 0; i < hd; ++i) og[i] += p * v[i];
-      }
-    }
+    attn_values(kv_type_, scores, n_ctx_, group, hd, vbase + off, kv_row_bytes_, len, out);
   });
 }
 
@@ -366,14 +325,12 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
     matmul(L.w_up, xn_.data(), n, up_.data(), F);
   }
   if (m == SparseMethod::Up) score_tmp_.resize(static_cast<size_t>(n * F));
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t i = 0; i < F; ++i) {
-      float& g = gate_[t * gstride + i];
-      const float u = L.w_gate_up.data ? gate_[t * gstride + F + i] : up_[t * F + i];
-      if (m == SparseMethod::Up) score_tmp_[t * F + i] = u;
-      g = silu(g);
-      up_[t * F + i] = g * u;
-    }
+  for (int64_t t = 0; t < n; ++t) {
+    float* g = gate_.data() + t * gstride;
+    const float* u = L.w_gate_up.data ? g + F : up_.data() + t * F;
+    if (m == SparseMethod::Up) std::memcpy(score_tmp_.data() + t * F, u, static_cast<size_t>(F) * sizeof(float));
+    silu_mul_f32(g, u, up_.data() + t * F, F);  // h may overwrite u (no fused gate_up)
+  }
   for (int64_t t = 0; t < n; ++t)
     select_columns(up_.data() + t * F, F, l, 1, pos0 + t,
                    h_scores(m, gate_.data() + t * gstride, m == SparseMethod::Up ? score_tmp_.data() + t * F : nullptr),
@@ -397,10 +354,7 @@ void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_
     const int64_t k1 = select_columns(x, dim, l, 0, pos0 + t, nullptr, tr);
     gather_rows(L.dip_gate_up, rc_ug, cache_ug, x, k1, 2 * F, gu);
     float* h = up_.data();
-    for (int64_t i = 0; i < F; ++i) {
-      gu[i] = silu(gu[i]);
-      h[i] = gu[i] * gu[F + i];
-    }
+    silu_mul_f32(gu, gu + F, h, F);
     const int64_t k2 = select_columns(h, F, l, 1, pos0 + t, h_scores(m, gu, gu + F), tr ? tr + 2 : nullptr);
     gather_rows(L.dip_down, rc_down, cache_down, h, k2, dim, x);
   }
@@ -498,17 +452,7 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     }
   }
   auto rope = [&](float* vec, int64_t t, int64_t heads) {
-    const float* cs = rope_cos_.data() + t * half;
-    const float* sn = rope_sin_.data() + t * half;
-    for (int64_t h = 0; h < heads; ++h) {
-      float* v = vec + h * hd;
-      for (int64_t i = 0; i < half; ++i) {
-        const int64_t a = c.rope_neox ? i : 2 * i, b = c.rope_neox ? i + half : 2 * i + 1;
-        const float x0 = v[a], x1 = v[b];
-        v[a] = x0 * cs[i] - x1 * sn[i];
-        v[b] = x0 * sn[i] + x1 * cs[i];
-      }
-    }
+    rope_f32(vec, heads, hd, c.rope_dims, rope_cos_.data() + t * half, rope_sin_.data() + t * half, c.rope_neox);
   };
 
   if (stats_.record) stats_.times.resize(static_cast<size_t>((stats_.tokens + n) * c.n_layers) * 2, 0.0f);
@@ -516,7 +460,7 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     const LayerWeights& L = m.layer(l);
     const auto layer_start = std::chrono::steady_clock::now();
     const double wait_start = stats_.io.wait_seconds;
-    for (int64_t t = 0; t < n; ++t) rmsnorm(x_.data() + t * dim, L.attn_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
+    for (int64_t t = 0; t < n; ++t) rmsnorm_f32(x_.data() + t * dim, L.attn_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
 
     if (L.wqkv.data) {
       const int64_t w = qd + 2 * kvd;
@@ -553,7 +497,7 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     matmul(L.wo, att_out_.data(), n, xn_.data(), dim);
     for (int64_t i = 0; i < n * dim; ++i) x_[i] += xn_[i];
 
-    for (int64_t t = 0; t < n; ++t) rmsnorm(x_.data() + t * dim, L.ffn_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
+    for (int64_t t = 0; t < n; ++t) rmsnorm_f32(x_.data() + t * dim, L.ffn_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
     mlp(L, l, n, pos0);
     for (int64_t i = 0; i < n * dim; ++i) x_[i] += xn_[i];
     {
@@ -576,7 +520,7 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
   if (!out) return;
   const int64_t first = all_logits ? 0 : n - 1;
   for (int64_t t = first; t < n; ++t)
-    rmsnorm(x_.data() + t * dim, m.output_norm().data(), xn_.data() + (t - first) * dim, dim, c.norm_eps);
+    rmsnorm_f32(x_.data() + t * dim, m.output_norm().data(), xn_.data() + (t - first) * dim, dim, c.norm_eps);
   matmul(m.output(), xn_.data(), n - first, out, c.n_vocab);
 }
 

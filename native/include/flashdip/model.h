@@ -184,7 +184,6 @@ class Context {
   std::vector<float> att_out_;       // [B][q_dim]
   std::vector<float> gate_, up_;     // [B][ffn] (phi3: gate_ holds [B][2 ffn])
   std::vector<float> att_scores_;    // [threads][n_ctx]
-  std::vector<float> kv_row_;        // [threads][2][kv_dim]: dequantized F16 cache rows
   std::vector<uint8_t> xq_;          // quantized activations, [B][row bytes]
   std::vector<float> rope_cos_, rope_sin_;  // [B][rope_dims/2]
   // Sparsity: the configuration, per-layer cache bookkeeping, statistics and scratch.
