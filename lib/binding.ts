@@ -77,7 +77,7 @@ export interface NativeSparsityStats {
   ioWaitSeconds: number;
   /** Bytes read besides the rows, through small gaps between them (one request instead of two). */
   ioGapBytes: number;
-  /** How the store reads: 'uring', 'threads' or 'sync' ('' without a store). */
+  /** How the store reads: 'uring', 'threads' or 'sync', then ' direct' (O_DIRECT) or ' buffered' ('' without a store). */
   ioEngine: string;
   layers: NativeLayerStats[];
   /** When the context records: [token][layer][ug hits, ug misses, down hits, down misses]. */

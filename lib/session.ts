@@ -74,7 +74,10 @@ export interface SessionStats {
     storeGapBytesPerToken: number;
     /** Time from issuing each batch of reads to its last byte, summed (reads overlap computation). */
     storeReadSeconds: number;
-    /** How the store reads: 'uring' (io_uring), 'threads' (preadv on I/O threads), 'sync'; '' without a store. */
+    /**
+     * How the store reads: 'uring' (io_uring), 'threads' (preadv on I/O threads) or 'sync', then 'direct'
+     * (O_DIRECT, no page cache) or 'buffered' (page cache, dropped after each batch); '' without a store.
+     */
     ioEngine: string;
     /**
      * Where a token's time goes, per token on average over the tokens evaluated (prompt included):

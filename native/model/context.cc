@@ -100,16 +100,19 @@ Context::Context(Model& model, const ContextOptions& o)
   store_ = c.dip_layout && sp_.budgeted;
   if (store_) {
     const GgufFile& f = model.file();
-    row_file_ = std::make_unique<RowFile>(f.path(), f.fd());
-    reader_ = std::make_unique<Reader>(row_file_->fd());
-    stats_.io_engine = reader_->engine();
+    // Rows come without the page cache (O_DIRECT) where the file system allows it, unless the page
+    // cache was asked to keep what is read (dropPageCache: false).
+    row_file_ = std::make_unique<RowFile>(f.path(), f.fd(), sp_.drop_pages);
+    const bool direct = row_file_->direct_fd() >= 0;
+    reader_ = std::make_unique<Reader>(direct ? row_file_->direct_fd() : row_file_->fd());
+    stats_.io_engine = std::string(reader_->engine()) + (direct ? " direct" : " buffered");
     if (model.output().data != model.token_embd().data) embd_row_.resize(model.token_embd().row_bytes);
     auto offset = [&](const Weight& w) { return static_cast<uint64_t>(w.data - f.base()); };
     for (int64_t l = 0; l < c.n_layers; ++l) {
       const LayerWeights& L = model.layer(l);
-      rc_ug_.emplace_back(reader_.get(), row_file_->fd(), offset(L.dip_gate_up), L.dip_gate_up.row_bytes, c.dim,
+      rc_ug_.emplace_back(reader_.get(), row_file_->fd(), direct, offset(L.dip_gate_up), L.dip_gate_up.row_bytes, c.dim,
                           cache_ug_[l].capacity(), sp_.drop_pages);
-      rc_down_.emplace_back(reader_.get(), row_file_->fd(), offset(L.dip_down), L.dip_down.row_bytes, c.ffn,
+      rc_down_.emplace_back(reader_.get(), row_file_->fd(), direct, offset(L.dip_down), L.dip_down.row_bytes, c.ffn,
                             cache_down_[l].capacity(), sp_.drop_pages);
     }
   }
@@ -142,7 +145,7 @@ size_t Context::owned_bytes() const {
   size_t slabs = 0;
   for (const RowCache& rc : rc_ug_) slabs += rc.owned_bytes();
   for (const RowCache& rc : rc_down_) slabs += rc.owned_bytes();
-  return slabs + stream_.capacity() + embd_row_.size() + k_cache_.size() + v_cache_.size() + xq_.size() +
+  return slabs + stream_.capacity() + embd_row_.size() + (reader_ ? reader_->bounce_bytes() : 0) + k_cache_.size() + v_cache_.size() + xq_.size() +
          sizeof(float) * (x_.size() + xn_.size() + q_.size() + k_.size() + v_.size() + att_out_.size() + gate_.size() +
                           up_.size() + att_scores_.size() + rope_cos_.size() + rope_sin_.size());
 }

@@ -184,7 +184,7 @@ struct Reader::Ring {
 struct Reader::Ring {};
 #endif
 
-RowFile::RowFile(const std::string& path, int same_as) {
+RowFile::RowFile(const std::string& path, int same_as, bool direct) {
   fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) fail("ERR_IO", "cannot open '" + path + "' for reading rows: " + std::strerror(errno));
   struct stat a, b;
@@ -193,9 +193,39 @@ RowFile::RowFile(const std::string& path, int same_as) {
     fail("ERR_IO", "'" + path + "' was replaced since the model was loaded");
   }
   posix_fadvise(fd_, 0, 0, POSIX_FADV_RANDOM);  // advisory
+#ifdef O_DIRECT
+  if (!direct) return;
+  direct_fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+  if (direct_fd_ < 0) return;  // e.g. tmpfs: buffered reads it is
+  struct stat c;
+  void* probe = nullptr;
+  bool ok = fstat(direct_fd_, &c) == 0 && c.st_ino == a.st_ino && c.st_dev == a.st_dev && posix_memalign(&probe, 4096, 4096) == 0;
+  ok = ok && pread(direct_fd_, probe, 4096, 0) >= 0;  // some file systems open O_DIRECT but refuse the reads
+  std::free(probe);
+  if (!ok) {
+    close(direct_fd_);
+    direct_fd_ = -1;
+  }
+#else
+  (void)direct;
+#endif
 }
 
-RowFile::~RowFile() { close(fd_); }
+RowFile::~RowFile() {
+  close(fd_);
+  if (direct_fd_ >= 0) close(direct_fd_);
+}
+
+uint8_t* Reader::bounce(size_t n) {
+  if (n > bounce_size_) {
+    const size_t size = std::max(n, bounce_size_ + bounce_size_ / 2);
+    void* p = nullptr;
+    if (posix_memalign(&p, 4096, size) != 0) fail("ERR_IO", "cannot allocate a read buffer of " + std::to_string(size) + " bytes");
+    bounce_.reset(static_cast<uint8_t*>(p));
+    bounce_size_ = size;
+  }
+  return bounce_.get();
+}
 
 Reader::Reader(int fd, const char* engine) : fd_(fd) {
   if (!engine) engine = std::getenv("FLASHDIP_IO");

@@ -117,7 +117,9 @@ struct LayerStats {
 struct SparsityStats {
   int64_t tokens = 0;            // tokens whose MLP ran under this accounting
   IoStats io;                    // reads from the column store (DIP layout under a budget)
-  const char* io_engine = "";    // how the store reads: "uring", "threads", "sync" ("" without a store)
+  // How the store reads: "uring", "threads" or "sync", then " direct" (O_DIRECT) or " buffered";
+  // "" without a store.
+  std::string io_engine;
   double ug_unit_bytes = 0;      // bytes of one x-mask unit in the model file
   double down_unit_bytes = 0;
   std::vector<LayerStats> layers;

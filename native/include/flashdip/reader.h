@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,16 +23,21 @@ namespace fd {
 // the kernel's readahead off for it (the store reads scattered rows; readahead would fetch and then
 // drop megabytes around each) leaves the mapping of the static weights alone. Throws ERR_IO if the
 // path no longer names the same file as `same_as`.
+// With `direct`, it is also opened with O_DIRECT when the file system allows it (checked with a
+// read): the store then reads the device's blocks without the page cache at all, which keeps the
+// memory budget honest without dropping pages afterwards, and serves small scattered reads better.
 class RowFile {
  public:
-  RowFile(const std::string& path, int same_as);
+  RowFile(const std::string& path, int same_as, bool direct);
   ~RowFile();
   RowFile(const RowFile&) = delete;
   RowFile& operator=(const RowFile&) = delete;
-  int fd() const { return fd_; }
+  int fd() const { return fd_; }                // buffered, readahead off
+  int direct_fd() const { return direct_fd_; }  // O_DIRECT, or -1
 
  private:
   int fd_ = -1;
+  int direct_fd_ = -1;
 };
 
 struct ReadOp {
@@ -58,6 +64,9 @@ class Reader {
   // Returns when every read of the batch is done. Throws ERR_IO (after the whole batch settled) if
   // one failed or the file ended early.
   void wait();
+  // A buffer of at least n bytes aligned for O_DIRECT, owned by the reader, for one batch at a time.
+  uint8_t* bounce(size_t n);
+  size_t bounce_bytes() const { return bounce_size_; }
 
  private:
   struct Ring;
@@ -67,6 +76,8 @@ class Reader {
 
   int fd_;
   std::unique_ptr<Ring> ring_;
+  std::unique_ptr<uint8_t, void (*)(void*)> bounce_{nullptr, std::free};
+  size_t bounce_size_ = 0;
   // Thread engine.
   std::vector<std::thread> threads_;
   std::mutex mu_;

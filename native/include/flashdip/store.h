@@ -24,13 +24,15 @@ struct IoStats {
 class RowCache {
  public:
   // Rows of `row_bytes` bytes at file offset `offset` + r * row_bytes of the open file `fd`, read
-  // through `reader` (shared by the row caches of a context; one batch at a time).
-  RowCache(Reader* reader, int fd, uint64_t offset, size_t row_bytes, int64_t n_rows, int64_t capacity, bool drop_pages);
+  // through `reader` (shared by the row caches of a context; one batch at a time). `direct`: the
+  // reader's descriptor is O_DIRECT (aligned reads through its bounce buffer, no page cache).
+  RowCache(Reader* reader, int fd, bool direct, uint64_t offset, size_t row_bytes, int64_t n_rows, int64_t capacity,
+           bool drop_pages);
 
   // Makes the rows of a mask available after cache.access(mask) decided what is cached: frees the
   // slots of evicted rows and starts reading the missing rows, admitted ones into free slots and the
-  // others into the streaming buffer (a run of adjacent rows is one read; all runs in flight at
-  // once). rows[i] receives the address of mask[i]'s row; pending[i] is 1 for a row being read,
+  // others into the streaming buffer or, with direct reads, the reader's bounce buffer (a run of
+  // nearby rows is one read; all runs in flight at once). rows[i] receives the address of mask[i]'s row; pending[i] is 1 for a row being read,
   // which may be used only after finish(). Returns the number of pending rows.
   // `stream` is the streaming buffer, shared by all the row caches of a context (one layer's rows are
   // used before the next fetch); it grows to at most one matrix.
@@ -43,17 +45,22 @@ class RowCache {
 
  private:
   static constexpr size_t kMaxGapBytes = 16 << 10;  // a run reads through a gap up to this size
+  static constexpr uint64_t kDirectAlign = 4096;     // offsets and lengths of O_DIRECT reads
   Reader* reader_;
   int fd_;
+  bool direct_;
   uint64_t offset_;
   size_t row_bytes_;
   bool drop_pages_;
   std::vector<uint8_t> slab_;     // [capacity][row_bytes]
   std::vector<int32_t> slot_of_;  // [row] slot or -1
-  std::vector<uint8_t> gap_;      // where gap bytes go (never used)
+  std::vector<uint8_t> gap_;      // where gap bytes of buffered reads go (never used)
   std::vector<int32_t> free_;     // free slots
-  struct Read { int64_t row; uint8_t* dst; };
+  struct Read { int64_t row; uint8_t* dst; int64_t index; };  // index: in the mask
   std::vector<Read> reads_;
+  std::vector<std::pair<size_t, size_t>> runs_;  // [first, end) into reads_: one read each
+  struct Copy { const uint8_t* src; uint8_t* dst; };
+  std::vector<Copy> copies_;   // direct reads: admitted rows from the bounce buffer to their slots
   std::vector<iovec> iov_;     // destinations of the batch in flight (rows and gaps)
   int64_t gap_bytes_ = 0;
   std::vector<ReadOp> ops_;    // the batch in flight
