@@ -18,6 +18,7 @@
 #include "flashdip/kernels.h"
 #include "flashdip/quants.h"
 #include "flashdip/types.h"
+#include "flashdip/rng.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -44,24 +45,6 @@ void check(bool ok, const char* fmt, ...) {
 }
 
 // ---- deterministic random numbers ------------------------------------------------------------
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed * 0x9e3779b97f4a7c15ull + 1) {}
-  uint64_t next() {  // splitmix64
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
-  float gauss() {
-    double u1 = uniform(), u2 = uniform();
-    if (u1 < 1e-300) u1 = 1e-300;
-    return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-  }
-  int range(int lo, int hi) { return lo + static_cast<int>(next() % static_cast<uint64_t>(hi - lo + 1)); }
-};
-
 float u2f(uint32_t u) {
   float f;
   std::memcpy(&f, &u, 4);

@@ -23,6 +23,7 @@
 #include "flashdip/ops.h"
 #include "flashdip/quants.h"
 #include "flashdip/types.h"
+#include "flashdip/rng.h"
 
 using namespace fd;
 using ops_impl::OpsKernels;
@@ -54,23 +55,6 @@ bool check(bool ok, const char* fmt, ...) {
   std::fprintf(stderr, "\n");
   return false;
 }
-
-struct Rng {
-  uint64_t s;
-  explicit Rng(uint64_t seed) : s(seed * 0x9e3779b97f4a7c15ull + 1) {}
-  uint64_t next() {  // splitmix64
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double uniform() { return static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0); }
-  float gauss() {
-    double u1 = uniform(), u2 = uniform();
-    if (u1 < 1e-300) u1 = 1e-300;
-    return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-  }
-};
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 const double kEps = 0x1p-24;      // unit roundoff of float (half an ulp of 1)

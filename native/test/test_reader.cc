@@ -104,15 +104,35 @@ int main() {
   }
   // The store's own descriptor: the same file is accepted, a file put in its place is refused.
   {
-    RowFile same(path, fd);
+    RowFile same(path, fd, true);
     check(same.fd() >= 0 && same.fd() != fd, "RowFile opens the model file again");
+    // O_DIRECT where the file system has it: aligned reads through the reader's bounce buffer.
+    std::printf("O_DIRECT %s\n", same.direct_fd() >= 0 ? "available" : "not available here");
+    if (same.direct_fd() >= 0) {
+      Reader r(same.direct_fd(), "auto");
+      std::vector<iovec> iov(64);
+      std::vector<ReadOp> ops;
+      uint8_t* bounce = r.bounce(64 * 16384);
+      for (size_t i = 0; i < 64; ++i) {
+        const size_t len = 4096 * (1 + rng() % 4), at = 4096 * (rng() % (file.size() / 4096 - 4));
+        iov[i] = {bounce + i * 16384, len};
+        ops.push_back({at, &iov[i], 1, len});
+      }
+      r.start(ops.data(), ops.size());
+      r.wait();
+      bool same_bytes = true;
+      for (size_t i = 0; i < 64; ++i) same_bytes = same_bytes && std::memcmp(bounce + i * 16384, file.data() + ops[i].offset, ops[i].bytes) == 0;
+      check(same_bytes, std::string("direct reads (") + r.engine() + ") have the file's bytes");
+    }
+    RowFile buffered(path, fd, false);
+    check(buffered.direct_fd() == -1, "RowFile without direct opens no O_DIRECT descriptor");
     char other[] = "/tmp/flashdip-reader-XXXXXX";
     const int ofd = mkstemp(other);
     close(ofd);
     std::string replaced;
     if (rename(other, path) == 0) {
       try {
-        RowFile again(path, fd);
+        RowFile again(path, fd, false);
       } catch (const Error& e) {
         replaced = e.code();
       }
