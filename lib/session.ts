@@ -72,6 +72,8 @@ export interface SessionStats {
     storeBytesPerToken: number;
     /** Bytes read besides the rows, through small gaps between rows (cheaper than another request). */
     storeGapBytesPerToken: number;
+    /** Read requests per token (a run of nearby rows is one): what a disk with few IOPS pays for. */
+    storeReadsPerToken: number;
     /** Time from issuing each batch of reads to its last byte, summed (reads overlap computation). */
     storeReadSeconds: number;
     /**
@@ -303,6 +305,7 @@ export class Session {
         dramBytesPerToken: perToken(dram),
         storeBytesPerToken: perToken(sp.ioBytes),
         storeGapBytesPerToken: perToken(sp.ioGapBytes),
+        storeReadsPerToken: perToken(sp.ioReads),
         storeReadSeconds: sp.ioSeconds,
         ioEngine: sp.ioEngine,
         ioSecondsPerToken: perToken(sp.ioWaitSeconds),

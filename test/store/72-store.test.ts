@@ -61,6 +61,7 @@ describe('72 column store (converted model under a budget)', function () {
         const used = st.ioEngine.split(' ')[0];
         assert.ok(engine === 'uring' ? ['uring', 'threads'].includes(used) : used === engine, `${engine}: ${st.ioEngine}`);
         assert.ok(st.computeSecondsPerToken > 0 && st.ioSecondsPerToken >= 0);
+        assert.ok(st.storeReadsPerToken > 0);
         for (const l of st.layers) assert.ok(l.seconds > 0 && l.ioWaitSeconds >= 0 && l.ioWaitSeconds <= l.seconds);
         const tr = s.trace();
         const layers = model.info.layers;
