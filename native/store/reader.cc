@@ -251,7 +251,7 @@ Reader::~Reader() {
 const char* Reader::engine() const { return ring_ ? "uring" : threads_.empty() ? "sync" : "threads"; }
 
 void Reader::read_sync(const ReadOp& op, size_t done) {
-  std::vector<iovec> iov;
+  thread_local std::vector<iovec> iov;  // reused: this runs once per request on the I/O threads
   tail_iov(op, done, iov);
   if (const int e = preadv_all(fd_, iov.data(), static_cast<int>(iov.size()), op.offset + done, op.bytes - done)) fail_batch(e);
 }

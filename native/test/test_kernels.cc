@@ -20,29 +20,16 @@
 #include "flashdip/types.h"
 #include "flashdip/rng.h"
 
+#include "check.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
 using namespace fd;
+using namespace fd_test;
 
 namespace {
-
-int g_passed = 0, g_failed = 0;
-
-void check(bool ok, const char* fmt, ...) {
-  if (ok) {
-    ++g_passed;
-    return;
-  }
-  ++g_failed;
-  std::fprintf(stderr, "FAIL: ");
-  va_list ap;
-  va_start(ap, fmt);
-  std::vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  std::fprintf(stderr, "\n");
-}
 
 // ---- deterministic random numbers ------------------------------------------------------------
 float u2f(uint32_t u) {

@@ -25,54 +25,18 @@
 #include "flashdip/types.h"
 #include "flashdip/rng.h"
 
+#include "check.h"
+
 using namespace fd;
+using namespace fd_test;
 using ops_impl::OpsKernels;
 
 namespace {
-
-int g_passed = 0, g_failed = 0;
-bool g_verbose = false;  // -v: print the passing checks too (their measured errors)
-
-bool check(bool ok, const char* fmt, ...) {
-  if (ok) {
-    ++g_passed;
-    if (g_verbose) {
-      std::printf("ok: ");
-      va_list ap;
-      va_start(ap, fmt);
-      std::vprintf(fmt, ap);
-      va_end(ap);
-      std::printf("\n");
-    }
-    return true;
-  }
-  ++g_failed;
-  std::fprintf(stderr, "FAIL: ");
-  va_list ap;
-  va_start(ap, fmt);
-  std::vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  std::fprintf(stderr, "\n");
-  return false;
-}
 
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 const double kEps = 0x1p-24;      // unit roundoff of float (half an ulp of 1)
 const double kUlp1 = 0x1p-23;     // an ulp of 1
 const double kTiny = 0x1p-149;    // the smallest subnormal
-
-std::vector<std::string> isas() {
-  std::vector<std::string> out;
-  std::string s = kernels_available_isas();
-  size_t p = 0;
-  while (p <= s.size()) {
-    size_t c = s.find(',', p);
-    if (c == std::string::npos) c = s.size();
-    if (c > p) out.push_back(s.substr(p, c - p));
-    p = c + 1;
-  }
-  return out;
-}
 
 // The SIMD tables to test: every available ISA but scalar (neon-dotprod shares neon's kernels).
 std::vector<const OpsKernels*> simd_tables() {

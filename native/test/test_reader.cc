@@ -84,9 +84,14 @@ int main() {
     const std::string name = std::string(engine) + " (" + r.engine() + ")";
     std::printf("engine %s\n", name.c_str());
     for (int i = 0; i < 20; ++i) random_batch(r, fd, file, rng, name);
-    r.start(nullptr, 0);
-    r.wait();
-    check(true, name + ": an empty batch");
+    bool empty_ok = true;
+    try {
+      r.start(nullptr, 0);
+      r.wait();
+    } catch (const Error&) {
+      empty_ok = false;
+    }
+    check(empty_ok, name + ": an empty batch starts and ends without reading");
     // Past the end: the first op is fine, the second runs off the file; the error comes from wait().
     std::vector<uint8_t> a(4096), bbuf(8192);
     iovec ia{a.data(), a.size()}, ib{bbuf.data(), bbuf.size()};

@@ -24,39 +24,12 @@
 #include "flashdip/types.h"
 #include "flashdip/rng.h"
 
+#include "check.h"
+
 using namespace fd;
+using namespace fd_test;
 
 namespace {
-
-int g_passed = 0, g_failed = 0;
-
-bool check(bool ok, const char* fmt, ...) {
-  if (ok) {
-    ++g_passed;
-    return true;
-  }
-  ++g_failed;
-  std::fprintf(stderr, "FAIL: ");
-  va_list ap;
-  va_start(ap, fmt);
-  std::vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  std::fprintf(stderr, "\n");
-  return false;
-}
-
-std::vector<std::string> isas() {
-  std::vector<std::string> out;
-  std::string s = kernels_available_isas();
-  size_t p = 0;
-  while (p <= s.size()) {
-    size_t c = s.find(',', p);
-    if (c == std::string::npos) c = s.size();
-    if (c > p) out.push_back(s.substr(p, c - p));
-    p = c + 1;
-  }
-  return out;
-}
 
 const uint32_t kTypes[] = {TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_Q4_0};
 
