@@ -10,6 +10,19 @@ import * as path from 'path';
 const args = process.argv.slice(2);
 const opt = (name: string, def: string) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
 
+// Reads completed and bytes read by the block device holding `file` (/sys/dev/block/MAJ:MIN/stat; the
+// whole device, so other processes' reads count too), or null where that is not readable.
+function deviceReads(file: string): { reads: number; bytes: number } | null {
+  const dev = fs.statSync(file).dev;
+  const major = ((dev >> 8) & 0xfff) | (Math.floor(dev / 2 ** 32) & ~0xfff), minor = (dev & 0xff) | ((dev >> 12) & ~0xff);
+  try {
+    const f = fs.readFileSync(`/sys/dev/block/${major}:${minor}/stat`, 'utf8').trim().split(/\s+/).map(Number);
+    return { reads: f[0], bytes: f[2] * 512 };  // sectors are 512 bytes in this file whatever the device's
+  } catch {
+    return null;
+  }
+}
+
 if (args[0] === '--child') {
   // Child: one measurement.
   (async () => {
@@ -19,8 +32,11 @@ if (args[0] === '--child') {
     const sparsity = method === 'dense' ? { method: 'dense' as const } : { method: method as 'dip', density: 0.5, ...(method === 'dip-ca' ? { gamma: Number(gamma) } : {}) };
     const model = await loadModel(file, { memoryBudget: Number(budget), sparsity, threads: 1 });
     const s = model.createSession({ contextSize: 256 });
+    const dev0 = deviceReads(file);
     for await (const _ of s.generate([1, 450, 4996, 338, 263], { maxTokens: Number(tokens), temperature: 0 }));
+    const dev1 = deviceReads(file);
     const st = s.stats();
+    const n = st.promptTokens + st.generatedTokens;
     await model.dispose();
     // What the run left in the page cache: the store drops the rows it read, so this is about the
     // static weights' mapping; more would mean the page cache served as a second, uncounted cache.
@@ -30,6 +46,8 @@ if (args[0] === '--child') {
       decode: st.decodeTokensPerSecond, hitRate: sp.hitRate, storeBytesPerToken: sp.storeBytesPerToken, storeReadSeconds: sp.storeReadSeconds,
       decodeSeconds: st.decodeSeconds, prefillSeconds: st.prefillSeconds, rss: st.residentBytes, ioEngine: sp.ioEngine,
       ioSecondsPerToken: sp.ioSecondsPerToken, computeSecondsPerToken: sp.computeSecondsPerToken, pageCache: pageCacheResident(file),
+      storeReadsPerToken: sp.storeReadsPerToken, storeGapBytesPerToken: sp.storeGapBytesPerToken,
+      deviceBytesPerToken: dev0 && dev1 ? (dev1.bytes - dev0.bytes) / n : null, deviceReadsPerToken: dev0 && dev1 ? (dev1.reads - dev0.reads) / n : null,
     }) + '\n');
   })();
 } else {
@@ -67,6 +85,10 @@ if (args[0] === '--child') {
     ioMs: 1000 * median(results[m].map((x) => x.ioSecondsPerToken)),
     computeMs: 1000 * median(results[m].map((x) => x.computeSecondsPerToken)),
     pageCacheMiB: median(results[m].map((x) => x.pageCache)) / 2 ** 20,
+    readsPerToken: median(results[m].map((x) => x.storeReadsPerToken)),
+    gapMiBPerToken: median(results[m].map((x) => x.storeGapBytesPerToken)) / 2 ** 20,
+    deviceMiBPerToken: results[m][0].deviceBytesPerToken === null ? null : median(results[m].map((x) => x.deviceBytesPerToken)) / 2 ** 20,
+    deviceReadsPerToken: results[m][0].deviceReadsPerToken === null ? null : median(results[m].map((x) => x.deviceReadsPerToken)),
     ioEngine: results[m][0].ioEngine,
   }));
   if (args.includes('--json')) {
@@ -80,5 +102,12 @@ if (args[0] === '--child') {
     for (const r of rows)
       console.log(`| ${r.method} | ${r.decode.toFixed(2)} | ${r.ratio.toFixed(2)}x | ${(100 * r.hitRate).toFixed(1)}% | ${r.storeMiBPerToken.toFixed(1)} | ` +
         `${r.ioMs.toFixed(0)} | ${r.computeMs.toFixed(0)} | ${r.pageCacheMiB.toFixed(0)} | ${r.rssMiB.toFixed(0)} |`);
+    // What the disk was asked for: the rows, the gaps read through to keep runs whole, the store's
+    // requests; and what the block device served (aligned blocks; requests split or merged by the kernel).
+    const dev = (x: number | null, digits: number) => (x === null ? 'n/a' : x.toFixed(digits));
+    console.log('\n| method | store requests/token | gap MiB/token | device MiB/token | device requests/token |');
+    console.log('| --- | --- | --- | --- | --- |');
+    for (const r of rows)
+      console.log(`| ${r.method} | ${r.readsPerToken.toFixed(0)} | ${r.gapMiBPerToken.toFixed(1)} | ${dev(r.deviceMiBPerToken, 1)} | ${dev(r.deviceReadsPerToken, 0)} |`);
   }
 }
