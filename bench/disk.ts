@@ -1,8 +1,13 @@
 // The budgeted on-disk scenario (issue: DIP engine): a converted model on disk, memoryBudget half its
 // size, the page cache dropped before each run (needs root; otherwise the run says so), measured
-// decode tokens/s of dense streaming, DIP and DIP-CA at MLP density 0.5, each in a fresh child process,
-// interleaved over repetitions; ratios against dense streaming from the same repetition.
-// Usage: npx ts-node bench/disk.ts MODEL.dip.gguf [--tokens N] [--reps N] [--gamma G] [--json]
+// decode tokens/s of dense streaming, DIP, DIP-CA and DIP-CA with block reads (sparsity.readBlock) at
+// MLP density 0.5, each in a fresh child process, interleaved over repetitions; ratios against dense
+// streaming from the same repetition. Fidelity: after the first repetition's timing, each child also
+// feeds a fixed token sequence one token at a time and keeps the logits; they are compared with the same
+// sequence run dense with everything in DRAM (relative L2 distance and KL divergence of the next-token
+// distributions, mean over positions): what the bytes saved cost in output, on any model, random
+// weights included (where perplexity means nothing).
+// Usage: npx ts-node bench/disk.ts MODEL.dip.gguf [--tokens N] [--reps N] [--gamma G] [--read-block B] [--json]
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
@@ -23,21 +28,66 @@ function deviceReads(file: string): { reads: number; bytes: number } | null {
   }
 }
 
+const FIDELITY_TOKENS = 32;
+// A fixed sequence of token ids for the fidelity pass (BOS, then ids from a small LCG).
+function fidelityTokens(vocab: number): number[] {
+  let x = 12345;
+  return [1, ...Array.from({ length: FIDELITY_TOKENS - 1 }, () => 3 + ((x = (x * 1103515245 + 12345) % 2 ** 31) % (vocab - 3)))];
+}
+
+function sparsityOf(method: string, gamma: number, readBlock: string) {
+  if (method === 'dense') return { method: 'dense' as const };
+  if (method === 'dip') return { method: 'dip' as const, density: 0.5 };
+  return { method: 'dip-ca' as const, density: 0.5, gamma, ...(method === 'dip-ca blocks' ? { readBlock } : {}) };
+}
+
+// Mean over positions of ||b - a|| / ||a|| and of KL(softmax a || softmax b).
+function compareLogits(a: Float32Array, b: Float32Array, vocab: number): { relL2: number; kl: number } {
+  let rel = 0, kl = 0;
+  const T = a.length / vocab;
+  const logSoftmax = (v: Float32Array) => {
+    let max = -Infinity, z = 0;
+    for (const x of v) max = Math.max(max, x);
+    for (const x of v) z += Math.exp(x - max);
+    return Float64Array.from(v, (x) => x - max - Math.log(z));
+  };
+  for (let t = 0; t < T; t++) {
+    const x = a.subarray(t * vocab, (t + 1) * vocab), y = b.subarray(t * vocab, (t + 1) * vocab);
+    let num = 0, den = 0;
+    for (let i = 0; i < vocab; i++) (num += (y[i] - x[i]) ** 2), (den += x[i] ** 2);
+    const lx = logSoftmax(x), ly = logSoftmax(y);
+    let k = 0;
+    for (let i = 0; i < vocab; i++) k += Math.exp(lx[i]) * (lx[i] - ly[i]);
+    rel += Math.sqrt(num / den);
+    kl += k;
+  }
+  return { relL2: rel / T, kl: kl / T };
+}
+
 if (args[0] === '--child') {
   // Child: one measurement.
   (async () => {
     const { loadModel } = await import('../lib');
     process.removeAllListeners('warning');
-    const [file, budget, method, tokens, gamma] = args.slice(1);
-    const sparsity = method === 'dense' ? { method: 'dense' as const } : { method: method as 'dip', density: 0.5, ...(method === 'dip-ca' ? { gamma: Number(gamma) } : {}) };
-    const model = await loadModel(file, { memoryBudget: Number(budget), sparsity, threads: 1 });
-    const s = model.createSession({ contextSize: 256 });
+    const [file, budget, method, tokens, gamma, readBlock, logitsOut] = args.slice(1);
+    const sparsity = sparsityOf(method, Number(gamma), readBlock);
+    const model = await loadModel(file, { memoryBudget: budget === 'none' ? undefined : Number(budget), sparsity, threads: 1 });
     const dev0 = deviceReads(file);
-    for await (const _ of s.generate([1, 450, 4996, 338, 263], { maxTokens: Number(tokens), temperature: 0 }));
+    const s = model.createSession({ contextSize: 256 });
+    if (Number(tokens) > 0)
+      for await (const _ of s.generate([1, 450, 4996, 338, 263], { maxTokens: Number(tokens), temperature: 0 }));
     const dev1 = deviceReads(file);
     const st = s.stats();
     const n = st.promptTokens + st.generatedTokens;
+    if (logitsOut) {
+      const f = model.createSession({ contextSize: 256 });
+      const vocab = model.info.vocabSize, ids = fidelityTokens(vocab);
+      const all = new Float32Array(ids.length * vocab);
+      for (let i = 0; i < ids.length; i++) all.set(await f.evaluate([ids[i]]), i * vocab);
+      fs.writeFileSync(logitsOut, all);
+    }
     await model.dispose();
+    if (Number(tokens) === 0) return;
     // What the run left in the page cache: the store drops the rows it read, so this is about the
     // static weights' mapping; more would mean the page cache served as a second, uncounted cache.
     const { pageCacheResident } = await import('../lib/page-cache');
@@ -54,7 +104,7 @@ if (args[0] === '--child') {
   const file = args[0];
   if (!file || !fs.existsSync(file)) throw new Error('usage: bench/disk.ts MODEL.dip.gguf');
   const size = fs.statSync(file).size, budget = Math.floor(size / 2);
-  const tokens = opt('--tokens', '32'), reps = Number(opt('--reps', '3')), gamma = opt('--gamma', '0.2');
+  const tokens = opt('--tokens', '32'), reps = Number(opt('--reps', '3')), gamma = opt('--gamma', '0.2'), readBlock = opt('--read-block', '64KiB');
   const dropCache = () => {
     try {
       execFileSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']);
@@ -63,16 +113,30 @@ if (args[0] === '--child') {
       return false;
     }
   };
-  const methods = ['dense', 'dip', 'dip-ca'];
-  const results: Record<string, any[]> = { dense: [], dip: [], 'dip-ca': [] };
+  const methods = ['dense', 'dip', 'dip-ca', 'dip-ca blocks'];
+  const results: Record<string, any[]> = Object.fromEntries(methods.map((m) => [m, []]));
+  const logitsFile = (m: string) => path.join(require('os').tmpdir(), `flashdip-disk-${process.pid}-${m.replace(' ', '-')}.f32`);
+  const child = (budgetArg: string, m: string, n: string, logits: string) => {
+    const out = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', __filename, '--child', file, budgetArg, m, n, gamma, readBlock, logits], { encoding: 'utf8', cwd: path.join(__dirname, '..') });
+    if (out.status !== 0) throw new Error(out.stderr);
+    return out.stdout;
+  };
   let dropped = true;
   for (let r = 0; r < reps; r++)
     for (const m of r % 2 ? [...methods].reverse() : methods) {
       dropped = dropCache() && dropped;
-      const out = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', __filename, '--child', file, String(budget), m, tokens, gamma], { encoding: 'utf8', cwd: path.join(__dirname, '..') });
-      if (out.status !== 0) throw new Error(out.stderr);
-      results[m].push(JSON.parse(out.stdout));
+      results[m].push(JSON.parse(child(String(budget), m, tokens, r === 0 ? logitsFile(m) : '')));
     }
+  // The fidelity reference: dense, no budget (everything in DRAM).
+  child('none', 'dense', '0', logitsFile('reference'));
+  const readLogits = (m: string) => {
+    const b = fs.readFileSync(logitsFile(m));
+    fs.rmSync(logitsFile(m));
+    return new Float32Array(b.buffer, b.byteOffset, b.length / 4);
+  };
+  const reference = readLogits('reference');
+  const vocab = reference.length / FIDELITY_TOKENS;
+  const fidelity = Object.fromEntries(methods.map((m) => [m, compareLogits(reference, readLogits(m), vocab)]));
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: path.join(__dirname, '..') }).toString().trim();
   const rows = methods.map((m) => ({
@@ -90,12 +154,14 @@ if (args[0] === '--child') {
     deviceMiBPerToken: results[m][0].deviceBytesPerToken === null ? null : median(results[m].map((x) => x.deviceBytesPerToken)) / 2 ** 20,
     deviceReadsPerToken: results[m][0].deviceReadsPerToken === null ? null : median(results[m].map((x) => x.deviceReadsPerToken)),
     ioEngine: results[m][0].ioEngine,
+    ...fidelity[m],
   }));
   if (args.includes('--json')) {
     console.log(JSON.stringify({ commit, file: path.basename(file), size, budget, dropped, tokens: Number(tokens), reps, rows }));
   } else {
     console.log(`${path.basename(file)} (${(size / 2 ** 20).toFixed(0)} MiB), memoryBudget ${(budget / 2 ** 20).toFixed(0)} MiB, ` +
-      `${tokens} tokens x ${reps} reps, 1 thread, page cache ${dropped ? 'dropped before each run' : 'NOT dropped (not root?)'}, commit ${commit}\n`);
+      `${tokens} tokens x ${reps} reps, 1 thread, page cache ${dropped ? 'dropped before each run' : 'NOT dropped (not root?)'}, commit ${commit}`);
+    console.log(`dip-ca: gamma ${gamma}; dip-ca blocks: the same with readBlock ${readBlock}\n`);
     console.log(`reads: ${rows[0].ioEngine}; per token, over prompt and decode: waiting for reads / everything else in the layers\n`);
     console.log('| method (density 0.5) | decode tok/s | vs dense streaming | hit rate | store MiB/token | I/O wait ms/token | compute ms/token | page cache after MiB | RSS MiB |');
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
@@ -105,9 +171,12 @@ if (args[0] === '--child') {
     // What the disk was asked for: the rows, the gaps read through to keep runs whole, the store's
     // requests; and what the block device served (aligned blocks; requests split or merged by the kernel).
     const dev = (x: number | null, digits: number) => (x === null ? 'n/a' : x.toFixed(digits));
-    console.log('\n| method | store requests/token | gap MiB/token | device MiB/token | device requests/token |');
-    console.log('| --- | --- | --- | --- | --- |');
+    console.log('\n| method | store requests/token | gap MiB/token | device MiB/token | device requests/token | logits rel. L2 vs dense | KL vs dense |');
+    console.log('| --- | --- | --- | --- | --- | --- | --- |');
     for (const r of rows)
-      console.log(`| ${r.method} | ${r.readsPerToken.toFixed(0)} | ${r.gapMiBPerToken.toFixed(1)} | ${dev(r.deviceMiBPerToken, 1)} | ${dev(r.deviceReadsPerToken, 0)} |`);
+      console.log(`| ${r.method} | ${r.readsPerToken.toFixed(0)} | ${r.gapMiBPerToken.toFixed(1)} | ${dev(r.deviceMiBPerToken, 1)} | ` +
+        `${dev(r.deviceReadsPerToken, 0)} | ${r.relL2.toFixed(3)} | ${r.kl.toFixed(4)} |`);
+    console.log(`\n(fidelity: the logits of ${FIDELITY_TOKENS} fixed tokens fed one at a time after the first repetition, against the ` +
+      'same tokens run dense with everything in DRAM; dense streaming computes the dense model, so its distance is float noise)');
   }
 }

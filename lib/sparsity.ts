@@ -24,6 +24,14 @@ export interface SparsityOptions {
   /** DIP-CA variant: s' = gamma s + (1 - gamma) [cached]. */
   alphaBlend?: boolean;
   /**
+   * DIP-CA with block reads: a token's misses come from a few blocks of this many bytes of adjacent
+   * columns (number of bytes or a string such as '64KiB'; default 0: off), for storage that serves
+   * small scattered reads slowly. Fewer, larger reads at some loss of fidelity; see the README.
+   */
+  readBlock?: number | string;
+  /** DIP-CA block reads: take blocks holding this many times as many columns as there are misses (>= 1, default 1). */
+  readCover?: number;
+  /**
    * Calibrated thresholds instead of top-k (`flashdip calibrate`): a table or its JSON file. The
    * method defaults to the table's; a 'dip' table also serves 'dip-ca'. Excludes density/keepX/keepH.
    */
@@ -48,6 +56,8 @@ export interface ResolvedSparsity {
   fixedTopN: number;
   warmup: boolean;
   alphaBlend: boolean;
+  readBlock: number;
+  readCover: number;
   policy: CachePolicy;
   dropPageCache: boolean;
   /** Calibrated thresholds (checked, not yet against a model's shape); keepX/keepH are then its targets. */
@@ -68,7 +78,7 @@ export function splitDensity(rho: number): { keepX: number; keepH: number } {
 
 export function resolveSparsity(sparsity: unknown, cache: unknown): ResolvedSparsity {
   const s = checkObject('sparsity', sparsity);
-  checkKeys('sparsity', s, ['method', 'density', 'keepX', 'keepH', 'gamma', 'fixedTopN', 'warmup', 'alphaBlend', 'thresholds']);
+  checkKeys('sparsity', s, ['method', 'density', 'keepX', 'keepH', 'gamma', 'fixedTopN', 'warmup', 'alphaBlend', 'readBlock', 'readCover', 'thresholds']);
   const c = checkObject('cache', cache);
   checkKeys('cache', c, ['policy', 'dropPageCache']);
   if (c.dropPageCache !== undefined && typeof c.dropPageCache !== 'boolean') throw invalidArgument('cache.dropPageCache', 'must be a boolean');
@@ -82,8 +92,12 @@ export function resolveSparsity(sparsity: unknown, cache: unknown): ResolvedSpar
   const fixedTopN = checkInt('sparsity.fixedTopN', s.fixedTopN, 0, 1 << 30, 0);
   for (const k of ['warmup', 'alphaBlend'] as const)
     if (s[k] !== undefined && typeof s[k] !== 'boolean') throw invalidArgument(`sparsity.${k}`, 'must be a boolean');
+  const readBlock = s.readBlock === 0 ? 0 : parseBytes('sparsity.readBlock', s.readBlock) ?? 0;
+  const readCover = checkNumber('sparsity.readCover', s.readCover, 1, Infinity, 1);
+  if ((readBlock > 0 || s.readCover !== undefined) && method !== 'dip-ca')
+    throw invalidArgument(s.readBlock !== undefined ? 'sparsity.readBlock' : 'sparsity.readCover', `is a DIP-CA option, not one of '${method}'`);
   const out: ResolvedSparsity = {
-    method, keepX: 1, keepH: 1, gamma, fixedTopN,
+    method, keepX: 1, keepH: 1, gamma, fixedTopN, readBlock, readCover,
     warmup: (s.warmup as boolean | undefined) ?? true, alphaBlend: (s.alphaBlend as boolean | undefined) ?? false, policy,
     dropPageCache: (c.dropPageCache as boolean | undefined) ?? true,
   };
@@ -173,7 +187,7 @@ export function nativeSparsity(s: ResolvedSparsity, fraction: number, budgeted: 
   return {
     budgeted: budgeted ? 1 : 0,
     dropPages: s.dropPageCache ? 1 : 0,
-    method: METHOD_IDS[s.method], keepX: s.keepX, keepH: s.keepH, gamma: s.gamma, fixedTopN: s.fixedTopN,
+    method: METHOD_IDS[s.method], keepX: s.keepX, keepH: s.keepH, gamma: s.gamma, fixedTopN: s.fixedTopN, readBlock: s.readBlock, readCover: s.readCover,
     warmup: s.warmup ? 1 : 0, alphaBlend: s.alphaBlend ? 1 : 0, policy: POLICY_IDS[s.policy], cacheFraction: fraction,
     ...(s.thresholds?.thresholds.x ? { thresholdsX: Float32Array.from(s.thresholds.thresholds.x) } : {}),
     ...(s.thresholds ? { thresholdsH: Float32Array.from(s.thresholds.thresholds.h) } : {}),

@@ -27,13 +27,15 @@ export const MODEL_FLAGS: NonNullable<ParseArgsConfig['options']> = {
   'keep-h': { type: 'string' },
   gamma: { type: 'string' },
   'fixed-top-n': { type: 'string' },
+  'read-block': { type: 'string' },
+  'read-cover': { type: 'string' },
   policy: { type: 'string' },
   'memory-budget': { type: 'string' },
   thresholds: { type: 'string' },
 };
 export const MODEL_FLAGS_USAGE =
   '[--threads N] [--method dense|dip|dip-ca|glu|gate|up] [--density R] [--keep-x R] [--keep-h R] [--gamma G]\n' +
-  '       [--fixed-top-n N] [--policy lru|lfu|none] [--memory-budget B] [--thresholds FILE]';
+  '       [--fixed-top-n N] [--read-block B] [--read-cover C] [--policy lru|lfu|none] [--memory-budget B] [--thresholds FILE]';
 
 /** loadModel's options from MODEL_FLAGS. */
 export function loadOptionsFromFlags(v: Flags): LoadOptions {
@@ -47,6 +49,8 @@ export function loadOptionsFromFlags(v: Flags): LoadOptions {
       keepH: numberFlag('keep-h', v['keep-h']),
       gamma: numberFlag('gamma', v.gamma),
       fixedTopN: numberFlag('fixed-top-n', v['fixed-top-n']),
+      readBlock: v['read-block'] as string | undefined,
+      readCover: numberFlag('read-cover', v['read-cover']),
       thresholds: v.thresholds as string | undefined,
     },
     cache: { policy: v.policy as CachePolicy | undefined },

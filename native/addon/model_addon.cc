@@ -297,6 +297,8 @@ Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
     c.keep_h = opt_number(sp, "keepH", 1);
     c.gamma = opt_number(sp, "gamma", 1);
     c.fixed_top_n = static_cast<int64_t>(opt_number(sp, "fixedTopN", 0));
+    c.read_block = opt_number(sp, "readBlock", 0);
+    c.read_cover = opt_number(sp, "readCover", 1);
     c.warmup = opt_number(sp, "warmup", 1) != 0;
     c.alpha_blend = opt_number(sp, "alphaBlend", 0) != 0;
     c.policy = static_cast<fd::CachePolicyKind>(static_cast<int>(opt_number(sp, "policy", 2)));

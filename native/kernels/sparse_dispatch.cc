@@ -15,6 +15,7 @@
 #include "flashdip/kernels.h"
 #include "flashdip/quants.h"
 #include "flashdip/sparse.h"
+#include "flashdip/sparsity.h"
 
 namespace fd {
 namespace sparse_impl {
@@ -346,6 +347,56 @@ int64_t topk_select(const float* a, int64_t n, int64_t k, const uint8_t* cached,
   assert(c == k);
   (void)c;
   return k;
+}
+
+int64_t dipca_block_misses(const float* a, int64_t n, int32_t* mask, int64_t k, const uint8_t* cached, int64_t block,
+                           double cover, int64_t fixed_top_n) {
+  if (block <= 1 || k <= 0 || n <= 0) return 0;
+  thread_local std::vector<uint8_t> prot;         // [n] protected
+  thread_local std::vector<int32_t> idx, kept;    // scratch, [n]
+  thread_local std::vector<double> mass;          // [blocks] sum of r over the misses
+  thread_local std::vector<int64_t> free_cols;    // [blocks] uncached, unprotected columns
+  prot.assign(static_cast<size_t>(n), 0);
+  if (fixed_top_n > 0) {
+    idx.resize(static_cast<size_t>(n));
+    const int64_t p = topk_abs(a, n, fixed_top_n, idx.data(), nullptr);
+    for (int64_t i = 0; i < p; ++i) prot[static_cast<size_t>(idx[static_cast<size_t>(i)])] = 1;
+  }
+  auto r = [&](int64_t i) { return score_magnitude(a[i]); };
+  auto is_free = [&](int64_t i) { return !cached[i] && !prot[static_cast<size_t>(i)]; };
+  const int64_t nb = (n + block - 1) / block;
+  mass.assign(static_cast<size_t>(nb), 0.0);
+  free_cols.assign(static_cast<size_t>(nb), 0);
+  int64_t m = 0;
+  for (int64_t i = 0; i < k; ++i)
+    if (is_free(mask[i])) {
+      mass[static_cast<size_t>(mask[i] / block)] += r(mask[i]);
+      ++m;
+    }
+  if (m == 0) return 0;
+  for (int64_t i = 0; i < n; ++i) free_cols[static_cast<size_t>(i / block)] += is_free(i);
+  // Blocks by mass (ties: lower block), taken until they hold cover * m free columns.
+  idx.resize(static_cast<size_t>(nb));
+  for (int64_t b = 0; b < nb; ++b) idx[static_cast<size_t>(b)] = static_cast<int32_t>(b);
+  std::sort(idx.begin(), idx.begin() + nb, [&](int32_t x, int32_t y) { return mass[x] > mass[y] || (mass[x] == mass[y] && x < y); });
+  const double want = std::max(1.0, cover) * static_cast<double>(m);
+  int64_t taken = 0, have = 0;
+  while (taken < nb && static_cast<double>(have) < want) have += free_cols[static_cast<size_t>(idx[static_cast<size_t>(taken++)])];
+  // Candidates: the free columns of the taken blocks; the m highest r (ties: lower index) replace the misses.
+  kept.clear();
+  for (int64_t j = 0; j < taken; ++j) {
+    const int64_t b = idx[static_cast<size_t>(j)];
+    for (int64_t i = b * block; i < std::min(n, (b + 1) * block); ++i)
+      if (is_free(i)) kept.push_back(static_cast<int32_t>(i));
+  }
+  auto higher = [&](int32_t x, int32_t y) { return r(x) > r(y) || (r(x) == r(y) && x < y); };
+  std::nth_element(kept.begin(), kept.begin() + (m - 1), kept.end(), higher);
+  kept.resize(static_cast<size_t>(m));
+  for (int64_t i = 0; i < k; ++i)
+    if (!is_free(mask[i])) kept.push_back(mask[i]);
+  std::sort(kept.begin(), kept.end());
+  std::copy(kept.begin(), kept.end(), mask);
+  return m;
 }
 
 }  // namespace fd

@@ -62,7 +62,7 @@ Context::Context(Model& model, const ContextOptions& o)
 
   sp_ = o.sparsity;
   if (!(sp_.keep_x > 0 && sp_.keep_x <= 1 && sp_.keep_h > 0 && sp_.keep_h <= 1 && sp_.gamma >= 0 && sp_.gamma <= 1 &&
-        sp_.cache_fraction >= 0 && sp_.cache_fraction <= 1 && sp_.fixed_top_n >= 0))
+        sp_.cache_fraction >= 0 && sp_.cache_fraction <= 1 && sp_.fixed_top_n >= 0 && sp_.read_block >= 0 && sp_.read_cover >= 1))
     fail("ERR_INVALID_ARGUMENT", "sparsity options are out of range");
   // Columns kept per token: k = floor(keep * width), at least 1 (PAPER.md); x is pruned by DIP only.
   const bool dip = sp_.method == SparseMethod::Dip || sp_.method == SparseMethod::DipCa;
@@ -130,6 +130,10 @@ Context::Context(Model& model, const ContextOptions& o)
   }
   stats_.ug_unit_bytes = ug / static_cast<double>(c.n_layers * c.dim);
   stats_.down_unit_bytes = down / static_cast<double>(c.n_layers * c.ffn);
+  if (sp_.method == SparseMethod::DipCa && sp_.read_block > 0) {
+    block_cols_[0] = static_cast<int64_t>(sp_.read_block / stats_.ug_unit_bytes);
+    block_cols_[1] = static_cast<int64_t>(sp_.read_block / stats_.down_unit_bytes);
+  }
 }
 
 void Context::reset_sparsity_stats() {
@@ -265,6 +269,8 @@ int64_t Context::select_columns(float* a, int64_t total, int64_t layer, int unit
       // With every MLP column in DRAM (no budget, or one that holds them all) nothing is down-weighted.
       const uint8_t* flags = cs && m == SparseMethod::DipCa && sp_.cache_fraction < 1 ? cs->flags() : nullptr;
       topk_select(s, total, k, flags, static_cast<float>(gamma_t), sp_.fixed_top_n, sp_.alpha_blend, mask_.data(), nullptr);
+      if (flags && block_cols_[unit] > 1)
+        dipca_block_misses(s, total, mask_.data(), k, flags, block_cols_[unit], sp_.read_cover, sp_.fixed_top_n);
       std::fill(keep_.begin(), keep_.begin() + total, 0);
       for (int64_t i = 0; i < k; ++i) keep_[static_cast<size_t>(mask_[i])] = 1;
       for (int64_t i = 0; i < total; ++i)

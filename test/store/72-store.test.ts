@@ -98,6 +98,36 @@ describe('72 column store (converted model under a budget)', function () {
     }
   });
 
+  it('dip-ca block reads: a cover that takes every block is plain dip-ca; 64 KiB blocks read in fewer requests, still as accounted', async () => {
+    const base = { method: 'dip-ca', density: 0.5, gamma: 0.2 } as const;
+    const plain = await loadModel(dip, { sparsity: base, memoryBudget: 1_300_000 });
+    const all = await loadModel(dip, { sparsity: { ...base, readBlock: '4KiB', readCover: 1e9 }, memoryBudget: 1_300_000 });
+    const a = await perplexity(plain, text, { ctx: 128, maxTokens: 300 });
+    const b = await perplexity(all, text, { ctx: 128, maxTokens: 300 });
+    assert.strictEqual(a.ppl, b.ppl);
+    assert.strictEqual(a.hitRate, b.hitRate);
+    await plain.dispose();
+    await all.dispose();
+
+    const src = tmpFile('blocks.gguf'), out = tmpFile('blocks.dip.gguf');
+    makeModel({ out: src, arch: 'llama', dim: 512, layers: 6, heads: 8, kvHeads: 4, ffn: 2048, vocab: 512, ctx: 256, type: 'q8_0', seed: 5 });
+    await convert(src, out, { type: 'q8_0' });
+    const budget = Math.floor(fs.statSync(out).size / 2);
+    const run = async (extra: object) => {
+      const m = await loadModel(out, { sparsity: { ...base, ...extra }, memoryBudget: budget });
+      const s = m.createSession({ contextSize: 64 });
+      for (let t = 0; t < 24; t++) await s.evaluate([1 + ((t * 37) % 500)]);
+      const st = s.stats().sparsity;
+      await m.dispose();
+      return st;
+    };
+    const rows = await run({});
+    const blocks = await run({ readBlock: '64KiB' });
+    assert.ok(blocks.storeReadsPerToken < rows.storeReadsPerToken / 2, `${blocks.storeReadsPerToken} vs ${rows.storeReadsPerToken} requests per token`);
+    assert.ok(Math.abs(blocks.storeBytesPerToken / blocks.flashBytesPerToken - 1) <= 0.02);
+    assert.ok(Math.abs(blocks.keptX - rows.keptX) < 1e-9 && Math.abs(blocks.keptH - rows.keptH) < 1e-9);
+  });
+
   it('VmRSS stays within the budget plus a fixed overhead while generating 256 tokens (half the model as budget)', async () => {
     const src = tmpFile('rss.gguf'), out = tmpFile('rss.dip.gguf');
     makeModel({ out: src, arch: 'llama', dim: 512, layers: 8, heads: 8, kvHeads: 4, ffn: 2048, vocab: 2048, ctx: 512, type: 'q8_0', seed: 4 });

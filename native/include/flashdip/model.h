@@ -192,6 +192,7 @@ class Context {
   SparsityConfig sp_;
   bool track_ = false;                     // keep cache state and statistics
   int64_t keep_x_ = 0, keep_h_ = 0;        // columns kept per token of x [dim] and h [ffn]
+  int64_t block_cols_[2] = {0, 0};         // DIP-CA block reads: columns per block of x and h (<= 1: off)
   std::vector<CacheState> cache_ug_, cache_down_;  // [layer]
   SparsityStats stats_;
   std::vector<int32_t> mask_;              // [max(dim, ffn)]

@@ -64,6 +64,22 @@ size_t topk_workspace_bytes(int64_t n);
 int64_t topk_select(const float* a, int64_t n, int64_t k, const uint8_t* cached, float gamma,
                     int64_t fixed_top_n, bool alpha_blend, int32_t* out, void* workspace);
 
+// DIP-CA with block reads: makes the misses of a DIP-CA mask come from a few runs of adjacent columns,
+// so that a device which serves small scattered reads slowly reads a few large blocks instead.
+// mask[0..k): ascending indices (topk_select's output over the same a, cached, fixed_top_n, with
+// gamma > 0). Columns are grouped in blocks [b * block, (b + 1) * block). r_i = |a_i| (NaN: 0).
+//   misses  = the mask's uncached indices that are not protected (the fixed_top_n highest r, ties:
+//             lower index), m of them;
+//   blocks are ranked by the sum of r over the misses in them (ties: the lower block) and taken in
+//   that order until the uncached, unprotected columns in the taken blocks number at least cover * m;
+//   the misses are replaced by the m highest-r uncached, unprotected columns of the taken blocks
+//   (ties: lower index). Cached and protected entries of the mask stay.
+// The mask stays ascending with k entries. block <= 1 leaves it as it is, and so does a cover that
+// takes every block (the m highest-r uncached columns are the misses DIP-CA chose, as long as
+// gamma * r orders them as r does). Returns m.
+int64_t dipca_block_misses(const float* a, int64_t n, int32_t* mask, int64_t k, const uint8_t* cached, int64_t block,
+                           double cover, int64_t fixed_top_n);
+
 // Plain top-k by |a| (topk_select without cache state).
 inline int64_t topk_abs(const float* a, int64_t n, int64_t k, int32_t* out, void* workspace) {
   return topk_select(a, n, k, nullptr, 1.0f, 0, false, out, workspace);

@@ -22,6 +22,11 @@ struct SparsityConfig {
   int64_t fixed_top_n = 0;   // DIP-CA: columns with the highest raw score, never down-weighted
   bool warmup = true;        // DIP-CA: gamma_t = 1 - (1 - gamma)(1 - gamma^(t/4))
   bool alpha_blend = false;  // DIP-CA variant: s' = gamma s + (1 - gamma)[cached]
+  // DIP-CA with block reads (dipca_block_misses): a token's misses come from blocks of this many
+  // bytes of adjacent columns (as laid out in the file; 0: off), taken to hold read_cover times as
+  // many candidate columns as there are misses.
+  double read_block = 0;
+  double read_cover = 1.0;
   CachePolicyKind policy = CachePolicyKind::Lfu;
   double cache_fraction = 1.0;  // fraction of every MLP matrix's columns the DRAM cache holds
   bool budgeted = false;        // a memory budget is set: keep cache state and statistics even when dense
