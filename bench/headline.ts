@@ -34,6 +34,7 @@ const USAGE = `usage: npm run bench -- --headline [options]
                           (default 650MB = 650000000 bytes)
   --budget BYTES          flashdip's memoryBudget (default: the cap)
   --density R --gamma G   flashdip dip-ca's MLP density and gamma (default 0.5, 0.2)
+  --read-block B          flashdip dip-ca's block reads (sparsity.readBlock, e.g. 64KiB; default off)
   --llamacpp-tokens N     tokens llama.cpp generates (default 8: ~0.5 tok/s under the cap here)
   --flashdip-tokens N     tokens flashdip generates (default 32)
   --prompt-tokens N       prompt length, BOS included (default 16)
@@ -51,6 +52,7 @@ interface Options {
   budget: number;
   density: number;
   gamma: number;
+  readBlock: number;
   llamaTokens: number;
   flashTokens: number;
   promptTokens: number;
@@ -73,6 +75,7 @@ function parseOptions(argv: string[]): Options {
       budget: { type: 'string' },
       density: { type: 'string', default: '0.5' },
       gamma: { type: 'string', default: '0.2' },
+      'read-block': { type: 'string' },
       'llamacpp-tokens': { type: 'string', default: '8' },
       'flashdip-tokens': { type: 'string', default: '32' },
       'prompt-tokens': { type: 'string', default: '16' },
@@ -111,6 +114,7 @@ function parseOptions(argv: string[]): Options {
     budget: values.budget === undefined ? cap : parseBytes('--budget', values.budget)!,
     density: num('density', values.density, 0.01, 1),
     gamma: num('gamma', values.gamma, 0, 1),
+    readBlock: values['read-block'] === undefined ? 0 : parseBytes('--read-block', values['read-block'])!,
     llamaTokens: int('llamacpp-tokens', values['llamacpp-tokens'], 2),
     flashTokens: int('flashdip-tokens', values['flashdip-tokens'], 2),
     promptTokens: int('prompt-tokens', values['prompt-tokens'], 1),
@@ -276,7 +280,7 @@ async function runOne(opts: Options, engine: Job['engine'], rep: number, prompt:
   const job: Job = {
     engine, model, threads: opts.threads, prompt, tokens, contextSize: 256, warmupTokens: 0, depsDir: DEPS_MODULES,
     loadOptions: engine === 'flashdip'
-      ? { memoryBudget: opts.budget, sparsity: { method: 'dip-ca', density: opts.density, gamma: opts.gamma } }
+      ? { memoryBudget: opts.budget, sparsity: { method: 'dip-ca', density: opts.density, gamma: opts.gamma, readBlock: opts.readBlock } }
       : undefined,
   };
   const pageCache = dropModelCache(model);
@@ -452,7 +456,7 @@ async function main(): Promise<void> {
   lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const l of [
     row('llama.cpp', llamacpp, opts.model, 'dense, mmap'),
-    row('flashdip', flashdip, opts.dipModel, `dip-ca density ${opts.density} gamma ${opts.gamma}, memoryBudget ${mib(opts.budget)}`),
+    row('flashdip', flashdip, opts.dipModel, `dip-ca density ${opts.density} gamma ${opts.gamma}${opts.readBlock ? `, readBlock ${opts.readBlock / 1024} KiB` : ''}, memoryBudget ${mib(opts.budget)}`),
   ]) if (l) lines.push(l);
   lines.push('');
   if (ratio !== undefined) lines.push(`decode ratio flashdip / llama.cpp: ${ratio.toFixed(2)}x`);
