@@ -6,7 +6,7 @@
 //   npm run bench -- [--engines] [--kernels] [--dip] [--models a.gguf,b.gguf] [--threads N] [--tokens N]
 //                    [--prompt-tokens N] [--reps N] [--warmup N] [--idle-wait S] [--make-models]
 //                    [--skip-llamacpp] [--json] [--save FILE]
-//   npm run bench -- --disk [MODEL.dip.gguf] [--tokens N] [--reps N] [--gamma G] [--json]
+//   npm run bench -- --disk [MODEL.dip.gguf] [--tokens N] [--reps N] [--gamma G] [--read-block B] [--json]
 //   npm run bench -- --headline [bench/headline.ts options]
 //
 // The reference engine is llama.cpp through node-llama-cpp, which is not a dependency of flashdip:
@@ -56,7 +56,7 @@ const USAGE = `usage: npm run bench -- [sections] [options]
                           DRAM (no budget), interleaved, one worker process per measurement
   other scenarios (run alone; the options after them are theirs)
   --disk [MODEL]          bench/disk.ts: budgeted on disk, page cache dropped (default model
-                          ${path.relative(ROOT, oneBDipPath('q4_0'))}); --tokens N --reps N --gamma G --json
+                          ${path.relative(ROOT, oneBDipPath('q4_0'))}); --tokens N --reps N --gamma G --read-block B --json
   --headline              bench/headline.ts: llama.cpp vs flashdip dip-ca, both capped at 650 MB in a
                           memory cgroup, page cache dropped (see --headline --help)
   options
