@@ -95,7 +95,7 @@ export function resolveSparsity(sparsity: unknown, cache: unknown): ResolvedSpar
   const readBlock = s.readBlock === 0 ? 0 : parseBytes('sparsity.readBlock', s.readBlock) ?? 0;
   const readCover = checkNumber('sparsity.readCover', s.readCover, 1, Infinity, 1);
   if ((readBlock > 0 || s.readCover !== undefined) && method !== 'dip-ca')
-    throw invalidArgument(s.readBlock !== undefined ? 'sparsity.readBlock' : 'sparsity.readCover', `is a DIP-CA option, not one of '${method}'`);
+    throw invalidArgument(s.readBlock !== undefined ? 'sparsity.readBlock' : 'sparsity.readCover', `applies to the 'dip-ca' method only, not '${method}'`);
   const out: ResolvedSparsity = {
     method, keepX: 1, keepH: 1, gamma, fixedTopN, readBlock, readCover,
     warmup: (s.warmup as boolean | undefined) ?? true, alphaBlend: (s.alphaBlend as boolean | undefined) ?? false, policy,

@@ -62,6 +62,7 @@ describe('60 cli', () => {
     ['unknown flag', ['run', '--model', STORIES, '--prompt', 'x', '--fast'], 'ERR_INVALID_ARGUMENT'],
     ['unknown command', ['frobnicate'], 'ERR_INVALID_ARGUMENT'],
     ['missing --prompt', ['run', '--model', STORIES], 'ERR_INVALID_ARGUMENT'],
+    ['--read-block without dip-ca', ['run', '--model', STORIES, '--prompt', 'x', '--method', 'dip', '--read-block', '64KiB'], 'ERR_INVALID_ARGUMENT'],
     ['not a GGUF file', ['inspect', BIN], 'ERR_GGUF_BAD_MAGIC'],
   ];
   for (const [what, args, code] of failures) {
