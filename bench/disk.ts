@@ -10,6 +10,7 @@
 // Usage: npx ts-node bench/disk.ts MODEL.dip.gguf [--tokens N] [--reps N] [--gamma G] [--read-block B] [--json]
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 
 const args = process.argv.slice(2);
@@ -115,7 +116,7 @@ if (args[0] === '--child') {
   };
   const methods = ['dense', 'dip', 'dip-ca', 'dip-ca blocks'];
   const results: Record<string, any[]> = Object.fromEntries(methods.map((m) => [m, []]));
-  const logitsFile = (m: string) => path.join(require('os').tmpdir(), `flashdip-disk-${process.pid}-${m.replace(' ', '-')}.f32`);
+  const logitsFile = (m: string) => path.join(os.tmpdir(), `flashdip-disk-${process.pid}-${m.replace(' ', '-')}.f32`);
   const child = (budgetArg: string, m: string, n: string, logits: string) => {
     const out = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', __filename, '--child', file, budgetArg, m, n, gamma, readBlock, logits], { encoding: 'utf8', cwd: path.join(__dirname, '..') });
     if (out.status !== 0) throw new Error(out.stderr);
