@@ -209,17 +209,27 @@ void quant_q4_0(const float* x, block_q4_0* b, int64_t nb) {
   }
 }
 
+// code(v, -127, 127) without library calls or branches (round and fmax are calls unless the compiler
+// may assume no NaNs, and this runs on every activation of every q8_0/q4_0 matmul; branch-free, the
+// loop below vectorizes): NaN -> 0, clamp, then round half away from zero from the truncation and the
+// exact remainder v - trunc(v).
+inline int8_t code_s8(float v) {
+  v = v != v ? 0.0f : v;
+  v = std::min(std::max(v, -127.0f), 127.0f);
+  const int q = static_cast<int>(v);
+  const float rest = v - static_cast<float>(q);
+  return static_cast<int8_t>(q + (rest >= 0.5f) - (rest <= -0.5f));
+}
+
 // q8_0: symmetric, d = amax / 127, q = round(x / d) in [-127, 127].
 void quant_q8_0(const float* x, block_q8_0* b, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += QK8_0) {
     float amax = 0.0f;
-    for (int j = 0; j < QK8_0; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+    for (int j = 0; j < QK8_0; ++j) amax = std::max(amax, std::fabs(x[j]));  // NaN never wins, as fmax
     const float d = amax / 127.0f;
     const float id = d != 0.0f ? 1.0f / d : 0.0f;
     b[i].d = fp32_to_fp16(d);
-    for (int j = 0; j < QK8_0; ++j) {
-      b[i].qs[j] = static_cast<int8_t>(code(x[j] * id, -127, 127));
-    }
+    for (int j = 0; j < QK8_0; ++j) b[i].qs[j] = code_s8(x[j] * id);
   }
 }
 

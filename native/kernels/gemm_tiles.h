@@ -14,6 +14,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 namespace fd {
 // Internal linkage: each ISA's file gets its own copy compiled with its own flags (a shared weak
@@ -26,6 +28,7 @@ struct GemmArgs {
   int64_t n;          // elements per row
   const uint8_t* x;   // token 0's activations (vec_dot_type of the weights)
   size_t x_stride;    // bytes between tokens
+  const void* aux;    // what K::prepare returned (see below), or null
   const uint8_t* row(int64_t r) const { return w + static_cast<size_t>(r) * row_stride; }
   const uint8_t* tok(int64_t t) const { return x + static_cast<size_t>(t) * x_stride; }
 };
@@ -51,10 +54,19 @@ inline void gemm_row_tiles(const GemmArgs& a, int64_t r0, int64_t ntok, float* y
   }
 }
 
+// A kernel may also provide   static const void* prepare(const GemmArgs&, int64_t ntok);
+// called once per call before any tile, for per-token work that every tile would otherwise repeat;
+// the tiles find its result in GemmArgs::aux.
+template <class K, class = void>
+struct HasPrepare : std::false_type {};
+template <class K>
+struct HasPrepare<K, std::void_t<decltype(K::prepare(std::declval<const GemmArgs&>(), int64_t{}))>> : std::true_type {};
+
 template <class K>
 void gemm_tiled(const void* w, size_t row_stride, int64_t n, int64_t nrows, const void* xq, size_t xq_stride,
                 int64_t ntok, float* y, size_t y_stride) {
-  const GemmArgs a{static_cast<const uint8_t*>(w), row_stride, n, static_cast<const uint8_t*>(xq), xq_stride};
+  GemmArgs a{static_cast<const uint8_t*>(w), row_stride, n, static_cast<const uint8_t*>(xq), xq_stride, nullptr};
+  if constexpr (HasPrepare<K>::value) a.aux = K::prepare(a, ntok);
   if (ntok == 1) {
     int64_t r = 0;
     constexpr int kR = K::kDecodeRows;

@@ -290,6 +290,39 @@ std::vector<float> gaussian(Rng& rng, int64_t n, float scale, bool outliers) {
   return v;
 }
 
+// q8_0 codes are round-half-away-from-zero of x * 127 / amax clamped to [-127, 127] (NaN -> 0): the
+// quantizer's inlined rounding against std::round on ties, near-ties, NaN, infinities and random blocks.
+void test_q8_0_rounding() {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  std::vector<std::vector<float>> blocks = {
+      {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 1.5f, -1.5f, 126.5f, -126.5f, 0.49999997f, -0.49999997f, 2.4999998f, -0.0f, 0.0f, nan},
+      {1.0f, nan, -nan, 0.25f},
+      {inf, 1.0f, -3.0f},
+      {-inf, 5.0f},
+  };
+  Rng rng(5);
+  for (int b = 0; b < 200; ++b) {
+    std::vector<float> v(32);
+    for (auto& x : v) x = rng.gauss() * (b % 3 == 0 ? 1e-30f : 1.0f);
+    blocks.push_back(v);
+  }
+  bool ok = true;
+  for (std::vector<float> v : blocks) {
+    v.resize(32, 0.0f);
+    block_q8_0 got;
+    quantize_row(TYPE_Q8_0, v.data(), &got, 32);
+    float amax = 0.0f;
+    for (float x : v) amax = std::fmax(amax, std::fabs(x));
+    const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    for (int j = 0; j < 32; ++j) {
+      const float r = std::round(v[j] * id);
+      const int want = r != r ? 0 : r < -127.0f ? -127 : r > 127.0f ? 127 : static_cast<int>(r);
+      ok = ok && got.qs[j] == want;
+    }
+  }
+  check(ok, "q8_0 codes round half away from zero, NaN to 0, clamped");
+}
+
 void test_roundtrip() {
   // Relative RMS error bounds (error RMS / signal RMS) on N(0,1) data, and the reason for each:
   //   f16: 11-bit significand, rel. error <= 2^-11 per element -> RMS well below 5e-4.
@@ -750,6 +783,7 @@ int main(int argc, char** argv) {
   test_half();
   test_known_blocks();
   test_roundtrip();
+  test_q8_0_rounding();
   test_dispatch_misc();
   test_kernels_against_scalar();
   if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) bench();
