@@ -70,7 +70,7 @@ export interface SessionStats {
     dramBytesPerToken: number;
     /** Measured reads from the column store (a converted model under a budget). */
     storeBytesPerToken: number;
-    /** Bytes read besides the rows, through small gaps between rows (cheaper than another request). */
+    /** Bytes read besides the rows: small gaps between rows (cheaper than another request) and, with O_DIRECT, the block alignment. */
     storeGapBytesPerToken: number;
     /** Read requests per token (a run of nearby rows is one): what a disk with few IOPS pays for. */
     storeReadsPerToken: number;

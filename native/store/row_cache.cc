@@ -82,33 +82,35 @@ int64_t RowCache::start(const int32_t* mask, int64_t k, const CacheState& cache,
 
   if (direct_) {
     // O_DIRECT: each run is one aligned read into the bounce buffer (the device's blocks, no page
-    // cache); streamed rows are used from there, admitted ones copied to their slots in finish().
-    size_t total = 0;
-    for (const auto& [b, e] : runs) {
+    // cache); streamed rows are used from there, admitted ones copied to their slots in finish(). The
+    // alignment around the rows counts as gap bytes: it is read besides them.
+    struct Span { uint64_t a0, end; size_t len; };  // aligned start, last row's end, aligned length
+    auto span = [&](size_t b, size_t e) {
       const uint64_t a0 = (offset_ + static_cast<uint64_t>(reads_[b].row) * row_bytes_) / kDirectAlign * kDirectAlign;
       const uint64_t end = offset_ + static_cast<uint64_t>(reads_[e - 1].row + 1) * row_bytes_;
-      total += (end - a0 + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
-    }
+      return Span{a0, end, static_cast<size_t>((end - a0 + kDirectAlign - 1) / kDirectAlign * kDirectAlign)};
+    };
+    size_t total = 0;
+    for (const auto& [b, e] : runs) total += span(b, e).len;
+    gap_bytes_ = static_cast<int64_t>(total - reads_.size() * row_bytes_);
     uint8_t* bounce = reader_->bounce(total);
     iov_.resize(runs.size());
     size_t at = 0;
     for (size_t j = 0; j < runs.size(); ++j) {
       const auto [b, e] = runs[j];
-      const uint64_t a0 = (offset_ + static_cast<uint64_t>(reads_[b].row) * row_bytes_) / kDirectAlign * kDirectAlign;
-      const uint64_t end = offset_ + static_cast<uint64_t>(reads_[e - 1].row + 1) * row_bytes_;
-      const size_t len = (end - a0 + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
-      iov_[j] = {bounce + at, len};
+      const Span sp = span(b, e);
+      iov_[j] = {bounce + at, sp.len};
       // Only the bytes up to the last row's end are needed: the aligned tail may run past the file.
-      ops_.push_back({a0, &iov_[j], 1, static_cast<size_t>(end - a0)});
+      ops_.push_back({sp.a0, &iov_[j], 1, static_cast<size_t>(sp.end - sp.a0)});
       for (size_t q = b; q < e; ++q) {
-        const uint8_t* src = bounce + at + (offset_ + static_cast<uint64_t>(reads_[q].row) * row_bytes_ - a0);
+        const uint8_t* src = bounce + at + (offset_ + static_cast<uint64_t>(reads_[q].row) * row_bytes_ - sp.a0);
         if (reads_[q].dst)
           copies_.push_back({src, reads_[q].dst});
         else
           reads_[q].dst = const_cast<uint8_t*>(src);
         rows[reads_[q].index] = reads_[q].dst;
       }
-      at += len;
+      at += sp.len;
     }
   } else {
     // Buffered: rows land at their destinations (streamed ones in the shared streaming buffer), gap

@@ -15,7 +15,7 @@ namespace fd {
 
 struct IoStats {
   int64_t bytes_read = 0;     // rows read from the file (flash)
-  int64_t gap_bytes = 0;      // read besides, between rows of one request (see RowCache)
+  int64_t gap_bytes = 0;      // read besides the rows: gaps inside a request, O_DIRECT's alignment (see RowCache)
   int64_t reads = 0;          // read requests (one per run of adjacent rows)
   double seconds = 0;         // wall time from issuing a batch to its last byte, summed over batches
   double wait_seconds = 0;    // of which the compute waited (the rest overlapped with compute)
