@@ -8,13 +8,17 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "flashdip/error.h"
 
-#if defined(__linux__) && __has_include(<linux/io_uring.h>) && defined(__NR_io_uring_setup) && defined(__NR_io_uring_enter)
+// No io_uring on Android at all: its app seccomp policy kills the process on io_uring_setup (SIGSYS)
+// instead of refusing it, as libuv found (libuv issues 4010/4016).
+#if defined(__linux__) && !defined(__ANDROID__) && __has_include(<linux/io_uring.h>) && defined(__NR_io_uring_setup) && \
+    defined(__NR_io_uring_enter)
 #include <linux/io_uring.h>
 #define FLASHDIP_HAVE_URING 1
 #else
@@ -25,6 +29,29 @@ namespace fd {
 namespace {
 
 constexpr int kIoThreads = 8;  // reads in flight without io_uring
+
+#if FLASHDIP_HAVE_URING
+// Whether no seccomp filter is active on this thread ("Seccomp: 0" in the kernel's status file). A
+// filter may answer io_uring_setup by killing the process rather than with an error, so auto probes
+// io_uring only without one; a missing line or an unreadable file counts as filtered.
+bool seccomp_off() {
+  for (const char* path : {"/proc/thread-self/status", "/proc/self/status"}) {  // filters are per thread
+    FILE* f = std::fopen(path, "re");
+    if (!f) continue;
+    bool off = false;
+    char line[256];
+    while (std::fgets(line, sizeof line, f)) {
+      if (std::strncmp(line, "Seccomp:", 8) != 0) continue;
+      char* end = nullptr;
+      off = std::strtol(line + 8, &end, 10) == 0 && end != line + 8 && (*end == '\n' || *end == '\0');
+      break;
+    }
+    std::fclose(f);
+    return off;
+  }
+  return false;
+}
+#endif
 
 // preadv until `bytes` are read into iov (adjusted in place); 0 or an errno.
 int preadv_all(int fd, iovec* iov, int iovcnt, uint64_t offset, size_t bytes) {
@@ -233,7 +260,8 @@ Reader::Reader(int fd, const char* engine) : fd_(fd) {
   if (want != "auto" && want != "uring" && want != "threads" && want != "sync")
     fail("ERR_INVALID_ARGUMENT", "FLASHDIP_IO must be auto, uring, threads or sync, not '" + want + "'");
 #if FLASHDIP_HAVE_URING
-  if (want == "auto" || want == "uring") ring_ = Ring::open(256);
+  // FLASHDIP_IO=uring probes even under a filter: the user asked for it.
+  if (want == "uring" || (want == "auto" && seccomp_off())) ring_ = Ring::open(256);
 #endif
   if (ring_ || want == "sync") return;
   for (int i = 0; i < kIoThreads; ++i) threads_.emplace_back([this] { worker(); });

@@ -2,7 +2,9 @@
 // the device's queue depth rather than one read at a time, while the caller computes on what it
 // already has. Engines: io_uring where the kernel allows it (Linux >= 5.6; seccomp on Android and
 // qemu-user usually refuse it), else a few I/O threads doing preadv, else the caller alone.
-// FLASHDIP_IO=auto|uring|threads|sync picks one (auto: the first that works, in that order).
+// FLASHDIP_IO=auto|uring|threads|sync picks one (auto: the first that works, in that order, except
+// that auto tries io_uring only when no seccomp filter is active, since a filter may kill the process
+// on io_uring_setup; no io_uring code is built for Android, whose app policy does exactly that).
 #pragma once
 #include <sys/uio.h>
 
