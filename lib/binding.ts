@@ -154,6 +154,7 @@ export interface NativeFile {
 
 export interface Binding {
   readGguf(path: string): GgufHeader;
+  readGgufAsync(path: string): Promise<GgufHeader>;
   loadModel(path: string, options: { threads?: number }): Promise<NativeModel>;
   kernels: NativeKernels;
   file: NativeFile;

@@ -4,11 +4,22 @@ import { fromNative } from './errors';
 
 export type { GgufHeader, GgufTensorInfo } from './binding';
 
+// A FIFO, a device or a directory is refused (ERR_IO) before anything could block on it.
 export function readGguf(path: string): GgufHeader {
   try {
     return getBinding().readGguf(path);
   } catch (err) {
     throw fromNative(err);
+  }
+}
+
+/** readGguf with the open, mapping and validation off the JS thread (loadModel uses it). */
+export async function readGgufAsync(path: string): Promise<GgufHeader> {
+  const callSite = new Error();
+  try {
+    return await getBinding().readGgufAsync(path);
+  } catch (err) {
+    throw fromNative(err, callSite);
   }
 }
 

@@ -5,7 +5,7 @@ export { Session } from './session';
 export type { SessionOptions, GenerateOptions, Piece, SessionStats } from './session';
 export { FlashdipError } from './errors';
 export type { ErrorCode } from './errors';
-export { readGguf, readGgufMetadata } from './gguf';
+export { readGguf, readGgufAsync, readGgufMetadata } from './gguf';
 export { perplexity } from './perplexity';
 export type { PerplexityOptions, PerplexityResult } from './perplexity';
 export { simulate, recordRun, DEVICES } from './simulate';

@@ -1,7 +1,7 @@
 // Model: a loaded GGUF file, its tokenizer, and the sessions that share it.
 import { getBinding, NativeModel, NativeModelInfo } from './binding';
 import { FlashdipError, fromNative } from './errors';
-import { readGguf } from './gguf';
+import { readGgufAsync } from './gguf';
 import { checkInt, checkKeys, checkObject } from './options';
 import { ByteSplit, CacheOptions, parseBudget, ResolvedSparsity, resolveSparsity, SparsityOptions, splitBytes } from './sparsity';
 import { Session, SessionOptions } from './session';
@@ -32,7 +32,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   const callSite = new Error();
   let header;
   try {
-    header = readGguf(path);
+    header = await readGgufAsync(path);  // off the JS thread: a slow or odd file never blocks the event loop
   } catch (err) {
     throw fromNative(err, callSite);
   }

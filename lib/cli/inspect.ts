@@ -1,4 +1,4 @@
-import { readGguf } from '../gguf';
+import { readGgufAsync } from '../gguf';
 import { FlashdipError } from '../errors';
 import { splitBytes } from '../sparsity';
 import type { Command } from './main';
@@ -27,7 +27,7 @@ export const inspectCommand: Command = {
   allowPositionals: true,
   async run(_v, positionals, io) {
     if (positionals.length !== 1) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'inspect takes one model path');
-    const h = readGguf(positionals[0]);
+    const h = await readGgufAsync(positionals[0]);
     // MLP weights are what DIP prunes and streams; everything else is static (kept in DRAM), but for
     // the embedding table of a converted untied model (read a row per token under a budget).
     const { mlp, static: stat, streamed } = splitBytes(h);

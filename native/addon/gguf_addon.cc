@@ -1,5 +1,5 @@
-// readGguf(path): the validated header of a GGUF file as plain JS values, for the tokenizer,
-// `flashdip inspect` and convert. Tensor data never crosses into JS here.
+// readGguf(path) and readGgufAsync(path): the validated header of a GGUF file as plain JS values,
+// for the tokenizer, `flashdip inspect`, loadModel and convert. Tensor data never crosses into JS here.
 #include <cstring>
 
 #include "common.h"
@@ -78,47 +78,87 @@ Napi::Value value_to_js(Napi::Env env, const fd::GgufValue& v) {
   return a;
 }
 
+// The header of an open file as JS values (copies: nothing points into the mapping afterwards).
+Napi::Object header_to_js(Napi::Env env, const fd::GgufFile& f) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("version", f.version());
+  out.Set("alignment", f.alignment());
+  out.Set("fileSize", static_cast<double>(f.file_size()));
+  out.Set("dataOffset", static_cast<double>(f.data_offset()));
+  Napi::Object meta = Napi::Object::New(env);
+  Napi::Object types = Napi::Object::New(env);
+  for (const auto& kv : f.metadata()) {
+    meta.Set(kv.first, value_to_js(env, kv.second));
+    std::string t = fd::gguf_value_type_name(kv.second.type);
+    if (kv.second.type == fd::GGUF_ARRAY) t += std::string(":") + fd::gguf_value_type_name(kv.second.elem_type);
+    types.Set(kv.first, t);
+  }
+  out.Set("metadata", meta);
+  out.Set("metadataTypes", types);
+  Napi::Array tensors = Napi::Array::New(env, f.tensors().size());
+  uint32_t i = 0;
+  for (const fd::GgufTensor& t : f.tensors()) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", t.name);
+    Napi::Array dims = Napi::Array::New(env, t.n_dims);
+    for (uint32_t d = 0; d < t.n_dims; ++d) dims.Set(d, static_cast<double>(t.ne[d]));
+    o.Set("dims", dims);
+    o.Set("type", t.type);
+    o.Set("typeName", fd::type_name(t.type));
+    o.Set("offset", static_cast<double>(t.offset));
+    o.Set("bytes", static_cast<double>(t.nbytes));
+    tensors.Set(i++, o);
+  }
+  out.Set("tensors", tensors);
+  return out;
+}
+
 Napi::Value ReadGguf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string path = arg_string(info, 0, "path");
-  return guard(env, [&]() -> Napi::Value {
-    std::unique_ptr<fd::GgufFile> f = fd::GgufFile::open(path);
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("version", f->version());
-    out.Set("alignment", f->alignment());
-    out.Set("fileSize", static_cast<double>(f->file_size()));
-    out.Set("dataOffset", static_cast<double>(f->data_offset()));
-    Napi::Object meta = Napi::Object::New(env);
-    Napi::Object types = Napi::Object::New(env);
-    for (const auto& kv : f->metadata()) {
-      meta.Set(kv.first, value_to_js(env, kv.second));
-      std::string t = fd::gguf_value_type_name(kv.second.type);
-      if (kv.second.type == fd::GGUF_ARRAY) t += std::string(":") + fd::gguf_value_type_name(kv.second.elem_type);
-      types.Set(kv.first, t);
+  return guard(env, [&]() -> Napi::Value { return header_to_js(env, *fd::GgufFile::open(path)); });
+}
+
+// readGgufAsync(path): the same, with the open, mapping and validation on a worker thread so the
+// event loop never waits on the file; only the conversion to JS values runs on the main thread.
+class ReadWorker : public Napi::AsyncWorker {
+ public:
+  ReadWorker(Napi::Env env, std::string path)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    err_.run([&] { file_ = fd::GgufFile::open(path_); });
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_.set) return deferred_.Reject(err_.value(env));
+    try {
+      deferred_.Resolve(guard(env, [&] { return header_to_js(env, *file_); }));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
     }
-    out.Set("metadata", meta);
-    out.Set("metadataTypes", types);
-    Napi::Array tensors = Napi::Array::New(env, f->tensors().size());
-    uint32_t i = 0;
-    for (const fd::GgufTensor& t : f->tensors()) {
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", t.name);
-      Napi::Array dims = Napi::Array::New(env, t.n_dims);
-      for (uint32_t d = 0; d < t.n_dims; ++d) dims.Set(d, static_cast<double>(t.ne[d]));
-      o.Set("dims", dims);
-      o.Set("type", t.type);
-      o.Set("typeName", fd::type_name(t.type));
-      o.Set("offset", static_cast<double>(t.offset));
-      o.Set("bytes", static_cast<double>(t.nbytes));
-      tensors.Set(i++, o);
-    }
-    out.Set("tensors", tensors);
-    return out;
-  });
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string path_;
+  std::unique_ptr<fd::GgufFile> file_;
+  CapturedError err_;
+};
+
+Napi::Value ReadGgufAsync(const Napi::CallbackInfo& info) {
+  const std::string path = arg_string(info, 0, "path");
+  ReadWorker* w = new ReadWorker(info.Env(), path);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
 }
 
 }  // namespace
 
-void init_gguf(Napi::Env env, Napi::Object exports) { exports.Set("readGguf", Napi::Function::New(env, ReadGguf)); }
+void init_gguf(Napi::Env env, Napi::Object exports) {
+  exports.Set("readGguf", Napi::Function::New(env, ReadGguf));
+  exports.Set("readGgufAsync", Napi::Function::New(env, ReadGgufAsync));
+}
 
 }  // namespace fd_addon

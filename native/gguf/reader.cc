@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "flashdip/error.h"
+#include "flashdip/file.h"
 #include "flashdip/gguf.h"
 #include "flashdip/types.h"
 
@@ -143,11 +144,9 @@ bool GgufValue::is_integer() const {
 std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
   std::unique_ptr<GgufFile> f(new GgufFile());
   f->path_ = path;
-  f->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (f->fd_ < 0) fail("ERR_IO", "cannot open '" + path + "': " + std::strerror(errno));
+  f->fd_ = open_regular(path);  // a FIFO or a device is refused before anything can block
   struct stat st;
   if (fstat(f->fd_, &st) != 0) fail("ERR_IO", "cannot stat '" + path + "': " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) fail("ERR_IO", "'" + path + "' is not a regular file");
   f->size_ = static_cast<size_t>(st.st_size);
   if (f->size_ == 0) fail("ERR_GGUF_TRUNCATED", path + ": file is empty");
   void* m = mmap(nullptr, f->size_, PROT_READ, MAP_SHARED, f->fd_, 0);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "flashdip/error.h"
+#include "flashdip/file.h"
 
 namespace fd {
 namespace {
@@ -17,9 +18,7 @@ namespace {
 // An open file descriptor, closed on every path out.
 struct Fd {
   int fd;
-  explicit Fd(const std::string& path) : fd(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
-    if (fd < 0) fail("ERR_IO", "cannot open '" + path + "': " + std::strerror(errno));
-  }
+  explicit Fd(const std::string& path) : fd(open_regular(path)) {}
   ~Fd() { close(fd); }
 };
 

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "flashdip/error.h"
+#include "flashdip/file.h"
 
 // No io_uring on Android at all: its app seccomp policy kills the process on io_uring_setup (SIGSYS)
 // instead of refusing it, as libuv found (libuv issues 4010/4016).
@@ -212,8 +213,7 @@ struct Reader::Ring {};
 #endif
 
 RowFile::RowFile(const std::string& path, int same_as, bool direct) {
-  fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) fail("ERR_IO", "cannot open '" + path + "' for reading rows: " + std::strerror(errno));
+  fd_ = open_regular(path);
   struct stat a, b;
   if (fstat(fd_, &a) != 0 || fstat(same_as, &b) != 0 || a.st_dev != b.st_dev || a.st_ino != b.st_ino) {
     close(fd_);
@@ -222,7 +222,7 @@ RowFile::RowFile(const std::string& path, int same_as, bool direct) {
   posix_fadvise(fd_, 0, 0, POSIX_FADV_RANDOM);  // advisory
 #ifdef O_DIRECT
   if (!direct) return;
-  direct_fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT);
+  direct_fd_ = open_regular(path, O_DIRECT, /*quiet=*/true);
   if (direct_fd_ < 0) return;  // e.g. tmpfs: buffered reads it is
   struct stat c;
   void* probe = nullptr;
