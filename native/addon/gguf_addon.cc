@@ -116,7 +116,12 @@ Napi::Object header_to_js(Napi::Env env, const fd::GgufFile& f) {
 Napi::Value ReadGguf(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string path = arg_string(info, 0, "path");
-  return guard(env, [&]() -> Napi::Value { return header_to_js(env, *fd::GgufFile::open(path)); });
+  return guard(env, [&]() -> Napi::Value {
+    std::unique_ptr<fd::GgufFile> f = fd::GgufFile::open(path);
+    Napi::Object out = header_to_js(env, *f);
+    f->check_unchanged();  // truncated while its strings were copied: zeros were read
+    return out;
+  });
 }
 
 // readGgufAsync(path): the same, with the open, mapping and validation on a worker thread so the
@@ -133,7 +138,11 @@ class ReadWorker : public Napi::AsyncWorker {
     Napi::Env env = Env();
     if (err_.set) return deferred_.Reject(err_.value(env));
     try {
-      deferred_.Resolve(guard(env, [&] { return header_to_js(env, *file_); }));
+      deferred_.Resolve(guard(env, [&] {
+        Napi::Object out = header_to_js(env, *file_);
+        file_->check_unchanged();
+        return out;
+      }));
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
     }

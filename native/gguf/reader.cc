@@ -153,8 +153,26 @@ std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
   if (m == MAP_FAILED) fail("ERR_IO", "cannot map '" + path + "': " + std::strerror(errno));
   f->base_ = static_cast<const uint8_t*>(m);
   f->mapped_ = true;
-  f->parse_all();
+  f->guard_ = guard_mapping(m, f->size_);
+  try {
+    f->parse_all();
+  } catch (const Error&) {
+    f->check_unchanged();  // an error from zeros the guard put in for a truncated file: say so
+    throw;
+  }
+  f->check_unchanged();
   return f;
+}
+
+void GgufFile::check_unchanged() const {
+  if (!mapped_) return;
+  struct stat st;
+  const bool shorter = fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) < size_;
+  if (shorter || mapping_damaged(guard_)) changed_.store(true);
+  if (changed_.load())
+    fail("ERR_IO", "the model file '" + path_ + "' changed while it was loaded (truncated, or a read of it failed" +
+                       (shorter ? ": " + std::to_string(st.st_size) + " bytes now, " + std::to_string(size_) + " when loaded" : "") +
+                       "); load it again");
 }
 
 std::unique_ptr<GgufFile> GgufFile::parse(const uint8_t* data, size_t size, std::string label) {
@@ -167,6 +185,7 @@ std::unique_ptr<GgufFile> GgufFile::parse(const uint8_t* data, size_t size, std:
 }
 
 GgufFile::~GgufFile() {
+  unguard_mapping(guard_);
   if (mapped_) munmap(const_cast<uint8_t*>(base_), size_);
   if (fd_ >= 0) ::close(fd_);
 }

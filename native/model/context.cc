@@ -177,13 +177,24 @@ void Context::eval(const int32_t* tokens, int64_t n, bool all_logits, float* out
       fail("ERR_INVALID_ARGUMENT", "token id " + std::to_string(tokens[i]) + " is outside the vocabulary (0.." +
                                        std::to_string(cfg_.n_vocab - 1) + ")");
   std::lock_guard<std::mutex> lock(model_.compute_mutex());
-  for (int64_t done = 0; done < n;) {
-    const int64_t b = std::min(max_batch_, n - done);
-    const bool last = done + b == n;
-    float* dst = all_logits ? out + done * cfg_.n_vocab : (last ? out : nullptr);
-    forward_batch(tokens + done, b, all_logits, dst);
-    done += b;
+  // A model file that changed while loaded is ERR_IO before and after the pass, never a signal (the
+  // mapping's SIGBUS guard gives zeros meanwhile); a failed read of the store's rows also makes every
+  // later pass ERR_IO, since the row caches may hold what it did not fill.
+  const GgufFile& file = model_.file();
+  file.check_unchanged();
+  try {
+    for (int64_t done = 0; done < n;) {
+      const int64_t b = std::min(max_batch_, n - done);
+      const bool last = done + b == n;
+      float* dst = all_logits ? out + done * cfg_.n_vocab : (last ? out : nullptr);
+      forward_batch(tokens + done, b, all_logits, dst);
+      done += b;
+    }
+  } catch (const Error& e) {
+    if (std::strcmp(e.code(), "ERR_IO") == 0) file.mark_changed();
+    throw;
   }
+  file.check_unchanged();
 }
 
 void Context::matmul(const Weight& w, const float* x, int64_t ntok, float* y, int64_t y_stride) {

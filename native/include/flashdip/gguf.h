@@ -2,6 +2,7 @@
 // against the bytes actually present before it is used, so a truncated or hostile file produces an
 // fd::Error (ERR_GGUF_*) and never an out-of-bounds read or a huge allocation.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -91,6 +92,14 @@ class GgufFile {
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
   const GgufTensor* tensor(std::string_view name) const;
 
+  // Throws ERR_IO when the mapped file changed since it was opened in a way that loses data: it is
+  // shorter now (fstat), or a read of the mapping faulted and was given zeros (flashdip/file.h). Once
+  // it has thrown it always throws: what was computed from the mapping cannot be trusted any more.
+  // mark_changed() makes it throw from now on (a failed read of the file elsewhere). A file renamed
+  // over or chmod'ed keeps its open inode and mapping, so it stays readable and this does not throw.
+  void check_unchanged() const;
+  void mark_changed() const { changed_.store(true); }
+
  private:
   GgufFile() = default;
   void parse_all();
@@ -100,6 +109,8 @@ class GgufFile {
   const uint8_t* base_ = nullptr;
   size_t size_ = 0;
   bool mapped_ = false;
+  int guard_ = -1;                            // the mapping's SIGBUS guard slot
+  mutable std::atomic<bool> changed_{false};
   uint32_t version_ = 0;
   uint32_t alignment_ = 32;
   size_t data_offset_ = 0;
