@@ -148,6 +148,7 @@ std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
   struct stat st;
   if (fstat(f->fd_, &st) != 0) fail("ERR_IO", "cannot stat '" + path + "': " + std::strerror(errno));
   f->size_ = static_cast<size_t>(st.st_size);
+  f->mtime_ns_ = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   if (f->size_ == 0) fail("ERR_GGUF_TRUNCATED", path + ": file is empty");
   void* m = mmap(nullptr, f->size_, PROT_READ, MAP_SHARED, f->fd_, 0);
   if (m == MAP_FAILED) fail("ERR_IO", "cannot map '" + path + "': " + std::strerror(errno));
@@ -167,12 +168,19 @@ std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
 void GgufFile::check_unchanged() const {
   if (!mapped_) return;
   struct stat st;
-  const bool shorter = fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) < size_;
-  if (shorter || mapping_damaged(guard_)) changed_.store(true);
+  std::string how;
+  if (fstat(fd_, &st) == 0) {
+    // Shorter: pages of the mapping are gone. Modified (written in place, e.g. `cp` over it, or
+    // truncated and written again): the mapping shows bytes that were never validated.
+    if (static_cast<uint64_t>(st.st_size) < size_)
+      how = ": " + std::to_string(st.st_size) + " bytes now, " + std::to_string(size_) + " when loaded";
+    else if (static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec != mtime_ns_)
+      how = ": modified since it was loaded";
+  }
+  if (!how.empty() || mapping_damaged(guard_)) changed_.store(true);
   if (changed_.load())
-    fail("ERR_IO", "the model file '" + path_ + "' changed while it was loaded (truncated, or a read of it failed" +
-                       (shorter ? ": " + std::to_string(st.st_size) + " bytes now, " + std::to_string(size_) + " when loaded" : "") +
-                       "); load it again");
+    fail("ERR_IO", "the model file '" + path_ + "' changed while it was loaded (truncated, written to, or a read of it failed" +
+                       how + "); load it again");
 }
 
 std::unique_ptr<GgufFile> GgufFile::parse(const uint8_t* data, size_t size, std::string label) {

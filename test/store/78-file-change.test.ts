@@ -94,6 +94,19 @@ describe('78 a model file that changes while loaded', function () {
     });
   }
 
+  it('written in place while loaded (another model of the same size copied over it): ERR_IO, not a silently different model', () => {
+    fs.copyFileSync(STORIES, copy);
+    // Same size and layout, other weights: only the file's modification time tells.
+    const h = readGguf(STORIES);
+    const bytes = fs.readFileSync(STORIES);
+    const w = tensorAt(STORIES, 'blk.0.attn_q.weight');
+    for (let i = w.start; i < w.start + w.bytes; i += 4) bytes.writeFloatLE(0.5, i);
+    fs.writeFileSync(other, bytes);
+    assert.strictEqual(fs.statSync(other).size, h.fileSize);
+    const r = runChild({ file: copy, change: 'rewrite', replacement: other });
+    assertErrIo(r, 'rewritten');
+  });
+
   for (const budget of [undefined, 1_000_000]) {
     const layout = budget ? 'converted, through the store' : 'standard layout';
     it(`renamed over while loaded (${layout}): keeps generating from the file it opened`, () => {

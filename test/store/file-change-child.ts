@@ -6,10 +6,10 @@ import { loadModel } from '../../lib';
 
 interface Job {
   file: string;
-  change: 'truncate-between' | 'truncate-during' | 'replace' | 'chmod';
+  change: 'truncate-between' | 'truncate-during' | 'rewrite' | 'replace' | 'chmod';
   cut?: number;          // bytes to keep when truncating
   budget?: number;       // memoryBudget (MLP rows through the store of a converted file)
-  replacement?: string;  // the file renamed over `file`
+  replacement?: string;  // the file renamed over `file` (replace), or copied into it in place (rewrite)
   tokens?: number;       // prompt length of the evaluation that is truncated during
 }
 
@@ -37,9 +37,10 @@ async function outcome(p: Promise<unknown>): Promise<string> {
     return out;
   };
   const res: Record<string, unknown> = { before: await gen(8), engine: session.stats().sparsity.ioEngine };
-  if (job.change === 'truncate-between') {
+  if (job.change === 'truncate-between' || job.change === 'rewrite') {
     session.reset();
-    fs.truncateSync(job.file, job.cut);
+    if (job.change === 'rewrite') fs.copyFileSync(job.replacement!, job.file);  // same inode, new bytes
+    else fs.truncateSync(job.file, job.cut);
     res.first = await outcome(gen(8));
     res.second = await outcome(session.evaluate([1]));
   } else if (job.change === 'truncate-during') {

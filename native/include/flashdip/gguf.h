@@ -92,8 +92,9 @@ class GgufFile {
   const std::vector<GgufTensor>& tensors() const { return tensors_; }
   const GgufTensor* tensor(std::string_view name) const;
 
-  // Throws ERR_IO when the mapped file changed since it was opened in a way that loses data: it is
-  // shorter now (fstat), or a read of the mapping faulted and was given zeros (flashdip/file.h). Once
+  // Throws ERR_IO when the mapped file changed since it was opened: it is shorter now or was written
+  // to (fstat: size, modification time), or a read of the mapping faulted and was given zeros
+  // (flashdip/file.h). Once
   // it has thrown it always throws: what was computed from the mapping cannot be trusted any more.
   // mark_changed() makes it throw from now on (a failed read of the file elsewhere). A file renamed
   // over or chmod'ed keeps its open inode and mapping, so it stays readable and this does not throw.
@@ -109,6 +110,7 @@ class GgufFile {
   const uint8_t* base_ = nullptr;
   size_t size_ = 0;
   bool mapped_ = false;
+  int64_t mtime_ns_ = 0;                      // st_mtim when opened
   int guard_ = -1;                            // the mapping's SIGBUS guard slot
   mutable std::atomic<bool> changed_{false};
   uint32_t version_ = 0;
