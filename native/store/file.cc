@@ -44,21 +44,30 @@ Slot g_slots[kSlots];
 uintptr_t g_page_mask = 0;
 struct sigaction g_previous;  // written once, before the handler is installed
 
-void on_sigbus(int sig, siginfo_t* info, void* uctx) {
-  const uintptr_t a = reinterpret_cast<uintptr_t>(info->si_addr);
-  if (info->si_code > 0) {  // a fault, not a kill(): is it in one of ours?
-    for (Slot& s : g_slots) {
-      const uintptr_t b = s.begin.load(std::memory_order_acquire), e = s.end.load(std::memory_order_acquire);
-      if (a < b || a >= e) continue;
-      // The file lost this page, so every later one too (or the device failed): zeros from here to
-      // the end. Several threads may do this at once; each maps zeros, so any order is fine.
-      const uintptr_t page = a & g_page_mask;
-      if (mmap(reinterpret_cast<void*>(page), e - page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
-        break;
-      s.damaged.store(true, std::memory_order_release);
-      return;  // the faulting read runs again and reads a zero
-    }
+// Whether a fault at address a is in a guarded mapping; if so, zeros are mapped over the rest of it.
+bool absorb(uintptr_t a) {
+  for (Slot& s : g_slots) {
+    const uintptr_t b = s.begin.load(std::memory_order_acquire), e = s.end.load(std::memory_order_acquire);
+    if (a < b || a >= e) continue;
+    // The file lost this page, so every later one too (or the device failed): zeros from here to
+    // the end. Several threads may do this at once; each maps zeros, so any order is fine.
+    const uintptr_t page = a & g_page_mask;
+    if (mmap(reinterpret_cast<void*>(page), e - page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+      return false;
+    s.damaged.store(true, std::memory_order_release);
+    return true;
   }
+  return false;
+}
+
+void on_sigbus(int sig, siginfo_t* info, void* uctx) {
+  const int saved_errno = errno;  // the interrupted code may be about to read it
+  // si_code > 0: a fault, not a kill(). Ours: the faulting read runs again and reads a zero.
+  if (info->si_code > 0 && absorb(reinterpret_cast<uintptr_t>(info->si_addr))) {
+    errno = saved_errno;
+    return;
+  }
+  errno = saved_errno;
   // Not ours: the previous handler, else the default action (the fault repeats on return, or the
   // signal sent by kill() is raised again, and the process dies as it would have without us).
   if ((g_previous.sa_flags & SA_SIGINFO) && g_previous.sa_sigaction) return g_previous.sa_sigaction(sig, info, uctx);
