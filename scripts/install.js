@@ -48,7 +48,7 @@ function sourceBuildMessage(reason, env) {
   const missing = missingTools(env);
   return [
     `flashdip: ${reason}; building the native addon from source for ${platformName()}.`,
-    'A source build needs a C++17 compiler (g++ 8+ or clang 7+), make and python3:',
+    'A source build needs a C++17 compiler (g++ or clang), make and python3:',
     '  Debian/Ubuntu:    apt-get install build-essential python3',
     '  Android (Termux): pkg install nodejs-lts clang make python',
     missing.length ? `Not found on this PATH: ${missing.join(', ')}.` : 'The tools were found; node-gyp output follows.',
