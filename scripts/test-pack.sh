@@ -75,7 +75,11 @@ new_app "$app"
 start=$SECONDS
 (cd "$app" && "${npm_install[@]}" "$tgz_src") >"$work/install-a.log" 2>&1 || { cat "$work/install-a.log"; fail "install from source"; }
 echo "  installed in $((SECONDS - start)) s"
-grep -q "flashdip: there is no prebuilt binary for this platform" "$work/install-a.log" || fail "no install message"
+# One message, before node-gyp's first line.
+[ "$(grep -c '^flashdip: there is no prebuilt binary for this platform' "$work/install-a.log")" = 1 ] || fail "not one install message"
+msg_line="$(grep -n '^flashdip: there is no prebuilt binary' "$work/install-a.log" | cut -d: -f1)"
+gyp_line="$(grep -n 'gyp info' "$work/install-a.log" | head -n 1 | cut -d: -f1)"
+[ -n "$gyp_line" ] && [ "$msg_line" -lt "$gyp_line" ] || fail "the install message does not come before node-gyp's output"
 [ -f "$app/node_modules/flashdip/build/Release/flashdip.node" ] || fail "no build/Release/flashdip.node"
 if [ -n "${npm_config_nodedir:-}" ]; then
   grep -q -- "-Dnode_root_dir=$npm_config_nodedir" "$work/install-a.log" || fail "node-gyp did not build against $npm_config_nodedir"

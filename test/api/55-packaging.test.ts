@@ -4,7 +4,9 @@ import { strict as assert } from 'assert';
 import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { TMP } from '../helpers';
+import { markAsUntransferable, MessageChannel } from 'worker_threads';
+import { getBinding } from '../../lib/binding';
+import { STORIES, TMP } from '../helpers';
 
 const ROOT = path.resolve(__dirname, '../..');
 const read = (f: string) => fs.readFileSync(path.join(ROOT, f), 'utf8');
@@ -12,6 +14,19 @@ const read = (f: string) => fs.readFileSync(path.join(ROOT, f), 'utf8');
 /** binding.gyp is a Python literal; ours is JSON after its leading # comment lines. */
 function gyp(): any {
   return JSON.parse(read('binding.gyp').replace(/^\s*#.*$/gm, ''));
+}
+
+/**
+ * Whether V8 owns the memory of an ArrayBuffer: Node marks every external one (napi external buffers
+ * and ArrayBuffers) untransferable, and postMessage then copies it instead of detaching it.
+ */
+function transfers(ab: ArrayBufferLike): boolean {
+  const before = ab.byteLength;
+  const { port1, port2 } = new MessageChannel();
+  port1.postMessage(ab, [ab as ArrayBuffer]);
+  port1.close();
+  port2.close();
+  return before > 0 && ab.byteLength === 0;
 }
 
 /** The native files under a folder, relative to the repository. */
@@ -55,6 +70,46 @@ describe('55 packaging', () => {
       const g = gyp();
       assert.deepEqual(g.target_defaults.cflags_cc.filter((f: string) => /^-m/.test(f)), []);
       for (const t of g.targets) assert.equal(t.cflags_cc, undefined, `${t.target_name} sets flags for every arch`);
+    });
+  });
+
+  describe('the binding hands V8 no external ArrayBuffer (Electron memory cage)', () => {
+    it('the check sees an untransferable (external) buffer', () => {
+      const ab = new ArrayBuffer(16);
+      markAsUntransferable(ab);
+      assert.equal(transfers(ab), false);
+      assert.equal(transfers(new ArrayBuffer(16)), true);
+    });
+
+    it('kernels: quantizeRow, dequantizeRow, gemv, topk, cacheSimulate return V8-owned arrays', () => {
+      const k = getBinding().kernels;
+      const x = Float32Array.from({ length: 64 }, (_, i) => Math.sin(i));
+      const Q8_0 = 8;
+      const q = k.quantizeRow(Q8_0, x);
+      const sim = k.cacheSimulate(8, 4, 0, [Int32Array.of(1, 2), Int32Array.of(2, 3)]);
+      const arrays = [k.dequantizeRow(Q8_0, q, 64), k.gemv(0, new Uint8Array(x.buffer.slice(0)), 64, 1, x), k.topk(x, 5), ...sim.cached, q];
+      for (const a of arrays) assert.ok(transfers(a.buffer), a.constructor.name);
+    });
+
+    it('readGguf metadata arrays, and a recording context\'s trace, times, masks and histograms', async () => {
+      const b = getBinding();
+      const header = b.readGguf(STORIES);
+      const typed = Object.values(header.metadata).filter((v): v is Float32Array | Int32Array => ArrayBuffer.isView(v));
+      assert.ok(typed.length > 0, 'stories260K has typed metadata arrays');
+      for (const a of typed) assert.ok(transfers(a.buffer), 'metadata');
+      const model = await b.loadModel(STORIES, { threads: 1 });
+      try {
+        const info = model.info();
+        const ctx = model.createContext({ contextSize: 32, record: 1, histograms: 1 });
+        await ctx.eval(Int32Array.of(1, 403, 407), false, new Float32Array(info.vocabSize));
+        const stats = ctx.stats(false);
+        const hist = ctx.histograms();
+        assert.ok(stats.trace && stats.times && stats.masks && hist);
+        for (const a of [stats.trace, stats.times, ...stats.masks, ...hist.x, ...hist.h]) assert.ok(transfers(a.buffer), 'context');
+        ctx.dispose();
+      } finally {
+        model.dispose();
+      }
     });
   });
 
