@@ -1,6 +1,6 @@
 # The same flags as CMakeLists.txt (the cmake-js build): warnings, NDEBUG in Release, and
 # NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED, so node-addon-api's external ArrayBuffer/Buffer constructors do
-# not compile (Electron's V8 memory cage refuses external buffers; test/api/55-packaging checks both files).
+# not compile (Electron's V8 memory cage refuses external buffers; test/api/59-packaging checks both files).
 {
   "target_defaults": {
     "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing"],

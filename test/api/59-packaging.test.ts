@@ -36,7 +36,7 @@ function walk(dir: string): string[] {
   );
 }
 
-describe('55 packaging', () => {
+describe('59 packaging', () => {
   describe('the two native builds (binding.gyp for node-gyp/prebuildify, CMakeLists.txt for cmake-js)', () => {
     const cmake = read('CMakeLists.txt');
     const cmakeDefines = (cmake.match(/target_compile_definitions\(flashdip PRIVATE([^)]*)\)/) ?? [])[1] ?? '';
