@@ -1,9 +1,15 @@
+# The same flags as CMakeLists.txt (the cmake-js build): warnings, NDEBUG in Release, and
+# NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED, so node-addon-api's external ArrayBuffer/Buffer constructors do
+# not compile (Electron's V8 memory cage refuses external buffers; test/api/59-packaging checks both files).
 {
   "target_defaults": {
-    "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wall", "-Wno-unused-parameter", "-fno-strict-aliasing"],
+    "cflags_cc": ["-std=c++17", "-fexceptions", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fno-strict-aliasing"],
     "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
     "include_dirs": ["native/include", "native"],
-    "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"]
+    "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED", "NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED"],
+    "configurations": {
+      "Release": { "defines": ["NDEBUG"] }
+    }
   },
   "targets": [
     {

@@ -33,7 +33,7 @@ if (fs.existsSync('/usr/include/node')) env.npm_config_nodedir = env.npm_config_
 
 function build(arch, extraEnv) {
   console.log(`prebuild: linux-${arch}`);
-  execFileSync(process.execPath, [prebuildify, '--napi', '--strip', `--arch=${arch}`, '--target', `node@${process.versions.node}`], {
+  execFileSync(process.execPath, [prebuildify, '--napi', '--strip', '--tag-libc', `--arch=${arch}`, '--target', `node@${process.versions.node}`], {
     cwd: root,
     stdio: 'inherit',
     env: { ...env, ...extraEnv },

