@@ -15,3 +15,5 @@ export type { CalibrateOptions, CalibratedMethod, CalibrationMode, ThresholdTabl
 export type { SparsityOptions, CacheOptions, SparseMethod } from './sparsity';
 export { Tokenizer } from './tokenizer';
 export * as kernels from './kernels';
+export { renderChatTemplate, BUILTIN_CHAT_TEMPLATES } from './chat-template';
+export type { ChatMessage, RenderChatTemplateOptions } from './chat-template';
