@@ -44,9 +44,20 @@ const RENDER_KEYS = ['messages', 'bosToken', 'eosToken', 'addGenerationPrompt', 
 export function renderChatTemplate(template: string, options: RenderChatTemplateOptions): string {
   if (typeof template !== 'string') throw invalidArgument('template', 'must be a string (Jinja source)');
   const o = checkRenderOptions(options);
-  const program = compile(template);
-  const messages = o.foldSystem && !rendersSystem(program, o) ? foldSystemMessages(o.messages) : o.messages;
-  return run(program, { ...o, messages });
+  const entry = compile(template);
+  const messages = o.foldSystem ? folded(entry, o) : o.messages;
+  return run(entry.program, { ...o, messages });
+}
+
+/** @internal the messages as renderChatTemplate with foldSystem renders them. */
+export function foldedMessages(template: string, options: RenderChatTemplateOptions): ChatMessage[] {
+  const o = checkRenderOptions(options);
+  return folded(compile(template), o);
+}
+
+function folded(entry: Compiled, o: Checked): ChatMessage[] {
+  entry.rendersSystem ??= rendersSystem(entry.program, o);
+  return entry.rendersSystem ? [...o.messages] : foldSystemMessages(o.messages);
 }
 
 type Program = ReturnType<typeof parse>;
@@ -90,12 +101,18 @@ export function checkMessages(name: string, value: unknown): ChatMessage[] {
   return value as ChatMessage[];
 }
 
-// Parsed templates by source; a chat renders the same template every turn.
-const programs = new Map<string, Program>();
+// Parsed templates by source (a chat renders the same template every turn), and whether each one
+// renders a system message.
+interface Compiled {
+  program: Program;
+  rendersSystem?: boolean;
+}
+const programs = new Map<string, Compiled>();
 
-function compile(source: string): Program {
-  let program = programs.get(source);
-  if (program) return program;
+function compile(source: string): Compiled {
+  let entry = programs.get(source);
+  if (entry) return entry;
+  let program: Program;
   try {
     // The library's lexer applies trim_blocks / lstrip_blocks and drops one trailing newline of the
     // source, as jinja2 does with keep_trailing_newline=False.
@@ -104,8 +121,9 @@ function compile(source: string): Program {
     throw new FlashdipError('ERR_TEMPLATE', `chat template: ${(err as Error).message}`, { cause: err });
   }
   if (programs.size >= 32) programs.delete(programs.keys().next().value as string);
-  programs.set(source, program);
-  return program;
+  entry = { program };
+  programs.set(source, entry);
+  return entry;
 }
 
 class TemplateException extends Error {}

@@ -16,4 +16,6 @@ export type { SparsityOptions, CacheOptions, SparseMethod } from './sparsity';
 export { Tokenizer } from './tokenizer';
 export * as kernels from './kernels';
 export { renderChatTemplate, BUILTIN_CHAT_TEMPLATES } from './chat-template';
+export { Chat } from './chat';
+export type { ChatOptions, ChatStats, ChatTemplateOptions } from './chat';
 export type { ChatMessage, RenderChatTemplateOptions } from './chat-template';
