@@ -19,3 +19,5 @@ export { renderChatTemplate, BUILTIN_CHAT_TEMPLATES } from './chat-template';
 export { Chat } from './chat';
 export type { ChatOptions, ChatStats, ChatTemplateOptions } from './chat';
 export type { ChatMessage, RenderChatTemplateOptions } from './chat-template';
+export { chatRepl } from './chat-repl';
+export type { ChatRepl, ChatReplOptions } from './chat-repl';
