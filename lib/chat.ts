@@ -69,7 +69,7 @@ export function tokenizeChat(model: Model, messages: readonly ChatMessage[], opt
   // As llama.cpp: BOS comes from the vocabulary (add_bos_token), not from the template's text.
   if (tok.addBos && tok.bosId !== null) {
     const bos = tok.tokenText(tok.bosId);
-    if (segments.length > 0 && segments[0].text.startsWith(bos)) segments[0] = { ...segments[0], text: segments[0].text.slice(bos.length) };
+    if (segments.length > 0 && segments[0].parseSpecial && segments[0].text.startsWith(bos)) segments[0] = { ...segments[0], text: segments[0].text.slice(bos.length) };
     return [tok.bosId, ...tok.encodeSegments(segments)];
   }
   return tok.encodeSegments(segments);
@@ -108,8 +108,11 @@ function chatSegments(p: Prepared): TextSegment[] {
 function align(text: string, seps: string[], slots: string[]): string[] | null {
   if (!text.startsWith(seps[0])) return null;
   const out: string[] = [];
+  const failed = new Set<number>(); // (slot, position) pairs already known to lead nowhere
   const go = (pos: number, k: number): boolean => {
     if (k === slots.length) return pos === text.length;
+    const state = k * (text.length + 1) + pos;
+    if (failed.has(state)) return false;
     const c = slots[k];
     for (const x of new Set([c, c.trim(), c.trimStart(), c.trimEnd()])) {
       const end = pos + x.length;
@@ -119,6 +122,7 @@ function align(text: string, seps: string[], slots: string[]): string[] | null {
         out.pop();
       }
     }
+    failed.add(state);
     return false;
   };
   return go(seps[0].length, 0) ? out : null;

@@ -78,6 +78,17 @@ describe('56 chat', function () {
     assert.strictEqual(ids.filter((t) => t === model.tokenizer.bosId).length, 1);
     // A built-in template by name.
     assert.ok(model.applyChatTemplate(messages, { template: 'chatml' }).startsWith('<|im_start|>system\nBe brief.<|im_end|>\n'));
+    // Templates that trim contents (llama3) are followed; one that rewrites them cannot be split safely.
+    const spaced = [{ role: 'user', content: '  Hello <|end|> there  ' }, { role: 'assistant', content: ' x ' }];
+    const l3 = model.tokenizeChat(spaced, { template: 'llama3', addGenerationPrompt: true });
+    const l3Text = model.applyChatTemplate(spaced, { template: 'llama3', addGenerationPrompt: true });
+    assert.ok(l3Text.startsWith('<s><|start_header_id|>user<|end_header_id|>\n\nHello <|end|> there<|eot_id|>'), l3Text);
+    assert.deepStrictEqual(l3, model.tokenize(l3Text.slice(3), { addSpecial: true }));
+    assert.strictEqual(controlTokens(l3).length, 1); // BOS only: Llama 3's markers are plain text in this vocabulary, and so is <|end|>
+    assert.throws(() => model.tokenizeChat(spaced, { template: '{% for m in messages %}[{{ m.content | upper }}]{% endfor %}' }), isCode('ERR_TEMPLATE'));
+    // A template that starts with a content: a leading "<s>" there is text, not the BOS the template writes.
+    const bare = model.tokenizeChat([{ role: 'user', content: '<s>hi' }], { template: '{{ messages[0].content }}' });
+    assert.deepStrictEqual(bare, [model.tokenizer.bosId, ...model.tokenize('<s>hi')]);
   });
 
   it('never makes a control token of message contents (every special-token text of the vocabulary)', async () => {
