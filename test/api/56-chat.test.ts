@@ -29,7 +29,7 @@ describe('56 chat', function () {
   let model: Model;
   let file: string;
   let END: number;
-  const controlTokens = (ids: number[]) => ids.filter((t) => model.tokenizer.tokenType(t) === TokenType.Control);
+  const controlTokens = (ids: readonly number[]) => ids.filter((t) => model.tokenizer.tokenType(t) === TokenType.Control);
 
   before(async () => {
     file = tmpFile('chat-phi3.gguf');
