@@ -115,8 +115,9 @@ function compile(source: string): Compiled {
   let program: Program;
   try {
     // The library's lexer applies trim_blocks / lstrip_blocks and drops one trailing newline of the
-    // source, as jinja2 does with keep_trailing_newline=False.
-    program = parse(tokenize(source, { lstrip_blocks: true, trim_blocks: true }));
+    // source, as jinja2 does with keep_trailing_newline=False; jinja2 also reads every line ending
+    // of the source (\r\n, \r) as \n (newline_sequence), which the library does not.
+    program = parse(tokenize(source.replace(/\r\n?/g, '\n'), { lstrip_blocks: true, trim_blocks: true }));
   } catch (err) {
     throw new FlashdipError('ERR_TEMPLATE', `chat template: ${(err as Error).message}`, { cause: err });
   }

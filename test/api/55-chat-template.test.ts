@@ -129,6 +129,9 @@ describe('55 chat templates', () => {
     // jinja2 (trim_blocks, lstrip_blocks, keep_trailing_newline=False) gives "[a]\n[b]\n\n" minus one "\n".
     assert.strictEqual(renderChatTemplate(t, { messages: [{ role: 'user', content: 'a' }, { role: 'user', content: 'b' }] }), '[a]\n[b]\n');
     assert.strictEqual(renderChatTemplate('x\n', { messages: [] }), 'x');
+    // jinja2 reads \r\n and \r in the source as \n (string literals included); outputs printed by jinja2 3.1.
+    assert.strictEqual(renderChatTemplate('a\r\nb{{ "x\r\ny" }}\rc\r\n', { messages: [] }), 'a\nbx\ny\nc');
+    assert.strictEqual(renderChatTemplate('{% if true %}\r\nA{% endif %}\r\n  {% if true %}B{% endif %}', { messages: [] }), 'AB');
   });
 
   it('leaves bos_token / eos_token undefined when not given, and sets add_generation_prompt', () => {
