@@ -6,15 +6,23 @@ import { Environment, Interpreter, parse, tokenize } from '@huggingface/jinja';
 import { FlashdipError, invalidArgument } from './errors';
 import { checkKeys, checkObject } from './options';
 
-/** One message of a conversation. Templates may read further fields (name, tool_calls...). */
-export interface ChatMessage {
+/**
+ * A message as a template reads it: a role, a content (a string; templates also take null for a tool
+ * call, or a list of typed parts) and any further fields (name, tool_calls...).
+ */
+export interface TemplateMessage {
   role: string;
-  content: string;
+  content?: unknown;
   [field: string]: unknown;
 }
 
+/** One message of a conversation (what the model's chat methods take). */
+export interface ChatMessage extends TemplateMessage {
+  content: string;
+}
+
 export interface RenderChatTemplateOptions {
-  messages: readonly ChatMessage[];
+  messages: readonly TemplateMessage[];
   /** Passed to the template as bos_token / eos_token; left undefined, the variable is not set. */
   bosToken?: string;
   eosToken?: string;
@@ -50,12 +58,12 @@ export function renderChatTemplate(template: string, options: RenderChatTemplate
 }
 
 /** @internal the messages as renderChatTemplate with foldSystem renders them. */
-export function foldedMessages(template: string, options: RenderChatTemplateOptions): ChatMessage[] {
+export function foldedMessages(template: string, options: RenderChatTemplateOptions): TemplateMessage[] {
   const o = checkRenderOptions(options);
   return folded(compile(template), o);
 }
 
-function folded(entry: Compiled, o: Checked): ChatMessage[] {
+function folded(entry: Compiled, o: Checked): TemplateMessage[] {
   entry.rendersSystem ??= rendersSystem(entry.program, o);
   return entry.rendersSystem ? [...o.messages] : foldSystemMessages(o.messages);
 }
@@ -67,7 +75,7 @@ type Checked = Required<Pick<RenderChatTemplateOptions, 'messages' | 'addGenerat
 function checkRenderOptions(options: RenderChatTemplateOptions): Checked {
   const o = checkObject('options', options);
   checkKeys('options', o, RENDER_KEYS);
-  const messages = checkMessages('messages', o.messages);
+  const messages = checkMessages('messages', o.messages, false);
   for (const k of ['bosToken', 'eosToken'] as const)
     if (o[k] !== undefined && typeof o[k] !== 'string') throw invalidArgument(k, 'must be a string');
   for (const k of ['addGenerationPrompt', 'foldSystem'] as const)
@@ -90,15 +98,18 @@ function checkRenderOptions(options: RenderChatTemplateOptions): Checked {
   };
 }
 
-/** @internal checks a message list: objects with a string role and content. */
-export function checkMessages(name: string, value: unknown): ChatMessage[] {
+/** @internal checks a message list: objects with a string role, and a string content when `strings`. */
+export function checkMessages(name: string, value: unknown, strings: true): ChatMessage[];
+export function checkMessages(name: string, value: unknown, strings: boolean): TemplateMessage[];
+export function checkMessages(name: string, value: unknown, strings: boolean): TemplateMessage[] {
   if (!Array.isArray(value)) throw invalidArgument(name, 'must be an array of { role, content } messages');
   value.forEach((m, i) => {
     if (m === null || typeof m !== 'object' || Array.isArray(m)) throw invalidArgument(`${name}[${i}]`, 'must be an object { role, content }');
     if (typeof m.role !== 'string' || m.role.length === 0) throw invalidArgument(`${name}[${i}].role`, 'must be a non-empty string');
-    if (typeof m.content !== 'string') throw invalidArgument(`${name}[${i}].content`, 'must be a string');
+    if (strings ? typeof m.content !== 'string' : m.content === undefined)
+      throw invalidArgument(`${name}[${i}].content`, strings ? 'must be a string' : 'is missing (null for none)');
   });
-  return value as ChatMessage[];
+  return value as TemplateMessage[];
 }
 
 // Parsed templates by source (a chat renders the same template every turn), and whether each one
@@ -170,16 +181,21 @@ function rendersSystem(program: Program, o: Checked): boolean {
   }
 }
 
-/** llama.cpp's polyfill: system contents go into the next user message as `system + "\n" + user`. */
-export function foldSystemMessages(messages: readonly ChatMessage[]): ChatMessage[] {
-  const out: ChatMessage[] = [];
+/**
+ * llama.cpp's polyfill: system contents go into the next user message as `system + "\n" + user`
+ * (messages whose content is not a string are left as they are, as llama.cpp leaves null ones).
+ */
+export function foldSystemMessages<M extends TemplateMessage>(messages: readonly M[]): (M | ChatMessage)[] {
+  const out: (M | ChatMessage)[] = [];
   let pending = '';
   const flush = () => {
     if (pending) out.push({ role: 'user', content: pending });
     pending = '';
   };
   for (const m of messages) {
-    if (m.role === 'system') {
+    if (typeof m.content !== 'string') {
+      out.push(m);
+    } else if (m.role === 'system') {
       pending += (pending ? '\n' : '') + m.content;
     } else if (m.role === 'user') {
       out.push(pending ? { ...m, content: pending + (m.content ? '\n' + m.content : '') } : m);

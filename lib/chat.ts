@@ -37,7 +37,7 @@ function prepare(model: Model, messages: unknown, options: ChatTemplateOptions |
   const source = template ?? (o.template !== undefined ? resolveChatTemplate(o.template) : chatTemplateOf(model));
   const tok = model.tokenizer;
   const render = {
-    messages: checkMessages('messages', messages),
+    messages: checkMessages('messages', messages, true),
     bosToken: tok.bosId !== null ? tok.tokenText(tok.bosId) : undefined,
     eosToken: tok.eosId !== null ? tok.tokenText(tok.eosId) : undefined,
     addGenerationPrompt: o.addGenerationPrompt as boolean | undefined,
@@ -47,7 +47,7 @@ function prepare(model: Model, messages: unknown, options: ChatTemplateOptions |
   };
   // llama.cpp's rule for templates without a system role, applied once here so that the contents
   // below are the ones the template renders.
-  return { template: source, messages: foldedMessages(source, render), render };
+  return { template: source, messages: foldedMessages(source, render) as ChatMessage[], render };
 }
 
 /** The model's template, or the default when the file has none. */

@@ -18,6 +18,6 @@ export * as kernels from './kernels';
 export { renderChatTemplate, BUILTIN_CHAT_TEMPLATES } from './chat-template';
 export { Chat } from './chat';
 export type { ChatOptions, ChatStats, ChatTemplateOptions } from './chat';
-export type { ChatMessage, RenderChatTemplateOptions } from './chat-template';
+export type { ChatMessage, TemplateMessage, RenderChatTemplateOptions } from './chat-template';
 export { chatRepl } from './chat-repl';
 export type { ChatRepl, ChatReplOptions } from './chat-repl';

@@ -89,6 +89,9 @@ describe('55 chat templates', () => {
       { role: 'assistant', content: 'B' },
     ]);
     assert.deepStrictEqual(foldSystemMessages([{ role: 'system', content: 'S' }, { role: 'user', content: '' }]), [{ role: 'user', content: 'S' }]);
+    // A null content (a tool call) is passed over, as llama.cpp does: the system text waits for the next user message.
+    const call = { role: 'assistant', content: null, tool_calls: [] };
+    assert.deepStrictEqual(foldSystemMessages([{ role: 'system', content: 'S' }, call, { role: 'user', content: 'U' }]), [call, { role: 'user', content: 'S\nU' }]);
     // chatml renders a system role: nothing is folded.
     const out = renderChatTemplate(BUILTIN_CHAT_TEMPLATES.chatml, { messages: m.slice(0, 3), foldSystem: true });
     assert.strictEqual(out, '<|im_start|>system\nS1<|im_end|>\n<|im_start|>system\nS2<|im_end|>\n<|im_start|>user\nU<|im_end|>\n');
@@ -138,6 +141,20 @@ describe('55 chat templates', () => {
     const t = '{% if bos_token is defined %}B{% endif %}{% if eos_token is defined %}E{% endif %}{% if add_generation_prompt %}G{% endif %}';
     assert.strictEqual(renderChatTemplate(t, { messages: [] }), '');
     assert.strictEqual(renderChatTemplate(t, { messages: [], bosToken: '', eosToken: 'e', addGenerationPrompt: true }), 'BEG');
+  });
+
+  it('takes tool-call messages: null contents and further fields reach the template', () => {
+    const t = '{% for m in messages %}{{ m.role }}:{{ m.content if m.content is not none else (m.tool_calls | tojson) }};{% endfor %}';
+    const messages = [
+      { role: 'system', content: 'S' },
+      { role: 'user', content: 'q' },
+      { role: 'assistant', content: null, tool_calls: [{ name: 'f', arguments: { a: 1 } }] },
+      { role: 'tool', content: '42' },
+    ];
+    // Printed by jinja2 with transformers' tojson.
+    const expected = 'system:S;user:q;assistant:[{"name": "f", "arguments": {"a": 1}}];tool:42;';
+    assert.strictEqual(renderChatTemplate(t, { messages }), expected);
+    assert.strictEqual(renderChatTemplate(t, { messages, foldSystem: true }), expected); // the template renders system messages
   });
 
   it('tojson matches Python json.dumps(ensure_ascii=False) with indent, separators and sort_keys', () => {
