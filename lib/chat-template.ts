@@ -162,6 +162,7 @@ function run(program: Program, o: Checked): string {
     for (const [k, v] of Object.entries(vars)) env.set(k, v);
     const interpreter = new Interpreter(env);
     withPythonToJson(interpreter);
+    withPythonStrip(interpreter);
     return interpreter.run(program).value as string;
   } catch (err) {
     const message = err instanceof TemplateException ? `the template raised: ${err.message}` : (err as Error).message;
@@ -295,6 +296,46 @@ function withPythonToJson(interpreter: Interpreter): void {
       ascii: opt('ensure_ascii') === true,
     });
     return new StringValue(text);
+  };
+}
+
+// The library's str.strip / lstrip / rstrip ignore their argument; Python strips the characters
+// given (Qwen3's template writes content.lstrip('\n')). Wrapped on the one instance, like tojson.
+const FunctionValue = (new Environment().set('f', () => undefined) as object).constructor as new (
+  call: (args: RuntimeValue[]) => RuntimeValue,
+) => RuntimeValue;
+const STRIPS = new Set(['strip', 'lstrip', 'rstrip']);
+
+interface MemberApi {
+  evaluate(node: unknown, env: Environment): RuntimeValue;
+  evaluateMemberExpression(expr: MemberNode, env: Environment): RuntimeValue;
+}
+interface MemberNode {
+  object: unknown;
+  property: { type: string; value: unknown };
+  computed: boolean;
+}
+
+function withPythonStrip(interpreter: Interpreter): void {
+  const api = interpreter as unknown as MemberApi;
+  const original = api.evaluateMemberExpression.bind(interpreter);
+  api.evaluateMemberExpression = (expr, env) => {
+    const name = expr.property.value;
+    if (expr.computed || expr.property.type !== 'Identifier' || typeof name !== 'string' || !STRIPS.has(name)) return original(expr, env);
+    const object = api.evaluate(expr.object, env);
+    if (object.type !== 'StringValue') return original(expr, env);
+    const text = object.value as string;
+    return new FunctionValue((args) => {
+      const chars = args[0];
+      if (chars === undefined || chars.type === 'NullValue') return new StringValue(name === 'strip' ? text.trim() : name === 'lstrip' ? text.trimStart() : text.trimEnd());
+      if (chars.type !== 'StringValue') throw new Error(`${name} arg must be None or str`);
+      const set = new Set(chars.value as string);
+      let a = 0;
+      let b = text.length;
+      if (name !== 'rstrip') while (a < b && set.has(text[a])) a++;
+      if (name !== 'lstrip') while (b > a && set.has(text[b - 1])) b--;
+      return new StringValue(text.slice(a, b));
+    });
   };
 }
 

@@ -175,6 +175,15 @@ describe('55 chat templates', () => {
     assert.strictEqual(renderChatTemplate('{{ tools | tojson }}', { messages: [], tools }), '[{"type": "function", "function": {"name": "f"}}]');
   });
 
+  it('str.strip / lstrip / rstrip take the characters to strip, as Python (Qwen3 writes lstrip(\'\\n\'))', () => {
+    const t =
+      "{{ '\\n\\nxx a\\n'.lstrip('\\n') }}|{{ 'xxaxx'.strip('x') }}|{{ 'ab  '.rstrip() }}|{{ ' a\\n'.rstrip('\\n') }}|{{ 'cabac'.strip('ac') }}|" +
+      "{{ messages[0].content.split('</think>')[-1].lstrip('\\n') }}|{{ '  x  '.strip() }}|{{ 'x'.strip(none) }}";
+    const messages = [{ role: 'assistant', content: '<think>r</think>\n\nanswer' }];
+    // Printed by jinja2 3.1 for the same template and message.
+    assert.strictEqual(renderChatTemplate(t, { messages }), 'xx a\n|a|ab| a|b|answer|x|x');
+  });
+
   it('strftime_now reads `now` and formats as Python in the C locale', () => {
     const now = new Date(2024, 6, 26, 13, 5, 9);
     assert.strictEqual(renderChatTemplate('{{ strftime_now("%d %b %Y") }}', { messages: [], now }), '26 Jul 2024');
