@@ -15,3 +15,9 @@ export type { CalibrateOptions, CalibratedMethod, CalibrationMode, ThresholdTabl
 export type { SparsityOptions, CacheOptions, SparseMethod } from './sparsity';
 export { Tokenizer } from './tokenizer';
 export * as kernels from './kernels';
+export { renderChatTemplate, BUILTIN_CHAT_TEMPLATES } from './chat-template';
+export { Chat } from './chat';
+export type { ChatOptions, ChatStats, ChatTemplateOptions } from './chat';
+export type { ChatMessage, TemplateMessage, RenderChatTemplateOptions } from './chat-template';
+export { chatRepl } from './chat-repl';
+export type { ChatRepl, ChatReplOptions } from './chat-repl';

@@ -1,5 +1,7 @@
 // Model: a loaded GGUF file, its tokenizer, and the sessions that share it.
 import { getBinding, NativeModel, NativeModelInfo } from './binding';
+import { applyChatTemplate, Chat, ChatOptions, ChatTemplateOptions, tokenizeChat } from './chat';
+import type { ChatMessage } from './chat-template';
 import { FlashdipError, fromNative } from './errors';
 import { readGgufAsync } from './gguf';
 import { checkInt, checkKeys, checkObject } from './options';
@@ -111,6 +113,36 @@ export class Model {
   detokenize(tokens: readonly number[]): string {
     this.alive();
     return this.tokenizer.decode(tokens);
+  }
+
+  /** The file's chat template (tokenizer.chat_template), or undefined when it has none. */
+  get chatTemplate(): string | undefined {
+    return this.tokenizer.chatTemplate;
+  }
+
+  /**
+   * Renders a conversation with the chat template (options.template, else the file's, else chatml).
+   * Templates without a system role get the system message folded into the first user message, as
+   * llama.cpp does.
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
+    this.alive();
+    return applyChatTemplate(this, messages, options);
+  }
+
+  /**
+   * The token ids of applyChatTemplate(messages, options): special tokens are parsed only in the
+   * template's own text, never in message contents; BOS as the vocabulary asks.
+   */
+  tokenizeChat(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): number[] {
+    this.alive();
+    return tokenizeChat(this, messages, options);
+  }
+
+  /** A conversation over a new session that keeps its KV cache across turns (see Chat). */
+  createChat(options: ChatOptions = {}): Chat {
+    this.alive();
+    return new Chat(this, options);
   }
 
   /** Frees the model and every session made from it. Idempotent. */

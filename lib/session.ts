@@ -350,6 +350,18 @@ export class Session {
     return h;
   }
 
+  /**
+   * Keeps the first n tokens of the sequence and drops the rest from the KV cache (a chat rewinds to
+   * what its next prompt shares with the sequence).
+   */
+  truncate(n: number): void {
+    const native = this.alive();
+    checkInt('n', n, 0, this.history.length);
+    if (this.busy) throw new FlashdipError('ERR_BUSY', 'the session is evaluating; await the previous call');
+    if (native.nPast() > n) native.truncate(n);
+    this.history.length = n;
+  }
+
   /** Forgets the sequence; the next prompt starts from an empty cache. */
   reset(): void {
     const native = this.alive();

@@ -31,12 +31,18 @@ export interface TokenizerSpec {
   unknownId?: number | null;
   paddingId?: number | null;
   separatorId?: number | null;
+  /** Fill-in-the-middle pad, repository and file-separator tokens (they end generation, as in llama.cpp). */
+  fimPadId?: number | null;
+  fimRepId?: number | null;
+  fimSepId?: number | null;
   /** Undefined means llama.cpp's default for the model / pre-tokenizer. */
   addBos?: boolean;
   addEos?: boolean;
   addSpacePrefix?: boolean;
   /** general.name: llama.cpp adjusts some token attributes by model name (Phi-3). */
   modelName?: string;
+  /** tokenizer.chat_template: the Jinja chat template, if the file has one. */
+  chatTemplate?: string;
 }
 
 function str(meta: Record<string, unknown>, key: string): string | undefined {
@@ -106,9 +112,13 @@ export function tokenizerSpecFromMetadata(meta: Record<string, unknown>): Tokeni
     unknownId: id(meta, k('unknown_token_id'), n),
     paddingId: id(meta, k('padding_token_id'), n),
     separatorId: id(meta, k('seperator_token_id'), n),
+    fimPadId: id(meta, k('fim_pad_token_id'), n),
+    fimRepId: id(meta, k('fim_rep_token_id'), n),
+    fimSepId: id(meta, k('fim_sep_token_id'), n),
     addBos: bool(meta, k('add_bos_token')),
     addEos: bool(meta, k('add_eos_token')),
     addSpacePrefix: bool(meta, k('add_space_prefix')),
     modelName: str(meta, 'general.name'),
+    chatTemplate: str(meta, 'tokenizer.chat_template'),
   };
 }

@@ -27,6 +27,12 @@ export interface EncodeOptions {
   parseSpecial?: boolean;
 }
 
+/** A piece of text for encodeSegments: special-token text in it is parsed only with parseSpecial. */
+export interface TextSegment {
+  text: string;
+  parseSpecial?: boolean;
+}
+
 export interface DecodeOptions {
   /** Drop a leading BOS and a trailing EOS when the vocabulary adds them. Default false. */
   removeSpecial?: boolean;
@@ -123,6 +129,8 @@ export class Tokenizer {
   readonly cleanSpaces: boolean;
   /** Tokens that end generation: EOS, EOT, EOM and the usual end-of-turn texts. */
   readonly eogIds: ReadonlySet<number>;
+  /** The file's Jinja chat template (tokenizer.chat_template), if any. */
+  readonly chatTemplate: string | undefined;
   /** What llama.cpp would log as a warning while loading this vocabulary (e.g. a pre-tokenizer fallback). */
   readonly warnings: readonly string[];
 
@@ -237,6 +245,11 @@ export class Tokenizer {
     this.eomId = eom;
     for (const list of FIM_TEXTS) forceControl(findText(list));
     const eog = new Set<number>();
+    // llama.cpp: the FIM pad, repository and file-separator tokens end generation.
+    for (const [given, list] of [[spec.fimPadId, FIM_TEXTS[3]], [spec.fimRepId, FIM_TEXTS[4]], [spec.fimSepId, FIM_TEXTS[5]]] as const) {
+      const fimId = def(given, findText(list));
+      if (fimId !== null) eog.add(fimId);
+    }
     for (const t of EOG_TEXTS) {
       const id = this.idOf.get(t);
       if (id !== undefined) {
@@ -258,6 +271,8 @@ export class Tokenizer {
     }
     this.eogIds = eog;
     this.warnings = warnings;
+    if (spec.chatTemplate !== undefined && typeof spec.chatTemplate !== 'string') throw new FlashdipError('ERR_MODEL_INVALID', 'tokenizer: chat_template must be a string');
+    this.chatTemplate = spec.chatTemplate;
 
     // Per-model attributes (llama.cpp keys these on general.name).
     const name = (spec.modelName ?? '').toLowerCase();
@@ -296,7 +311,44 @@ export class Tokenizer {
     const addSpecial = o.addSpecial === true;
     const parseSpecial = o.parseSpecial === true;
     const raw = wellFormed(text);
-    const fragments: Fragment[] = raw.length > 0 ? this.partition(raw, parseSpecial) : [];
+    return this.encodeFragments(raw.length > 0 ? this.partition(raw, parseSpecial) : [], addSpecial);
+  }
+
+  /**
+   * Tokenizes text given as segments the way encode() tokenizes their concatenation, except that
+   * control and unknown tokens are recognised only inside the segments marked parseSpecial (a
+   * token's rstrip still reaches across a segment boundary, as in the whole text). A chat
+   * tokenizes the template's own text with parseSpecial and message contents without, so text a
+   * user writes never becomes a control token.
+   */
+  encodeSegments(segments: readonly TextSegment[], options?: { addSpecial?: boolean }): number[] {
+    if (!Array.isArray(segments)) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'segments: must be an array of { text, parseSpecial }');
+    const o = checkOptions('options', options, ['addSpecial']);
+    const fragments: Fragment[] = [];
+    for (const [i, seg] of segments.entries()) {
+      if (seg === null || typeof seg !== 'object' || typeof seg.text !== 'string')
+        throw new FlashdipError('ERR_INVALID_ARGUMENT', `segments[${i}].text: must be a string`);
+      const raw = wellFormed(seg.text);
+      if (raw.length === 0) continue;
+      for (let f of this.partition(raw, seg.parseSpecial === true)) {
+        const last = fragments[fragments.length - 1];
+        if (typeof f === 'string') {
+          if (typeof last === 'number' && this.attrs[last] & ATTR_RSTRIP) {
+            let k = 0;
+            while (k < f.length && isAsciiSpace(f.charCodeAt(k))) k++;
+            if ((f = f.slice(k)).length === 0) continue;
+          }
+          if (typeof last === 'string') fragments[fragments.length - 1] = last + f;
+          else fragments.push(f);
+        } else {
+          fragments.push(f); // (no token of the vocabularies we read has lstrip, which would reach back)
+        }
+      }
+    }
+    return this.encodeFragments(fragments, o.addSpecial === true);
+  }
+
+  private encodeFragments(fragments: readonly Fragment[], addSpecial: boolean): number[] {
     const out: number[] = [];
     if (addSpecial && this.addBos) {
       if (this.bosId === null) throw new FlashdipError('ERR_MODEL_INVALID', 'tokenizer: the vocabulary adds BOS but has none');
