@@ -1,10 +1,9 @@
-import * as fs from 'fs';
 import * as path from 'path';
 import { FlashdipError } from '../errors';
 import { loadModel } from '../model';
 import { calibrate, CalibratedMethod, CalibrationMode, writeThresholds } from '../thresholds';
 import type { Command } from './command';
-import { intFlag, modelFlag, numberFlag, readTextFlag, requiredFlag } from './flags';
+import { intFlag, modelFlag, numberFlag, readTextFlag, requiredFlag, writableFlag } from './flags';
 
 export const calibrateCommand: Command = {
   name: 'calibrate',
@@ -40,11 +39,7 @@ export const calibrateCommand: Command = {
     const modelPath = modelFlag(v, positionals[0]);
     const out = requiredFlag(v, 'out');
     const text = readTextFlag(v, 'text');
-    try {
-      fs.accessSync(path.dirname(path.resolve(out)), fs.constants.W_OK);  // fail now, not after the calibration
-    } catch (err) {
-      throw new FlashdipError('ERR_IO', `--out: cannot write ${out}: ${(err as Error).message}`);
-    }
+    writableFlag('out', out);
     const options = {
       method: v.method as CalibratedMethod | undefined,
       density: numberFlag('density', v.density),

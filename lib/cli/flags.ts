@@ -3,6 +3,7 @@
 // sign, digits, an optional fraction); hex, exponents, 'Infinity' and trailing junk are refused.
 // Sizes take the units of parseBytes ('650MB', '2GiB', '4096').
 import * as fs from 'fs';
+import * as path from 'path';
 import { FlashdipError } from '../errors';
 import type { LoadOptions } from '../model';
 import { parseBytes } from '../options';
@@ -116,6 +117,18 @@ export function readableFlag(name: string, file: string): string {
     fs.accessSync(file, fs.constants.R_OK);
   } catch (err) {
     throw new FlashdipError('ERR_IO', `--${name}: cannot read ${file}: ${(err as Error).message}`);
+  }
+  return file;
+}
+
+/** An output file the command writes after its work: ERR_IO now, not after the work, if its folder
+ * (or the file, when it exists) is not writable. */
+export function writableFlag(name: string, file: string): string {
+  try {
+    fs.accessSync(path.dirname(path.resolve(file)), fs.constants.W_OK);
+    if (fs.existsSync(file)) fs.accessSync(file, fs.constants.W_OK);
+  } catch (err) {
+    throw new FlashdipError('ERR_IO', `--${name}: cannot write ${file}: ${(err as Error).message}`);
   }
   return file;
 }

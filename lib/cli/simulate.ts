@@ -3,7 +3,7 @@ import { FlashdipError } from '../errors';
 import { loadModel } from '../model';
 import { checkDevice, DEVICES, DeviceProfile, recordRun, RunTrace, simulate } from '../simulate';
 import type { Command } from './command';
-import { intFlag, loadOptionsFromFlags, MODEL_FLAGS, modelFlag, readTextFlag, writeFlagFile } from './flags';
+import { intFlag, loadOptionsFromFlags, MODEL_FLAGS, modelFlag, readTextFlag, writableFlag, writeFlagFile } from './flags';
 
 /** A device profile by name (DEVICES) or from a JSON file. */
 export function deviceFlag(name: string | undefined): DeviceProfile {
@@ -53,6 +53,7 @@ export const simulateCommand: Command = {
     const file = modelFlag(v);
     const dev = deviceFlag(v.device as string | undefined);
     const text = readTextFlag(v, 'text');
+    if (typeof v.trace === 'string') writableFlag('trace', v.trace);
     const options = { ctx: intFlag('ctx', v.ctx) ?? 512, maxTokens: intFlag('max-tokens', v['max-tokens']), signal: io.signal };
     const model = await loadModel(file, loadOptionsFromFlags(v));
     try {

@@ -4,11 +4,14 @@ import { METHODS, SparseMethod } from '../sparsity';
 import { sweep, sweepCsv, SweepRow, sweepSvg } from '../sweep';
 import { readThresholds } from '../thresholds';
 import type { Command } from './command';
-import { bytesFlag, intFlag, modelFlag, numberFlag, readableFlag, readTextFlag, requiredFlag, writeFlagFile } from './flags';
+import { bytesFlag, intFlag, modelFlag, numberFlag, readableFlag, readTextFlag, requiredFlag, writableFlag, writeFlagFile } from './flags';
 import { DEVICE_FLAG, deviceFlag } from './simulate';
 
-function list(v: unknown, def: string): string[] {
-  return (typeof v === 'string' ? v : def).split(',').map((s) => s.trim()).filter(Boolean);
+// A comma-separated flag; an empty list given is an error (absent: the default).
+function list(name: string, v: unknown, def: string): string[] {
+  const items = (typeof v === 'string' ? v : def).split(',').map((s) => s.trim()).filter(Boolean);
+  if (typeof v === 'string' && items.length === 0) throw new FlashdipError('ERR_INVALID_ARGUMENT', `--${name}: expected a comma-separated list, got ""`);
+  return items;
 }
 
 export const sweepCommand: Command = {
@@ -42,22 +45,23 @@ export const sweepCommand: Command = {
     const file = modelFlag(v);
     const prefix = requiredFlag(v, 'out');
     requiredFlag(v, 'text');
-    const methods = list(v.methods, 'dense,dip,dip-ca,glu');
+    const methods = list('methods', v.methods, 'dense,dip,dip-ca,glu');
     for (const m of methods) if (!METHODS.includes(m as SparseMethod)) throw new FlashdipError('ERR_INVALID_ARGUMENT', `--methods: unknown method '${m}'`);
-    const densities = list(v.densities, '0.25,0.5,0.75,0.9').map((d) => numberFlag('densities', d)!);
+    const densities = list('densities', v.densities, '0.25,0.5,0.75,0.9').map((d) => numberFlag('densities', d)!);
     let size: number;
     try {
       size = fs.statSync(file).size;
     } catch (err) {
       throw new FlashdipError('ERR_IO', `--model: cannot open ${file}: ${(err as Error).message}`);
     }
-    const budgets = list(v.budgets, 'none').map((b) =>
+    const budgets = list('budgets', v.budgets, 'none').map((b) =>
       b === 'none' ? undefined : b.endsWith('%') ? Math.floor((size * numberFlag('budgets', b.slice(0, -1))!) / 100) : bytesFlag('budgets', b));
     const device = deviceFlag(v.device as string | undefined);
     // Threshold tables checked before any run, so a bad file fails at once.
-    const thresholds = list(v.thresholds, '').map((f) => readThresholds('--thresholds', readableFlag('thresholds', f)));
+    const thresholds = list('thresholds', v.thresholds, '').map((f) => readThresholds('--thresholds', readableFlag('thresholds', f)));
     const text = readTextFlag(v, 'text');
-    writeFlagFile('out', `${prefix}.csv`, sweepCsv([]));  // an unwritable --out fails now, not after the runs
+    writableFlag('out', `${prefix}.csv`);
+    writableFlag('out', `${prefix}.svg`);
     let rows: SweepRow[], partial = false;
     io.started(`sweeping over ${v.text}`);
     try {
