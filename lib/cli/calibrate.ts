@@ -8,7 +8,7 @@ import { intFlag, modelFlag, numberFlag, readTextFlag, requiredFlag, writableFla
 export const calibrateCommand: Command = {
   name: 'calibrate',
   summary: 'per-layer pruning thresholds from a text (the calibrated-threshold variant)',
-  positionals: '[model]',
+  positionals: '[MODEL]',
   flags: [
     { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF model file (or give it as the first argument)', default: 'required',
       example: 'model.gguf' },

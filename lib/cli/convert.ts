@@ -6,7 +6,7 @@ import { intFlag, modelFlag } from './flags';
 export const convertCommand: Command = {
   name: 'convert',
   summary: 'repack a GGUF into the input-major DIP layout',
-  positionals: '[in] [out]',
+  positionals: '[IN] [OUT]',
   flags: [
     { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF file to convert (or give it as the first argument)', default: 'required',
       example: 'model.gguf' },

@@ -22,7 +22,7 @@ function summarize(value: unknown): unknown {
 export const inspectCommand: Command = {
   name: 'inspect',
   summary: 'show a GGUF file: metadata, tensors, static vs MLP bytes',
-  positionals: '[model]',
+  positionals: '[MODEL]',
   flags: [
     { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF file (or give it as the argument)', default: 'required', example: 'model.gguf' },
   ],
