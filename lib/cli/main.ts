@@ -134,7 +134,7 @@ export async function main(argv: string[]): Promise<number> {
     out: (t) => process.stdout.write(t),
     err: (t) => process.stderr.write(t),
     json: argv.includes('--json'),
-    started: (what) => process.stderr.write(`flashdip: ${what} (Ctrl-C to stop)\n`),
+    started: (what) => io.err(`flashdip: ${what} (Ctrl-C to stop)\n`),
     signal: controller.signal,
   };
   const result = { code: 0 };
