@@ -22,12 +22,21 @@ export type ErrorCode =
 
 export class FlashdipError extends Error {
   readonly code: ErrorCode;
+  /** ERR_ABORTED from a long computation given a `signal` (perplexity, recordRun, sweep): the result
+   * over the work finished before it stopped, of the type the function returns; undefined when none. */
+  readonly partial?: unknown;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; partial?: unknown }) {
     super(message, options);
     this.name = 'FlashdipError';
     this.code = code;
+    if (options?.partial !== undefined) this.partial = options.partial;
   }
+}
+
+/** The ERR_ABORTED a computation throws when its signal is aborted, with what it had done. */
+export function abortedError(what: string, signal: AbortSignal, partial?: unknown): FlashdipError {
+  return new FlashdipError('ERR_ABORTED', `${what} was aborted`, { cause: signal.reason, partial });
 }
 
 export function invalidArgument(name: string, message: string): FlashdipError {

@@ -41,6 +41,13 @@ export function checkEnum<T extends string>(name: string, value: unknown, allowe
   return value as T;
 }
 
+/** An optional AbortSignal option. */
+export function checkSignal(name: string, value: unknown): AbortSignal | undefined {
+  if (value !== undefined && (typeof value !== 'object' || value === null || typeof (value as AbortSignal).aborted !== 'boolean'))
+    throw invalidArgument(name, 'must be an AbortSignal');
+  return value as AbortSignal | undefined;
+}
+
 const UNITS: Record<string, number> = {
   '': 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,
   kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,

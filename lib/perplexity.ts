@@ -4,10 +4,10 @@
 // from BOS alone), log-softmax in float64. The sliding-window variant instead scores, per window of
 // ctx tokens advanced by `stride`, only the tokens not scored before (each with at least
 // ctx - stride tokens of context).
-import { FlashdipError } from './errors';
+import { abortedError, FlashdipError } from './errors';
 import type { Model } from './model';
 import type { Session } from './session';
-import { checkEnum, checkInt, checkKeys, checkObject } from './options';
+import { checkEnum, checkInt, checkKeys, checkObject, checkSignal } from './options';
 import { CacheOptions, mlpDensity, SparsityOptions } from './sparsity';
 
 export interface PerplexityOptions {
@@ -23,6 +23,9 @@ export interface PerplexityOptions {
   /** Overrides the model's sparsity and cache policy. */
   sparsity?: SparsityOptions;
   cache?: CacheOptions;
+  /** Checked before each window: when aborted, perplexity throws ERR_ABORTED whose `partial` is the
+   * result over the windows scored so far (undefined if none). */
+  signal?: AbortSignal;
 }
 
 export interface PerplexityResult {
@@ -51,7 +54,7 @@ export interface PerplexityResult {
   density: number;
 }
 
-const KEYS = ['ctx', 'mode', 'stride', 'kvCacheType', 'maxTokens', 'sparsity', 'cache'] as const;
+const KEYS = ['ctx', 'mode', 'stride', 'kvCacheType', 'maxTokens', 'sparsity', 'cache', 'signal'] as const;
 
 // log_softmax(logits)[target] in float64.
 export function logProb(logits: Float32Array, target: number): number {
@@ -69,6 +72,7 @@ export async function perplexity(model: Model, text: string, options: Perplexity
   const mode = checkEnum('mode', o.mode, ['chunked', 'sliding'], 'chunked');
   const stride = checkInt('stride', o.stride, 1, ctx - 1, Math.max(1, Math.floor(ctx / 2)));
   const maxTokens = checkInt('maxTokens', o.maxTokens, 1, Number.MAX_SAFE_INTEGER);
+  const signal = checkSignal('signal', o.signal);
   if (typeof text !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', 'text: must be a string');
   const bos = model.tokenizer.bosId;
   if (bos === null) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'the model has no BOS token to start each window with');
@@ -85,7 +89,7 @@ export async function perplexity(model: Model, text: string, options: Perplexity
   const cache = { hits: 0, units: 0, flash: 0, dram: 0, tokens: 0, keptX: 0, keptH: 0 };
   const vocab = model.info.vocabSize;
   const t0 = performance.now();
-  let sum = 0, scored = 0, chunks = 0, lastWindow = 0;
+  let sum = 0, scored = 0, chunks = 0, lastWindow = 0, stopped = false;
   try {
     // Each window: [BOS] + tokens[start, end); tokens[from, end) are scored.
     const windows: { start: number; end: number; from: number }[] = [];
@@ -100,6 +104,10 @@ export async function perplexity(model: Model, text: string, options: Perplexity
       }
     }
     for (const w of windows) {
+      if (signal?.aborted) {
+        stopped = true;
+        break;
+      }
       const st = session.stats().sparsity;  // accumulated before reset() clears it
       if (chunks > 0) account(cache, st, w.end - w.start + 1);
       session.reset();
@@ -113,12 +121,12 @@ export async function perplexity(model: Model, text: string, options: Perplexity
       chunks++;
       lastWindow = w.end - w.start + 1;
     }
-    account(cache, session.stats().sparsity, lastWindow);
+    if (chunks > 0) account(cache, session.stats().sparsity, lastWindow);
   } finally {
     await session.dispose();
   }
   const seconds = (performance.now() - t0) / 1000;
-  return {
+  const result: PerplexityResult = {
     ppl: Math.exp(-sum / scored),
     tokens: scored,
     sumLogProb: sum,
@@ -140,6 +148,8 @@ export async function perplexity(model: Model, text: string, options: Perplexity
     keptH: cache.keptH / cache.tokens,
     density: mlpDensity(session.sparsity.method, cache.keptX / cache.tokens, cache.keptH / cache.tokens),
   };
+  if (stopped) throw abortedError('perplexity', signal!, scored > 0 ? result : undefined);
+  return result;
 }
 
 type SparsityStats = ReturnType<Session['stats']>['sparsity'];

@@ -2,7 +2,8 @@
 //   T = T_fixed + sum over the MLP units of every layer of f(flash_bytes / BW_flash, dram_bytes / BW_dram)
 //   T_fixed = f(static bytes incl. the KV cache at the run's average length / BW_dram, streamed static / BW_flash)
 // with f = max when DRAM and flash transfers run concurrently, else their sum; no compute term.
-import { invalidArgument } from './errors';
+import { abortedError, invalidArgument } from './errors';
+import { checkSignal } from './options';
 import { beladyHits } from './belady';
 import type { Model } from './model';
 
@@ -114,10 +115,13 @@ function beladyRate(trace: RunTrace, tokens: number): number {
 /**
  * Runs a model over a text the way `flashdip ppl` does (chunks of ctx-1 tokens after BOS, each from an
  * empty cache) and records the trace the simulator needs, with the model's sparsity and budget.
+ * `signal` is checked before each window: when aborted, recordRun throws ERR_ABORTED whose `partial`
+ * is the trace of the windows run so far (undefined if none).
  */
-export async function recordRun(model: Model, text: string, options: { ctx?: number; maxTokens?: number } = {}): Promise<RunTrace> {
+export async function recordRun(model: Model, text: string, options: { ctx?: number; maxTokens?: number; signal?: AbortSignal } = {}): Promise<RunTrace> {
   const ctx = options.ctx ?? 512;
   if (!Number.isInteger(ctx) || ctx < 2) throw invalidArgument('ctx', 'must be an integer >= 2');
+  const signal = checkSignal('signal', options.signal);
   let tokens = model.tokenize(text);
   if (options.maxTokens !== undefined) tokens = tokens.slice(0, options.maxTokens);
   const bos = model.tokenizer.bosId;
@@ -127,9 +131,13 @@ export async function recordRun(model: Model, text: string, options: { ctx?: num
   const timeParts: Float32Array[] = [];
   const masks: Int32Array[] = [];
   let trace: RunTrace | undefined;
-  let lengthSum = 0, count = 0;
+  let lengthSum = 0, count = 0, stopped = false;
   try {
     for (let s = 0; s < tokens.length; s += ctx - 1) {
+      if (signal?.aborted) {
+        stopped = true;
+        break;
+      }
       session.reset();
       await session.evaluate([bos, ...tokens.slice(s, s + ctx - 1)]);
       trace = session.trace();
@@ -143,7 +151,9 @@ export async function recordRun(model: Model, text: string, options: { ctx?: num
   } finally {
     await session.dispose();
   }
-  return { ...trace!, counts: concat(Int32Array, parts), times: concat(Float32Array, timeParts), masks, averageLength: count > 0 ? lengthSum / count : 0 };
+  const result = trace && { ...trace, counts: concat(Int32Array, parts), times: concat(Float32Array, timeParts), masks, averageLength: count > 0 ? lengthSum / count : 0 };
+  if (stopped) throw abortedError('recordRun', signal!, result);
+  return result!;
 }
 
 function concat<T extends Int32Array | Float32Array>(Kind: { new (n: number): T }, parts: T[]): T {

@@ -1,7 +1,9 @@
 // flashdip sweep: methods x densities x budgets (and calibrated threshold tables) -> perplexity, simulated tokens/s and memory, as CSV
 // rows and an SVG picture (perplexity against tokens/s and against memory, one curve per method).
 // The SVG is written by hand: two scatter-and-line panels need no plotting library.
+import { abortedError, FlashdipError } from './errors';
 import { loadModel } from './model';
+import { checkSignal } from './options';
 import { perplexity } from './perplexity';
 import { DeviceProfile, recordRun, simulate } from './simulate';
 import type { SparseMethod, SparsityOptions } from './sparsity';
@@ -19,6 +21,9 @@ export interface SweepOptions {
   /** Calibrated threshold tables (files or objects): each adds a run per budget, as method '<method>+thr'. */
   thresholds?: (string | ThresholdTable)[];
   onRow?: (row: SweepRow) => void;
+  /** Checked before each run and passed to it: when aborted, sweep throws ERR_ABORTED whose `partial`
+   * is the rows finished so far (the interrupted run is left out). */
+  signal?: AbortSignal;
 }
 
 export interface SweepRow {
@@ -36,6 +41,7 @@ export interface SweepRow {
 
 export async function sweep(path: string, text: string, o: SweepOptions): Promise<SweepRow[]> {
   const rows: SweepRow[] = [];
+  const signal = checkSignal('signal', o.signal);
   const tables = (o.thresholds ?? []).map((t) => readThresholds('thresholds', t));
   for (const budget of o.budgets) {
     const runs: { label: string; density: number; sparsity: SparsityOptions }[] = [];
@@ -47,10 +53,11 @@ export async function sweep(path: string, text: string, o: SweepOptions): Promis
         });
     for (const t of tables) runs.push({ label: `${t.method}+thr`, density: t.density, sparsity: { thresholds: t } });
     for (const { label, density, sparsity } of runs) {
+      if (signal?.aborted) throw abortedError('sweep', signal, rows);
       const model = await loadModel(path, { memoryBudget: budget, sparsity });
       try {
-        const p = await perplexity(model, text, { ctx: o.ctx, maxTokens: o.maxTokens });
-        const sim = simulate(await recordRun(model, text, { ctx: o.ctx, maxTokens: o.maxTokens }), o.device);
+        const p = await perplexity(model, text, { ctx: o.ctx, maxTokens: o.maxTokens, signal });
+        const sim = simulate(await recordRun(model, text, { ctx: o.ctx, maxTokens: o.maxTokens, signal }), o.device);
         const row: SweepRow = {
           method: label, density, budget: budget ?? null,
           memoryBytes: budget ?? model.defaults.bytes.mlp + model.defaults.bytes.static,
@@ -59,6 +66,9 @@ export async function sweep(path: string, text: string, o: SweepOptions): Promis
         };
         rows.push(row);
         o.onRow?.(row);
+      } catch (err) {
+        if (err instanceof FlashdipError && err.code === 'ERR_ABORTED' && signal?.aborted) throw abortedError('sweep', signal, rows);
+        throw err;
       } finally {
         await model.dispose();
       }

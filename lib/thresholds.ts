@@ -14,9 +14,9 @@
 // also serves dip-ca: there the threshold sets how many columns a token keeps and the cache-aware
 // top-k picks which ones.
 import * as fs from 'fs';
-import { FlashdipError, invalidArgument } from './errors';
+import { abortedError, FlashdipError, invalidArgument } from './errors';
 import type { Model } from './model';
-import { checkEnum, checkInt, checkKeys, checkObject } from './options';
+import { checkEnum, checkInt, checkKeys, checkObject, checkSignal } from './options';
 import { resolveSparsity, SparseMethod } from './sparsity';
 
 export type CalibratedMethod = 'dip' | 'glu' | 'gate' | 'up';
@@ -214,9 +214,12 @@ export interface CalibrateOptions {
   mode?: CalibrationMode;
   /** A label of the text, stored in the table. */
   textName?: string;
+  /** Checked before each window: when aborted, calibrate throws ERR_ABORTED with no partial table
+   * (thresholds from part of the text are not what was asked for). */
+  signal?: AbortSignal;
 }
 
-const CALIBRATE_KEYS = ['method', 'density', 'keepX', 'keepH', 'tokens', 'ctx', 'mode', 'textName'] as const;
+const CALIBRATE_KEYS = ['method', 'density', 'keepX', 'keepH', 'tokens', 'ctx', 'mode', 'textName', 'signal'] as const;
 
 /**
  * Measures the score distribution of every layer's masks on `text` and derives the per-layer
@@ -230,6 +233,7 @@ export async function calibrate(model: Model, text: string, options: CalibrateOp
   const mode = checkEnum('mode', o.mode, ['dense', 'masked'] as const, 'masked');
   const maxTokens = checkInt('tokens', o.tokens, 1, Number.MAX_SAFE_INTEGER, 8192);
   const ctx = checkInt('ctx', o.ctx, 2, 1 << 20, 512);
+  const signal = checkSignal('signal', o.signal);
   if (o.textName !== undefined && typeof o.textName !== 'string') throw invalidArgument('textName', 'must be a string');
   if (typeof text !== 'string') throw invalidArgument('text', 'must be a string');
   // The targets, exactly as top-k would split them.
@@ -246,6 +250,7 @@ export async function calibrate(model: Model, text: string, options: CalibrateOp
   let hist;
   try {
     for (let s = 0; s < tokens.length; s += ctx - 1) {
+      if (signal?.aborted) throw abortedError('calibrate', signal);
       session.reset();
       await session.evaluate([bos, ...tokens.slice(s, s + ctx - 1)]);
     }

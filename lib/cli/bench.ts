@@ -7,8 +7,8 @@ import { info as kernelsInfo } from '../kernels';
 import { loadModel } from '../model';
 import { dropPageCache, DropResult } from '../page-cache';
 import { residentBytes } from '../session';
-import type { Command } from './main';
-import { loadOptionsFromFlags, MODEL_FLAGS, MODEL_FLAGS_USAGE, numberFlag } from './flags';
+import type { Command } from './command';
+import { intFlag, loadOptionsFromFlags, MODEL_FLAGS, modelFlag } from './flags';
 
 // The prompt: this text tokenized with BOS, cut to --prompt-tokens ids (repeated if too short), so
 // every run of a model sees the same ids (the same text as bench/run.ts).
@@ -17,32 +17,34 @@ const PROMPT_TEXT =
   'Every morning she walked to the harbor to watch the fishing boats come home, and she ' +
   'counted the birds that followed them. One day she found a shiny blue shell on the sand. ';
 
-function intFlag(name: string, value: unknown, min: number, def: number): number {
-  const n = numberFlag(name, value) ?? def;
+function boundedInt(name: string, value: unknown, min: number, def: number): number {
+  const n = intFlag(name, value) ?? def;
   if (!Number.isInteger(n) || n < min) throw new FlashdipError('ERR_INVALID_ARGUMENT', `--${name}: expected an integer >= ${min}, got ${String(value)}`);
   return n;
 }
 
 export const benchCommand: Command = {
+  name: 'bench',
   summary: 'measure one configuration on this machine: tokens/s, hit rate, bytes per token, memory',
-  usage:
-    'flashdip bench --model M [--tokens N] [--prompt-tokens N] [--ctx N] [--drop-cache] ' + MODEL_FLAGS_USAGE + ' [--json]\n' +
-    '  --tokens N         tokens generated greedily (default 32; end-of-text is masked so exactly N come out)\n' +
-    '  --prompt-tokens N  prompt length in tokens, BOS included (default 16)\n' +
-    '  --drop-cache       first drop the model file from the page cache (posix_fadvise DONTNEED; no root needed)',
-  options: {
+  flags: [
     ...MODEL_FLAGS,
-    tokens: { type: 'string', short: 'n' },
-    'prompt-tokens': { type: 'string' },
-    ctx: { type: 'string' },
-    'drop-cache': { type: 'boolean' },
-  },
+    { name: 'tokens', short: 'n', arg: 'N', description: 'tokens generated greedily (end-of-text is masked so exactly N come out)',
+      default: '32', example: '64' },
+    { name: 'prompt-tokens', arg: 'N', description: 'prompt length in tokens, BOS included', default: '16', example: '128' },
+    { name: 'ctx', arg: 'N', description: 'context size in tokens', default: 'prompt + tokens, rounded up to 256', example: '1024',
+      api: 'contextSize' },
+    { name: 'drop-cache', description: 'first drop the model file from the page cache (posix_fadvise DONTNEED; no root needed)',
+      default: 'off' },
+  ],
+  examples: [
+    'flashdip bench --model model.gguf --tokens 64 --threads 2',
+    'flashdip bench -m model.dip.gguf --method dip-ca --density 0.5 --memory-budget 650MB --drop-cache --json',
+  ],
   async run(v, _positionals, io) {
-    if (typeof v.model !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', '--model is required');
-    const file = v.model;
-    const tokens = intFlag('tokens', v.tokens, 1, 32);
-    const promptLength = intFlag('prompt-tokens', v['prompt-tokens'], 1, 16);
-    const ctx = v.ctx === undefined ? Math.ceil((promptLength + tokens + 1) / 256) * 256 : intFlag('ctx', v.ctx, 1, 0);
+    const file = modelFlag(v);
+    const tokens = boundedInt('tokens', v.tokens, 1, 32);
+    const promptLength = boundedInt('prompt-tokens', v['prompt-tokens'], 1, 16);
+    const ctx = v.ctx === undefined ? Math.ceil((promptLength + tokens + 1) / 256) * 256 : boundedInt('ctx', v.ctx, 1, 0);
     const loadOptions = loadOptionsFromFlags(v);
     if (ctx < promptLength + tokens)
       throw new FlashdipError('ERR_INVALID_ARGUMENT', `--ctx ${ctx} cannot hold ${promptLength} prompt + ${tokens} generated tokens`);

@@ -1,29 +1,46 @@
-import { convert, ConvertType } from '../convert';
+import { convert, ConvertOptions, ConvertType } from '../convert';
 import { FlashdipError } from '../errors';
-import type { Command } from './main';
-import { numberFlag } from './flags';
+import type { Command } from './command';
+import { intFlag, modelFlag } from './flags';
 
 export const convertCommand: Command = {
+  name: 'convert',
   summary: 'repack a GGUF into the input-major DIP layout',
-  usage: 'flashdip convert IN OUT [--type keep|f32|f16|q8_0|q4_0] [--align BYTES] [--json]',
-  options: {
-    type: { type: 'string' },
-    align: { type: 'string' },
-  },
-  allowPositionals: true,
+  positionals: '[IN] [OUT]',
+  flags: [
+    { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF file to convert (or give it as the first argument)', default: 'required',
+      example: 'model.gguf' },
+    { name: 'out', short: 'o', arg: 'FILE', description: 'the converted file to write (or give it as the last argument)', default: 'required',
+      example: 'model.dip.gguf' },
+    { name: 'type', arg: 'TYPE', description: 'MLP row type: keep, f32, f16, q8_0 or q4_0', default: 'keep', example: 'q8_0', api: 'type' },
+    { name: 'align', arg: 'BYTES', description: 'alignment of tensor data, a power of two from 32 to 1 MiB', default: '4096', example: '65536',
+      api: 'alignment' },
+    { name: 'force', description: 'overwrite OUT if it exists', default: 'off' },
+  ],
+  examples: [
+    'flashdip convert model.gguf model.dip.gguf',
+    'flashdip convert --model model.gguf -o model.dip.gguf --type q8_0 --force',
+  ],
   async run(v, positionals, io) {
-    if (positionals.length !== 2) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'convert takes an input and an output path');
+    // IN OUT as arguments, or --model IN and --out OUT, or --model IN OUT.
+    const given = positionals.length + (typeof v.model === 'string' ? 1 : 0) + (typeof v.out === 'string' ? 1 : 0);
+    if (given !== 2) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'convert takes an input and an output path (flashdip convert IN OUT)');
+    const args = [...positionals];
+    const output = typeof v.out === 'string' ? v.out : args.pop()!;
+    const input = modelFlag(v, args.shift());
     const bar = !io.json && process.stderr.isTTY;
-    const r = await convert(positionals[0], positionals[1], {
+    const options: ConvertOptions & { force: boolean } = {
       type: v.type as ConvertType | undefined,
-      alignment: numberFlag('align', v.align),
+      alignment: intFlag('align', v.align),
+      force: v.force === true,
       onProgress: bar
         ? (done, total, name) => {
             const w = 30, f = Math.round((w * done) / total);
             process.stderr.write(`\r[${'#'.repeat(f)}${'.'.repeat(w - f)}] ${((100 * done) / total).toFixed(0).padStart(3)}% ${name.padEnd(32).slice(0, 32)}`);
           }
         : undefined,
-    });
+    };
+    const r = await convert(input, output, options);
     if (bar) process.stderr.write('\n');
     if (io.json) io.out(JSON.stringify(r) + '\n');
     else io.out(`${r.output}: ${r.layers} layers, MLP rows ${r.mlpType}, ${(r.outputBytes / 2 ** 20).toFixed(1)} MiB in ${r.seconds.toFixed(1)} s\n`);

@@ -1,69 +1,143 @@
 // Flag helpers shared by the commands (a module of its own: commands and main import it, never
-// each other).
+// each other). Every number on the command line is parsed here, one way: plain decimal (an optional
+// sign, digits, an optional fraction); hex, exponents, 'Infinity' and trailing junk are refused.
+// Sizes take the units of parseBytes ('650MB', '2GiB', '4096').
 import * as fs from 'fs';
-import type { ParseArgsConfig } from 'util';
+import * as path from 'path';
 import { FlashdipError } from '../errors';
 import type { LoadOptions } from '../model';
+import { parseBytes } from '../options';
 import type { CachePolicy, SparseMethod } from '../sparsity';
+import type { Flag, Values } from './command';
 
-// Parses a numeric flag; undefined when absent.
-export function numberFlag(name: string, value: unknown): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (typeof value !== 'string' || value.trim() === '' || !Number.isFinite(n))
-    throw new FlashdipError('ERR_INVALID_ARGUMENT', `--${name}: expected a number, got ${JSON.stringify(value)}`);
-  return n;
+const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
+const INTEGER = /^[+-]?\d+$/;
+
+function badFlag(name: string, message: string): FlashdipError {
+  return new FlashdipError('ERR_INVALID_ARGUMENT', `--${name}: ${message}`);
 }
 
-type Flags = Record<string, string | boolean | string[] | undefined>;
+/** A decimal number flag; undefined when absent. */
+export function numberFlag(name: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !DECIMAL.test(value)) throw badFlag(name, `expected a decimal number, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
 
-/** The flags every command that loads a model for sparse runs takes (run, ppl, simulate). */
-export const MODEL_FLAGS: NonNullable<ParseArgsConfig['options']> = {
-  model: { type: 'string', short: 'm' },
-  threads: { type: 'string', short: 't' },
-  method: { type: 'string' },
-  density: { type: 'string' },
-  'keep-x': { type: 'string' },
-  'keep-h': { type: 'string' },
-  gamma: { type: 'string' },
-  'fixed-top-n': { type: 'string' },
-  'read-block': { type: 'string' },
-  'read-cover': { type: 'string' },
-  policy: { type: 'string' },
-  'memory-budget': { type: 'string' },
-  thresholds: { type: 'string' },
-};
-export const MODEL_FLAGS_USAGE =
-  '[--threads N] [--method dense|dip|dip-ca|glu|gate|up] [--density R] [--keep-x R] [--keep-h R] [--gamma G]\n' +
-  '       [--fixed-top-n N] [--read-block B] [--read-cover C] [--policy lru|lfu|none] [--memory-budget B] [--thresholds FILE]';
+/** A whole-number flag; undefined when absent. Ranges are the API's to check (its message is mapped
+ * back to the flag). */
+export function intFlag(name: string, value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !INTEGER.test(value) || !Number.isSafeInteger(Number(value)))
+    throw badFlag(name, `expected a whole number, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+/** A size flag in bytes ('650MB', '2GiB', '4096'); undefined when absent. */
+export function bytesFlag(name: string, value: unknown): number | undefined {
+  return parseBytes(`--${name}`, value);
+}
+
+/** A string flag the command cannot run without. */
+export function requiredFlag(v: Values, name: string): string {
+  const value = v[name];
+  if (typeof value !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', `--${name} is required`);
+  return value;
+}
+
+/** The model file: --model M, or a positional where the command takes one (`inspect M`). */
+export function modelFlag(v: Values, positional?: string): string {
+  if (positional !== undefined && typeof v.model === 'string' && positional !== v.model)
+    throw badFlag('model', `given twice ('${v.model}' and '${positional}')`);
+  const model = positional ?? v.model;
+  if (typeof model !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', '--model is required');
+  return model;
+}
+
+/** The flags every command that loads a model for sparse runs takes (run, ppl, simulate, bench). */
+export const MODEL_FLAGS: Flag[] = [
+  { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF model file', default: 'required', example: 'model.gguf' },
+  { name: 'threads', short: 't', arg: 'N', description: 'compute threads', default: 'one per core', example: '2', api: 'threads' },
+  { name: 'method', arg: 'NAME', description: 'MLP sparsity method: dense, dip, dip-ca, glu, gate or up', default: 'dense (or the thresholds\' method)',
+    example: 'dip-ca', api: 'sparsity.method' },
+  { name: 'density', arg: 'R', description: 'MLP density rho in (0, 1] (DIP splits it into keep-x and keep-h)', default: '1', example: '0.5',
+    api: ['sparsity.density', 'density'] },
+  { name: 'keep-x', arg: 'R', description: 'fraction of MLP input columns kept per token (DIP)', default: 'from --density', example: '0.6',
+    api: 'sparsity.keepX' },
+  { name: 'keep-h', arg: 'R', description: 'fraction of hidden units kept per token', default: 'from --density', example: '0.4',
+    api: 'sparsity.keepH' },
+  { name: 'gamma', arg: 'G', description: 'DIP-CA: weight of the columns not in the cache, in [0, 1]', default: '0.2', example: '0.1',
+    api: 'sparsity.gamma' },
+  { name: 'fixed-top-n', arg: 'N', description: 'DIP-CA: columns always kept by magnitude before cache-aware scoring', default: '0', example: '8',
+    api: 'sparsity.fixedTopN' },
+  { name: 'read-block', arg: 'SIZE', description: 'DIP-CA: read misses in blocks of this many bytes of adjacent columns', default: 'off',
+    example: '64KiB', api: 'sparsity.readBlock' },
+  { name: 'read-cover', arg: 'C', description: 'DIP-CA with --read-block: blocks hold C times as many candidates as misses (>= 1)',
+    default: '1', example: '1.5', api: 'sparsity.readCover' },
+  { name: 'policy', arg: 'NAME', description: 'column cache policy: lru, lfu or none', default: 'lfu', example: 'lru', api: 'cache.policy' },
+  { name: 'memory-budget', arg: 'SIZE', description: 'DRAM budget for the model (B, kB, MB, GB, KiB, MiB, GiB)', default: 'everything in DRAM',
+    example: '650MB', api: 'memoryBudget' },
+  { name: 'thresholds', arg: 'FILE', description: 'calibrated thresholds (from `flashdip calibrate`) instead of top-k', default: 'none',
+    example: 'dip-0.5.json', api: 'sparsity.thresholds' },
+];
 
 /** loadModel's options from MODEL_FLAGS. */
-export function loadOptionsFromFlags(v: Flags): LoadOptions {
+export function loadOptionsFromFlags(v: Values): LoadOptions {
   return {
-    threads: numberFlag('threads', v.threads),
-    memoryBudget: v['memory-budget'] as string | undefined,
+    threads: intFlag('threads', v.threads),
+    memoryBudget: bytesFlag('memory-budget', v['memory-budget']),
     sparsity: {
       method: v.method as SparseMethod | undefined,
       density: numberFlag('density', v.density),
       keepX: numberFlag('keep-x', v['keep-x']),
       keepH: numberFlag('keep-h', v['keep-h']),
       gamma: numberFlag('gamma', v.gamma),
-      fixedTopN: numberFlag('fixed-top-n', v['fixed-top-n']),
-      readBlock: v['read-block'] as string | undefined,
+      fixedTopN: intFlag('fixed-top-n', v['fixed-top-n']),
+      readBlock: bytesFlag('read-block', v['read-block']),
       readCover: numberFlag('read-cover', v['read-cover']),
-      thresholds: v.thresholds as string | undefined,
+      thresholds: typeof v.thresholds === 'string' ? readableFlag('thresholds', v.thresholds) : undefined,
     },
     cache: { policy: v.policy as CachePolicy | undefined },
   };
 }
 
-/** The text file named by a required flag. */
-export function readTextFlag(v: Flags, name: string): string {
-  const file = v[name];
-  if (typeof file !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', `--${name} is required`);
+/** The text file named by a required flag (ERR_IO when it cannot be read). */
+export function readTextFlag(v: Values, name: string): string {
+  const file = requiredFlag(v, name);
   try {
     return fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new FlashdipError('ERR_IO', `cannot read ${file}: ${(err as Error).message}`);
+    throw new FlashdipError('ERR_IO', `--${name}: cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** A file the command will read later (the API reads it): ERR_IO now if it cannot be read. */
+export function readableFlag(name: string, file: string): string {
+  try {
+    fs.accessSync(file, fs.constants.R_OK);
+  } catch (err) {
+    throw new FlashdipError('ERR_IO', `--${name}: cannot read ${file}: ${(err as Error).message}`);
+  }
+  return file;
+}
+
+/** An output file the command writes after its work: ERR_IO now, not after the work, if its folder
+ * (or the file, when it exists) is not writable. */
+export function writableFlag(name: string, file: string): string {
+  try {
+    fs.accessSync(path.dirname(path.resolve(file)), fs.constants.W_OK);
+    if (fs.existsSync(file)) fs.accessSync(file, fs.constants.W_OK);
+  } catch (err) {
+    throw new FlashdipError('ERR_IO', `--${name}: cannot write ${file}: ${(err as Error).message}`);
+  }
+  return file;
+}
+
+/** Writes an output file named by a flag (ERR_IO when it cannot be written). */
+export function writeFlagFile(name: string, file: string, data: string): void {
+  try {
+    fs.writeFileSync(file, data);
+  } catch (err) {
+    throw new FlashdipError('ERR_IO', `--${name}: cannot write ${file}: ${(err as Error).message}`);
   }
 }

@@ -1,8 +1,7 @@
 import { readGgufAsync } from '../gguf';
-import { FlashdipError } from '../errors';
 import { splitBytes } from '../sparsity';
-import type { Command } from './main';
-
+import type { Command } from './command';
+import { modelFlag } from './flags';
 
 function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -21,13 +20,16 @@ function summarize(value: unknown): unknown {
 }
 
 export const inspectCommand: Command = {
+  name: 'inspect',
   summary: 'show a GGUF file: metadata, tensors, static vs MLP bytes',
-  usage: 'flashdip inspect MODEL [--json]',
-  options: {},
-  allowPositionals: true,
-  async run(_v, positionals, io) {
-    if (positionals.length !== 1) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'inspect takes one model path');
-    const h = await readGgufAsync(positionals[0]);
+  positionals: '[MODEL]',
+  flags: [
+    { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF file (or give it as the argument)', default: 'required', example: 'model.gguf' },
+  ],
+  examples: ['flashdip inspect model.gguf', 'flashdip inspect --model model.dip.gguf --json'],
+  async run(v, positionals, io) {
+    const file = modelFlag(v, positionals[0]);
+    const h = await readGgufAsync(file);
     // MLP weights are what DIP prunes and streams; everything else is static (kept in DRAM), but for
     // the embedding table of a converted untied model (read a row per token under a budget).
     const { mlp, static: stat, streamed } = splitBytes(h);
@@ -36,11 +38,11 @@ export const inspectCommand: Command = {
     for (const [k, val] of Object.entries(h.metadata)) metadata[k] = summarize(val);
     const bytes = { total, mlp, static: stat, streamed, mlpFraction: total ? mlp / total : 0 };
     if (io.json) {
-      io.out(JSON.stringify({ path: positionals[0], version: h.version, alignment: h.alignment, fileSize: h.fileSize,
+      io.out(JSON.stringify({ path: file, version: h.version, alignment: h.alignment, fileSize: h.fileSize,
         metadata, tensors: h.tensors, bytes }) + '\n');
       return 0;
     }
-    const lines = [`${positionals[0]}: GGUF v${h.version}, ${formatBytes(h.fileSize)}, alignment ${h.alignment}`, '', 'metadata:'];
+    const lines = [`${file}: GGUF v${h.version}, ${formatBytes(h.fileSize)}, alignment ${h.alignment}`, '', 'metadata:'];
     for (const [k, val] of Object.entries(metadata)) lines.push(`  ${k} (${h.metadataTypes[k]}) = ${JSON.stringify(val)}`);
     lines.push('', `tensors (${h.tensors.length}):`);
     const w = Math.max(4, ...h.tensors.map((t) => t.name.length));

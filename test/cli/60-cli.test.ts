@@ -1,16 +1,8 @@
 // The CLI contract: `flashdip run --json` reproduces llama.cpp's greedy tokens on every reference,
 // `inspect` describes a file, and every failure prints a message and exits 1 (never a signal).
 import * as assert from 'assert';
-import { spawnSync } from 'child_process';
-import * as path from 'path';
 import { promptReferences, STORIES } from '../helpers';
-
-const BIN = path.resolve(__dirname, '../../bin/flashdip.js');
-
-function cli(...args: string[]): { status: number | null; signal: string | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120000 });
-  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
-}
+import { BIN, cli } from './cli';
 
 describe('60 cli', () => {
   for (const ref of promptReferences()) {
@@ -37,10 +29,19 @@ describe('60 cli', () => {
     }
   });
 
-  it('run prints text without --json', () => {
+  it('run prints the prompt then the continuation, and a one-line summary on stderr', () => {
     const r = cli('run', '--model', STORIES, '--prompt', 'Once upon a time', '--max-tokens', '8', '--temperature', '0');
     assert.strictEqual(r.status, 0, r.stderr);
-    assert.ok(r.stdout.startsWith(', there was a little girl'), r.stdout);
+    assert.ok(r.stdout.startsWith('Once upon a time, there was a little girl'), r.stdout);
+    assert.match(r.stderr, /^5 prompt tokens at [\d.]+ tok\/s, 8 generated at [\d.]+ tok\/s\n$/);
+    const sparse = cli('run', '--model', STORIES, '--prompt', 'Once upon a time', '--max-tokens', '8', '--temperature', '0',
+      '--method', 'dip', '--density', '0.5');
+    assert.strictEqual(sparse.status, 0, sparse.stderr);
+    // The standard-layout warning once, as a plain line; then the summary with hit rate and density.
+    const lines = sparse.stderr.trimEnd().split('\n');
+    assert.strictEqual(lines.length, 2, sparse.stderr);
+    assert.match(lines[0], /^flashdip: warning: .* is in the standard GGUF layout/);
+    assert.match(lines[1], /generated at [\d.]+ tok\/s, dip hit rate 100\.0%, density 0\.\d+$/);
   });
 
   it('inspect shows metadata, tensors and the static/MLP split', () => {

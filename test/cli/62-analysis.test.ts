@@ -1,13 +1,11 @@
 // The analysis commands end to end: simulate (with a trace file) and sweep (CSV + SVG).
 import * as assert from 'assert';
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { STORIES, SHARED, tmpFile } from '../helpers';
+import { cli } from './cli';
 
-const BIN = path.resolve(__dirname, '../../bin/flashdip.js');
 const TEXT = path.join(SHARED, 'text', 'tinystories-sample.txt');
-const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300000 });
 
 describe('62 cli: simulate and sweep', () => {
   it('simulate --json: tokens/s on the paper device, hit rate beside the Belady optimum, a trace file', () => {

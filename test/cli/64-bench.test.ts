@@ -1,12 +1,8 @@
 // flashdip bench end to end on stories260K: the shape and sanity of its JSON (no timing assertions:
 // speed is measured by the bench scripts, never asserted by a test) and its argument errors.
 import * as assert from 'assert';
-import { spawnSync } from 'child_process';
-import * as path from 'path';
 import { STORIES } from '../helpers';
-
-const BIN = path.resolve(__dirname, '../../bin/flashdip.js');
-const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 120000 });
+import { cli } from './cli';
 
 describe('64 cli: bench', () => {
   it('--json: one object with tokens/s, hit rate, bytes per token and resident memory', () => {

@@ -1,13 +1,11 @@
 // flashdip calibrate end to end, and --thresholds on ppl, run, simulate and sweep.
 import * as assert from 'assert';
-import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import { SHARED, STORIES, tmpFile } from '../helpers';
+import { cli } from './cli';
 
-const BIN = path.resolve(__dirname, '../../bin/flashdip.js');
 const TEXT = path.join(SHARED, 'text', 'tinystories-sample.txt');
-const cli = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', timeout: 300000 });
 
 describe('64 cli: calibrate and --thresholds', function () {
   this.timeout(300000);
