@@ -1,6 +1,7 @@
 // Llama-family model (llama, qwen2, phi3) over a mapped GGUF file, and the per-sequence context that
 // holds the KV cache and scratch buffers. Shapes are written as [rows][cols] with cols contiguous.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -141,12 +142,21 @@ class Context {
   // to out: the last token's [n_vocab] or, with all_logits, [n][n_vocab]. Throws ERR_CONTEXT_FULL,
   // ERR_INVALID_ARGUMENT (token id out of range).
   void eval(const int32_t* tokens, int64_t n, bool all_logits, float* out);
-  int64_t n_past() const { return n_past_; }
+  // Safe to read from another thread while eval runs (it is the count before or after a batch).
+  int64_t n_past() const { return n_past_.load(std::memory_order_acquire); }
   int64_t n_ctx() const { return n_ctx_; }
   // Forgets positions >= n (n <= n_past), so a sequence can be rewound or restarted.
   void truncate(int64_t n);
   size_t owned_bytes() const;
-  const SparsityStats& sparsity_stats() const { return stats_; }
+  // Calls f(const SparsityStats&) with the statistics as of the last finished batch: safe from any
+  // thread at any time, also while eval runs (eval publishes after each batch of at most max_batch
+  // tokens, appending only what the batch added; f holds the lock that publishing takes, so keep it short).
+  template <typename F>
+  void read_sparsity_stats(F&& f) const {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    f(published_);
+  }
+  // Not while eval runs.
   void reset_sparsity_stats();
   // With ContextOptions::histograms: [layer][mask (0: x, 1: h)][kScoreHistBins] counts of the score
   // magnitudes each mask ranked, before masking, over every token since the context was made (a
@@ -177,7 +187,7 @@ class Context {
   uint32_t kv_type_;
   int64_t max_batch_;
   int threads_;
-  int64_t n_past_ = 0;
+  std::atomic<int64_t> n_past_{0};
   size_t kv_row_bytes_;
   std::vector<uint8_t> k_cache_, v_cache_;  // [layer][n_ctx][kv_dim] in kv_type
   // Scratch for one batch of B tokens.
@@ -194,7 +204,12 @@ class Context {
   int64_t keep_x_ = 0, keep_h_ = 0;        // columns kept per token of x [dim] and h [ffn]
   int64_t block_cols_[2] = {0, 0};         // DIP-CA block reads: columns per block of x and h (<= 1: off)
   std::vector<CacheState> cache_ug_, cache_down_;  // [layer]
+  // The worker's running statistics; trace, times and masks hold only the batch being evaluated
+  // (indexed from its first token). publish_stats() moves them to published_ after each batch.
   SparsityStats stats_;
+  mutable std::mutex stats_mu_;            // guards published_
+  SparsityStats published_;
+  void publish_stats();
   std::vector<int32_t> mask_;              // [max(dim, ffn)]
   std::vector<uint8_t> keep_;              // [max(dim, ffn)]
   std::vector<float> score_tmp_;           // [n][ffn]: the up method's scores
