@@ -2,7 +2,7 @@
 // detokenization. Every forward step runs off the JS thread in the native AsyncWorker.
 import * as fs from 'fs';
 import { NativeContext, NativeLayerStats, NativeModel, NativeScoreHistograms } from './binding';
-import { FlashdipError, fromNative } from './errors';
+import { FlashdipError, fromNative, invalidArgument } from './errors';
 import type { Model } from './model';
 import { checkEnum, checkInt, checkKeys, checkNumber, checkObject } from './options';
 import { Sampler, SamplerOptions } from './sampler';
@@ -12,8 +12,17 @@ import type { RunTrace } from './simulate';
 import { TokenType } from './tokenizer';
 
 export interface SessionOptions {
-  /** Tokens the KV cache holds; default min(model context, 4096). */
+  /**
+   * Tokens the KV cache holds; default min(model context, 4096). At most the model's trained context
+   * (`model.info.contextLength`) unless `allowContextBeyondTraining` is set. The cache is reserved, not
+   * filled: RAM is used as positions are evaluated.
+   */
   contextSize?: number;
+  /**
+   * Allows a contextSize beyond the model's trained context. Positions past it are outside what the
+   * model was trained on (quality degrades) and the KV cache grows with them; off by default.
+   */
+  allowContextBeyondTraining?: boolean;
   /** Seed of the sampler's PRNG; the same seed reproduces the same tokens. */
   seed?: number;
   /** KV cache element type: 'f16' (default, half the memory) or 'f32' (exact). */
@@ -105,7 +114,7 @@ export interface SessionStats {
   };
 }
 
-const SESSION_KEYS = ['contextSize', 'seed', 'kvCacheType', 'batchSize', 'threads', 'sparsity', 'cache', 'record', 'histograms'] as const;
+const SESSION_KEYS = ['contextSize', 'allowContextBeyondTraining', 'seed', 'kvCacheType', 'batchSize', 'threads', 'sparsity', 'cache', 'record', 'histograms'] as const;
 const GENERATE_KEYS = [
   'maxTokens', 'stop', 'signal', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN',
   'frequencyPenalty', 'presencePenalty', 'seed', 'onLogits',
@@ -135,7 +144,15 @@ export class Session {
     const o = checkObject('options', options);
     checkKeys('options', o, SESSION_KEYS);
     const maxCtx = model.info.contextLength;
+    const beyond = o.allowContextBeyondTraining;
+    if (beyond !== undefined && typeof beyond !== 'boolean') throw invalidArgument('allowContextBeyondTraining', 'must be a boolean');
     this.contextSize = checkInt('contextSize', o.contextSize, 1, 1 << 24, Math.min(maxCtx, 4096));
+    if (this.contextSize > maxCtx && beyond !== true)
+      throw invalidArgument(
+        'contextSize',
+        `${this.contextSize} is beyond the ${maxCtx} tokens this model was trained on; ` +
+          'pass allowContextBeyondTraining: true to create such a session anyway',
+      );
     this.seed = checkInt('seed', o.seed, 0, 2 ** 32 - 1, 0);
     const kv = checkEnum('kvCacheType', o.kvCacheType, ['f16', 'f32'], 'f16');
     this.kvType = kv;

@@ -45,12 +45,12 @@ class SafeWorker : public Napi::AsyncWorker {
  protected:
   explicit SafeWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
   // Bookkeeping that calls no JS; runs on the main thread whatever state the environment is in.
-  virtual void Finish() {}
+  virtual void Finish(Napi::Env env) {}
   // Resolves or rejects deferred_; may throw Napi::Error.
   virtual void Settle(Napi::Env env) = 0;
 
   void OnWorkComplete(Napi::Env env, napi_status status) override {
-    Finish();
+    Finish(env);
     if (status != napi_cancelled) {
       try {
         Settle(env);
@@ -118,10 +118,15 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
     external_ = static_cast<int64_t>(ctx_->owned_bytes());
     adjust_external(env, external_);
   }
-  // The evaluation in flight has completed (main thread, no JS).
-  void finished() {
+  // The evaluation in flight has completed (main thread, no JS). The KV cache's pages are used as
+  // positions are written, so V8 hears of the memory as it grows.
+  void finished(Napi::Env env) {
     busy_ = false;
     inflight_ = nullptr;
+    if (!ctx_) return;
+    const int64_t now = static_cast<int64_t>(ctx_->owned_bytes());
+    adjust_external(env, now - external_);
+    external_ = now;
   }
 
  private:
@@ -261,8 +266,8 @@ class EvalWorker : public SafeWorker {
   void Execute() override {
     err_.run([&] { ctx_->eval(tokens_.data(), static_cast<int64_t>(tokens_.size()), all_, logits_.data()); });
   }
-  void Finish() override {
-    if (owner_) owner_->finished();
+  void Finish(Napi::Env env) override {
+    if (owner_) owner_->finished(env);
   }
   void Settle(Napi::Env env) override {
     if (err_.set) return deferred_.Reject(err_.value(env));

@@ -39,9 +39,12 @@ Context::Context(Model& model, const ContextOptions& o)
   if (n_ctx_ < 1 || n_ctx_ > (int64_t(1) << 24)) fail("ERR_INVALID_ARGUMENT", "contextSize is out of range");
   const ModelConfig& c = cfg_;
   kv_row_bytes_ = row_bytes(kv_type_, c.kv_dim());
-  const size_t kv_bytes = kv_row_bytes_ * static_cast<size_t>(n_ctx_ * c.n_layers);
-  k_cache_.resize(kv_bytes);
-  v_cache_.resize(kv_bytes);
+  const double kv_bytes = static_cast<double>(kv_row_bytes_) * static_cast<double>(n_ctx_) * static_cast<double>(c.n_layers);
+  const int64_t group = c.n_heads / c.n_kv_heads;
+  if (kv_bytes > 0x1p60 || !k_cache_.allocate(static_cast<size_t>(kv_bytes)) || !v_cache_.allocate(static_cast<size_t>(kv_bytes)) ||
+      !att_scores_.allocate(static_cast<size_t>(threads_ * group * n_ctx_)))
+    fail("ERR_INVALID_ARGUMENT", "contextSize " + std::to_string(n_ctx_) + " needs " + std::to_string(2 * kv_bytes / 1e9) +
+                                     " GB of KV cache, which this machine cannot reserve; use a smaller contextSize (or kvCacheType f16)");
   const size_t B = static_cast<size_t>(max_batch_);
   x_.resize(B * c.dim);
   xn_.resize(B * c.dim);
@@ -52,8 +55,6 @@ Context::Context(Model& model, const ContextOptions& o)
   att_out_.resize(B * c.q_dim());
   gate_.resize(std::max(B * c.ffn * (cfg_.arch == "phi3" ? 2 : 1), static_cast<size_t>(2 * c.ffn)));
   up_.resize(B * c.ffn);
-  const int64_t group = c.n_heads / c.n_kv_heads;
-  att_scores_.resize(static_cast<size_t>(threads_ * group * n_ctx_));
   // Quantized activations: the widest input is max(dim, ffn, q_dim); f32 is the widest encoding.
   const int64_t widest = std::max({c.dim, c.ffn, c.q_dim()});
   xq_.resize(B * (static_cast<size_t>(widest) * sizeof(float) + 64));
@@ -169,9 +170,11 @@ size_t Context::owned_bytes() const {
   size_t slabs = 0;
   for (const RowCache& rc : rc_ug_) slabs += rc.owned_bytes();
   for (const RowCache& rc : rc_down_) slabs += rc.owned_bytes();
-  return slabs + stream_.capacity() + embd_row_.size() + (reader_ ? reader_->bounce_bytes() : 0) + k_cache_.size() + v_cache_.size() + xq_.size() +
+  const size_t kv = 2 * kv_row_bytes_ * static_cast<size_t>(kv_high_ * cfg_.n_layers);
+  const size_t scores = att_scores_.size() / static_cast<size_t>(n_ctx_) * static_cast<size_t>(kv_high_);
+  return slabs + stream_.capacity() + embd_row_.size() + (reader_ ? reader_->bounce_bytes() : 0) + kv + xq_.size() +
          sizeof(float) * (x_.size() + xn_.size() + q_.size() + k_.size() + v_.size() + att_out_.size() + gate_.size() +
-                          up_.size() + att_scores_.size() + rope_cos_.size() + rope_sin_.size());
+                          up_.size() + scores + rope_cos_.size() + rope_sin_.size());
 }
 
 int Context::threads_for(double work) const { return work < kMinParallelWork ? 1 : threads_; }
@@ -549,6 +552,7 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     }
   }
   n_past_.store(pos0 + n, std::memory_order_release);
+  kv_high_ = std::max(kv_high_, pos0 + n);
   stats_.tokens += n;
   publish_stats();
 

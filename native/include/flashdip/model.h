@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -97,6 +98,28 @@ class Model {
   size_t owned_bytes_ = 0;
 };
 
+// An array of zeros from calloc: a large one arrives as untouched pages (an anonymous mapping), so
+// it costs address space, not RAM, until written, and making it does not zero-fill gigabytes.
+template <typename T>
+class ZeroedArray {
+ public:
+  // False when the memory cannot be had (the array is then empty).
+  bool allocate(size_t n) {
+    p_.reset(n ? static_cast<T*>(std::calloc(n, sizeof(T))) : nullptr);
+    n_ = p_ ? n : 0;
+    return n == 0 || p_ != nullptr;
+  }
+  T* data() const { return p_.get(); }
+  size_t size() const { return n_; }
+
+ private:
+  struct Free {
+    void operator()(T* p) const { std::free(p); }
+  };
+  std::unique_ptr<T, Free> p_;
+  size_t n_ = 0;
+};
+
 struct ContextOptions {
   int64_t n_ctx = 0;          // 0: the model's training context
   uint32_t kv_type = 0;       // TYPE_F32 or TYPE_F16
@@ -138,6 +161,8 @@ class Context {
  public:
   Context(Model& model, const ContextOptions& options);
 
+  // Throws ERR_INVALID_ARGUMENT for bad options, and when the KV cache of n_ctx positions cannot be
+  // reserved. The KV cache is reserved, not written: RAM is used as positions are evaluated.
   // Runs tokens through the model at positions n_past() onward and advances n_past. Writes logits
   // to out: the last token's [n_vocab] or, with all_logits, [n][n_vocab]. Throws ERR_CONTEXT_FULL,
   // ERR_INVALID_ARGUMENT (token id out of range).
@@ -147,6 +172,8 @@ class Context {
   int64_t n_ctx() const { return n_ctx_; }
   // Forgets positions >= n (n <= n_past), so a sequence can be rewound or restarted.
   void truncate(int64_t n);
+  // Bytes this context holds in RAM: scratch, store buffers, and the KV cache and attention scores
+  // as far as positions have been written (their pages are touched only then).
   size_t owned_bytes() const;
   // Calls f(const SparsityStats&) with the statistics as of the last finished batch: safe from any
   // thread at any time, also while eval runs (eval publishes after each batch of at most max_batch
@@ -189,13 +216,14 @@ class Context {
   int threads_;
   std::atomic<int64_t> n_past_{0};
   size_t kv_row_bytes_;
-  std::vector<uint8_t> k_cache_, v_cache_;  // [layer][n_ctx][kv_dim] in kv_type
+  ZeroedArray<uint8_t> k_cache_, v_cache_;  // [layer][n_ctx][kv_dim] in kv_type
+  int64_t kv_high_ = 0;                     // positions ever written (pages of the caches touched)
   // Scratch for one batch of B tokens.
   std::vector<float> x_, xn_;        // [B][dim]
   std::vector<float> q_, k_, v_;     // [B][q_dim], [B][kv_dim] x2 (phi3: qkv in q_ as [B][q+2kv])
   std::vector<float> att_out_;       // [B][q_dim]
   std::vector<float> gate_, up_;     // [B][ffn] (phi3: gate_ holds [B][2 ffn])
-  std::vector<float> att_scores_;    // [threads][n_ctx]
+  ZeroedArray<float> att_scores_;    // [threads][group][n_ctx]
   std::vector<uint8_t> xq_;          // quantized activations, [B][row bytes]
   std::vector<float> rope_cos_, rope_sin_;  // [B][rope_dims/2]
   // Sparsity: the configuration, per-layer cache bookkeeping, statistics and scratch.
