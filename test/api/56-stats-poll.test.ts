@@ -18,6 +18,8 @@ describe('56 stats poll', () => {
     const tr = s.trace();
     const tokens = tr.counts.length / (layers * 4);
     assert.ok(Number.isInteger(tokens), `trace length ${tr.counts.length} is not tokens * layers * 4`);
+    // The token count of the same snapshot (averageLength = (tokens + 1) / 2) agrees with the trace.
+    assert.strictEqual(tokens > 0 ? 2 * tr.averageLength - 1 : 0, tokens, 'trace length = tokens * layers * 4');
     assert.strictEqual(tr.masks.length, tokens * layers * 2, 'masks: two per token and layer');
     assert.strictEqual(tr.times.length, tokens * layers * 2, 'times: two per token and layer');
     // Each trace entry counts the mask beside it: hits + misses = kept units.
