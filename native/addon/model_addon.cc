@@ -1,7 +1,7 @@
 // NativeModel and NativeContext: ObjectWraps over fd::Model and fd::Context. Slow work (loading,
 // evaluation) runs in AsyncWorkers: options are copied into plain C++ values on the main thread,
-// Execute touches no N-API, results are built in OnOK. Each worker holds a reference on the objects
-// it reads, and a context is never evaluated twice at once.
+// Execute touches no N-API, results are built in Settle on the main thread. Each worker holds a
+// reference on the objects it reads, and a context is never evaluated twice at once.
 //
 // Worker threads: when a worker_thread is terminated, the AsyncWorkers still running complete while
 // its environment is torn down and JS can no longer run. Completion then only releases what the
