@@ -2,7 +2,7 @@
 // detokenization. Every forward step runs off the JS thread in the native AsyncWorker.
 import * as fs from 'fs';
 import { NativeContext, NativeLayerStats, NativeModel, NativeScoreHistograms } from './binding';
-import { FlashdipError, fromNative } from './errors';
+import { FlashdipError, fromNative, invalidArgument } from './errors';
 import type { Model } from './model';
 import { checkEnum, checkInt, checkKeys, checkNumber, checkObject } from './options';
 import { Sampler, SamplerOptions } from './sampler';
@@ -12,8 +12,17 @@ import type { RunTrace } from './simulate';
 import { TokenType } from './tokenizer';
 
 export interface SessionOptions {
-  /** Tokens the KV cache holds; default min(model context, 4096). */
+  /**
+   * Tokens the KV cache holds; default min(model context, 4096). At most the model's trained context
+   * (`model.info.contextLength`) unless `allowContextBeyondTraining` is set. The cache is reserved, not
+   * filled: RAM is used as positions are evaluated.
+   */
   contextSize?: number;
+  /**
+   * Allows a contextSize beyond the model's trained context. Positions past it are outside what the
+   * model was trained on (quality degrades) and the KV cache grows with them; off by default.
+   */
+  allowContextBeyondTraining?: boolean;
   /** Seed of the sampler's PRNG; the same seed reproduces the same tokens. */
   seed?: number;
   /** KV cache element type: 'f16' (default, half the memory) or 'f32' (exact). */
@@ -105,7 +114,7 @@ export interface SessionStats {
   };
 }
 
-const SESSION_KEYS = ['contextSize', 'seed', 'kvCacheType', 'batchSize', 'threads', 'sparsity', 'cache', 'record', 'histograms'] as const;
+const SESSION_KEYS = ['contextSize', 'allowContextBeyondTraining', 'seed', 'kvCacheType', 'batchSize', 'threads', 'sparsity', 'cache', 'record', 'histograms'] as const;
 const GENERATE_KEYS = [
   'maxTokens', 'stop', 'signal', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN',
   'frequencyPenalty', 'presencePenalty', 'seed', 'onLogits',
@@ -126,7 +135,8 @@ export class Session {
   /** Every token of the sequence; the first nPast are in the KV cache. */
   private readonly history: number[] = [];
   private readonly logits: Float32Array;
-  private busy = false;
+  /** The open generator or running evaluate that has the sequence; others get ERR_BUSY. */
+  private holder: object | undefined;
   private counters = { promptTokens: 0, generatedTokens: 0, prefillSeconds: 0, decodeSeconds: 0 };
 
   /** @internal use model.createSession() */
@@ -134,7 +144,15 @@ export class Session {
     const o = checkObject('options', options);
     checkKeys('options', o, SESSION_KEYS);
     const maxCtx = model.info.contextLength;
+    const beyond = o.allowContextBeyondTraining;
+    if (beyond !== undefined && typeof beyond !== 'boolean') throw invalidArgument('allowContextBeyondTraining', 'must be a boolean');
     this.contextSize = checkInt('contextSize', o.contextSize, 1, 1 << 24, Math.min(maxCtx, 4096));
+    if (this.contextSize > maxCtx && beyond !== true)
+      throw invalidArgument(
+        'contextSize',
+        `${this.contextSize} is beyond the ${maxCtx} tokens this model was trained on; ` +
+          'pass allowContextBeyondTraining: true to create such a session anyway',
+      );
     this.seed = checkInt('seed', o.seed, 0, 2 ** 32 - 1, 0);
     const kv = checkEnum('kvCacheType', o.kvCacheType, ['f16', 'f32'], 'f16');
     this.kvType = kv;
@@ -172,12 +190,39 @@ export class Session {
    */
   async evaluate(tokens: readonly number[], options: { allLogits?: boolean } = {}): Promise<Float32Array> {
     this.alive();
+    this.checkTokens(tokens);
+    const hold = this.acquire();
+    try {
+      return await this.advance(tokens, options.allLogits === true);
+    } finally {
+      this.release(hold);
+    }
+  }
+
+  private checkTokens(tokens: readonly number[]): void {
     if (!Array.isArray(tokens) || tokens.length === 0) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'tokens: must be a non-empty array');
     const vocab = this.model.info.vocabSize;
     for (const t of tokens)
       if (!Number.isInteger(t) || t < 0 || t >= vocab)
         throw new FlashdipError('ERR_INVALID_ARGUMENT', `tokens: ${t} is not a token id of this model (0..${vocab - 1})`);
-    return this.advance(tokens, options.allLogits === true);
+  }
+
+  // One sequence has one writer at a time: an open generator (from its first step until it finishes,
+  // is returned from or throws) or a running evaluate. Interleaving two would evaluate a pending
+  // token twice and leave the KV cache out of step with the history.
+  private acquire(): object {
+    if (this.holder)
+      throw new FlashdipError(
+        'ERR_BUSY',
+        'the session is in use by an open generator or a running evaluate; finish it, break out of its loop or call its return() first',
+      );
+    const hold = {};
+    this.holder = hold;
+    return hold;
+  }
+
+  private release(hold: object): void {
+    if (this.holder === hold) this.holder = undefined;
   }
 
   // Evaluates the tokens of the sequence not yet in the cache (a sampled token is only evaluated
@@ -195,9 +240,21 @@ export class Session {
 
   /**
    * Generates a continuation of `prompt` (text, or token ids). The first prompt of a session gets
-   * BOS as the vocabulary asks; later prompts continue the same sequence.
+   * BOS as the vocabulary asks; later prompts continue the same sequence. From its first step until
+   * it finishes, is returned from (`break` out of `for await`) or throws, the generator has the
+   * session: another generate, evaluate or reset gets ERR_BUSY.
    */
   async *generate(prompt: string | readonly number[], options: GenerateOptions = {}): AsyncGenerator<Piece, void, undefined> {
+    this.alive();
+    const hold = this.acquire();
+    try {
+      yield* this.generateHeld(prompt, options);
+    } finally {
+      this.release(hold);
+    }
+  }
+
+  private async *generateHeld(prompt: string | readonly number[], options: GenerateOptions): AsyncGenerator<Piece, void, undefined> {
     const o = checkObject('options', options);
     checkKeys('options', o, GENERATE_KEYS);
     const maxTokens = checkInt('maxTokens', o.maxTokens, 0, 1 << 30, 256);
@@ -221,7 +278,8 @@ export class Session {
     aborted(signal);
     if (promptTokens.length > 0) {
       const t0 = performance.now();
-      await this.evaluate(promptTokens);
+      this.checkTokens(promptTokens);
+      await this.advance(promptTokens, false);
       this.counters.prefillSeconds += (performance.now() - t0) / 1000;
       this.counters.promptTokens += promptTokens.length;
     } else if (native.nPast() < this.history.length) {
@@ -235,6 +293,7 @@ export class Session {
     const decoder = tok.createStreamDecoder({ prefix: this.history.filter((t) => tok.tokenType(t) !== TokenType.Control) });
     const filter = new StopFilter(stop);
     for (let produced = 0; produced < maxTokens; ) {
+      this.alive();  // disposed while the generator waited
       aborted(signal);
       onLogits?.(this.logits, produced);
       const token = sampler.sample(this.logits);
@@ -256,11 +315,14 @@ export class Session {
     if (rest) yield { text: rest, token: -1 };
   }
 
+  /**
+   * Safe at any time, also while an evaluation runs: the native counters are a consistent snapshot
+   * as of the last finished batch of tokens.
+   */
   stats(): SessionStats {
     const c = this.counters;
-    const sp = this.native
-      ? this.native.stats(false)
-      : { tokens: 0, ugUnitBytes: 0, downUnitBytes: 0, ioBytes: 0, ioReads: 0, ioSeconds: 0, ioWaitSeconds: 0, ioGapBytes: 0, ioEngine: '', layers: [] };
+    const native = this.alive();
+    const sp = native.stats(false);
     let hits = 0, units = 0, flash = 0, dram = 0, seconds = 0;
     for (const l of sp.layers) {
       seconds += l.seconds;
@@ -286,7 +348,7 @@ export class Session {
     if (layers.length === 0) (keptX = nominal.x), (keptH = nominal.h);
     return {
       contextSize: this.contextSize,
-      contextUsed: this.native ? this.native.nPast() : 0,
+      contextUsed: native.nPast(),
       promptTokens: c.promptTokens,
       generatedTokens: c.generatedTokens,
       prefillSeconds: c.prefillSeconds,
@@ -357,14 +419,15 @@ export class Session {
   truncate(n: number): void {
     const native = this.alive();
     checkInt('n', n, 0, this.history.length);
-    if (this.busy) throw new FlashdipError('ERR_BUSY', 'the session is evaluating; await the previous call');
+    if (this.holder) throw new FlashdipError('ERR_BUSY', 'the session is in use by an open generator or a running evaluate; finish it first');
     if (native.nPast() > n) native.truncate(n);
     this.history.length = n;
   }
 
-  /** Forgets the sequence; the next prompt starts from an empty cache. */
+  /** Forgets the sequence; the next prompt starts from an empty cache. Not while a generator is open (ERR_BUSY). */
   reset(): void {
     const native = this.alive();
+    if (this.holder) throw new FlashdipError('ERR_BUSY', 'the session is in use by an open generator or a running evaluate; finish it first');
     native.truncate(0);
     native.stats(true);
     this.history.length = 0;
@@ -386,16 +449,13 @@ export class Session {
     await this.dispose();
   }
 
+  // Only the holder (acquire) runs steps.
   private async run(native: NativeContext, tokens: Int32Array, all: boolean, out: Float32Array): Promise<void> {
-    if (this.busy) throw new FlashdipError('ERR_BUSY', 'the session is already evaluating; await the previous call');
     const callSite = new Error();
-    this.busy = true;
     try {
       if (tokens.length > 0) await native.eval(tokens, all, out);
     } catch (err) {
       throw fromNative(err, callSite);
-    } finally {
-      this.busy = false;
     }
   }
 

@@ -10,7 +10,7 @@
 // splits: \s is spelled out as llama.cpp's whitespace set (or the ASCII set), and \p{S} leaves
 // out '~', which the collapsed ASCII table does not count as a symbol.
 
-import { FlashdipError } from '../errors';
+import { unsupportedTokenizer } from './spec';
 import {
   ASCII_WS_CLASS, CPT_LETTER, CPT_NUMBER, CPT_WHITESPACE, WS_CLASS, cptFlags,
 } from './unicode';
@@ -153,7 +153,7 @@ const UNSUPPORTED = new Set(['kimi-k2', 'afmoe']);
  * falls back to 'default' (known: false); the few it cannot reproduce throw.
  */
 export function preTokenizerInfo(pre: string): PreInfo & { known: boolean } {
-  if (UNSUPPORTED.has(pre)) throw new FlashdipError('ERR_UNSUPPORTED_TYPE', `tokenizer: pre-tokenizer '${pre}' is not supported`);
+  if (UNSUPPORTED.has(pre)) throw unsupportedTokenizer(`pre-tokenizer '${pre}'`);
   const info = Object.prototype.hasOwnProperty.call(PRE_NAMES, pre) ? PRE_NAMES[pre] : undefined;
   return info ? { ...info, known: true } : { ...PRE_NAMES.default, known: false };
 }
@@ -190,7 +190,7 @@ function prepare(text: string): Prepared {
 /** Splits text into pre-tokenizer words for a family (see preTokenizerInfo().family). */
 export function preTokenize(text: string, family: string): string[] {
   const steps = PRE_STEPS[family];
-  if (!steps) throw new FlashdipError('ERR_UNSUPPORTED_TYPE', `tokenizer: no pre-tokenizer for '${family}'`);
+  if (!steps) throw unsupportedTokenizer(`pre-tokenizer family '${family}'`);
   const p = prepare(text);
   let offsets: number[] = [p.cps.length];
   for (const step of steps) {

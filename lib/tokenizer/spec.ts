@@ -89,11 +89,40 @@ function strings(meta: Record<string, unknown>, key: string): string[] | undefin
   return v as string[];
 }
 
+/** The tokenizer models flashdip implements (tokenizer.ggml.model). */
+export const TOKENIZER_MODELS: readonly string[] = ['llama', 'gpt2'];
+
+/**
+ * A tokenizer flashdip does not implement (tokenizer.ggml.model, or a pre-tokenizer): ERR_UNSUPPORTED_ARCH,
+ * like an unsupported architecture; the file itself may be valid.
+ */
+export function unsupportedTokenizer(what: string): FlashdipError {
+  return new FlashdipError('ERR_UNSUPPORTED_ARCH', `tokenizer: ${what} is not supported`);
+}
+
+function checkTokenizerModel(model: string): void {
+  if (!TOKENIZER_MODELS.includes(model))
+    throw unsupportedTokenizer(`tokenizer model '${model}' (supported: ${TOKENIZER_MODELS.join(', ')})`);
+}
+
+// llama.cpp's token types are 0 (undefined) to 6 (byte); anything else is a broken file.
+function tokenTypes(meta: Record<string, unknown>, key: string): ArrayLike<number> | undefined {
+  const types = numbers(meta, key);
+  if (types === undefined) return undefined;
+  for (let i = 0; i < types.length; i++) {
+    const t = types[i];
+    if (!Number.isInteger(t) || t < TokenType.Undefined || t > TokenType.Byte)
+      throw new FlashdipError('ERR_MODEL_INVALID', `tokenizer: ${key}[${i}] is ${t}; token types are 0 to 6`);
+  }
+  return types;
+}
+
 /** Maps GGUF metadata (as readGgufMetadata returns it) to a TokenizerSpec. */
 export function tokenizerSpecFromMetadata(meta: Record<string, unknown>): TokenizerSpec {
   if (typeof meta !== 'object' || meta === null) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'meta: must be an object');
   const model = str(meta, 'tokenizer.ggml.model');
   if (model === undefined) throw new FlashdipError('ERR_MODEL_INVALID', 'tokenizer: the file has no tokenizer.ggml.model');
+  checkTokenizerModel(model);
   const tokens = strings(meta, 'tokenizer.ggml.tokens');
   if (tokens === undefined) throw new FlashdipError('ERR_MODEL_INVALID', 'tokenizer: the file has no tokenizer.ggml.tokens');
   const n = tokens.length;
@@ -103,7 +132,7 @@ export function tokenizerSpecFromMetadata(meta: Record<string, unknown>): Tokeni
     pre: str(meta, k('pre')),
     tokens,
     scores: numbers(meta, k('scores')),
-    tokenTypes: numbers(meta, k('token_type')),
+    tokenTypes: tokenTypes(meta, k('token_type')),
     merges: strings(meta, k('merges')),
     bosId: id(meta, k('bos_token_id'), n),
     eosId: id(meta, k('eos_token_id'), n),

@@ -7,7 +7,7 @@
 import { FlashdipError } from '../errors';
 import { PairQueue } from './heap';
 import { preTokenize, preTokenizerInfo } from './pretokenize';
-import { TokenizerSpec, TokenType } from './spec';
+import { TOKENIZER_MODELS, TokenizerSpec, TokenType, unsupportedTokenizer } from './spec';
 import { byteLevel, byteLevelToByte, utf8, wellFormed } from './unicode';
 
 // llama_token_attr bits.
@@ -158,7 +158,7 @@ export class Tokenizer {
     this.model = spec.model;
     if (spec.model === 'llama') this.type = 'spm';
     else if (spec.model === 'gpt2') this.type = 'bpe';
-    else throw new FlashdipError('ERR_UNSUPPORTED_TYPE', `tokenizer: unsupported tokenizer model '${String(spec.model)}' (supported: llama, gpt2)`);
+    else throw unsupportedTokenizer(`tokenizer model '${String(spec.model)}' (supported: ${TOKENIZER_MODELS.join(', ')})`);
     if (spec.scores !== undefined && spec.scores.length !== n) throw new FlashdipError('ERR_MODEL_INVALID', 'tokenizer: scores and tokens differ in length');
     if (spec.tokenTypes !== undefined && spec.tokenTypes.length !== n) throw new FlashdipError('ERR_MODEL_INVALID', 'tokenizer: token_type and tokens differ in length');
 

@@ -2,6 +2,15 @@
 // layer validates options first; these checks keep a direct caller of the raw binding from
 // crashing the process all the same.
 #pragma once
+// A JS call that reaches the addon while a worker_thread is being terminated cannot throw its error
+// (napi_throw fails: JS can no longer run); without this node-addon-api turns that into a C++
+// exception nothing catches, and the whole process aborts. With it the error is dropped: the
+// environment is going away and nothing is waiting for it. Every addon file includes napi.h through
+// this header only, so the inline functions are the same in all of them.
+#ifdef SRC_NAPI_H_
+#error "include common.h before napi.h"
+#endif
+#define NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
 #include <napi.h>
 
 #include <exception>

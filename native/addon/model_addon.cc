@@ -1,7 +1,12 @@
 // NativeModel and NativeContext: ObjectWraps over fd::Model and fd::Context. Slow work (loading,
 // evaluation) runs in AsyncWorkers: options are copied into plain C++ values on the main thread,
-// Execute touches no N-API, results are built in OnOK. Each worker holds a reference on the objects
-// it reads, and a context is never evaluated twice at once.
+// Execute touches no N-API, results are built in Settle on the main thread. Each worker holds a
+// reference on the objects it reads, and a context is never evaluated twice at once.
+//
+// Worker threads: when a worker_thread is terminated, the AsyncWorkers still running complete while
+// its environment is torn down and JS can no longer run. Completion then only releases what the
+// worker holds (SafeWorker), and Execute reads objects it shares ownership of (shared_ptr), never a
+// wrapper that finalization may free.
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -18,7 +23,52 @@ struct Constructors {
   Napi::FunctionReference model;
   Napi::FunctionReference context;
 };
-Constructors& ctors(Napi::Env env) { return *env.GetInstanceData<Constructors>(); }
+Constructors& ctors(Napi::Env env) {
+  Constructors* c = env.GetInstanceData<Constructors>();
+  if (!c) throw make_error(env, "ERR_DISPOSED", "the environment is shutting down");
+  return *c;
+}
+
+// Tells V8 about native memory; never throws (it runs in finalizers, also during teardown).
+void adjust_external(Napi::Env env, int64_t delta) {
+  int64_t ignored;
+  if (delta != 0) napi_adjust_external_memory(env, delta, &ignored);
+}
+
+// An AsyncWorker settling a promise. Completion after the environment started tearing down (a
+// terminated worker_thread) is a no-op: node-addon-api's own OnWorkComplete turns the failed
+// resolve into a C++ exception it cannot throw, and the process aborts.
+class SafeWorker : public Napi::AsyncWorker {
+ public:
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+ protected:
+  explicit SafeWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
+  // Bookkeeping that calls no JS; runs on the main thread whatever state the environment is in.
+  virtual void Finish(Napi::Env env) {}
+  // Resolves or rejects deferred_; may throw Napi::Error.
+  virtual void Settle(Napi::Env env) = 0;
+
+  void OnWorkComplete(Napi::Env env, napi_status status) override {
+    Finish(env);
+    if (status != napi_cancelled) {
+      try {
+        Settle(env);
+      } catch (const Napi::Error& e) {
+        // A live environment gets the error; a dying one cannot run JS and nothing waits for it.
+        try {
+          deferred_.Reject(e.Value());
+        } catch (...) {
+        }
+      } catch (...) {
+      }
+    }
+    Destroy();
+  }
+  void OnOK() override {}
+
+  Napi::Promise::Deferred deferred_;
+};
 
 class NativeModel : public Napi::ObjectWrap<NativeModel> {
  public:
@@ -29,7 +79,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   void adopt(Napi::Env env, std::shared_ptr<fd::Model> m) {
     model_ = std::move(m);
     external_ = static_cast<int64_t>(model_->owned_bytes());
-    Napi::MemoryManagement::AdjustExternalMemory(env, external_);
+    adjust_external(env, external_);
   }
   std::shared_ptr<fd::Model> model(Napi::Env env) {
     if (!model_) throw make_error(env, "ERR_DISPOSED", "the model has been disposed");
@@ -46,7 +96,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   void release(Napi::Env env) {
     if (!model_) return;
     model_.reset();  // contexts hold their own reference until they are disposed
-    Napi::MemoryManagement::AdjustExternalMemory(env, -external_);
+    adjust_external(env, -external_);
     external_ = 0;
   }
 
@@ -54,22 +104,29 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   int64_t external_ = 0;
 };
 
+class EvalWorker;
+
 class NativeContext : public Napi::ObjectWrap<NativeContext> {
  public:
   static Napi::Function Init(Napi::Env env);
   explicit NativeContext(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeContext>(info) {}
-  ~NativeContext() override { release(Env()); }
+  ~NativeContext() override;
 
-  void adopt(Napi::Env env, std::shared_ptr<fd::Model> m, std::unique_ptr<fd::Context> c) {
+  void adopt(Napi::Env env, std::shared_ptr<fd::Model> m, std::shared_ptr<fd::Context> c) {
     model_ = std::move(m);
     ctx_ = std::move(c);
     external_ = static_cast<int64_t>(ctx_->owned_bytes());
-    Napi::MemoryManagement::AdjustExternalMemory(env, external_);
+    adjust_external(env, external_);
   }
-  fd::Context* ctx() { return ctx_.get(); }
+  // The evaluation in flight has completed (main thread, no JS). The KV cache's pages are used as
+  // positions are written, so V8 hears of the memory as it grows.
   void finished(Napi::Env env) {
     busy_ = false;
-    if (disposed_) release(env);
+    inflight_ = nullptr;
+    if (!ctx_) return;
+    const int64_t now = static_cast<int64_t>(ctx_->owned_bytes());
+    adjust_external(env, now - external_);
+    external_ = now;
   }
 
  private:
@@ -78,49 +135,54 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
   Napi::Value NPast(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), ctx_ ? static_cast<double>(ctx_->n_past()) : 0);
   }
+  // The statistics as of the last finished batch: a consistent snapshot, also while evaluating
+  // (fd::Context::read_sparsity_stats). stats(true) also resets them, which needs an idle context.
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!ctx_) throw make_error(env, "ERR_DISPOSED", "the session has been disposed");
-    const fd::SparsityStats& s = ctx_->sparsity_stats();
+    const bool reset = info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value();
+    if (reset) usable(env);
     Napi::Object o = Napi::Object::New(env);
-    o.Set("tokens", static_cast<double>(s.tokens));
-    o.Set("ugUnitBytes", s.ug_unit_bytes);
-    o.Set("downUnitBytes", s.down_unit_bytes);
-    o.Set("ioBytes", static_cast<double>(s.io.bytes_read));
-    o.Set("ioReads", static_cast<double>(s.io.reads));
-    o.Set("ioSeconds", s.io.seconds);
-    o.Set("ioWaitSeconds", s.io.wait_seconds);
-    o.Set("ioGapBytes", static_cast<double>(s.io.gap_bytes));
-    o.Set("ioEngine", s.io_engine);
-    Napi::Array layers = Napi::Array::New(env, s.layers.size());
-    for (size_t i = 0; i < s.layers.size(); ++i) {
-      const fd::LayerStats& l = s.layers[i];
-      Napi::Object lo = Napi::Object::New(env);
-      lo.Set("ugHits", static_cast<double>(l.ug_hits));
-      lo.Set("ugMisses", static_cast<double>(l.ug_misses));
-      lo.Set("downHits", static_cast<double>(l.down_hits));
-      lo.Set("downMisses", static_cast<double>(l.down_misses));
-      lo.Set("seconds", l.seconds);
-      lo.Set("ioWaitSeconds", l.io_wait_seconds);
-      layers.Set(static_cast<uint32_t>(i), lo);
-    }
-    o.Set("layers", layers);
-    if (s.record) {
-      Napi::Int32Array trace = Napi::Int32Array::New(env, s.trace.size());
-      if (!s.trace.empty()) std::memcpy(trace.Data(), s.trace.data(), s.trace.size() * sizeof(int32_t));
-      o.Set("trace", trace);
-      Napi::Float32Array times = Napi::Float32Array::New(env, s.times.size());
-      if (!s.times.empty()) std::memcpy(times.Data(), s.times.data(), s.times.size() * sizeof(float));
-      o.Set("times", times);
-      Napi::Array masks = Napi::Array::New(env, s.masks.size());
-      for (size_t i = 0; i < s.masks.size(); ++i) {
-        Napi::Int32Array mk = Napi::Int32Array::New(env, s.masks[i].size());
-        if (!s.masks[i].empty()) std::memcpy(mk.Data(), s.masks[i].data(), s.masks[i].size() * sizeof(int32_t));
-        masks.Set(static_cast<uint32_t>(i), mk);
+    ctx_->read_sparsity_stats([&](const fd::SparsityStats& s) {
+      o.Set("tokens", static_cast<double>(s.tokens));
+      o.Set("ugUnitBytes", s.ug_unit_bytes);
+      o.Set("downUnitBytes", s.down_unit_bytes);
+      o.Set("ioBytes", static_cast<double>(s.io.bytes_read));
+      o.Set("ioReads", static_cast<double>(s.io.reads));
+      o.Set("ioSeconds", s.io.seconds);
+      o.Set("ioWaitSeconds", s.io.wait_seconds);
+      o.Set("ioGapBytes", static_cast<double>(s.io.gap_bytes));
+      o.Set("ioEngine", s.io_engine);
+      Napi::Array layers = Napi::Array::New(env, s.layers.size());
+      for (size_t i = 0; i < s.layers.size(); ++i) {
+        const fd::LayerStats& l = s.layers[i];
+        Napi::Object lo = Napi::Object::New(env);
+        lo.Set("ugHits", static_cast<double>(l.ug_hits));
+        lo.Set("ugMisses", static_cast<double>(l.ug_misses));
+        lo.Set("downHits", static_cast<double>(l.down_hits));
+        lo.Set("downMisses", static_cast<double>(l.down_misses));
+        lo.Set("seconds", l.seconds);
+        lo.Set("ioWaitSeconds", l.io_wait_seconds);
+        layers.Set(static_cast<uint32_t>(i), lo);
       }
-      o.Set("masks", masks);
-    }
-    if (info.Length() > 0 && info[0].IsBoolean() && info[0].As<Napi::Boolean>().Value()) ctx_->reset_sparsity_stats();
+      o.Set("layers", layers);
+      if (s.record) {
+        Napi::Int32Array trace = Napi::Int32Array::New(env, s.trace.size());
+        if (!s.trace.empty()) std::memcpy(trace.Data(), s.trace.data(), s.trace.size() * sizeof(int32_t));
+        o.Set("trace", trace);
+        Napi::Float32Array times = Napi::Float32Array::New(env, s.times.size());
+        if (!s.times.empty()) std::memcpy(times.Data(), s.times.data(), s.times.size() * sizeof(float));
+        o.Set("times", times);
+        Napi::Array masks = Napi::Array::New(env, s.masks.size());
+        for (size_t i = 0; i < s.masks.size(); ++i) {
+          Napi::Int32Array mk = Napi::Int32Array::New(env, s.masks[i].size());
+          if (!s.masks[i].empty()) std::memcpy(mk.Data(), s.masks[i].data(), s.masks[i].size() * sizeof(int32_t));
+          masks.Set(static_cast<uint32_t>(i), mk);
+        }
+        o.Set("masks", masks);
+      }
+    });
+    if (reset) ctx_->reset_sparsity_stats();
     return o;
   }
   // { shift, bins, x: Float64Array[layer], h: Float64Array[layer] }: the score histograms of a
@@ -146,40 +208,38 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
     }
     return o;
   }
+  // Frees the context at once, or, while an evaluation runs, as soon as it ends (the worker shares
+  // ownership); the pending evaluation still settles.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    disposed_ = true;
-    if (!busy_) release(info.Env());
+    release(info.Env());
     return info.Env().Undefined();
   }
   void usable(Napi::Env env) {
-    if (disposed_ || !ctx_) throw make_error(env, "ERR_DISPOSED", "the session has been disposed");
+    if (!ctx_) throw make_error(env, "ERR_DISPOSED", "the session has been disposed");
     if (busy_) throw make_error(env, "ERR_BUSY", "the session is already evaluating; await the previous call");
   }
   void release(Napi::Env env) {
     if (!ctx_) return;
     ctx_.reset();
     model_.reset();
-    Napi::MemoryManagement::AdjustExternalMemory(env, -external_);
+    adjust_external(env, -external_);
     external_ = 0;
   }
 
   std::shared_ptr<fd::Model> model_;
-  std::unique_ptr<fd::Context> ctx_;
+  std::shared_ptr<fd::Context> ctx_;
+  EvalWorker* inflight_ = nullptr;  // the evaluation in flight, told when this wrapper is finalized
   bool busy_ = false;
-  bool disposed_ = false;
   int64_t external_ = 0;
 };
 
-class LoadWorker : public Napi::AsyncWorker {
+class LoadWorker : public SafeWorker {
  public:
-  LoadWorker(Napi::Env env, std::string path, fd::ModelOptions opts)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)), opts_(opts) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
+  LoadWorker(Napi::Env env, std::string path, fd::ModelOptions opts) : SafeWorker(env), path_(std::move(path)), opts_(opts) {}
   void Execute() override {
     err_.run([&] { model_ = fd::Model::load(path_, opts_); });
   }
-  void OnOK() override {
-    Napi::Env env = Env();
+  void Settle(Napi::Env env) override {
     if (err_.set) return deferred_.Reject(err_.value(env));
     Napi::Object obj = ctors(env).model.New({});
     NativeModel::Unwrap(obj)->adopt(env, std::shared_ptr<fd::Model>(std::move(model_)));
@@ -187,33 +247,29 @@ class LoadWorker : public Napi::AsyncWorker {
   }
 
  private:
-  Napi::Promise::Deferred deferred_;
   std::string path_;
   fd::ModelOptions opts_;
   std::unique_ptr<fd::Model> model_;
   CapturedError err_;
 };
 
-class EvalWorker : public Napi::AsyncWorker {
+class EvalWorker : public SafeWorker {
  public:
-  EvalWorker(Napi::Env env, NativeContext* owner, Napi::Object owner_obj, std::vector<int32_t> tokens, bool all,
-             Napi::Float32Array out)
-      : Napi::AsyncWorker(env),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        owner_(owner),
-        tokens_(std::move(tokens)),
-        all_(all) {
+  EvalWorker(Napi::Env env, NativeContext* owner, Napi::Object owner_obj, std::shared_ptr<fd::Model> model,
+             std::shared_ptr<fd::Context> ctx, std::vector<int32_t> tokens, bool all, Napi::Float32Array out)
+      : SafeWorker(env), owner_(owner), model_(std::move(model)), ctx_(std::move(ctx)), tokens_(std::move(tokens)), all_(all) {
     owner_ref_ = Napi::Persistent(owner_obj);
     out_ref_ = Napi::Persistent(out);
     logits_.resize(out.ElementLength());
   }
-  Napi::Promise promise() { return deferred_.Promise(); }
+  void detach() { owner_ = nullptr; }
   void Execute() override {
-    err_.run([&] { owner_->ctx()->eval(tokens_.data(), static_cast<int64_t>(tokens_.size()), all_, logits_.data()); });
+    err_.run([&] { ctx_->eval(tokens_.data(), static_cast<int64_t>(tokens_.size()), all_, logits_.data()); });
   }
-  void OnOK() override {
-    Napi::Env env = Env();
-    owner_->finished(env);
+  void Finish(Napi::Env env) override {
+    if (owner_) owner_->finished(env);
+  }
+  void Settle(Napi::Env env) override {
     if (err_.set) return deferred_.Reject(err_.value(env));
     Napi::Float32Array out = out_ref_.Value().As<Napi::Float32Array>();
     std::copy(logits_.begin(), logits_.end(), out.Data());
@@ -221,15 +277,21 @@ class EvalWorker : public Napi::AsyncWorker {
   }
 
  private:
-  Napi::Promise::Deferred deferred_;
   NativeContext* owner_;
   Napi::ObjectReference owner_ref_;
   Napi::Reference<Napi::Float32Array> out_ref_;
+  std::shared_ptr<fd::Model> model_;  // the context reads the model: both outlive Execute
+  std::shared_ptr<fd::Context> ctx_;
   std::vector<int32_t> tokens_;
   bool all_;
   std::vector<float> logits_;
   CapturedError err_;
 };
+
+NativeContext::~NativeContext() {
+  if (inflight_) inflight_->detach();
+  release(Env());
+}
 
 Napi::Function NativeModel::Init(Napi::Env env) {
   return DefineClass(env, "NativeModel",
@@ -311,7 +373,7 @@ Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
   }
   co.histograms = opt_number(o, "histograms", 0) != 0;
   return guard(env, [&]() -> Napi::Value {
-    std::unique_ptr<fd::Context> ctx(new fd::Context(*m, co));
+    std::shared_ptr<fd::Context> ctx = std::make_shared<fd::Context>(*m, co);
     Napi::Object obj = ctors(env).context.New({});
     NativeContext::Unwrap(obj)->adopt(env, m, std::move(ctx));
     return obj;
@@ -344,10 +406,11 @@ Napi::Value NativeContext::Eval(const Napi::CallbackInfo& info) {
   check(n > 0, env, "tokens must not be empty");
   check(out.ElementLength() == (all ? n * vocab : vocab), env, "out must hold the logits (" + std::to_string(all ? n * vocab : vocab) + " floats)");
   std::vector<int32_t> toks(tokens.Data(), tokens.Data() + n);
-  busy_ = true;
-  EvalWorker* w = new EvalWorker(env, this, info.This().As<Napi::Object>(), std::move(toks), all, out);
+  EvalWorker* w = new EvalWorker(env, this, info.This().As<Napi::Object>(), model_, ctx_, std::move(toks), all, out);
   Napi::Promise p = w->promise();
   w->Queue();
+  busy_ = true;
+  inflight_ = w;
   return p;
 }
 

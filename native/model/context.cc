@@ -39,9 +39,12 @@ Context::Context(Model& model, const ContextOptions& o)
   if (n_ctx_ < 1 || n_ctx_ > (int64_t(1) << 24)) fail("ERR_INVALID_ARGUMENT", "contextSize is out of range");
   const ModelConfig& c = cfg_;
   kv_row_bytes_ = row_bytes(kv_type_, c.kv_dim());
-  const size_t kv_bytes = kv_row_bytes_ * static_cast<size_t>(n_ctx_ * c.n_layers);
-  k_cache_.resize(kv_bytes);
-  v_cache_.resize(kv_bytes);
+  const double kv_bytes = static_cast<double>(kv_row_bytes_) * static_cast<double>(n_ctx_) * static_cast<double>(c.n_layers);
+  const int64_t group = c.n_heads / c.n_kv_heads;
+  if (kv_bytes > 0x1p60 || !k_cache_.allocate(static_cast<size_t>(kv_bytes)) || !v_cache_.allocate(static_cast<size_t>(kv_bytes)) ||
+      !att_scores_.allocate(static_cast<size_t>(threads_ * group * n_ctx_)))
+    fail("ERR_INVALID_ARGUMENT", "contextSize " + std::to_string(n_ctx_) + " needs " + std::to_string(2 * kv_bytes / 1e9) +
+                                     " GB of KV cache, which this machine cannot reserve; use a smaller contextSize (or kvCacheType f16)");
   const size_t B = static_cast<size_t>(max_batch_);
   x_.resize(B * c.dim);
   xn_.resize(B * c.dim);
@@ -52,8 +55,6 @@ Context::Context(Model& model, const ContextOptions& o)
   att_out_.resize(B * c.q_dim());
   gate_.resize(std::max(B * c.ffn * (cfg_.arch == "phi3" ? 2 : 1), static_cast<size_t>(2 * c.ffn)));
   up_.resize(B * c.ffn);
-  const int64_t group = c.n_heads / c.n_kv_heads;
-  att_scores_.resize(static_cast<size_t>(threads_ * group * n_ctx_));
   // Quantized activations: the widest input is max(dim, ffn, q_dim); f32 is the widest encoding.
   const int64_t widest = std::max({c.dim, c.ffn, c.q_dim()});
   xq_.resize(B * (static_cast<size_t>(widest) * sizeof(float) + 64));
@@ -134,6 +135,7 @@ Context::Context(Model& model, const ContextOptions& o)
     block_cols_[0] = static_cast<int64_t>(sp_.read_block / stats_.ug_unit_bytes);
     block_cols_[1] = static_cast<int64_t>(sp_.read_block / stats_.down_unit_bytes);
   }
+  published_ = stats_;
 }
 
 void Context::reset_sparsity_stats() {
@@ -143,22 +145,43 @@ void Context::reset_sparsity_stats() {
   stats_.masks.clear();
   stats_.io = IoStats();
   for (LayerStats& s : stats_.layers) s = LayerStats();
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  published_ = stats_;
+}
+
+// Makes the finished batch visible to read_sparsity_stats: the counters are copied (a few per
+// layer) and the batch's trace, times and masks appended, so the lock is held for what the batch
+// added, not for the whole run.
+void Context::publish_stats() {
+  std::lock_guard<std::mutex> lock(stats_mu_);
+  SparsityStats& p = published_;
+  p.tokens = stats_.tokens;
+  p.io = stats_.io;
+  p.layers = stats_.layers;
+  p.trace.insert(p.trace.end(), stats_.trace.begin(), stats_.trace.end());
+  p.times.insert(p.times.end(), stats_.times.begin(), stats_.times.end());
+  for (std::vector<int32_t>& m : stats_.masks) p.masks.push_back(std::move(m));
+  stats_.trace.clear();
+  stats_.times.clear();
+  stats_.masks.clear();
 }
 
 size_t Context::owned_bytes() const {
   size_t slabs = 0;
   for (const RowCache& rc : rc_ug_) slabs += rc.owned_bytes();
   for (const RowCache& rc : rc_down_) slabs += rc.owned_bytes();
-  return slabs + stream_.capacity() + embd_row_.size() + (reader_ ? reader_->bounce_bytes() : 0) + k_cache_.size() + v_cache_.size() + xq_.size() +
+  const size_t kv = 2 * kv_row_bytes_ * static_cast<size_t>(kv_high_ * cfg_.n_layers);
+  const size_t scores = att_scores_.size() / static_cast<size_t>(n_ctx_) * static_cast<size_t>(kv_high_);
+  return slabs + stream_.capacity() + embd_row_.size() + (reader_ ? reader_->bounce_bytes() : 0) + kv + xq_.size() +
          sizeof(float) * (x_.size() + xn_.size() + q_.size() + k_.size() + v_.size() + att_out_.size() + gate_.size() +
-                          up_.size() + att_scores_.size() + rope_cos_.size() + rope_sin_.size());
+                          up_.size() + scores + rope_cos_.size() + rope_sin_.size());
 }
 
 int Context::threads_for(double work) const { return work < kMinParallelWork ? 1 : threads_; }
 
 void Context::truncate(int64_t n) {
-  if (n < 0 || n > n_past_) fail("ERR_INVALID_ARGUMENT", "cannot truncate the context to " + std::to_string(n));
-  n_past_ = n;
+  if (n < 0 || n > n_past()) fail("ERR_INVALID_ARGUMENT", "cannot truncate the context to " + std::to_string(n));
+  n_past_.store(n, std::memory_order_release);
   if (n == 0) {  // a new sequence starts with empty caches (PAPER.md)
     for (CacheState& cs : cache_ug_) cs.reset();
     for (CacheState& cs : cache_down_) cs.reset();
@@ -169,8 +192,8 @@ void Context::truncate(int64_t n) {
 
 void Context::eval(const int32_t* tokens, int64_t n, bool all_logits, float* out) {
   if (n <= 0) fail("ERR_INVALID_ARGUMENT", "no tokens to evaluate");
-  if (n_past_ + n > n_ctx_)
-    fail("ERR_CONTEXT_FULL", "the context holds " + std::to_string(n_ctx_) + " tokens; " + std::to_string(n_past_) +
+  if (n_past() + n > n_ctx_)
+    fail("ERR_CONTEXT_FULL", "the context holds " + std::to_string(n_ctx_) + " tokens; " + std::to_string(n_past()) +
                                  " are used and " + std::to_string(n) + " more were given");
   for (int64_t i = 0; i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= cfg_.n_vocab)
@@ -308,10 +331,11 @@ int64_t Context::select_columns(float* a, int64_t total, int64_t layer, int unit
   return k;
 }
 
-// The trace entry of token t of the current batch at layer l (nullptr when not recording).
+// The trace entry of token t of the current batch at layer l (nullptr when not recording); the
+// working trace holds the current batch only (publish_stats).
 int32_t* Context::trace_at(int64_t t, int64_t l) {
   if (!stats_.record || !track_) return nullptr;
-  const size_t at = (static_cast<size_t>(stats_.tokens + t) * static_cast<size_t>(cfg_.n_layers) + static_cast<size_t>(l)) * 4;
+  const size_t at = (static_cast<size_t>(t) * static_cast<size_t>(cfg_.n_layers) + static_cast<size_t>(l)) * 4;
   if (stats_.trace.size() < at + 4) stats_.trace.resize(at + 4, 0);
   return stats_.trace.data() + at;
 }
@@ -439,7 +463,11 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
   const Model& m = model_;
   const ModelConfig& c = cfg_;
   const int64_t dim = c.dim, qd = c.q_dim(), kvd = c.kv_dim(), hd = c.head_dim;
-  const int64_t pos0 = n_past_;
+  const int64_t pos0 = n_past();
+  // Left by a batch that failed part way (publish_stats empties them after each batch).
+  stats_.trace.clear();
+  stats_.times.clear();
+  stats_.masks.clear();
 
   const Weight& e = m.token_embd();
   for (int64_t t = 0; t < n; ++t) {
@@ -475,7 +503,7 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     rope_f32(vec, heads, hd, c.rope_dims, rope_cos_.data() + t * half, rope_sin_.data() + t * half, c.rope_neox);
   };
 
-  if (stats_.record) stats_.times.resize(static_cast<size_t>((stats_.tokens + n) * c.n_layers) * 2, 0.0f);
+  if (stats_.record) stats_.times.resize(static_cast<size_t>(n * c.n_layers) * 2, 0.0f);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = m.layer(l);
     const auto layer_start = std::chrono::steady_clock::now();
@@ -528,14 +556,16 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
       st.io_wait_seconds += wait;
       if (stats_.record)
         for (int64_t t = 0; t < n; ++t) {
-          float* tm = stats_.times.data() + (static_cast<size_t>((stats_.tokens + t) * c.n_layers + l)) * 2;
+          float* tm = stats_.times.data() + (static_cast<size_t>(t * c.n_layers + l)) * 2;
           tm[0] = static_cast<float>(secs / static_cast<double>(n));
           tm[1] = static_cast<float>(wait / static_cast<double>(n));
         }
     }
   }
-  n_past_ = pos0 + n;
+  n_past_.store(pos0 + n, std::memory_order_release);
+  kv_high_ = std::max(kv_high_, pos0 + n);
   stats_.tokens += n;
+  publish_stats();
 
   if (!out) return;
   const int64_t first = all_logits ? 0 : n - 1;

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <thread>
 
@@ -23,6 +24,27 @@ int64_t optional_int(const GgufFile& f, const std::string& k, int64_t def) {
   if (!f.get_u64(k, &v)) return def;
   if (v > (uint64_t(1) << 31)) fail("ERR_MODEL_INVALID", f.path() + ": metadata '" + k + "' is out of range");
   return static_cast<int64_t>(v);
+}
+
+// The block index of a tensor named "blk.<N>.<rest>", or -1.
+int64_t block_of(const std::string& name) {
+  if (name.compare(0, 4, "blk.") != 0) return -1;
+  int64_t n = 0;
+  size_t i = 4;
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9' && i < 14; ++i) n = n * 10 + (name[i] - '0');
+  return i > 4 && i < name.size() && name[i] == '.' ? n : -1;
+}
+
+// An optional positive, finite float hyperparameter; absent leaves *out as it is. `zero_is_unset`
+// follows llama.cpp, which reads 0 as "not set" for the rope scaling keys.
+void positive_float(const GgufFile& f, const std::string& k, float* out, bool zero_is_unset = false) {
+  double d;
+  if (!f.get_f64(k, &d)) return;
+  if (zero_is_unset && d == 0) return;
+  const float v = static_cast<float>(d);
+  if (!(v > 0) || !std::isfinite(v))
+    fail("ERR_MODEL_INVALID", f.path() + ": metadata '" + k + "' is " + std::to_string(d) + "; it must be a positive finite number");
+  *out = v;
 }
 
 class Loader {
@@ -134,21 +156,39 @@ std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const Mo
   c.rope_dims = optional_int(f, key(c, "rope.dimension_count"), c.head_dim);
   if (c.rope_dims > c.head_dim || c.rope_dims % 2 != 0)
     fail("ERR_MODEL_INVALID", f.path() + ": rope.dimension_count is invalid");
-  double d;
-  if (f.get_f64(key(c, "rope.freq_base"), &d)) c.rope_base = static_cast<float>(d);
+  // Hyperparameters: finite and positive (a NaN, infinite or negative one computes garbage silently).
+  positive_float(f, key(c, "rope.freq_base"), &c.rope_base);
   std::string scaling = "none";
   f.get_str(key(c, "rope.scaling.type"), &scaling);
-  if (f.get_f64(key(c, "rope.scaling.factor"), &d) && d > 0 && scaling != "none") {
+  float factor = 0, linear = 0;
+  positive_float(f, key(c, "rope.scaling.factor"), &factor, true);
+  positive_float(f, key(c, "rope.scale_linear"), &linear, true);
+  if (factor > 0 && scaling != "none") {
     if (scaling != "linear")
       fail("ERR_MODEL_INVALID", f.path() + ": rope scaling '" + scaling + "' is not supported (linear is)");
-    c.rope_freq_scale = static_cast<float>(1.0 / d);
-  } else if (f.get_f64(key(c, "rope.scale_linear"), &d) && d > 0) {
-    c.rope_freq_scale = static_cast<float>(1.0 / d);
+    c.rope_freq_scale = 1.0f / factor;
+  } else if (linear > 0) {
+    c.rope_freq_scale = 1.0f / linear;
   }
-  if (!(c.rope_base > 0) || !std::isfinite(c.rope_base))
-    fail("ERR_MODEL_INVALID", f.path() + ": rope.freq_base must be positive");
+  if (!(c.rope_freq_scale > 0) || !std::isfinite(c.rope_freq_scale))
+    fail("ERR_MODEL_INVALID", f.path() + ": the rope scaling factor is out of range");
   c.rope_neox = c.arch != "llama";  // llama.cpp: qwen2 and phi3 rotate (i, i + n/2) pairs
-  if (f.get_f64(key(c, "attention.layer_norm_rms_epsilon"), &d)) c.norm_eps = static_cast<float>(d);
+  positive_float(f, key(c, "attention.layer_norm_rms_epsilon"), &c.norm_eps);
+
+  // Counts that size allocations are checked against the tensors before anything is allocated (the
+  // tensor table itself was checked against the file's size): the blocks present must be exactly
+  // blk.0 .. blk.<block_count - 1>.
+  int64_t blocks_present = 0;
+  for (const GgufTensor& t : f.tensors()) {
+    const int64_t b = block_of(t.name);
+    if (b >= c.n_layers)
+      fail("ERR_MODEL_INVALID", f.path() + ": tensor '" + t.name + "' belongs to block " + std::to_string(b) + " but block_count is " +
+                                    std::to_string(c.n_layers));
+    blocks_present = std::max(blocks_present, b + 1);
+  }
+  if (blocks_present < c.n_layers)
+    fail("ERR_MODEL_INVALID", f.path() + ": block_count is " + std::to_string(c.n_layers) + " but the file has tensors for " +
+                                  std::to_string(blocks_present) + " blocks");
 
   Loader ld(f, c, &m->owned_bytes_);
   const GgufTensor* embd = ld.find("token_embd.weight");
@@ -157,6 +197,12 @@ std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const Mo
   if (!type_traits(embd->type)->can_dequantize)
     fail("ERR_UNSUPPORTED_TYPE", f.path() + ": tensor 'token_embd.weight' has unsupported type " + type_name(embd->type));
   c.n_vocab = embd->ne[1];
+  // The vocabulary the tokenizer knows must be the rows of the embedding (llama.cpp requires it too).
+  if (const GgufValue* toks = f.find("tokenizer.ggml.tokens")) {
+    if (toks->type != GGUF_ARRAY || toks->count != static_cast<uint64_t>(c.n_vocab))
+      fail("ERR_MODEL_INVALID", f.path() + ": the vocabulary has " + std::to_string(toks->count) + " tokens but token_embd.weight has " +
+                                    std::to_string(c.n_vocab) + " rows");
+  }
   m->token_embd_.data = embd->data;
   m->token_embd_.type = embd->type;
   m->token_embd_.n_in = c.dim;

@@ -106,8 +106,8 @@ describe('tokenizer api', function () {
   });
 
   it('rejects vocabularies it cannot run, naming what is wrong', function () {
-    throwsCode(() => new Tokenizer({ model: 't5', tokens: ['a'] }), 'ERR_UNSUPPORTED_TYPE', /t5/);
-    throwsCode(() => new Tokenizer({ model: 'gpt2', pre: 'kimi-k2', tokens: ['a'], merges: [] }), 'ERR_UNSUPPORTED_TYPE', /kimi-k2/);
+    throwsCode(() => new Tokenizer({ model: 't5', tokens: ['a'] }), 'ERR_UNSUPPORTED_ARCH', /t5/);
+    throwsCode(() => new Tokenizer({ model: 'gpt2', pre: 'kimi-k2', tokens: ['a'], merges: [] }), 'ERR_UNSUPPORTED_ARCH', /kimi-k2/);
     throwsCode(() => new Tokenizer({ model: 'gpt2', tokens: ['a'] }), 'ERR_MODEL_INVALID', /merges/);
     throwsCode(() => new Tokenizer({ model: 'llama', tokens: [] }), 'ERR_MODEL_INVALID');
     throwsCode(() => new Tokenizer({ model: 'llama', tokens: ['a', 'b'], scores: [0] }), 'ERR_MODEL_INVALID');

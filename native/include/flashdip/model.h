@@ -1,7 +1,9 @@
 // Llama-family model (llama, qwen2, phi3) over a mapped GGUF file, and the per-sequence context that
 // holds the KV cache and scratch buffers. Shapes are written as [rows][cols] with cols contiguous.
 #pragma once
+#include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -96,6 +98,28 @@ class Model {
   size_t owned_bytes_ = 0;
 };
 
+// An array of zeros from calloc: a large one arrives as untouched pages (an anonymous mapping), so
+// it costs address space, not RAM, until written, and making it does not zero-fill gigabytes.
+template <typename T>
+class ZeroedArray {
+ public:
+  // False when the memory cannot be had (the array is then empty).
+  bool allocate(size_t n) {
+    p_.reset(n ? static_cast<T*>(std::calloc(n, sizeof(T))) : nullptr);
+    n_ = p_ ? n : 0;
+    return n == 0 || p_ != nullptr;
+  }
+  T* data() const { return p_.get(); }
+  size_t size() const { return n_; }
+
+ private:
+  struct Free {
+    void operator()(T* p) const { std::free(p); }
+  };
+  std::unique_ptr<T, Free> p_;
+  size_t n_ = 0;
+};
+
 struct ContextOptions {
   int64_t n_ctx = 0;          // 0: the model's training context
   uint32_t kv_type = 0;       // TYPE_F32 or TYPE_F16
@@ -137,16 +161,29 @@ class Context {
  public:
   Context(Model& model, const ContextOptions& options);
 
+  // Throws ERR_INVALID_ARGUMENT for bad options, and when the KV cache of n_ctx positions cannot be
+  // reserved. The KV cache is reserved, not written: RAM is used as positions are evaluated.
   // Runs tokens through the model at positions n_past() onward and advances n_past. Writes logits
   // to out: the last token's [n_vocab] or, with all_logits, [n][n_vocab]. Throws ERR_CONTEXT_FULL,
   // ERR_INVALID_ARGUMENT (token id out of range).
   void eval(const int32_t* tokens, int64_t n, bool all_logits, float* out);
-  int64_t n_past() const { return n_past_; }
+  // Safe to read from another thread while eval runs (it is the count before or after a batch).
+  int64_t n_past() const { return n_past_.load(std::memory_order_acquire); }
   int64_t n_ctx() const { return n_ctx_; }
   // Forgets positions >= n (n <= n_past), so a sequence can be rewound or restarted.
   void truncate(int64_t n);
+  // Bytes this context holds in RAM: scratch, store buffers, and the KV cache and attention scores
+  // as far as positions have been written (their pages are touched only then).
   size_t owned_bytes() const;
-  const SparsityStats& sparsity_stats() const { return stats_; }
+  // Calls f(const SparsityStats&) with the statistics as of the last finished batch: safe from any
+  // thread at any time, also while eval runs (eval publishes after each batch of at most max_batch
+  // tokens, appending only what the batch added; f holds the lock that publishing takes, so keep it short).
+  template <typename F>
+  void read_sparsity_stats(F&& f) const {
+    std::lock_guard<std::mutex> lock(stats_mu_);
+    f(published_);
+  }
+  // Not while eval runs.
   void reset_sparsity_stats();
   // With ContextOptions::histograms: [layer][mask (0: x, 1: h)][kScoreHistBins] counts of the score
   // magnitudes each mask ranked, before masking, over every token since the context was made (a
@@ -177,15 +214,16 @@ class Context {
   uint32_t kv_type_;
   int64_t max_batch_;
   int threads_;
-  int64_t n_past_ = 0;
+  std::atomic<int64_t> n_past_{0};
   size_t kv_row_bytes_;
-  std::vector<uint8_t> k_cache_, v_cache_;  // [layer][n_ctx][kv_dim] in kv_type
+  ZeroedArray<uint8_t> k_cache_, v_cache_;  // [layer][n_ctx][kv_dim] in kv_type
+  int64_t kv_high_ = 0;                     // positions ever written (pages of the caches touched)
   // Scratch for one batch of B tokens.
   std::vector<float> x_, xn_;        // [B][dim]
   std::vector<float> q_, k_, v_;     // [B][q_dim], [B][kv_dim] x2 (phi3: qkv in q_ as [B][q+2kv])
   std::vector<float> att_out_;       // [B][q_dim]
   std::vector<float> gate_, up_;     // [B][ffn] (phi3: gate_ holds [B][2 ffn])
-  std::vector<float> att_scores_;    // [threads][n_ctx]
+  ZeroedArray<float> att_scores_;    // [threads][group][n_ctx]
   std::vector<uint8_t> xq_;          // quantized activations, [B][row bytes]
   std::vector<float> rope_cos_, rope_sin_;  // [B][rope_dims/2]
   // Sparsity: the configuration, per-layer cache bookkeeping, statistics and scratch.
@@ -194,7 +232,12 @@ class Context {
   int64_t keep_x_ = 0, keep_h_ = 0;        // columns kept per token of x [dim] and h [ffn]
   int64_t block_cols_[2] = {0, 0};         // DIP-CA block reads: columns per block of x and h (<= 1: off)
   std::vector<CacheState> cache_ug_, cache_down_;  // [layer]
+  // The worker's running statistics; trace, times and masks hold only the batch being evaluated
+  // (indexed from its first token). publish_stats() moves them to published_ after each batch.
   SparsityStats stats_;
+  mutable std::mutex stats_mu_;            // guards published_
+  SparsityStats published_;
+  void publish_stats();
   std::vector<int32_t> mask_;              // [max(dim, ffn)]
   std::vector<uint8_t> keep_;              // [max(dim, ffn)]
   std::vector<float> score_tmp_;           // [n][ffn]: the up method's scores
