@@ -54,6 +54,11 @@ void softmax_f32(float* x, int64_t n);
 // silu(g) (the 'gate' sparsity method ranks by it). h may be u (same array), not g.
 void silu_mul_f32(float* g, const float* u, float* h, int64_t n);
 
+// GeGLU (gemma): g[i] = gelu(g[i]) with ggml's tanh approximation,
+// 0.5 g (1 + tanh(sqrt(2/pi) g (1 + 0.044715 g^2))), then h[i] = g[i] * u[i], for i < n. Same
+// aliasing as silu_mul_f32.
+void gelu_mul_f32(float* g, const float* u, float* h, int64_t n);
+
 // y[i] = exp(x[i]) for i < n (y may be x). The vector expf of the softmax and silu kernels, exposed
 // for tests and benchmarks.
 void exp_f32(const float* x, float* y, int64_t n);
