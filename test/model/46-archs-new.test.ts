@@ -3,12 +3,14 @@
 // random-weight f32 model that make-model regenerates from its seed; flashdip must tokenize the
 // prompt the same, generate the same 16 greedy tokens and give the same logits after the prompt
 // within 1e-3 (f32 KV cache). The sliding-window fixtures have a window (8) shorter than the prompt.
+// DIP and DIP-CA then run on a GeGLU MLP (gemma3) in the DIP layout under a memory budget.
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { loadModel } from '../../lib';
+import { convert } from '../../lib/convert';
 import { ArchFixture, FIXTURES, fixtureModel } from '../../bench/arch-fixtures';
-import { readJson, tmpFile } from '../helpers';
+import { maxAbsDiff, readJson, tmpFile } from '../helpers';
 
 const fixtures = fs
   .readdirSync(FIXTURES)
@@ -23,6 +25,44 @@ describe('46 new architectures: parity with llama.cpp (random weights)', functio
 
   it('has a fixture for each new architecture', () => {
     assert.deepStrictEqual(fixtures.map((f) => f.model.arch).filter((a) => a !== 'phi3' && a !== 'llama').sort(), ['gemma', 'gemma2', 'gemma3', 'qwen3']);
+  });
+
+  it('dip and dip-ca on a GeGLU MLP (gemma3, DIP layout, under a budget): density 1 is dense, keeping half prunes', async () => {
+    const fx = fixtures.find((f) => f.id === 'gemma3')!;
+    const src = tmpFile('arch-gemma3-src.gguf'), dip = tmpFile('arch-gemma3.dip.gguf');
+    files.push(src, dip);
+    fixtureModel(fx.model, src);
+    await convert(src, dip, { type: 'f32' });
+    // ~9.3 MB of static weights (the 32000-token embedding) and the KV cache, and about half the MLP rows.
+    const model = await loadModel(dip, { memoryBudget: 9_600_000 });
+    try {
+      const logits = async (sparsity: object) => {
+        const s = model.createSession({ contextSize: 128, kvCacheType: 'f32', sparsity });
+        const l = (await s.evaluate(fx.promptTokens)).slice();
+        const st = s.stats().sparsity;
+        await s.dispose();
+        return { l, st };
+      };
+      const dense = await logits({ method: 'dense' });
+      let d = 0;
+      fx.logitIds.forEach((id, i) => { d = Math.max(d, Math.abs(dense.l[id] - fx.logits[i])); });
+      assert.ok(d <= 1e-3, `dense DIP layout vs llama.cpp: ${d}`);
+      for (const method of ['dip', 'dip-ca']) {
+        const full = await logits({ method, density: 1 });
+        assert.ok(maxAbsDiff(full.l, dense.l) <= 1e-4, `${method} at density 1`);
+        const half = await logits({ method, keepX: 0.5, keepH: 0.5, gamma: 0.5 });
+        const diff = maxAbsDiff(half.l, dense.l);
+        assert.ok(Number.isFinite(diff) && diff > 1e-3, `${method} keeping half changes the logits (${diff})`);
+        for (const layer of half.st.layers) {
+          // Per token: half of x's columns and half of h's.
+          const ug = (layer.ugHits + layer.ugMisses) / fx.promptTokens.length;
+          const down = (layer.downHits + layer.downMisses) / fx.promptTokens.length;
+          assert.deepStrictEqual([ug, down], [fx.model.dim / 2, fx.model.ffn / 2], method);
+        }
+      }
+    } finally {
+      await model.dispose();
+    }
   });
 
   for (const fx of fixtures) {
