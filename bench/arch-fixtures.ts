@@ -1,6 +1,11 @@
 // Records llama.cpp parity fixtures for the architectures of random-weight models (qwen3, gemma,
-// gemma2, gemma3, phi3 with partial rotary), into test/fixtures/archs/<id>.json, which
+// gemma2, gemma3, and llama as a control of the recording), into test/fixtures/archs/<id>.json, which
 // test/model/46-archs-new.test.ts replays against flashdip.
+//
+// Not recorded: phi3 with partial rotary (Phi-4-mini rotates 96 of 128 dims). node-llama-cpp
+// 3.22.1's llama.cpp fails to load make-model's phi3 files (error loading model vocabulary:
+// _Map_base::at, with the Llama SPM and the synthetic vocabularies alike), and its qwen2/qwen3
+// graphs assert n_rot == head_dim, so no other architecture can stand in.
 //
 //   npx ts-node bench/arch-fixtures.ts [id ...]      (default: every spec below)
 //
@@ -53,7 +58,6 @@ const SPECS: { id: string; what: string; model: Shape }[] = [
     id: 'gemma3', what: 'q/k norms, post norms, window 8 on 5 layers of 6 with RoPE base 10000, global base 1e6',
     model: { ...base, arch: 'gemma3', layers: 6, headDim: 32, slidingWindow: 8, ropeBase: 1e6, seed: 43 },
   },
-  { id: 'phi3-partial-rotary', what: 'phi3 rotating 12 of 16 head dimensions (Phi-4-mini: 96 of 128)', model: { ...base, arch: 'phi3', layers: 2, ropeDims: 12, seed: 51 } },
 ];
 
 export function fixtureModel(shape: Shape, out: string): void {

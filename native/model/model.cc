@@ -188,6 +188,10 @@ std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const Mo
   }
 
   Loader ld(f, c, &m->owned_bytes_);
+  // LongRoPE (Phi-3-128k, Phi-3.5, Phi-4-mini: per-pair factors chosen by the context size, with an
+  // attention factor) is not implemented: refuse it rather than rotate without it.
+  if (ld.find("rope_factors_long.weight") || ld.find("rope_factors_short.weight"))
+    fail("ERR_UNSUPPORTED_ARCH", f.path() + ": LongRoPE (rope_factors_long/short, as Phi-3.5 and Phi-4-mini use) is not supported");
   const GgufTensor* embd = ld.find("token_embd.weight");
   if (!embd || embd->n_dims != 2 || embd->ne[0] != c.dim)
     fail("ERR_MODEL_INVALID", f.path() + ": tensor 'token_embd.weight' is missing or not [dim, vocab]");

@@ -1,4 +1,4 @@
-// Parity with llama.cpp for qwen3, gemma, gemma2, gemma3 (and phi3 with partial rotary): each
+// Parity with llama.cpp for qwen3, gemma, gemma2, gemma3 (and a llama control): each
 // fixture of test/fixtures/archs (recorded by bench/arch-fixtures.ts with node-llama-cpp) names a
 // random-weight f32 model that make-model regenerates from its seed; flashdip must tokenize the
 // prompt the same, generate the same 16 greedy tokens and give the same logits after the prompt
@@ -10,6 +10,9 @@ import * as path from 'path';
 import { loadModel } from '../../lib';
 import { convert } from '../../lib/convert';
 import { ArchFixture, FIXTURES, fixtureModel } from '../../bench/arch-fixtures';
+import { GGML_TYPE } from '../../lib/ggml-types';
+import { GgufValueType, GgufWriter } from '../../lib/gguf-writer';
+import { syntheticVocab } from '../../scripts/make-model';
 import { maxAbsDiff, readJson, tmpFile } from '../helpers';
 
 const fixtures = fs
@@ -24,7 +27,34 @@ describe('46 new architectures: parity with llama.cpp (random weights)', functio
   after(() => files.forEach((f) => fs.rmSync(f, { force: true })));
 
   it('has a fixture for each new architecture', () => {
-    assert.deepStrictEqual(fixtures.map((f) => f.model.arch).filter((a) => a !== 'phi3' && a !== 'llama').sort(), ['gemma', 'gemma2', 'gemma3', 'qwen3']);
+    assert.deepStrictEqual(fixtures.map((f) => f.model.arch).filter((a) => a !== 'llama').sort(), ['gemma', 'gemma2', 'gemma3', 'qwen3']);
+  });
+
+  it('refuses LongRoPE files (Phi-3.5, Phi-4-mini) with ERR_UNSUPPORTED_ARCH, and value_length != key_length with ERR_MODEL_INVALID', async () => {
+    const write = (name: string, extra: (w: GgufWriter) => void, tensor: string) => {
+      const file = tmpFile(name);
+      files.push(file);
+      const w = new GgufWriter(file);
+      w.addString('general.architecture', 'phi3');
+      for (const [k, v] of [['embedding_length', 64], ['block_count', 1], ['attention.head_count', 4], ['feed_forward_length', 128]] as const)
+        w.addU32(`phi3.${k}`, v);
+      const v = syntheticVocab(260);
+      w.addString('tokenizer.ggml.model', 'llama');
+      w.addArray('tokenizer.ggml.tokens', GgufValueType.STRING, v.tokens);
+      w.addArray('tokenizer.ggml.scores', GgufValueType.FLOAT32, v.scores);
+      w.addArray('tokenizer.ggml.token_type', GgufValueType.INT32, v.types);
+      extra(w);
+      w.addTensor(tensor, [8], GGML_TYPE.F32);
+      w.writeHeader();
+      w.writeTensorData(tensor, new Float32Array(8).fill(1));
+      w.close();
+      return file;
+    };
+    const code = async (file: string) => loadModel(file).then(() => 'loaded', (e) => `${e.code}: ${e.message}`);
+    const longrope = await code(write('longrope.gguf', () => {}, 'rope_factors_long.weight'));
+    assert.match(longrope, /^ERR_UNSUPPORTED_ARCH: .*LongRoPE/);
+    const vlen = await code(write('vlen.gguf', (w) => { w.addU32('phi3.attention.key_length', 16); w.addU32('phi3.attention.value_length', 32); }, 'x'));
+    assert.match(vlen, /^ERR_MODEL_INVALID: .*value_length 32 differs from key_length 16/);
   });
 
   it('dip and dip-ca on a GeGLU MLP (gemma3, DIP layout, under a budget): density 1 is dense, keeping half prunes', async () => {
