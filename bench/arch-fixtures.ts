@@ -75,7 +75,8 @@ async function main(): Promise<void> {
   const llama = await getLlama({ build: 'never', gpu: false, maxThreads: 0, logLevel: LlamaLogLevel.error });
   const release = `${llama.llamaCppRelease.repo}@${llama.llamaCppRelease.release}`;
   fs.mkdirSync(FIXTURES, { recursive: true });
-  const tmpDir = fs.mkdtempSync(path.join(ROOT, '.tmp-arch-fixtures-'));
+  fs.mkdirSync(path.join(ROOT, '.tmp'), { recursive: true });
+  const tmpDir = fs.mkdtempSync(path.join(ROOT, '.tmp', 'arch-fixtures-'));
   try {
     for (const spec of SPECS) {
       if (only.length && !only.includes(spec.id)) continue;
