@@ -75,7 +75,9 @@ export async function convert(input: string, output: string, options: ConvertOpt
   const header = readGguf(input);
   const arch = header.metadata['general.architecture'];
   if (header.metadata['flashdip.layout'] === DIP_LAYOUT) throw invalidArgument('input', `${input} is already converted`);
-  if (arch !== 'llama' && arch !== 'qwen2' && arch !== 'phi3')
+  // Every architecture the engine runs has a gated MLP of ffn_gate/ffn_up/ffn_down (phi3: fused
+  // ffn_up); its activation (SwiGLU or GeGLU) does not change the layout.
+  if (!['llama', 'qwen2', 'qwen3', 'phi3', 'gemma', 'gemma2', 'gemma3'].includes(String(arch)))
     throw new FlashdipError('ERR_UNSUPPORTED_ARCH', `${input}: architecture '${String(arch)}' is not supported`);
   const byName = new Map(header.tensors.map((t) => [t.name, t]));
   const layers = Number(header.metadata[`${arch}.block_count`]);
@@ -97,7 +99,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
     const fused = arch === 'phi3' ? byName.get(`${p}ffn_up.weight`) : undefined;
     const gate = byName.get(`${p}ffn_gate.weight`);
     const up = byName.get(`${p}ffn_up.weight`);
-    if (!down || !(fused || (gate && up))) throw new FlashdipError('ERR_MODEL_INVALID', `${input}: layer ${l} has no SwiGLU MLP tensors`);
+    if (!down || !(fused || (gate && up))) throw new FlashdipError('ERR_MODEL_INVALID', `${input}: layer ${l} has no gated MLP tensors`);
     const d = down.dims[1], F = ffn;
     const src = fused ?? gate!;
     const ugType = rowType(src.type, type), downType = rowType(down.type, type);

@@ -3,6 +3,7 @@
 //
 //   npx ts-node scripts/make-model.ts --arch llama --dim 64 --layers 2 --heads 4 --kv-heads 2 \
 //     --ffn 192 --vocab 512 --ctx 256 --type q8_0 --seed 1 --out /tmp/tiny.gguf [--tied] [--vocab-from V.gguf]
+//     [--head-dim K] [--rope-dims R] [--sliding-window W] [--attn-softcap C] [--final-softcap C]
 //
 // Tensors are generated and written one at a time, in row chunks (a few MB), so memory stays bounded
 // whatever the model size. Every tensor's values depend only on (seed, tensor name), not on --type or
@@ -10,25 +11,32 @@
 // f32/f16/bf16 are encoded in TypeScript (round to nearest even, as ggml does); every other type goes
 // through the native quantizer (getBinding().kernels.quantizeRow).
 //
-// Shapes (ggml order: ne0, the input dimension, first; Dkv = kv_heads * D / heads):
-//   token_embd.weight [D, V]   output_norm.weight [D]   output.weight [D, V] (omitted with --tied)
+// Shapes (ggml order: ne0, the input dimension, first; K = --head-dim, default D / heads; Dq = heads * K,
+// Dkv = kv_heads * K):
+//   token_embd.weight [D, V]   output_norm.weight [D]   output.weight [D, V] (omitted with --tied,
+//   and always for gemma*, whose LM head is the embedding table in llama.cpp)
 //   blk.N.attn_norm.weight [D]              blk.N.ffn_norm.weight [D]
-//   llama/qwen2: blk.N.attn_q.weight [D, D], attn_k.weight [D, Dkv], attn_v.weight [D, Dkv],
-//                qwen2 only: attn_q.bias [D], attn_k.bias [Dkv], attn_v.bias [Dkv] (F32)
+//   llama/qwen2/qwen3/gemma*: blk.N.attn_q.weight [D, Dq], attn_k.weight [D, Dkv], attn_v.weight [D, Dkv],
+//                qwen2 only: attn_q.bias [Dq], attn_k.bias [Dkv], attn_v.bias [Dkv] (F32)
+//                qwen3, gemma3: attn_q_norm.weight [K], attn_k_norm.weight [K]
+//                gemma2, gemma3: post_attention_norm.weight [D], post_ffw_norm.weight [D]
 //                ffn_gate.weight [D, F], ffn_up.weight [D, F]
-//   phi3:        blk.N.attn_qkv.weight [D, D + 2*Dkv] (q rows, then k, then v)
+//   phi3:        blk.N.attn_qkv.weight [D, Dq + 2*Dkv] (q rows, then k, then v)
 //                ffn_up.weight [D, 2F] (llama.cpp's fused SwiGLU: the first F rows are the gate, the
 //                last F the up projection)
-//   all:         blk.N.attn_output.weight [D, D], ffn_down.weight [F, D]
-// Norms and biases are F32; the 2-D weights (token_embd and output too) get --type.
+//   all:         blk.N.attn_output.weight [Dq, D], ffn_down.weight [F, D]
+// Norms and biases are F32; the 2-D weights (token_embd and output too) get --type. Norm weights are
+// written as llama.cpp uses them (for gemma, its converter has already added Gemma's +1).
+// gemma2/gemma3 metadata: attention.sliding_window (--sliding-window, default 4096 and 512), and for
+// gemma2 attn_logit_softcapping / final_logit_softcapping (default 50 and 30, as Gemma 2's).
 
 import { parseArgs } from 'util';
 import { FlashdipError, invalidArgument } from '../lib/errors';
 import { GGML_TYPE, ggmlType, ggmlTensorBytes } from '../lib/ggml-types';
 import { GgufValueType, GgufWriter, metadataEntries } from '../lib/gguf-writer';
 
-export type Arch = 'llama' | 'qwen2' | 'phi3';
-export const ARCHS: readonly Arch[] = ['llama', 'qwen2', 'phi3'];
+export type Arch = 'llama' | 'qwen2' | 'qwen3' | 'phi3' | 'gemma' | 'gemma2' | 'gemma3';
+export const ARCHS: readonly Arch[] = ['llama', 'qwen2', 'qwen3', 'phi3', 'gemma', 'gemma2', 'gemma3'];
 export const WEIGHT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q6_k'] as const;
 export type WeightType = (typeof WEIGHT_TYPES)[number];
 
@@ -57,6 +65,11 @@ export interface MakeModelOptions {
   name?: string;          // general.name
   normEps?: number;       // default 1e-5
   ropeBase?: number;      // default 10000
+  headDim?: number;       // attention.key_length (and value_length); default dim / heads
+  ropeDims?: number;      // rope.dimension_count (partial rotary, as Phi-4-mini); default the head dimension
+  slidingWindow?: number; // gemma2/gemma3: attention.sliding_window
+  attnSoftcap?: number;   // gemma2: attn_logit_softcapping
+  finalSoftcap?: number;  // gemma2: final_logit_softcapping
   alignment?: number;     // default 32
   // Injected for tests; defaults: the native quantizer and lib/gguf.ts's reader.
   quantizeRow?: QuantizeRow;
@@ -273,11 +286,18 @@ export function makeModel(opts: MakeModelOptions): MakeModelResult {
   const ropeBase = opts.ropeBase ?? 10000;
   if (!(normEps > 0) || !Number.isFinite(normEps)) throw invalidArgument('normEps', `must be > 0, got ${normEps}`);
   if (!(ropeBase > 0) || !Number.isFinite(ropeBase)) throw invalidArgument('ropeBase', `must be > 0, got ${ropeBase}`);
-  if (D % H !== 0) throw invalidArgument('heads', `dim ${D} is not a multiple of heads ${H}`);
+  if (opts.headDim === undefined && D % H !== 0) throw invalidArgument('heads', `dim ${D} is not a multiple of heads ${H}`);
   if (H % KV !== 0) throw invalidArgument('kvHeads', `heads ${H} is not a multiple of kv heads ${KV}`);
-  const headDim = D / H;
+  const headDim = posInt('headDim', opts.headDim ?? D / H);
   if (headDim % 2 !== 0) throw invalidArgument('heads', `head dimension ${headDim} must be even (RoPE rotates pairs)`);
+  const ropeDims = posInt('ropeDims', opts.ropeDims ?? headDim);
+  if (ropeDims > headDim || ropeDims % 2 !== 0) throw invalidArgument('ropeDims', `must be even and <= the head dimension ${headDim}, got ${ropeDims}`);
+  const Dq = H * headDim;
   const Dkv = KV * headDim;
+  const gemma = arch === 'gemma' || arch === 'gemma2' || arch === 'gemma3';
+  const swa = arch === 'gemma2' || arch === 'gemma3' ? posInt('slidingWindow', opts.slidingWindow ?? (arch === 'gemma2' ? 4096 : 512)) : undefined;
+  const softcaps = arch === 'gemma2' ? [opts.attnSoftcap ?? 50, opts.finalSoftcap ?? 30] : undefined;
+  for (const v of softcaps ?? []) if (!(v > 0) || !Number.isFinite(v)) throw invalidArgument('softcap', `must be > 0, got ${v}`);
 
   // Vocabulary first: with --vocab-from it fixes V.
   let vocabKv: ReturnType<typeof vocabKeys> | undefined;
@@ -312,23 +332,28 @@ export function makeModel(opts: MakeModelOptions): MakeModelResult {
   // Embedding rows scaled like the other weights so that a tied LM head gives sane logits.
   weight('token_embd.weight', D, V, 1 / Math.sqrt(D));
   norm('output_norm.weight', D);
-  if (!opts.tied) weight('output.weight', D, V);
+  if (!opts.tied && !gemma) weight('output.weight', D, V);
   for (let i = 0; i < L; i++) {
     const p = `blk.${i}.`;
     norm(p + 'attn_norm.weight', D);
     if (arch === 'phi3') {
-      weight(p + 'attn_qkv.weight', D, D + 2 * Dkv);
+      weight(p + 'attn_qkv.weight', D, Dq + 2 * Dkv);
     } else {
-      weight(p + 'attn_q.weight', D, D);
+      weight(p + 'attn_q.weight', D, Dq);
       weight(p + 'attn_k.weight', D, Dkv);
       weight(p + 'attn_v.weight', D, Dkv);
       if (arch === 'qwen2') {
-        bias(p + 'attn_q.bias', D);
+        bias(p + 'attn_q.bias', Dq);
         bias(p + 'attn_k.bias', Dkv);
         bias(p + 'attn_v.bias', Dkv);
       }
+      if (arch === 'qwen3' || arch === 'gemma3') {
+        norm(p + 'attn_q_norm.weight', headDim);
+        norm(p + 'attn_k_norm.weight', headDim);
+      }
     }
-    weight(p + 'attn_output.weight', D, D);
+    weight(p + 'attn_output.weight', Dq, D);
+    if (arch === 'gemma2' || arch === 'gemma3') norm(p + 'post_attention_norm.weight', D);
     norm(p + 'ffn_norm.weight', D);
     if (arch === 'phi3') {
       weight(p + 'ffn_up.weight', D, 2 * F);
@@ -337,6 +362,7 @@ export function makeModel(opts: MakeModelOptions): MakeModelResult {
       weight(p + 'ffn_up.weight', D, F);
     }
     weight(p + 'ffn_down.weight', F, D);
+    if (arch === 'gemma2' || arch === 'gemma3') norm(p + 'post_ffw_norm.weight', D);
   }
 
   const needsNative = wtype.id !== GGML_TYPE.F32 && wtype.id !== GGML_TYPE.F16 && wtype.id !== GGML_TYPE.BF16;
@@ -356,7 +382,16 @@ export function makeModel(opts: MakeModelOptions): MakeModelResult {
     w.addU32(`${arch}.attention.head_count_kv`, KV);
     w.addF32(`${arch}.attention.layer_norm_rms_epsilon`, normEps);
     w.addF32(`${arch}.rope.freq_base`, ropeBase);
-    w.addU32(`${arch}.rope.dimension_count`, headDim);
+    w.addU32(`${arch}.rope.dimension_count`, ropeDims);
+    if (opts.headDim !== undefined) {
+      w.addU32(`${arch}.attention.key_length`, headDim);
+      w.addU32(`${arch}.attention.value_length`, headDim);
+    }
+    if (swa !== undefined) w.addU32(`${arch}.attention.sliding_window`, swa);
+    if (softcaps) {
+      w.addF32(`${arch}.attn_logit_softcapping`, softcaps[0]);
+      w.addF32(`${arch}.final_logit_softcapping`, softcaps[1]);
+    }
     if (vocabKv) {
       for (const kv of vocabKv) w.addKv(kv.key, kv.type, kv.value, kv.elem);
     } else {
@@ -418,7 +453,8 @@ export function makeModel(opts: MakeModelOptions): MakeModelResult {
 // CLI
 
 const USAGE = `usage: make-model --out PATH --dim D --layers L --heads H --ffn F
-       [--arch llama|qwen2|phi3] [--kv-heads K] [--vocab V] [--ctx C]
+       [--arch ${ARCHS.join('|')}] [--kv-heads K] [--head-dim K] [--vocab V] [--ctx C]
+       [--rope-dims R] [--sliding-window W] [--attn-softcap C] [--final-softcap C] (gemma2, gemma3)
        [--type ${WEIGHT_TYPES.join('|')}] [--seed S] [--tied] [--vocab-from VOCAB.gguf]
        [--name NAME] [--norm-eps E] [--rope-base B] [--alignment A] [--quiet]
 Writes a random-weight GGUF (llama.cpp tensor names and metadata).`;
@@ -435,6 +471,8 @@ export function main(argv: string[] = process.argv.slice(2)): number {
         ctx: { type: 'string' }, type: { type: 'string' }, seed: { type: 'string' }, tied: { type: 'boolean' },
         'vocab-from': { type: 'string' }, name: { type: 'string' }, 'norm-eps': { type: 'string' },
         'rope-base': { type: 'string' }, alignment: { type: 'string' }, quiet: { type: 'boolean' },
+        'head-dim': { type: 'string' }, 'sliding-window': { type: 'string' }, 'attn-softcap': { type: 'string' },
+        'final-softcap': { type: 'string' }, 'rope-dims': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -463,7 +501,8 @@ export function main(argv: string[] = process.argv.slice(2)): number {
       ffn: num('ffn')!, vocab: num('vocab'), ctx: num('ctx'), type: values.type as WeightType | undefined,
       seed: num('seed'), tied: values.tied === true, vocabFrom: values['vocab-from'] as string | undefined,
       name: values.name as string | undefined, normEps: num('norm-eps'), ropeBase: num('rope-base'),
-      alignment: num('alignment'),
+      alignment: num('alignment'), headDim: num('head-dim'), slidingWindow: num('sliding-window'),
+      attnSoftcap: num('attn-softcap'), finalSoftcap: num('final-softcap'), ropeDims: num('rope-dims'),
       onTensor: quiet || !process.stderr.isTTY ? undefined : (name, i, n) => {
         process.stderr.write(`\r\x1b[K[${i + 1}/${n}] ${name}`);
       },

@@ -1,8 +1,10 @@
 // The public entry points of flashdip/ops.h: preconditions (asserted in debug builds), then the kernel
 // of the ISA in use (dispatch.cc keeps one OpsKernels per ISA in its table).
 #include <cassert>
+#include <cmath>
 #include <limits>
 
+#include "flashdip/quants.h"
 #include "kernels/kernels_internal.h"
 
 namespace fd {
@@ -30,6 +32,25 @@ void silu_mul_f32(float* g, const float* u, float* h, int64_t n) {
   assert(h != g && "silu_mul_f32: h must not be g");
   if (n <= 0) return;
   ops_kernels().silu_mul(g, u, h, n);
+}
+
+static float gelu_tanh(float x) {
+  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f, kCoefA = 0.044715f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoefA * x * x)));
+}
+
+void gelu_mul_f32(float* g, const float* u, float* h, int64_t n) {
+  assert(h != g && "gelu_mul_f32: h must not be g");
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = g[i];
+    if (x <= -10.0f)
+      g[i] = 0.0f;
+    else if (x >= 10.0f)
+      g[i] = x;
+    else
+      g[i] = fp16_to_fp32(fp32_to_fp16(gelu_tanh(fp16_to_fp32(fp32_to_fp16(x)))));
+    h[i] = g[i] * u[i];
+  }
 }
 
 void exp_f32(const float* x, float* y, int64_t n) {

@@ -242,7 +242,8 @@ void Context::matmul(const Weight& w, const float* x, int64_t ntok, float* y, in
 void Context::attention(int64_t layer, int64_t n, int64_t pos0) {
   const ModelConfig& c = cfg_;
   const int64_t hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float scale = c.attn_scale, cap = c.attn_softcap;
+  const int64_t window = c.is_swa(layer) ? c.swa_window : 0;
   const uint8_t* kbase = k_cache_.data() + static_cast<size_t>(layer * n_ctx_) * kv_row_bytes_;
   const uint8_t* vbase = v_cache_.data() + static_cast<size_t>(layer * n_ctx_) * kv_row_bytes_;
   const size_t elem = kv_type_ == TYPE_F32 ? 4 : 2;
@@ -252,13 +253,22 @@ void Context::attention(int64_t layer, int64_t n, int64_t pos0) {
   const int threads = threads_for(work);
   model_.pool().run(n * c.n_kv_heads, threads, [&](int64_t task, int thread) {
     const int64_t t = task / c.n_kv_heads, kvh = task % c.n_kv_heads;
-    const int64_t len = pos0 + t + 1;  // causal: positions 0..pos0+t
+    // Causal: positions first..pos0+t, where a sliding-window layer sees only the last `window`
+    // (llama.cpp masks key p0 for query p1 when p1 - p0 >= window).
+    const int64_t end = pos0 + t + 1;
+    const int64_t first = window > 0 ? std::max<int64_t>(0, end - window) : 0;
+    const int64_t len = end - first;
     // The group query heads of this KV head against its slice of every cache row.
     float* scores = att_scores_.data() + static_cast<size_t>(thread * group * n_ctx_);  // [group][n_ctx]
-    const size_t off = static_cast<size_t>(kvh * hd) * elem;
+    const size_t off = static_cast<size_t>(kvh * hd) * elem + static_cast<size_t>(first) * kv_row_bytes_;
     const float* q = q_.data() + t * c.q_dim() + kvh * group * hd;
     attn_scores(kv_type_, q, group, hd, kbase + off, kv_row_bytes_, len, scale, scores, n_ctx_);
-    for (int64_t g = 0; g < group; ++g) softmax_f32(scores + g * n_ctx_, len);
+    for (int64_t g = 0; g < group; ++g) {
+      float* sg = scores + g * n_ctx_;
+      if (cap > 0)  // gemma2's soft-capping: s = cap * tanh(s / cap), as ggml computes it
+        for (int64_t j = 0; j < len; ++j) sg[j] = std::tanh(sg[j] * (1.0f / cap)) * cap;
+      softmax_f32(sg, len);
+    }
     float* out = att_out_.data() + t * c.q_dim() + kvh * group * hd;
     attn_values(kv_type_, scores, n_ctx_, group, hd, vbase + off, kv_row_bytes_, len, out);
   });
@@ -340,15 +350,22 @@ int32_t* Context::trace_at(int64_t t, int64_t l) {
   return stats_.trace.data() + at;
 }
 
-// The score the h-mask ranks by: |h| (DIP, DIP-CA, GLU), |silu(W_gate x)| (gate) or |W_up x| (up).
-// g points at silu(gate) and u at the up projection of one token (u may be null when not needed).
+void Context::act_mul(float* g, const float* u, float* h, int64_t n) const {
+  if (cfg_.act == Activation::GeluTanh)
+    gelu_mul_f32(g, u, h, n);
+  else
+    silu_mul_f32(g, u, h, n);
+}
+
+// The score the h-mask ranks by: |h| (DIP, DIP-CA, GLU), |act(W_gate x)| (gate) or |W_up x| (up).
+// g points at act(gate) and u at the up projection of one token (u may be null when not needed).
 static const float* h_scores(SparseMethod m, const float* g, const float* u) {
   if (m == SparseMethod::Gate) return g;
   if (m == SparseMethod::Up) return u;
   return nullptr;
 }
 
-// SwiGLU MLP of one layer for n tokens: xn_ [n][dim] in, xn_ [n][dim] out. Under a sparse method the
+// Gated MLP (SwiGLU or GeGLU) of one layer for n tokens: xn_ [n][dim] in, xn_ [n][dim] out. Under a sparse method the
 // masked inputs are zeroed, which computes exactly the sum over the kept columns; on a file in the
 // standard layout this still reads every weight (accuracy work); the DIP layout reads only those.
 void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
@@ -359,7 +376,7 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
   // x-mask (DIP, DIP-CA): one mask shared by W_up and W_gate.
   for (int64_t t = 0; t < n; ++t) select_columns(xn_.data() + t * dim, dim, l, 0, pos0 + t, nullptr, trace_at(t, l));
 
-  // gate_ [n][gstride] ends up holding silu(W_gate x), up_ [n][F] h = silu(gate) * up; the up
+  // gate_ [n][gstride] ends up holding act(W_gate x), up_ [n][F] h = act(gate) * up; the up
   // method's scores (W_up x) go to score_tmp_ [n][F].
   const int64_t gstride = L.w_gate_up.data ? 2 * F : F;
   if (L.w_gate_up.data) {
@@ -373,7 +390,7 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
     float* g = gate_.data() + t * gstride;
     const float* u = L.w_gate_up.data ? g + F : up_.data() + t * F;
     if (m == SparseMethod::Up) std::memcpy(score_tmp_.data() + t * F, u, static_cast<size_t>(F) * sizeof(float));
-    silu_mul_f32(g, u, up_.data() + t * F, F);  // h may overwrite u (no fused gate_up)
+    act_mul(g, u, up_.data() + t * F, F);  // h may overwrite u (no fused gate_up)
   }
   for (int64_t t = 0; t < n; ++t)
     select_columns(up_.data() + t * F, F, l, 1, pos0 + t,
@@ -383,7 +400,7 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
 }
 
 // The MLP on the DIP layout: per token, only the rows of the kept columns are read:
-// [g, u] = sum over j in m_x of x_j * row_j, h = silu(g) * u, y = sum over i in m_h of h_i * row_i.
+// [g, u] = sum over j in m_x of x_j * row_j, h = act(g) * u, y = sum over i in m_h of h_i * row_i.
 void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
   const int64_t dim = cfg_.dim, F = cfg_.ffn;
   const SparseMethod m = sp_.method;
@@ -398,7 +415,7 @@ void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_
     const int64_t k1 = select_columns(x, dim, l, 0, pos0 + t, nullptr, tr);
     gather_rows(L.dip_gate_up, rc_ug, cache_ug, x, k1, 2 * F, gu);
     float* h = up_.data();
-    silu_mul_f32(gu, gu + F, h, F);
+    act_mul(gu, gu + F, h, F);
     const int64_t k2 = select_columns(h, F, l, 1, pos0 + t, h_scores(m, gu, gu + F), tr ? tr + 2 : nullptr);
     gather_rows(L.dip_down, rc_down, cache_down, h, k2, dim, x);
   }
@@ -483,29 +500,47 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
       row = embd_row_.data();
     }
     dequantize_row(e.type, row, x_.data() + t * dim, dim);
+    if (c.embd_scale != 1.0f)
+      for (int64_t i = 0; i < dim; ++i) x_[t * dim + i] *= c.embd_scale;
   }
 
   // RoPE angles per token, as ggml computes them: theta_i = pos * base^(-2i/n_rot) by repeated
   // multiplication in float, divided by the optional frequency factor, times the linear scale.
   const int64_t half = c.rope_dims / 2;
-  const float theta_scale = std::pow(c.rope_base, -2.0f / static_cast<float>(c.rope_dims));
   const std::vector<float>& ff = m.rope_freq_factors();
-  for (int64_t t = 0; t < n; ++t) {
-    float theta = static_cast<float>(pos0 + t);
-    for (int64_t i = 0; i < half; ++i) {
-      const float th = c.rope_freq_scale * (ff.empty() ? theta : theta / ff[static_cast<size_t>(i)]);
-      rope_cos_[t * half + i] = std::cos(th);
-      rope_sin_[t * half + i] = std::sin(th);
-      theta *= theta_scale;
+  auto angles = [&](float base, float freq_scale, std::vector<float>& cos, std::vector<float>& sin) {
+    cos.resize(rope_cos_.size());
+    sin.resize(rope_sin_.size());
+    const float theta_scale = std::pow(base, -2.0f / static_cast<float>(c.rope_dims));
+    for (int64_t t = 0; t < n; ++t) {
+      float theta = static_cast<float>(pos0 + t);
+      for (int64_t i = 0; i < half; ++i) {
+        const float th = freq_scale * (ff.empty() ? theta : theta / ff[static_cast<size_t>(i)]);
+        cos[t * half + i] = std::cos(th);
+        sin[t * half + i] = std::sin(th);
+        theta *= theta_scale;
+      }
     }
-  }
+  };
+  angles(c.rope_base, c.rope_freq_scale, rope_cos_, rope_sin_);
+  // Gemma 3's sliding-window layers rotate with their own base and scale.
+  if (c.own_swa_rope()) angles(c.rope_base_swa, c.rope_freq_scale_swa, rope_cos_swa_, rope_sin_swa_);
+  const float* layer_cos = rope_cos_.data();
+  const float* layer_sin = rope_sin_.data();
   auto rope = [&](float* vec, int64_t t, int64_t heads) {
-    rope_f32(vec, heads, hd, c.rope_dims, rope_cos_.data() + t * half, rope_sin_.data() + t * half, c.rope_neox);
+    rope_f32(vec, heads, hd, c.rope_dims, layer_cos + t * half, layer_sin + t * half, c.rope_neox);
+  };
+  // Per-head RMSNorm of q or k (qwen3, gemma3), before RoPE.
+  auto head_norm = [&](float* vec, int64_t heads, const std::vector<float>& w) {
+    for (int64_t h = 0; h < heads; ++h) rmsnorm_f32(vec + h * hd, w.data(), vec + h * hd, hd, c.norm_eps);
   };
 
   if (stats_.record) stats_.times.resize(static_cast<size_t>(n * c.n_layers) * 2, 0.0f);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = m.layer(l);
+    const bool own_rope = c.own_swa_rope() && c.is_swa(l);
+    layer_cos = own_rope ? rope_cos_swa_.data() : rope_cos_.data();
+    layer_sin = own_rope ? rope_sin_swa_.data() : rope_sin_.data();
     const auto layer_start = std::chrono::steady_clock::now();
     const double wait_start = stats_.io.wait_seconds;
     for (int64_t t = 0; t < n; ++t) rmsnorm_f32(x_.data() + t * dim, L.attn_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
@@ -530,6 +565,8 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
         for (int64_t i = 0; i < kvd; ++i) k_[t * kvd + i] += L.bk[i];
       if (!L.bv.empty())
         for (int64_t i = 0; i < kvd; ++i) v_[t * kvd + i] += L.bv[i];
+      if (!L.attn_q_norm.empty()) head_norm(q_.data() + t * qd, c.n_heads, L.attn_q_norm);
+      if (!L.attn_k_norm.empty()) head_norm(k_.data() + t * kvd, c.n_kv_heads, L.attn_k_norm);
       rope(q_.data() + t * qd, t, c.n_heads);
       rope(k_.data() + t * kvd, t, c.n_kv_heads);
       const size_t at = static_cast<size_t>(l * n_ctx_ + pos0 + t) * kv_row_bytes_;
@@ -543,10 +580,14 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     }
     attention(l, n, pos0);
     matmul(L.wo, att_out_.data(), n, xn_.data(), dim);
+    if (!L.attn_post_norm.empty())
+      for (int64_t t = 0; t < n; ++t) rmsnorm_f32(xn_.data() + t * dim, L.attn_post_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
     for (int64_t i = 0; i < n * dim; ++i) x_[i] += xn_[i];
 
     for (int64_t t = 0; t < n; ++t) rmsnorm_f32(x_.data() + t * dim, L.ffn_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
     mlp(L, l, n, pos0);
+    if (!L.ffn_post_norm.empty())
+      for (int64_t t = 0; t < n; ++t) rmsnorm_f32(xn_.data() + t * dim, L.ffn_post_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
     for (int64_t i = 0; i < n * dim; ++i) x_[i] += xn_[i];
     {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - layer_start).count();
@@ -572,6 +613,10 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
   for (int64_t t = first; t < n; ++t)
     rmsnorm_f32(x_.data() + t * dim, m.output_norm().data(), xn_.data() + (t - first) * dim, dim, c.norm_eps);
   matmul(m.output(), xn_.data(), n - first, out, c.n_vocab);
+  if (c.final_softcap > 0) {  // gemma2: logits = cap * tanh(logits / cap)
+    const float cap = c.final_softcap;
+    for (int64_t i = 0; i < (n - first) * c.n_vocab; ++i) out[i] = std::tanh(out[i] * (1.0f / cap)) * cap;
+  }
 }
 
 }  // namespace fd

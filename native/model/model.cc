@@ -135,8 +135,10 @@ std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const Mo
   ModelConfig& c = m->cfg_;
   if (!f.get_str("general.architecture", &c.arch))
     fail("ERR_MODEL_INVALID", f.path() + ": metadata 'general.architecture' is missing");
-  if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "phi3")
-    fail("ERR_UNSUPPORTED_ARCH", f.path() + ": architecture '" + c.arch + "' is not supported (llama, qwen2, phi3 are)");
+  const bool gemma = c.arch == "gemma" || c.arch == "gemma2" || c.arch == "gemma3";
+  if (c.arch != "llama" && c.arch != "qwen2" && c.arch != "qwen3" && c.arch != "phi3" && !gemma)
+    fail("ERR_UNSUPPORTED_ARCH", f.path() + ": architecture '" + c.arch +
+                                     "' is not supported (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3 are)");
   f.get_str("general.name", &c.name);
   c.dim = require_int(f, key(c, "embedding_length"));
   c.n_layers = require_int(f, key(c, "block_count"));
@@ -145,14 +147,18 @@ std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const Mo
   c.ffn = require_int(f, key(c, "feed_forward_length"));
   c.ctx_train = optional_int(f, key(c, "context_length"), 2048);
   if (c.ctx_train == 0) c.ctx_train = 2048;
-  if (c.dim % c.n_heads != 0 || c.n_kv_heads == 0 || c.n_heads % c.n_kv_heads != 0)
-    fail("ERR_MODEL_INVALID", f.path() + ": head counts do not divide the embedding width");
-  c.head_dim = c.dim / c.n_heads;
-  // Some models set key_length explicitly (it must agree with dim / n_heads here).
-  const int64_t key_len = optional_int(f, key(c, "attention.key_length"), c.head_dim);
-  if (key_len != c.head_dim)
-    fail("ERR_MODEL_INVALID", f.path() + ": attention.key_length " + std::to_string(key_len) +
-                                  " differs from embedding_length / head_count, which flashdip does not support");
+  if (c.n_kv_heads == 0 || c.n_heads % c.n_kv_heads != 0)
+    fail("ERR_MODEL_INVALID", f.path() + ": head_count is not a multiple of head_count_kv");
+  // The head width is attention.key_length when given (qwen3, gemma: q_dim = heads * key_length may
+  // differ from dim), else dim / heads; values are as wide as keys.
+  uint64_t key_len = 0;
+  if (!f.get_u64(key(c, "attention.key_length"), &key_len) && c.dim % c.n_heads != 0)
+    fail("ERR_MODEL_INVALID", f.path() + ": head_count does not divide the embedding width");
+  c.head_dim = optional_int(f, key(c, "attention.key_length"), c.dim / c.n_heads);
+  const int64_t value_len = optional_int(f, key(c, "attention.value_length"), c.head_dim);
+  if (c.head_dim == 0 || value_len != c.head_dim)
+    fail("ERR_MODEL_INVALID", f.path() + ": attention.value_length " + std::to_string(value_len) + " differs from key_length " +
+                                  std::to_string(c.head_dim) + ", which flashdip does not support");
   c.rope_dims = optional_int(f, key(c, "rope.dimension_count"), c.head_dim);
   if (c.rope_dims > c.head_dim || c.rope_dims % 2 != 0)
     fail("ERR_MODEL_INVALID", f.path() + ": rope.dimension_count is invalid");
@@ -172,8 +178,45 @@ std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const Mo
   }
   if (!(c.rope_freq_scale > 0) || !std::isfinite(c.rope_freq_scale))
     fail("ERR_MODEL_INVALID", f.path() + ": the rope scaling factor is out of range");
-  c.rope_neox = c.arch != "llama";  // llama.cpp: qwen2 and phi3 rotate (i, i + n/2) pairs
+  c.rope_neox = c.arch != "llama";  // llama.cpp: qwen2/3, phi3 and gemma rotate (i, i + n/2) pairs
   positive_float(f, key(c, "attention.layer_norm_rms_epsilon"), &c.norm_eps);
+
+  c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  if (gemma) {
+    // As llama.cpp: GeGLU, embeddings times sqrt(dim), the norms' weights used as stored (its
+    // converter already added Gemma's +1). Gemma 2's 27B (46 layers) and Gemma 3's (62) scale
+    // queries by 1 / sqrt(dim / heads) instead of 1 / sqrt(head_dim) (query_pre_attn_scalar).
+    c.act = Activation::GeluTanh;
+    c.embd_scale = std::sqrt(static_cast<float>(c.dim));
+    if ((c.arch == "gemma2" && c.n_layers == 46) || (c.arch == "gemma3" && c.n_layers == 62))
+      c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.dim / c.n_heads));
+  }
+  auto positive = [&](const char* k, float def) {
+    double v;
+    if (!f.get_f64(key(c, k), &v)) return def;
+    if (!(v >= 0) || !std::isfinite(v)) fail("ERR_MODEL_INVALID", f.path() + ": metadata '" + key(c, k) + "' must be >= 0");
+    return static_cast<float>(v);
+  };
+  if (c.arch == "gemma2") {
+    // llama.cpp's defaults when the keys are absent: soft-caps 50 and 30, a 4096 window on even layers.
+    c.attn_softcap = positive("attn_logit_softcapping", 50.0f);
+    c.final_softcap = positive("final_logit_softcapping", 30.0f);
+    c.swa_window = optional_int(f, key(c, "attention.sliding_window"), 4096);
+    c.swa_pattern = 2;
+    c.rope_base_swa = c.rope_base;
+    c.rope_freq_scale_swa = c.rope_freq_scale;
+  } else if (c.arch == "gemma3") {
+    // Five sliding-window layers in six, rotating with base 10000 and no scaling; no soft-capping
+    // unless the file asks for a final one.
+    c.final_softcap = positive("final_logit_softcapping", 0.0f);
+    c.swa_window = optional_int(f, key(c, "attention.sliding_window"), 0);
+    c.swa_pattern = 6;
+  }
+
+  // LongRoPE (Phi-3-128k, Phi-3.5, Phi-4-mini: per-pair factors chosen by the context size, with an
+  // attention factor) is not implemented: refuse it rather than rotate without it.
+  if (f.tensor("rope_factors_long.weight") || f.tensor("rope_factors_short.weight"))
+    fail("ERR_UNSUPPORTED_ARCH", f.path() + ": LongRoPE (rope_factors_long/short, as Phi-3.5 and Phi-4-mini use) is not supported");
 
   // Counts that size allocations are checked against the tensors before anything is allocated (the
   // tensor table itself was checked against the file's size): the blocks present must be exactly
@@ -236,6 +279,14 @@ std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const Mo
     LayerWeights& L = m->layers_[static_cast<size_t>(i)];
     L.attn_norm = ld.vec(p + "attn_norm.weight", c.dim);
     L.ffn_norm = ld.vec(p + "ffn_norm.weight", c.dim);
+    if (c.arch == "qwen3" || c.arch == "gemma3") {
+      L.attn_q_norm = ld.vec(p + "attn_q_norm.weight", c.head_dim);
+      L.attn_k_norm = ld.vec(p + "attn_k_norm.weight", c.head_dim);
+    }
+    if (c.arch == "gemma2" || c.arch == "gemma3") {
+      L.attn_post_norm = ld.vec(p + "post_attention_norm.weight", c.dim);
+      L.ffn_post_norm = ld.vec(p + "post_ffw_norm.weight", c.dim);
+    }
     if (c.arch == "phi3") {
       L.wqkv = ld.matrix(p + "attn_qkv.weight", c.dim, c.q_dim() + 2 * c.kv_dim());
       if (!c.dip_layout) L.w_gate_up = ld.matrix(p + "ffn_up.weight", c.dim, 2 * c.ffn);

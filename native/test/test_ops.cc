@@ -402,6 +402,35 @@ double gamma_n(int64_t n) { return static_cast<double>(n) * kEps / (1.0 - static
 // Bound: |got - ref| <= 2 gamma_{hd+1} scale sum_i |q_i k_i| + 2 eps |ref|: the two versions sum the same
 // products in different orders (recursive vs 8/4 lanes and a tree), each within gamma_hd sum |terms|
 // of the exact dot, plus the roundings of the products and of the scaling.
+// GeGLU: ggml's f16-table GELU (input and output rounded to f16, saturated outside (-10, 10)) times u.
+void test_gelu_mul() {
+  const float xs[] = {0.0f, 1.0f, -1.0f, 0.3f, 2.5f, -3.7f, 9.99f, 10.0f, 12.0f, -10.0f, -11.0f, 1e-3f};
+  const int64_t n = static_cast<int64_t>(sizeof(xs) / sizeof(xs[0]));
+  std::vector<float> g(xs, xs + n), u(static_cast<size_t>(n)), h(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) u[static_cast<size_t>(i)] = 0.5f + 0.25f * static_cast<float>(i);
+  gelu_mul_f32(g.data(), u.data(), h.data(), n);
+  bool ok = true, near = true;
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = xs[i];
+    auto gelu = [](double v) { return 0.5 * v * (1 + std::tanh(std::sqrt(2 / M_PI) * v * (1 + 0.044715 * v * v))); };
+    const double exact = gelu(x);
+    float want;
+    if (x <= -10.0f) want = 0.0f;
+    else if (x >= 10.0f) want = x;
+    else want = fp16_to_fp32(fp32_to_fp16(static_cast<float>(gelu(fp16_to_fp32(fp32_to_fp16(x))))));
+    const size_t k = static_cast<size_t>(i);
+    // The table's entry: GELU at the f16 rounding of x, rounded to f16 (within a half ulp of that,
+    // as float and double tanh may round differently).
+    if (x > -10.0f && x < 10.0f && std::fabs(g[k] - want) > 1e-3 * std::fabs(want)) ok = false;
+    if ((x <= -10.0f || x >= 10.0f) && g[k] != want) ok = false;
+    if (h[k] != g[k] * u[k]) ok = false;
+    // Near the exact GELU: relative 1e-3 where it is not tiny (the far left tail is steep in x).
+    near = near && std::fabs(g[k] - exact) <= 2e-3 * std::fabs(exact) + 2e-6;
+  }
+  check(ok && g[0] == 0.0f && g[1] == fp16_to_fp32(fp32_to_fp16(0.8411920f)), "gelu_mul: f16-table GELU (saturated outside (-10, 10)), h = g * u");
+  check(near, "gelu_mul: within f16 rounding of the exact tanh GELU");
+}
+
 void test_attn_scores() {
   Rng rng(61);
   for (const OpsKernels* t : simd_tables())
@@ -677,6 +706,7 @@ int main(int argc, char** argv) {
   test_rope();
   test_softmax();
   test_silu_mul();
+  test_gelu_mul();
   test_attn_scores();
   test_attn_values();
   test_dispatch();

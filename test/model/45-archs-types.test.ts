@@ -10,7 +10,7 @@ import { kernels, loadModel } from '../../lib';
 import { ARCHS, makeModel, WEIGHT_TYPES, WeightType } from '../../scripts/make-model';
 import { tmpFile } from '../helpers';
 
-// Measured worst case on these shapes (llama/qwen2/phi3): f16 1.2e-3, bf16 7.7e-3, q8_0 3.3e-2,
+// Measured worst case on these shapes (llama/qwen2/phi3; the qwen3 and gemma ones are within them): f16 1.2e-3, bf16 7.7e-3, q8_0 3.3e-2,
 // q6_k 0.10, q4_0 0.36, q4_k 0.34.
 export const QUANT_BOUNDS: Record<WeightType, number> = {
   f32: 0, f16: 4e-3, bf16: 2e-2, q8_0: 6e-2, q6_k: 0.18, q4_0: 0.55, q4_k: 0.55,
@@ -21,6 +21,11 @@ export const QUANT_BOUNDS: Record<WeightType, number> = {
 const SIMD_BOUND: Record<WeightType, number> = {
   f32: 1e-5, f16: 1e-5, bf16: 1e-5, q8_0: 3e-2, q6_k: 3e-2, q4_0: 3e-2, q4_k: 3e-2,
 };
+// Gemma's GeGLU rounds the GELU's input and output to f16, as llama.cpp's table does: a last-bit
+// difference upstream can flip one rounding there, even for float weights (seen up to 3.2e-5).
+const GEGLU_FLOAT_SIMD_BOUND = 1e-4;
+const simdBound = (arch: string, type: WeightType): number =>
+  arch.startsWith('gemma') ? Math.max(SIMD_BOUND[type], GEGLU_FLOAT_SIMD_BOUND) : SIMD_BOUND[type];
 const PROMPT = Array.from({ length: 12 }, (_, i) => 3 + ((i * 37) % 300));
 
 async function logitsOf(path: string): Promise<Float32Array> {
@@ -69,7 +74,7 @@ describe('45 architectures x tensor types (random weights)', function () {
           for (const isa of isas.filter((i) => i !== 'scalar')) {
             assert.ok(kernels.setIsa(isa));
             const d = relDiff(await logitsOf(paths[type]!), scalar);
-            assert.ok(d <= SIMD_BOUND[type], `${isa} vs scalar: ${d}`);
+            assert.ok(d <= simdBound(arch, type), `${isa} vs scalar: ${d}`);
           }
           kernels.setIsa(best);
         });

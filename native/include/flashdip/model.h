@@ -1,4 +1,4 @@
-// Llama-family model (llama, qwen2, phi3) over a mapped GGUF file, and the per-sequence context that
+// Llama-family model (llama, qwen2, qwen3, phi3, gemma, gemma2, gemma3) over a mapped GGUF file, and the per-sequence context that
 // holds the KV cache and scratch buffers. Shapes are written as [rows][cols] with cols contiguous.
 #pragma once
 #include <atomic>
@@ -16,8 +16,11 @@
 
 namespace fd {
 
+// The gated MLP's activation: h = act(gate) * up.
+enum class Activation { Silu, GeluTanh };  // SwiGLU (llama, qwen, phi3); GeGLU with tanh GELU (gemma)
+
 struct ModelConfig {
-  std::string arch;         // "llama", "qwen2", "phi3"
+  std::string arch;         // "llama", "qwen2", "qwen3", "phi3", "gemma", "gemma2", "gemma3"
   std::string name;         // general.name
   int64_t n_vocab = 0;
   int64_t dim = 0;          // d: embedding width
@@ -25,7 +28,7 @@ struct ModelConfig {
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;
   int64_t head_dim = 0;
-  int64_t ffn = 0;          // D: SwiGLU hidden width
+  int64_t ffn = 0;          // D: gated MLP hidden width
   int64_t ctx_train = 0;
   int64_t rope_dims = 0;    // leading dimensions of each head that are rotated
   float rope_base = 10000.0f;
@@ -34,6 +37,20 @@ struct ModelConfig {
   float norm_eps = 1e-5f;
   bool tied_embeddings = false;
   bool dip_layout = false;  // MLP stored input-major by flashdip convert
+  Activation act = Activation::Silu;
+  float embd_scale = 1.0f;      // token embeddings are multiplied by this (gemma: sqrt(dim))
+  float attn_scale = 0;         // query scale (1 / sqrt(head_dim) unless the architecture says otherwise)
+  float attn_softcap = 0;       // > 0: attention logits become c * tanh(s / c) (gemma2)
+  float final_softcap = 0;      // > 0: output logits likewise (gemma2)
+  // Sliding-window attention (gemma2, gemma3): layer l attends to its last swa_window positions
+  // when swa_pattern > 0 and l % swa_pattern < swa_pattern - 1 (llama.cpp's pattern); those layers
+  // rotate with their own RoPE base and scale.
+  int64_t swa_window = 0;
+  int64_t swa_pattern = 0;
+  float rope_base_swa = 10000.0f;
+  float rope_freq_scale_swa = 1.0f;
+  bool is_swa(int64_t layer) const { return swa_window > 0 && swa_pattern > 0 && layer % swa_pattern < swa_pattern - 1; }
+  bool own_swa_rope() const { return swa_window > 0 && (rope_base_swa != rope_base || rope_freq_scale_swa != rope_freq_scale); }
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
 };
@@ -53,7 +70,10 @@ struct LayerWeights {
   Weight wq, wk, wv, wo;              // llama/qwen2: q [q_dim][dim], k/v [kv_dim][dim], o [dim][q_dim]
   Weight wqkv;                        // phi3: fused [q_dim + 2 kv_dim][dim]
   std::vector<float> bq, bk, bv;      // qwen2 biases (empty when absent)
+  std::vector<float> attn_q_norm, attn_k_norm;  // qwen3, gemma3: per-head RMSNorm of q and k [head_dim] (empty when absent)
+  std::vector<float> attn_post_norm;  // gemma2, gemma3: RMSNorm of the attention output [dim] (empty when absent)
   std::vector<float> ffn_norm;        // [dim]
+  std::vector<float> ffn_post_norm;   // gemma2, gemma3: RMSNorm of the MLP output [dim] (empty when absent)
   Weight w_gate, w_up, w_down;        // gate/up [ffn][dim], down [dim][ffn]
   Weight w_gate_up;                   // phi3: fused [2 ffn][dim], gate rows first
   // DIP layout (flashdip convert): one row per input column, quantized along the outputs.
@@ -206,6 +226,8 @@ class Context {
   void forward_batch(const int32_t* tokens, int64_t n, bool all_logits, float* out);
   void matmul(const Weight& w, const float* x, int64_t ntok, float* y, int64_t y_stride);
   void attention(int64_t layer, int64_t n, int64_t pos0);
+  // h[i] = act(g[i]) * u[i] for the model's activation; g keeps act(g) (see silu_mul_f32).
+  void act_mul(float* g, const float* u, float* h, int64_t n) const;
   int threads_for(double work) const;
 
   Model& model_;
@@ -226,6 +248,7 @@ class Context {
   ZeroedArray<float> att_scores_;    // [threads][group][n_ctx]
   std::vector<uint8_t> xq_;          // quantized activations, [B][row bytes]
   std::vector<float> rope_cos_, rope_sin_;  // [B][rope_dims/2]
+  std::vector<float> rope_cos_swa_, rope_sin_swa_;  // the same for sliding-window layers with their own base (gemma3)
   // Sparsity: the configuration, per-layer cache bookkeeping, statistics and scratch.
   SparsityConfig sp_;
   bool track_ = false;                     // keep cache state and statistics

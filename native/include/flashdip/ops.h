@@ -54,6 +54,13 @@ void softmax_f32(float* x, int64_t n);
 // silu(g) (the 'gate' sparsity method ranks by it). h may be u (same array), not g.
 void silu_mul_f32(float* g, const float* u, float* h, int64_t n);
 
+// GeGLU (gemma): g[i] = gelu(g[i]), then h[i] = g[i] * u[i], for i < n; same aliasing as
+// silu_mul_f32. The GELU is the tanh approximation 0.5 g (1 + tanh(sqrt(2/pi) g (1 + 0.044715 g^2)))
+// computed as llama.cpp's CPU backend does with its f16 table: 0 below -10, g above 10, otherwise the
+// input rounded to f16 and the result rounded to f16 (the exact formula misses llama.cpp's logits by
+// ~1e-3 on a 6-layer gemma3).
+void gelu_mul_f32(float* g, const float* u, float* h, int64_t n);
+
 // y[i] = exp(x[i]) for i < n (y may be x). The vector expf of the softmax and silu kernels, exposed
 // for tests and benchmarks.
 void exp_f32(const float* x, float* y, int64_t n);
