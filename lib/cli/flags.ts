@@ -6,7 +6,9 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FlashdipError } from '../errors';
 import type { LoadOptions } from '../model';
-import { parseBytes } from '../options';
+import { resolveSamplerOptions } from '../sampler';
+import type { GenerateOptions, SessionOptions } from '../session';
+import { checkInt, parseBytes } from '../options';
 import type { CachePolicy, SparseMethod } from '../sparsity';
 import type { Flag, Values } from './command';
 
@@ -79,6 +81,59 @@ export const MODEL_FLAGS: Flag[] = [
     example: '650MB', api: 'memoryBudget' },
   { name: 'thresholds', arg: 'FILE', description: 'calibrated thresholds (from `flashdip calibrate`) instead of top-k', default: 'none',
     example: 'dip-0.5.json', api: 'sparsity.thresholds' },
+];
+
+/** The sampling and session flags of the commands that generate text (run, chat). */
+export const GENERATE_FLAGS: Flag[] = [
+    { name: 'max-tokens', short: 'n', arg: 'N', description: 'tokens to generate at most', default: '256', example: '64', api: 'maxTokens' },
+    { name: 'temperature', arg: 'T', description: 'sampling temperature; 0 is greedy', default: '0.8', example: '0', api: 'temperature' },
+    { name: 'top-k', arg: 'K', description: 'keep the K most likely tokens; 0 disables', default: '40', example: '20', api: 'topK' },
+    { name: 'top-p', arg: 'P', description: 'nucleus sampling threshold in (0, 1]; 1 disables', default: '0.95', example: '0.9', api: 'topP' },
+    { name: 'min-p', arg: 'P', description: 'keep tokens with probability >= P times the largest; 0 disables', default: '0.05', example: '0.1',
+      api: 'minP' },
+    { name: 'repeat-penalty', arg: 'R', description: 'divide repeated tokens\' positive logits by R (> 0); 1 disables', default: '1',
+      example: '1.1', api: 'repeatPenalty' },
+    { name: 'repeat-last-n', arg: 'N', description: 'tokens the penalties look back over; 0 disables them', default: '64', example: '128',
+      api: 'repeatLastN' },
+    { name: 'frequency-penalty', arg: 'F', description: 'subtracted from a logit per occurrence in the window (may be negative)', default: '0',
+      example: '-0.5', api: 'frequencyPenalty' },
+    { name: 'presence-penalty', arg: 'F', description: 'subtracted from a logit once if it occurs in the window (may be negative)',
+      default: '0', example: '0.5', api: 'presencePenalty' },
+    { name: 'seed', arg: 'S', description: 'sampler seed (a whole number >= 0); the same seed gives the same text', default: '0',
+      example: '42', api: 'seed' },
+    { name: 'stop', arg: 'STR', description: 'stop before this string (repeatable; never printed)', default: 'none', example: '"The end"',
+      multiple: true, api: 'stop' },
+    { name: 'ctx', arg: 'N', description: 'context size in tokens', default: 'the model\'s, at most 4096', example: '2048', api: 'contextSize' },
+    { name: 'kv-type', arg: 'TYPE', description: 'KV cache type: f16 or f32', default: 'f16', example: 'f32', api: 'kvCacheType' },
+];
+
+/** The generation options of GENERATE_FLAGS (checked now, so a bad value fails before any work). */
+export function generateOptionsFromFlags(v: Values): Omit<GenerateOptions, 'signal' | 'onLogits'> {
+  const sampler = {
+    temperature: numberFlag('temperature', v.temperature),
+    topK: intFlag('top-k', v['top-k']),
+    topP: numberFlag('top-p', v['top-p']),
+    minP: numberFlag('min-p', v['min-p']),
+    repeatPenalty: numberFlag('repeat-penalty', v['repeat-penalty']),
+    repeatLastN: intFlag('repeat-last-n', v['repeat-last-n']),
+    frequencyPenalty: numberFlag('frequency-penalty', v['frequency-penalty']),
+    presencePenalty: numberFlag('presence-penalty', v['presence-penalty']),
+  };
+  resolveSamplerOptions(sampler);
+  const maxTokens = checkInt('maxTokens', intFlag('max-tokens', v['max-tokens']), 0, 1 << 30, 256);
+  return { ...sampler, maxTokens, stop: v.stop as string[] | undefined };
+}
+
+/** The session options of GENERATE_FLAGS. */
+export function sessionOptionsFromFlags(v: Values): SessionOptions {
+  return { contextSize: intFlag('ctx', v.ctx), seed: intFlag('seed', v.seed), kvCacheType: v['kv-type'] as 'f16' | 'f32' | undefined };
+}
+
+/** The chat flags of `chat` and `run --chat`. */
+export const CHAT_FLAGS: Flag[] = [
+  { name: 'system', arg: 'TEXT', description: 'the system message', default: 'none', example: '"You are brief."' },
+  { name: 'template', arg: 'NAME|FILE', description: 'chat template: a built-in name (chatml, llama3, phi3...), Jinja source or a file',
+    default: 'the model\'s, else chatml', example: 'chatml', api: 'template' },
 ];
 
 /** loadModel's options from MODEL_FLAGS. */

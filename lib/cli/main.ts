@@ -8,6 +8,7 @@ import { Command as Commander, CommanderError, Option } from 'commander';
 import { FlashdipError, fromNative } from '../errors';
 import { benchCommand } from './bench';
 import { calibrateCommand } from './calibrate';
+import { chatCommand } from './chat';
 import type { Command, Flag, Io, Values } from './command';
 import { convertCommand } from './convert';
 import { inspectCommand } from './inspect';
@@ -19,7 +20,7 @@ import { sweepCommand } from './sweep';
 export type { Command, Io } from './command';
 
 const COMMANDS: Command[] = [
-  runCommand, pplCommand, calibrateCommand, convertCommand, simulateCommand, sweepCommand, benchCommand, inspectCommand,
+  runCommand, chatCommand, pplCommand, calibrateCommand, convertCommand, simulateCommand, sweepCommand, benchCommand, inspectCommand,
 ];
 
 /** Exit status after Ctrl-C (128 + SIGINT), as shells report a process ended by it. */

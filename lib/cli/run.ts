@@ -1,7 +1,10 @@
+import { resolveChatTemplate } from '../chat-template';
 import { FlashdipError } from '../errors';
 import { loadModel } from '../model';
 import type { Command } from './command';
-import { intFlag, loadOptionsFromFlags, MODEL_FLAGS, modelFlag, numberFlag, requiredFlag } from './flags';
+import {
+  CHAT_FLAGS, GENERATE_FLAGS, generateOptionsFromFlags, intFlag, loadOptionsFromFlags, MODEL_FLAGS, modelFlag, requiredFlag, sessionOptionsFromFlags,
+} from './flags';
 
 export const runCommand: Command = {
   name: 'run',
@@ -10,31 +13,15 @@ export const runCommand: Command = {
     ...MODEL_FLAGS,
     { name: 'prompt', short: 'p', arg: 'TEXT', description: 'the prompt (BOS is added as the vocabulary asks)', default: 'required',
       example: '"Once upon a time"' },
-    { name: 'max-tokens', short: 'n', arg: 'N', description: 'tokens to generate at most', default: '256', example: '64', api: 'maxTokens' },
-    { name: 'temperature', arg: 'T', description: 'sampling temperature; 0 is greedy', default: '0.8', example: '0', api: 'temperature' },
-    { name: 'top-k', arg: 'K', description: 'keep the K most likely tokens; 0 disables', default: '40', example: '20', api: 'topK' },
-    { name: 'top-p', arg: 'P', description: 'nucleus sampling threshold in (0, 1]; 1 disables', default: '0.95', example: '0.9', api: 'topP' },
-    { name: 'min-p', arg: 'P', description: 'keep tokens with probability >= P times the largest; 0 disables', default: '0.05', example: '0.1',
-      api: 'minP' },
-    { name: 'repeat-penalty', arg: 'R', description: 'divide repeated tokens\' positive logits by R (> 0); 1 disables', default: '1',
-      example: '1.1', api: 'repeatPenalty' },
-    { name: 'repeat-last-n', arg: 'N', description: 'tokens the penalties look back over; 0 disables them', default: '64', example: '128',
-      api: 'repeatLastN' },
-    { name: 'frequency-penalty', arg: 'F', description: 'subtracted from a logit per occurrence in the window (may be negative)', default: '0',
-      example: '-0.5', api: 'frequencyPenalty' },
-    { name: 'presence-penalty', arg: 'F', description: 'subtracted from a logit once if it occurs in the window (may be negative)',
-      default: '0', example: '0.5', api: 'presencePenalty' },
-    { name: 'seed', arg: 'S', description: 'sampler seed (a whole number >= 0); the same seed gives the same text', default: '0',
-      example: '42', api: 'seed' },
-    { name: 'stop', arg: 'STR', description: 'stop before this string (repeatable; never printed)', default: 'none', example: '"The end"',
-      multiple: true, api: 'stop' },
-    { name: 'ctx', arg: 'N', description: 'context size in tokens', default: 'the model\'s, at most 4096', example: '2048', api: 'contextSize' },
-    { name: 'kv-type', arg: 'TYPE', description: 'KV cache type: f16 or f32', default: 'f16', example: 'f32', api: 'kvCacheType' },
+    { name: 'chat', description: 'apply the chat template to --prompt as a user message, with the assistant\'s reply to come', default: 'off' },
+    ...CHAT_FLAGS,
+    ...GENERATE_FLAGS,
     { name: 'logits', arg: 'N', description: 'with --json: include the first N logit vectors', default: '0', example: '4' },
   ],
   examples: [
     'flashdip run --model model.gguf --prompt "Once upon a time" --max-tokens 64 --temperature 0',
     'flashdip run -m model.dip.gguf -p "Hello" --method dip-ca --density 0.5 --memory-budget 650MB --json',
+    'flashdip run -m phi-3-mini-instruct.gguf --chat --system "You are brief." -p "What is a GGUF file?"',
   ],
   interruptible: true,
   async run(v, _positionals, io) {
@@ -42,33 +29,28 @@ export const runCommand: Command = {
     const prompt = requiredFlag(v, 'prompt');
     const keepLogits = intFlag('logits', v.logits) ?? 0;
     if (keepLogits < 0) throw new FlashdipError('ERR_INVALID_ARGUMENT', `--logits: must be a whole number >= 0, got ${keepLogits}`);
-    const generateOptions = {
-      maxTokens: intFlag('max-tokens', v['max-tokens']) ?? 256,
-      temperature: numberFlag('temperature', v.temperature),
-      topK: intFlag('top-k', v['top-k']),
-      topP: numberFlag('top-p', v['top-p']),
-      minP: numberFlag('min-p', v['min-p']),
-      repeatPenalty: numberFlag('repeat-penalty', v['repeat-penalty']),
-      repeatLastN: intFlag('repeat-last-n', v['repeat-last-n']),
-      frequencyPenalty: numberFlag('frequency-penalty', v['frequency-penalty']),
-      presencePenalty: numberFlag('presence-penalty', v['presence-penalty']),
-      stop: v.stop as string[] | undefined,
-    };
-    const sessionOptions = {
-      contextSize: intFlag('ctx', v.ctx),
-      seed: intFlag('seed', v.seed),
-      kvCacheType: v['kv-type'] as 'f16' | 'f32' | undefined,
-    };
+    const generateOptions = generateOptionsFromFlags(v);
+    const sessionOptions = sessionOptionsFromFlags(v);
+    const chat = v.chat === true;
+    if (!chat && (v.system !== undefined || v.template !== undefined))
+      throw new FlashdipError('ERR_INVALID_ARGUMENT', `--${v.system !== undefined ? 'system' : 'template'} needs --chat`);
+    // Resolved now, so a wrong name or file fails before the model loads.
+    const template = typeof v.template === 'string' ? resolveChatTemplate(v.template, '--template') : undefined;
     const model = await loadModel(file, loadOptionsFromFlags(v));
     try {
       const session = model.createSession(sessionOptions);
-      const promptTokens = model.tokenize(prompt, { addSpecial: true });
+      // With --chat: [system,] user, then the header of the reply; BOS as the vocabulary asks, and
+      // the prompt's own text never becomes control tokens.
+      const messages = [...(typeof v.system === 'string' ? [{ role: 'system', content: v.system }] : []), { role: 'user', content: prompt }];
+      const chatOptions = { addGenerationPrompt: true, template };
+      const promptTokens = chat ? model.tokenizeChat(messages, chatOptions) : model.tokenize(prompt, { addSpecial: true });
+      const promptText = chat ? model.applyChatTemplate(messages, chatOptions) : prompt;
       const logits: number[][] = [];
       let text = '';
       // The prompt is printed with the first piece, once the options have passed the API's checks.
       let shown = io.json;
       const show = (piece: string): void => {
-        if (!shown) io.out(prompt);
+        if (!shown) io.out(promptText);
         shown = true;
         if (!io.json) io.out(piece);
       };

@@ -9,7 +9,7 @@ import { SHARED, STORIES, tmpFile } from '../helpers';
 import { cli } from './cli';
 
 const TEXT = path.join(SHARED, 'text', 'tinystories-sample.txt');
-const COMMANDS = ['run', 'ppl', 'calibrate', 'convert', 'simulate', 'sweep', 'bench', 'inspect'];
+const COMMANDS = ['run', 'chat', 'ppl', 'calibrate', 'convert', 'simulate', 'sweep', 'bench', 'inspect'];
 
 // `flashdip X --json` must fail with `code`, its message containing `message`; and (unless `text` is
 // false, to save a process) the text form must print one line ending with "(code)".
