@@ -105,6 +105,8 @@ export const GENERATE_FLAGS: Flag[] = [
       multiple: true, api: 'stop' },
     { name: 'ctx', arg: 'N', description: 'context size in tokens', default: 'the model\'s, at most 4096', example: '2048', api: 'contextSize' },
     { name: 'kv-type', arg: 'TYPE', description: 'KV cache type: f16 or f32', default: 'f16', example: 'f32', api: 'kvCacheType' },
+    { name: 'allow-context-beyond-training', description: 'allow --ctx above the context the model was trained for (quality degrades)',
+      default: 'off', example: '--ctx 8192 --allow-context-beyond-training', api: 'allowContextBeyondTraining' },
 ];
 
 /** The generation options of GENERATE_FLAGS (checked now, so a bad value fails before any work). */
@@ -126,7 +128,10 @@ export function generateOptionsFromFlags(v: Values): Omit<GenerateOptions, 'sign
 
 /** The session options of GENERATE_FLAGS. */
 export function sessionOptionsFromFlags(v: Values): SessionOptions {
-  return { contextSize: intFlag('ctx', v.ctx), seed: intFlag('seed', v.seed), kvCacheType: v['kv-type'] as 'f16' | 'f32' | undefined };
+  return {
+    contextSize: intFlag('ctx', v.ctx), seed: intFlag('seed', v.seed), kvCacheType: v['kv-type'] as 'f16' | 'f32' | undefined,
+    allowContextBeyondTraining: v['allow-context-beyond-training'] === true ? true : undefined,
+  };
 }
 
 /** The chat flags of `chat` and `run --chat`. */

@@ -149,4 +149,12 @@ describe('61 cli: conventions', function () {
     fails(['convert', STORIES, `${noDir}.gguf`], 'ERR_IO', noDir);
     fails(['bench', '--model', missing], 'ERR_IO', missing);
   });
+
+  it('--ctx beyond the trained context: refused naming the flags, accepted with --allow-context-beyond-training', () => {
+    fails(['run', '--model', STORIES, '--prompt', 'Hi', '--max-tokens', '1', '--ctx', '4096'], 'ERR_INVALID_ARGUMENT',
+      /--ctx: 4096 is beyond the 2048 tokens .*--allow-context-beyond-training/, false);
+    const r = cli('run', '--model', STORIES, '--prompt', 'Hi', '--max-tokens', '1', '--ctx', '4096', '--allow-context-beyond-training', '--json');
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.strictEqual(JSON.parse(r.stdout).stats.contextSize, 4096);
+  });
 });
