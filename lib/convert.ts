@@ -56,11 +56,20 @@ function rowType(src: number, want: ConvertType): number {
   }
 }
 
+// A file system call whose failure is ERR_IO naming what was being done.
+function io<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new FlashdipError('ERR_IO', `cannot ${what}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 function readTensor(fd: number, header: GgufHeader, t: GgufTensorInfo): Uint8Array {
   const buf = new Uint8Array(t.bytes);
   let done = 0;
   while (done < t.bytes) {
-    const n = fs.readSync(fd, buf, done, t.bytes - done, header.dataOffset + t.offset + done);
+    const n = io(`read ${t.name}`, () => fs.readSync(fd, buf, done, t.bytes - done, header.dataOffset + t.offset + done));
     if (n <= 0) throw new FlashdipError('ERR_GGUF_TRUNCATED', `tensor ${t.name} ends early`);
     done += n;
   }
@@ -96,7 +105,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
 
   // Plan: every non-MLP tensor as is, then two DIP tensors per layer.
   interface Out { name: string; dims: number[]; type: number; make: () => Uint8Array }
-  const fd = fs.openSync(input, 'r');
+  const fd = io(`open ${input}`, () => fs.openSync(input, 'r'));
   const outs: Out[] = [];
   let mlpType = -1;
   for (const t of header.tensors) {
@@ -152,11 +161,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
     }
     if (signal?.aborted) throw new FlashdipError('ERR_ABORTED', 'convert was aborted', { cause: signal.reason });
     w.close();
-    try {
-      fs.renameSync(tmp, target);
-    } catch (err) {
-      throw new FlashdipError('ERR_IO', `cannot rename ${tmp} to ${target}: ${(err as Error).message}`, { cause: err });
-    }
+    io(`rename ${tmp} to ${target}`, () => fs.renameSync(tmp, target));
     w = undefined;
     syncDir(path.dirname(target));
   } catch (err) {
@@ -167,7 +172,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
   }
   return {
     input, output, layers, mlpType: ggmlType(mlpType).name,
-    inputBytes: header.fileSize, outputBytes: fs.statSync(target).size, seconds: (performance.now() - t0) / 1000,
+    inputBytes: header.fileSize, outputBytes: io(`stat ${target}`, () => fs.statSync(target)).size, seconds: (performance.now() - t0) / 1000,
   };
 }
 
@@ -191,9 +196,9 @@ function outputTarget(input: string, output: string, force: boolean): string {
     if (!force) throw invalidArgument('output', `${output} exists (a broken symbolic link); pass --force (force: true) to replace it`);
     return path.resolve(output);
   }
-  const inSt = fs.statSync(input);
-  const target = fs.realpathSync(output);
-  if (target === fs.realpathSync(input) || (st.dev === inSt.dev && st.ino === inSt.ino))
+  const inSt = io(`stat ${input}`, () => fs.statSync(input));
+  const target = io(`resolve ${output}`, () => fs.realpathSync(output));
+  if (target === io(`resolve ${input}`, () => fs.realpathSync(input)) || (st.dev === inSt.dev && st.ino === inSt.ino))
     throw invalidArgument('output', `${output} is the input ${input} (the same file); write the converted model to another path`);
   if (st.isDirectory()) throw invalidArgument('output', `${output} is a directory; give the path of the file to write`);
   if (!force) throw invalidArgument('output', `${output} exists; pass --force (force: true) to replace it`);
