@@ -112,7 +112,8 @@ function mutate(seeds: Seed[], seed: number, i: number): Mutant {
   const r = rng(mix(seed, i));
   const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)];
   const s = seeds[i % seeds.length];
-  let b = Buffer.from(s.bytes);
+  const b = Buffer.from(s.bytes);
+  let cut = b.length;  // truncations apply last, so every edit lands inside the file
   const ops: string[] = [];
   // Most bugs are in the header: aim 80% of the byte-level mutations at it.
   const pos = (len: number) => (r() < 0.8 ? Math.floor(r() * s.headerEnd) : Math.floor(r() * len));
@@ -146,12 +147,12 @@ function mutate(seeds: Seed[], seed: number, i: number): Mutant {
       b.copy(b, to.at, from.at, from.at + from.size);
       ops.push(`${to.what} := ${from.what}`);
     } else {
-      const len = r() < 0.5 ? Math.floor(r() * (s.headerEnd + 64)) : Math.floor(r() * b.length);
-      b = b.subarray(0, len);
+      const len = r() < 0.5 ? Math.floor(r() * (s.headerEnd + 64)) : Math.floor(r() * s.bytes.length);
+      cut = Math.min(cut, len);
       ops.push(`truncate to ${len}`);
     }
   }
-  return { seed: s.name, ops, bytes: b };
+  return { seed: s.name, ops, bytes: b.subarray(0, cut) };
 }
 
 // ---- the child: runs a batch ----------------------------------------------------------------
