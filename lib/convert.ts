@@ -144,11 +144,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
   try {
     const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
     w = new GgufWriter(tmp, { alignment, exclusive: true, sync: true });
-    for (const e of metadataEntries(header, input, (k) => k !== 'general.alignment' && !k.startsWith('flashdip.')))
-      w.addKv(e.key, e.type, e.value, e.elem);
-    w.addString('flashdip.layout', DIP_LAYOUT);
-    w.addU32('flashdip.layout_version', 1);
-    const sizes = outs.map((o) => w!.addTensor(o.name, o.dims, o.type).byteLength);
+    const sizes = declare(w, header, input, outs);
     const total = sizes.reduce((a, b) => a + b, 0);
     w.writeHeader();
     let done = 0;
@@ -174,6 +170,22 @@ export async function convert(input: string, output: string, options: ConvertOpt
     input, output, layers, mlpType: ggmlType(mlpType).name,
     inputBytes: header.fileSize, outputBytes: io(`stat ${target}`, () => fs.statSync(target)).size, seconds: (performance.now() - t0) / 1000,
   };
+}
+
+// Declares the output's metadata and tensors. Every name and value comes from the input, so one the
+// writer refuses (an empty key, a tensor name of 64 bytes or more) is a problem of the file.
+function declare(w: GgufWriter, header: GgufHeader, input: string, outs: { name: string; dims: number[]; type: number }[]): number[] {
+  try {
+    for (const e of metadataEntries(header, input, (k) => k !== 'general.alignment' && !k.startsWith('flashdip.')))
+      w.addKv(e.key, e.type, e.value, e.elem);
+    w.addString('flashdip.layout', DIP_LAYOUT);
+    w.addU32('flashdip.layout_version', 1);
+    return outs.map((o) => w.addTensor(o.name, o.dims, o.type).byteLength);
+  } catch (err) {
+    if (err instanceof FlashdipError && err.code === 'ERR_INVALID_ARGUMENT')
+      throw new FlashdipError('ERR_MODEL_INVALID', `${input}: cannot be written as GGUF: ${err.message}`, { cause: err });
+    throw err;
+  }
 }
 
 function statOrUndefined(file: string, follow: boolean): fs.Stats | undefined {

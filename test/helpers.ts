@@ -57,13 +57,15 @@ export interface GgufEdit {
   metadata?: Record<string, { type: GgufValueType; value: unknown } | null>;
   /** New dims for a tensor: its data is cut or zero-padded to the new size. */
   dims?: Record<string, number[]>;
+  /** Data alignment of the copy (default: the source's). */
+  alignment?: number;
 }
 
 // Writes a copy of a GGUF with some metadata or tensor shapes changed: hostile variants of a real model
 // that the reader accepts (the file is well formed) but whose numbers disagree.
 export function rewriteGguf(src: string, out: string, edit: GgufEdit): string {
   const h = readGguf(src);
-  const w = new GgufWriter(out, { alignment: h.alignment });
+  const w = new GgufWriter(out, { alignment: edit.alignment ?? h.alignment });
   const fd = fs.openSync(src, 'r');
   try {
     const meta = edit.metadata ?? {};

@@ -4,7 +4,7 @@ import * as assert from 'assert';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { FlashdipError, loadModel } from '../../lib';
+import { FlashdipError, loadModel, readGguf } from '../../lib';
 import { convert, ConvertOptions } from '../../lib/convert';
 import { GgufValueType as T } from '../../lib/gguf-writer';
 import { GgufEdit, rewriteGguf, STORIES, tmpFile } from '../helpers';
@@ -186,6 +186,34 @@ describe('49 convert: every dimension checked against the tensors', function () 
     it(`${what}: ERR_MODEL_INVALID before any output`, async () => {
       const d = freshDir(), src = rewriteGguf(STORIES, path.join(d, 'hostile.gguf'), edit), out = path.join(d, 'out.gguf');
       await assert.rejects(convert(src, out), code('ERR_MODEL_INVALID', ...words));
+      assert.deepStrictEqual(fs.readdirSync(d), ['hostile.gguf']);
+    });
+
+  // A header string replaced by one of another length, in a copy whose data section is 4096-aligned:
+  // the padding before it absorbs the difference, so every tensor stays where it was.
+  function patchHeaderString(d: string, from: string, to: string): string {
+    const src = rewriteGguf(STORIES, path.join(d, 'aligned.gguf'), { alignment: 4096 });
+    const b = fs.readFileSync(src), dataOffset = readGguf(src).dataOffset;
+    const enc = (s: string) => { const l = Buffer.alloc(8); l.writeBigUInt64LE(BigInt(Buffer.byteLength(s))); return Buffer.concat([l, Buffer.from(s)]); };
+    const i = b.indexOf(enc(from));
+    assert.ok(i > 0 && i < dataOffset, `${from} not in the header`);
+    let head = Buffer.concat([b.subarray(0, i), enc(to), b.subarray(i + enc(from).length, dataOffset)]);
+    const delta = head.length - dataOffset;
+    assert.ok(head.subarray(head.length - Math.max(delta, 0)).every((x) => x === 0), 'not enough padding');
+    head = delta > 0 ? head.subarray(0, dataOffset) : Buffer.concat([head, Buffer.alloc(-delta)]);
+    fs.rmSync(src);
+    const out = path.join(d, 'hostile.gguf');
+    fs.writeFileSync(out, Buffer.concat([head, b.subarray(dataOffset)]));
+    return out;
+  }
+  for (const [what, from, to] of [
+    ['a tensor name of 64 bytes', 'output_norm.weight', `output_norm.${'x'.repeat(45)}.weight`],
+    ['an empty metadata key', 'general.name', ''],
+  ])
+    it(`${what} (read, but not writable as GGUF): ERR_MODEL_INVALID, nothing left`, async () => {
+      const d = freshDir(), src = patchHeaderString(d, from, to);
+      assert.ok(readGguf(src).tensors.length > 0);
+      await assert.rejects(convert(src, path.join(d, 'out.gguf')), code('ERR_MODEL_INVALID', 'cannot be written as GGUF'));
       assert.deepStrictEqual(fs.readdirSync(d), ['hostile.gguf']);
     });
 
