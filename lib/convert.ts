@@ -5,6 +5,9 @@
 // so a DIP mask over x (or h) selects whole contiguous rows. Everything else is copied unchanged, the
 // metadata gains `flashdip.layout` = 'dip-input-major' and `flashdip.layout_version` = 1, and tensor
 // data starts on `alignment`-byte boundaries (default 4096: page-aligned for large reads).
+// It never loses data: the output is written to a temporary file beside it and renamed over it when
+// complete (the input and an existing output stay whole whatever fails), an output that is the input
+// or that exists without `force` is refused, and every dimension is checked against the tensors first.
 import { randomBytes } from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
