@@ -143,7 +143,7 @@ function mutate(seeds: Seed[], seed: number, i: number): Mutant {
       ops.push(`overwrite ${len} bytes at ${at}`);
     } else if (m === 'splice') {
       // One field's bytes copied over another's of the same width (a dim into a count, an offset into a dim...).
-      const to = pick(s.fields), same = s.fields.filter((f) => f.size === to.size && f !== to), from = same.length ? pick(same) : to;
+      const to = r() < 0.75 ? pick(s.values) : pick(s.fields), same = s.fields.filter((f) => f.size === to.size && f !== to), from = same.length ? pick(same) : to;
       b.copy(b, to.at, from.at, from.at + from.size);
       ops.push(`${to.what} := ${from.what}`);
     } else {
