@@ -79,6 +79,18 @@ function readTensor(fd: number, header: GgufHeader, t: GgufTensorInfo): Uint8Arr
   return buf;
 }
 
+// Whether the native row converter reads `type` (it refuses the rest with an error): asked of it, so
+// that types.cc stays the only list.
+function canDequantize(type: number): boolean {
+  const t = ggmlType(type);
+  try {
+    dequantizeRow(type, new Uint8Array(t.blockBytes), t.blockSize);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 // [rows][cols] f32 of a tensor with ne = [cols, rows].
 function dequantize(fd: number, header: GgufHeader, t: GgufTensorInfo): Float32Array {
   const n = t.dims.reduce((a, b) => a * b, 1);
@@ -108,7 +120,6 @@ export async function convert(input: string, output: string, options: ConvertOpt
 
   // Plan: every non-MLP tensor as is, then two DIP tensors per layer.
   interface Out { name: string; dims: number[]; type: number; make: () => Uint8Array }
-  const fd = io(`open ${input}`, () => fs.openSync(input, 'r'));
   const outs: Out[] = [];
   let mlpType = -1;
   for (const t of header.tensors) {
@@ -121,6 +132,9 @@ export async function convert(input: string, output: string, options: ConvertOpt
     const fused = arch === 'phi3' ? byName.get(`${p}ffn_up.weight`)! : undefined;
     const gate = byName.get(`${p}ffn_gate.weight`), up = byName.get(`${p}ffn_up.weight`);
     const src = fused ?? gate!;
+    for (const t of fused ? [fused, down] : [gate!, up!, down])
+      if (!canDequantize(t.type))
+        throw new FlashdipError('ERR_UNSUPPORTED_TYPE', `${input}: tensor ${t.name} has type ${ggmlType(t.type).name}, which convert cannot read`);
     const ugType = rowType(src.type, type), downType = rowType(down.type, type);
     mlpType = ugType;
     for (const [rt, n] of [[ugType, 2 * F], [downType, d]] as const)
@@ -143,6 +157,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
 
   // Written to a temporary file beside the output and renamed over it at the end: the input and any
   // existing output stay whole until the new file is complete and on the device.
+  const fd = io(`open ${input}`, () => fs.openSync(input, 'r'));
   let w: GgufWriter | undefined;
   try {
     const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);

@@ -57,6 +57,8 @@ export interface GgufEdit {
   metadata?: Record<string, { type: GgufValueType; value: unknown } | null>;
   /** New dims for a tensor: its data is cut or zero-padded to the new size. */
   dims?: Record<string, number[]>;
+  /** New type ids for tensors: their data is cut or zero-padded to the new size. */
+  types?: Record<string, number>;
   /** Data alignment of the copy (default: the source's). */
   alignment?: number;
 }
@@ -73,7 +75,7 @@ export function rewriteGguf(src: string, out: string, edit: GgufEdit): string {
     for (const [k, v] of Object.entries(meta)) if (v) w.addKv(k, v.type, v.value);
     const data = h.tensors.map((t) => {
       const dims = edit.dims?.[t.name] ?? t.dims;
-      const bytes = Buffer.alloc(w.addTensor(t.name, dims, t.type).byteLength);
+      const bytes = Buffer.alloc(w.addTensor(t.name, dims, edit.types?.[t.name] ?? t.type).byteLength);
       fs.readSync(fd, bytes, 0, Math.min(bytes.length, t.bytes), h.dataOffset + t.offset);
       return { name: t.name, bytes };
     });

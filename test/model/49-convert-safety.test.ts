@@ -189,6 +189,13 @@ describe('49 convert: every dimension checked against the tensors', function () 
       assert.deepStrictEqual(fs.readdirSync(d), ['hostile.gguf']);
     });
 
+  for (const [name, type] of [['blk.3.ffn_down.weight', 24], ['blk.0.ffn_gate.weight', 20]] as const)
+    it(`an MLP tensor of a type convert cannot read (${name} type ${type}): ERR_UNSUPPORTED_TYPE before any output`, async () => {
+      const d = freshDir(), src = rewriteGguf(STORIES, path.join(d, 'hostile.gguf'), { types: { [name]: type } });
+      await assert.rejects(convert(src, path.join(d, 'out.gguf')), code('ERR_UNSUPPORTED_TYPE', name));
+      assert.deepStrictEqual(fs.readdirSync(d), ['hostile.gguf']);
+    });
+
   // A header string replaced by one of another length, in a copy whose data section is 4096-aligned:
   // the padding before it absorbs the difference, so every tensor stays where it was.
   function patchHeaderString(d: string, from: string, to: string): string {
