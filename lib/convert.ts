@@ -135,11 +135,18 @@ export async function convert(input: string, output: string, options: ConvertOpt
     for (const t of fused ? [fused, down] : [gate!, up!, down])
       if (!canDequantize(t.type))
         throw new FlashdipError('ERR_UNSUPPORTED_TYPE', `${input}: tensor ${t.name} has type ${ggmlType(t.type).name}, which convert cannot read`);
-    const ugType = rowType(src.type, type), downType = rowType(down.type, type);
+    // Rows of 2F (gate and up) and of d (down) values must be whole blocks of their type. With 'keep'
+    // the type comes from the file, and one that does not fit (q4_0 gate rows of d beside an FFN
+    // width that is no multiple of 32) gives f16 rows; a type the caller asked for is an argument.
+    const fits = (rt: number, n: number) => n % ggmlType(rt).blockSize === 0;
+    const rows = (src: number, n: number) => {
+      const rt = rowType(src, type);
+      if (fits(rt, n)) return rt;
+      if (type === 'keep') return GGML_TYPE.F16;
+      throw invalidArgument('type', `${ggmlType(rt).name} rows need a multiple of ${ggmlType(rt).blockSize} outputs, the model has ${n}`);
+    };
+    const ugType = rows(src.type, 2 * F), downType = rows(down.type, d);
     mlpType = ugType;
-    for (const [rt, n] of [[ugType, 2 * F], [downType, d]] as const)
-      if (n % ggmlType(rt).blockSize !== 0)
-        throw invalidArgument('type', `${ggmlType(rt).name} rows need a multiple of ${ggmlType(rt).blockSize} outputs, the model has ${n}`);
     outs.push({
       name: `${p}ffn_gate_up.dip.weight`, dims: [2 * F, d], type: ugType,
       make: () => {

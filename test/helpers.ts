@@ -57,8 +57,10 @@ export interface GgufEdit {
   metadata?: Record<string, { type: GgufValueType; value: unknown } | null>;
   /** New dims for a tensor: its data is cut or zero-padded to the new size. */
   dims?: Record<string, number[]>;
-  /** New type ids for tensors: their data is cut or zero-padded to the new size. */
+  /** New type ids for tensors: their data is cut or zero-padded to the new size (or given in `data`). */
   types?: Record<string, number>;
+  /** New data for tensors, of their (new) size. */
+  data?: Record<string, Uint8Array>;
   /** Data alignment of the copy (default: the source's). */
   alignment?: number;
 }
@@ -76,7 +78,9 @@ export function rewriteGguf(src: string, out: string, edit: GgufEdit): string {
     const data = h.tensors.map((t) => {
       const dims = edit.dims?.[t.name] ?? t.dims;
       const bytes = Buffer.alloc(w.addTensor(t.name, dims, edit.types?.[t.name] ?? t.type).byteLength);
-      fs.readSync(fd, bytes, 0, Math.min(bytes.length, t.bytes), h.dataOffset + t.offset);
+      const given = edit.data?.[t.name];
+      if (given) bytes.set(given);
+      else fs.readSync(fd, bytes, 0, Math.min(bytes.length, t.bytes), h.dataOffset + t.offset);
       return { name: t.name, bytes };
     });
     w.writeHeader();

@@ -6,8 +6,10 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FlashdipError, loadModel, readGguf } from '../../lib';
 import { convert, ConvertOptions } from '../../lib/convert';
+import { GGML_TYPE } from '../../lib/ggml-types';
 import { GgufValueType as T } from '../../lib/gguf-writer';
-import { GgufEdit, rewriteGguf, STORIES, tmpFile } from '../helpers';
+import { quantizeRow } from '../../lib/kernels';
+import { GgufEdit, maxAbsDiff, rewriteGguf, STORIES, tmpFile } from '../helpers';
 
 const BIN = path.resolve(__dirname, '../../bin/flashdip.js');
 
@@ -195,6 +197,34 @@ describe('49 convert: every dimension checked against the tensors', function () 
       await assert.rejects(convert(src, path.join(d, 'out.gguf')), code('ERR_UNSUPPORTED_TYPE', name));
       assert.deepStrictEqual(fs.readdirSync(d), ['hostile.gguf']);
     });
+
+  it('--type keep on q4_0 gate rows beside an FFN width of 172 (2F no multiple of 32): f16 rows for that layer', async () => {
+    const name = 'blk.3.ffn_gate.weight', h = readGguf(STORIES), t = h.tensors.find((u) => u.name === name)!;
+    const f32 = Buffer.alloc(t.bytes);
+    const fd = fs.openSync(STORIES, 'r');
+    fs.readSync(fd, f32, 0, t.bytes, h.dataOffset + t.offset);
+    fs.closeSync(fd);
+    const q4 = quantizeRow(GGML_TYPE.Q4_0, new Float32Array(f32.buffer, f32.byteOffset, t.bytes / 4));
+    const d = freshDir(), src = rewriteGguf(STORIES, path.join(d, 'q4gate.gguf'), { types: { [name]: GGML_TYPE.Q4_0 }, data: { [name]: q4 } });
+    const out = path.join(d, 'out.gguf');
+    const r = await convert(src, out);
+    const types = new Map(readGguf(out).tensors.map((u) => [u.name, u.type]));
+    assert.strictEqual(types.get('blk.3.ffn_gate_up.dip.weight'), GGML_TYPE.F16);
+    assert.strictEqual(types.get('blk.2.ffn_gate_up.dip.weight'), GGML_TYPE.F32);
+    assert.strictEqual(r.layers, 5);
+    // Same logits as the source, up to f16 rounding of the dequantized q4_0 values.
+    const logits = async (file: string) => {
+      const m = await loadModel(file);
+      const l = (await m.createSession({ contextSize: 32, kvCacheType: 'f32' }).evaluate([1, 403, 407, 261])).slice();
+      await m.dispose();
+      return l;
+    };
+    const a = await logits(src), b = await logits(out);
+    const top = a.reduce((x, y) => Math.max(x, Math.abs(y)), 0);
+    assert.ok(top > 0 && maxAbsDiff(a, b) / top <= 2e-3, `relative difference ${maxAbsDiff(a, b) / top}`);
+    // An explicit type that cannot hold the rows is the caller's: an argument error.
+    await assert.rejects(convert(STORIES, path.join(d, 'q4.gguf'), { type: 'q4_0' }), code('ERR_INVALID_ARGUMENT', 'multiple of 32'));
+  });
 
   // A header string replaced by one of another length, in a copy whose data section is 4096-aligned:
   // the padding before it absorbs the difference, so every tensor stays where it was.
