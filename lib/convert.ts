@@ -5,13 +5,19 @@
 // so a DIP mask over x (or h) selects whole contiguous rows. Everything else is copied unchanged, the
 // metadata gains `flashdip.layout` = 'dip-input-major' and `flashdip.layout_version` = 1, and tensor
 // data starts on `alignment`-byte boundaries (default 4096: page-aligned for large reads).
+// It never loses data: the output is written to a temporary file beside it and renamed over it when
+// complete (the input and an existing output stay whole whatever fails), an output that is the input
+// or that exists without `force` is refused, and every dimension is checked against the tensors first.
+import { randomBytes } from 'crypto';
 import * as fs from 'fs';
+import * as path from 'path';
 import { GgufHeader, GgufTensorInfo } from './binding';
 import { FlashdipError, invalidArgument } from './errors';
 import { GGML_TYPE, ggmlType } from './ggml-types';
-import { GgufValueType, GgufWriter, metadataEntries } from './gguf-writer';
+import { GgufWriter, metadataEntries } from './gguf-writer';
 import { readGguf } from './gguf';
 import { dequantizeRow, quantizeRow } from './kernels';
+import { checkEnum, checkInt, checkKeys, checkObject } from './options';
 
 export type ConvertType = 'keep' | 'f32' | 'f16' | 'q8_0' | 'q4_0';
 export const CONVERT_TYPES: readonly ConvertType[] = ['keep', 'f32', 'f16', 'q8_0', 'q4_0'];
@@ -20,9 +26,14 @@ export interface ConvertOptions {
   type?: ConvertType;
   /** Alignment of tensor data in bytes (a power of two; default 4096). */
   alignment?: number;
+  /** Replace an existing output file (default false: an existing output is refused). */
+  force?: boolean;
+  /** Stops the conversion with ERR_ABORTED; the output path is left as it was. */
+  signal?: AbortSignal;
   /** Called after each tensor with (done, total) bytes written. */
   onProgress?: (done: number, total: number, tensor: string) => void;
 }
+const OPTION_KEYS = ['type', 'alignment', 'force', 'signal', 'onProgress'];
 
 export interface ConvertResult {
   input: string;
@@ -48,15 +59,36 @@ function rowType(src: number, want: ConvertType): number {
   }
 }
 
+// A file system call whose failure is ERR_IO naming what was being done.
+function io<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw new FlashdipError('ERR_IO', `cannot ${what}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 function readTensor(fd: number, header: GgufHeader, t: GgufTensorInfo): Uint8Array {
   const buf = new Uint8Array(t.bytes);
   let done = 0;
   while (done < t.bytes) {
-    const n = fs.readSync(fd, buf, done, t.bytes - done, header.dataOffset + t.offset + done);
+    const n = io(`read ${t.name}`, () => fs.readSync(fd, buf, done, t.bytes - done, header.dataOffset + t.offset + done));
     if (n <= 0) throw new FlashdipError('ERR_GGUF_TRUNCATED', `tensor ${t.name} ends early`);
     done += n;
   }
   return buf;
+}
+
+// Whether the native row converter reads `type` (it refuses the rest with an error): asked of it, so
+// that types.cc stays the only list.
+function canDequantize(type: number): boolean {
+  const t = ggmlType(type);
+  try {
+    dequantizeRow(type, new Uint8Array(t.blockBytes), t.blockSize);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 // [rows][cols] f32 of a tensor with ne = [cols, rows].
@@ -66,47 +98,57 @@ function dequantize(fd: number, header: GgufHeader, t: GgufTensorInfo): Float32A
 }
 
 export async function convert(input: string, output: string, options: ConvertOptions = {}): Promise<ConvertResult> {
-  const type = options.type ?? 'keep';
-  if (!CONVERT_TYPES.includes(type)) throw invalidArgument('type', `must be one of ${CONVERT_TYPES.join(', ')}`);
-  const alignment = options.alignment ?? 4096;
-  if (!Number.isInteger(alignment) || alignment < 32 || alignment > 1 << 20 || (alignment & (alignment - 1)) !== 0)
-    throw invalidArgument('alignment', 'must be a power of two between 32 and 1 MiB');
+  const o = checkObject('options', options);
+  checkKeys('options', o, OPTION_KEYS);
+  const type = checkEnum('type', o.type, CONVERT_TYPES, 'keep');
+  const alignment = checkInt('alignment', o.alignment, 32, 1 << 20, 4096);
+  if ((alignment & (alignment - 1)) !== 0) throw invalidArgument('alignment', 'must be a power of two between 32 and 1 MiB');
+  if (o.force !== undefined && typeof o.force !== 'boolean') throw invalidArgument('force', 'must be a boolean');
+  if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgument('signal', 'must be an AbortSignal');
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw invalidArgument('onProgress', 'must be a function');
+  const signal = options.signal;
   const t0 = performance.now();
   const header = readGguf(input);
+  const target = outputTarget(input, output, options.force === true);
   const arch = header.metadata['general.architecture'];
-  if (header.metadata['flashdip.layout'] === DIP_LAYOUT) throw invalidArgument('input', `${input} is already converted`);
+  if (header.metadata['flashdip.layout'] === DIP_LAYOUT)
+    throw new FlashdipError('ERR_MODEL_INVALID', `${input} is already in the DIP layout; convert the original GGUF instead`);
   // Every architecture the engine runs has a gated MLP of ffn_gate/ffn_up/ffn_down (phi3: fused
   // ffn_up); its activation (SwiGLU or GeGLU) does not change the layout.
   if (!['llama', 'qwen2', 'qwen3', 'phi3', 'gemma', 'gemma2', 'gemma3'].includes(String(arch)))
     throw new FlashdipError('ERR_UNSUPPORTED_ARCH', `${input}: architecture '${String(arch)}' is not supported`);
+  const { dim: d, ffn: F, layers } = checkShapes(input, header, String(arch));
   const byName = new Map(header.tensors.map((t) => [t.name, t]));
-  const layers = Number(header.metadata[`${arch}.block_count`]);
-  const ffn = Number(header.metadata[`${arch}.feed_forward_length`]);
 
   // Plan: every non-MLP tensor as is, then two DIP tensors per layer.
   interface Out { name: string; dims: number[]; type: number; make: () => Uint8Array }
-  const fd = fs.openSync(input, 'r');
   const outs: Out[] = [];
   let mlpType = -1;
   for (const t of header.tensors) {
     if (MLP.test(t.name)) continue;
-    if (arch === 'phi3' && /^blk\.\d+\.ffn_up\.weight$/.test(t.name)) continue;
     outs.push({ name: t.name, dims: t.dims, type: t.type, make: () => readTensor(fd, header, t) });
   }
   for (let l = 0; l < layers; l++) {
     const p = `blk.${l}.`;
-    const down = byName.get(`${p}ffn_down.weight`);
-    const fused = arch === 'phi3' ? byName.get(`${p}ffn_up.weight`) : undefined;
-    const gate = byName.get(`${p}ffn_gate.weight`);
-    const up = byName.get(`${p}ffn_up.weight`);
-    if (!down || !(fused || (gate && up))) throw new FlashdipError('ERR_MODEL_INVALID', `${input}: layer ${l} has no gated MLP tensors`);
-    const d = down.dims[1], F = ffn;
+    const down = byName.get(`${p}ffn_down.weight`)!;
+    const fused = arch === 'phi3' ? byName.get(`${p}ffn_up.weight`)! : undefined;
+    const gate = byName.get(`${p}ffn_gate.weight`), up = byName.get(`${p}ffn_up.weight`);
     const src = fused ?? gate!;
-    const ugType = rowType(src.type, type), downType = rowType(down.type, type);
+    for (const t of fused ? [fused, down] : [gate!, up!, down])
+      if (!canDequantize(t.type))
+        throw new FlashdipError('ERR_UNSUPPORTED_TYPE', `${input}: tensor ${t.name} has type ${ggmlType(t.type).name}, which convert cannot read`);
+    // Rows of 2F (gate and up) and of d (down) values must be whole blocks of their type. With 'keep'
+    // the type comes from the file, and one that does not fit (q4_0 gate rows of d beside an FFN
+    // width that is no multiple of 32) gives f16 rows; a type the caller asked for is an argument.
+    const fits = (rt: number, n: number) => n % ggmlType(rt).blockSize === 0;
+    const rows = (src: number, n: number) => {
+      const rt = rowType(src, type);
+      if (fits(rt, n)) return rt;
+      if (type === 'keep') return GGML_TYPE.F16;
+      throw invalidArgument('type', `${ggmlType(rt).name} rows need a multiple of ${ggmlType(rt).blockSize} outputs, the model has ${n}`);
+    };
+    const ugType = rows(src.type, 2 * F), downType = rows(down.type, d);
     mlpType = ugType;
-    for (const [rt, n] of [[ugType, 2 * F], [downType, d]] as const)
-      if (n % ggmlType(rt).blockSize !== 0)
-        throw invalidArgument('type', `${ggmlType(rt).name} rows need a multiple of ${ggmlType(rt).blockSize} outputs, the model has ${n}`);
     outs.push({
       name: `${p}ffn_gate_up.dip.weight`, dims: [2 * F, d], type: ugType,
       make: () => {
@@ -122,33 +164,138 @@ export async function convert(input: string, output: string, options: ConvertOpt
     });
   }
 
-  const w = new GgufWriter(output, { alignment });
+  // Written to a temporary file beside the output and renamed over it at the end: the input and any
+  // existing output stay whole until the new file is complete and on the device.
+  const fd = io(`open ${input}`, () => fs.openSync(input, 'r'));
+  let w: GgufWriter | undefined;
   try {
-    for (const e of metadataEntries(header, input, (k) => k !== 'general.alignment' && !k.startsWith('flashdip.')))
-      w.addKv(e.key, e.type, e.value, e.elem);
-    w.addString('flashdip.layout', DIP_LAYOUT);
-    w.addU32('flashdip.layout_version', 1);
-    const sizes = outs.map((o) => w.addTensor(o.name, o.dims, o.type).byteLength);
+    const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
+    w = new GgufWriter(tmp, { alignment, exclusive: true, sync: true });
+    const sizes = declare(w, header, input, outs);
     const total = sizes.reduce((a, b) => a + b, 0);
     w.writeHeader();
     let done = 0;
     for (let i = 0; i < outs.length; i++) {
+      if (signal?.aborted) throw new FlashdipError('ERR_ABORTED', 'convert was aborted', { cause: signal.reason });
       w.writeTensorData(outs[i].name, outs[i].make());
       done += sizes[i];
       options.onProgress?.(done, total, outs[i].name);
       await new Promise((r) => setImmediate(r));  // keep the event loop (and a progress bar) alive
     }
+    if (signal?.aborted) throw new FlashdipError('ERR_ABORTED', 'convert was aborted', { cause: signal.reason });
     w.close();
+    io(`rename ${tmp} to ${target}`, () => fs.renameSync(tmp, target));
+    w = undefined;
+    syncDir(path.dirname(target));
   } catch (err) {
-    w.abort();
+    w?.abort();  // removes the temporary file, only it
     throw err;
   } finally {
     fs.closeSync(fd);
   }
   return {
     input, output, layers, mlpType: ggmlType(mlpType).name,
-    inputBytes: header.fileSize, outputBytes: fs.statSync(output).size, seconds: (performance.now() - t0) / 1000,
+    inputBytes: header.fileSize, outputBytes: io(`stat ${target}`, () => fs.statSync(target)).size, seconds: (performance.now() - t0) / 1000,
   };
+}
+
+// Declares the output's metadata and tensors. Every name and value comes from the input, so one the
+// writer refuses (an empty key, a tensor name of 64 bytes or more) is a problem of the file.
+function declare(w: GgufWriter, header: GgufHeader, input: string, outs: { name: string; dims: number[]; type: number }[]): number[] {
+  try {
+    for (const e of metadataEntries(header, input, (k) => k !== 'general.alignment' && !k.startsWith('flashdip.')))
+      w.addKv(e.key, e.type, e.value, e.elem);
+    w.addString('flashdip.layout', DIP_LAYOUT);
+    w.addU32('flashdip.layout_version', 1);
+    return outs.map((o) => w.addTensor(o.name, o.dims, o.type).byteLength);
+  } catch (err) {
+    if (err instanceof FlashdipError && err.code === 'ERR_INVALID_ARGUMENT')
+      throw new FlashdipError('ERR_MODEL_INVALID', `${input}: cannot be written as GGUF: ${err.message}`, { cause: err });
+    throw err;
+  }
+}
+
+function statOrUndefined(file: string, follow: boolean): fs.Stats | undefined {
+  try {
+    return follow ? fs.statSync(file) : fs.lstatSync(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new FlashdipError('ERR_IO', `cannot stat ${file}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+// The file the converted model replaces: `output`, or the file it links to. Refused when it is the
+// input (same path, a symbolic or a hard link: the same device and inode) or, without `force`, when
+// it exists.
+function outputTarget(input: string, output: string, force: boolean): string {
+  const link = statOrUndefined(output, false);
+  if (!link) return path.resolve(output);
+  const st = statOrUndefined(output, true);
+  if (!st) {  // a dangling symbolic link: replaced itself
+    if (!force) throw invalidArgument('output', `${output} exists (a broken symbolic link); pass --force (force: true) to replace it`);
+    return path.resolve(output);
+  }
+  const inSt = io(`stat ${input}`, () => fs.statSync(input));
+  const target = io(`resolve ${output}`, () => fs.realpathSync(output));
+  if (target === io(`resolve ${input}`, () => fs.realpathSync(input)) || (st.dev === inSt.dev && st.ino === inSt.ino))
+    throw invalidArgument('output', `${output} is the input ${input} (the same file); write the converted model to another path`);
+  if (st.isDirectory()) throw invalidArgument('output', `${output} is a directory; give the path of the file to write`);
+  if (!force) throw invalidArgument('output', `${output} exists; pass --force (force: true) to replace it`);
+  return target;
+}
+
+// Makes a rename in `dir` durable; some file systems cannot sync a directory, which is no error.
+function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // EINVAL/EISDIR/EACCES: the rename is done, only its durability is up to the file system
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+// The dimensions convert uses, each checked against the tensors before anything is allocated or
+// written: metadata that disagrees with the tensors (whose sizes the reader has checked against the
+// file) is ERR_MODEL_INVALID, so no metadata value sizes an allocation.
+function checkShapes(input: string, header: GgufHeader, arch: string): { dim: number; ffn: number; layers: number } {
+  const bad = (msg: string) => new FlashdipError('ERR_MODEL_INVALID', `${input}: ${msg}`);
+  const count = (key: string): number => {
+    const v = header.metadata[`${arch}.${key}`];
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw bad(`${arch}.${key} is ${String(v)}, expected a positive integer`);
+    return v;
+  };
+  const dim = count('embedding_length'), ffn = count('feed_forward_length'), layers = count('block_count');
+  const byName = new Map(header.tensors.map((t) => [t.name, t]));
+  const expect = (name: string, dims: number[], what: string) => {
+    const t = byName.get(name);
+    if (!t) throw bad(`tensor ${name} is missing`);
+    if (t.dims.length !== dims.length || t.dims.some((n, i) => n !== dims[i]))
+      throw bad(`tensor ${name} has shape [${t.dims.join(', ')}], expected [${dims.join(', ')}] (${what})`);
+  };
+  const sizes = `${arch}.embedding_length ${dim}, ${arch}.feed_forward_length ${ffn}`;
+  const embd = byName.get('token_embd.weight');
+  if (!embd) throw bad('tensor token_embd.weight is missing');
+  if (embd.dims[0] !== dim) throw bad(`token_embd.weight has rows of ${embd.dims[0]}, but ${arch}.embedding_length is ${dim}`);
+  for (const t of header.tensors) {
+    const m = /^blk\.(\d+)\./.exec(t.name);
+    if (m && Number(m[1]) >= layers) throw bad(`tensor ${t.name} is beyond ${arch}.block_count ${layers}`);
+  }
+  for (let l = 0; l < layers; l++) {
+    const p = `blk.${l}.`;
+    if (!byName.has(`${p}ffn_down.weight`) || !byName.has(`${p}ffn_up.weight`) || (arch !== 'phi3' && !byName.has(`${p}ffn_gate.weight`)))
+      throw bad(`layer ${l} of ${layers} (${arch}.block_count) has no gated MLP tensors`);
+    if (arch === 'phi3') {
+      expect(`${p}ffn_up.weight`, [dim, 2 * ffn], `${sizes}; gate and up fused`);
+    } else {
+      expect(`${p}ffn_gate.weight`, [dim, ffn], sizes);
+      expect(`${p}ffn_up.weight`, [dim, ffn], sizes);
+    }
+    expect(`${p}ffn_down.weight`, [ffn, dim], sizes);
+  }
+  return { dim, ffn, layers };
 }
 
 // Sources are [rows][cols] f32 matrices (all rows x cols); the result has one row per column c: the

@@ -42,6 +42,10 @@ export type GgufArrayValues = ArrayLike<number | bigint | boolean | string> | Ar
 export interface GgufWriterOptions {
   // Data alignment in bytes (a power of two). When not 32 it is recorded as general.alignment.
   alignment?: number;
+  // Create the file, failing if it exists (a temporary file of a unique name); default: create or truncate.
+  exclusive?: boolean;
+  // close() flushes the data to the device (fsync) before closing, so a rename after it is durable.
+  sync?: boolean;
 }
 
 export interface GgufTensorInfo {
@@ -171,8 +175,9 @@ export class GgufWriter {
   private dataStart = 0;           // file offset of the data section
   private readonly zeros: Buffer;
   private readonly explicitAlignment: boolean;
+  private readonly sync: boolean;
 
-  // Opens (creates or truncates) `path` for writing.
+  // Opens (creates or truncates; with `exclusive`, creates) `path` for writing.
   constructor(path: string, options: GgufWriterOptions = {}) {
     const alignment = options.alignment ?? GGUF_DEFAULT_ALIGNMENT;
     if (!Number.isSafeInteger(alignment) || alignment < 1 || alignment > 0xffffffff || (alignment & (alignment - 1)) !== 0) {
@@ -182,8 +187,9 @@ export class GgufWriter {
     this.alignment = alignment;
     this.explicitAlignment = options.alignment !== undefined;
     this.zeros = Buffer.alloc(alignment);
+    this.sync = options.sync === true;
     try {
-      this.fd = fs.openSync(path, 'w');
+      this.fd = fs.openSync(path, options.exclusive ? 'wx' : 'w');
     } catch (err) {
       throw new FlashdipError('ERR_IO', `cannot open ${path} for writing: ${(err as Error).message}`, { cause: err });
     }
@@ -353,6 +359,12 @@ export class GgufWriter {
     if (this.fd === null) return;
     const fd = this.fd;
     this.fd = null;
+    try {
+      if (this.sync) fs.fsyncSync(fd);
+    } catch (err) {
+      try { fs.closeSync(fd); } catch { /* already failing */ }
+      throw new FlashdipError('ERR_IO', `cannot flush ${this.path}: ${(err as Error).message}`, { cause: err });
+    }
     try {
       fs.closeSync(fd);
     } catch (err) {

@@ -18,6 +18,10 @@ const fd::TypeTraits& type_arg(const Napi::CallbackInfo& info, size_t i) {
   return *tr;
 }
 
+// The largest TypedArray every supported Node (18 and later) can create: V8 aborts the process, rather
+// than throwing, when napi_create_typedarray is asked for more.
+constexpr uint64_t kMaxArrayBytes = 0xffffffffu;
+
 // quantizeRow(type, Float32Array) -> Uint8Array
 Napi::Value QuantizeRow(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -30,6 +34,7 @@ Napi::Value QuantizeRow(const Napi::CallbackInfo& info) {
   Napi::Float32Array src = info[1].As<Napi::Float32Array>();
   const int64_t n = static_cast<int64_t>(src.ElementLength());
   check(n % tr.block_size == 0, env, "length " + std::to_string(n) + " is not a multiple of the block size " + std::to_string(tr.block_size));
+  check(fd::row_bytes(type, n) <= kMaxArrayBytes, env, "length " + std::to_string(n) + " gives more than 4 GiB for one row");
   Napi::Uint8Array out = Napi::Uint8Array::New(env, fd::row_bytes(type, n));
   if (n) fd::quantize_row(type, src.Data(), out.Data(), n);
   return out;
@@ -49,6 +54,7 @@ Napi::Value DequantizeRow(const Napi::CallbackInfo& info) {
   check(nd >= 0 && nd <= 1e12 && static_cast<int64_t>(nd) % tr.block_size == 0, env, "n must be a multiple of the block size");
   const int64_t n = static_cast<int64_t>(nd);
   check(src.ByteLength() >= fd::row_bytes(type, n), env, "src is too short for n elements");
+  check(static_cast<uint64_t>(n) * sizeof(float) <= kMaxArrayBytes, env, "n " + std::to_string(n) + " gives more than 4 GiB of floats");
   Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(n));
   if (n) fd::dequantize_row(type, src.Data(), out.Data(), n);
   return out;

@@ -77,9 +77,9 @@ describe('49 convert to the DIP layout', function () {
       });
     }
 
-  it('rejects bad options and converted input', async () => {
+  it('rejects bad options and converted input (a file problem: ERR_MODEL_INVALID)', async () => {
     await assert.rejects(convert(STORIES, tmpFile('x.gguf'), { type: 'q3' as never }), (e: unknown) => e instanceof FlashdipError && e.code === 'ERR_INVALID_ARGUMENT');
     await assert.rejects(convert(STORIES, tmpFile('x.gguf'), { alignment: 100 }), (e: unknown) => e instanceof FlashdipError && e.code === 'ERR_INVALID_ARGUMENT');
-    await assert.rejects(convert(dip, tmpFile('x.gguf')), (e: unknown) => e instanceof FlashdipError && e.code === 'ERR_INVALID_ARGUMENT');
+    await assert.rejects(convert(dip, tmpFile('x.gguf')), (e: unknown) => e instanceof FlashdipError && e.code === 'ERR_MODEL_INVALID' && /already in the DIP layout/.test(e.message));
   });
 });

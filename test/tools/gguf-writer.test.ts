@@ -128,4 +128,18 @@ describe('tools: GgufWriter', () => {
     assert.strictEqual(ggmlTensorBytes(GGML_TYPE.BF16, [3, 5]), 30);
     assert.throws(() => ggmlRowBytes(GGML_TYPE.Q4_K, 128), /block size 256/);
   });
+
+  it('exclusive refuses an existing file untouched; sync closes a complete file', () => {
+    const file = path.join(dir, 'exists.gguf');
+    fs.writeFileSync(file, 'keep me');
+    assert.throws(() => new GgufWriter(file, { exclusive: true }), (e: unknown) => e instanceof FlashdipError && e.code === 'ERR_IO');
+    assert.strictEqual(fs.readFileSync(file, 'utf8'), 'keep me');
+    const fresh = path.join(dir, 'fresh.gguf');
+    const w = new GgufWriter(fresh, { exclusive: true, sync: true });
+    w.addString('k', 'v').addTensor('t', [4], GGML_TYPE.F32);
+    w.writeHeader();
+    w.writeTensorData('t', new Float32Array([1, 2, 3, 4]));
+    w.close();
+    assert.strictEqual(readGguf(fresh).kv.get('k')?.value, 'v');
+  });
 });
