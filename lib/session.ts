@@ -296,7 +296,7 @@ export class Session {
       this.alive();  // disposed while the generator waited
       aborted(signal);
       onLogits?.(this.logits, produced);
-      const token = sampler.sample(this.logits);
+      const token = this.sample(sampler, onLogits !== undefined);
       sampler.accept(token);
       if (tok.isEndOfGeneration(token)) break;
       this.history.push(token);
@@ -319,6 +319,18 @@ export class Session {
    * Safe at any time, also while an evaluation runs: the native counters are a consistent snapshot
    * as of the last finished batch of tokens.
    */
+  // Samples the next token. Logits with no finite value come from the weights (NaN or infinity in a
+  // damaged or badly converted file), not from the caller, unless an onLogits hook could have written them.
+  private sample(sampler: Sampler, hooked: boolean): number {
+    try {
+      return sampler.sample(this.logits);
+    } catch (err) {
+      if (hooked || !(err instanceof FlashdipError) || err.code !== 'ERR_INVALID_ARGUMENT' || this.logits.some(Number.isFinite)) throw err;
+      throw new FlashdipError('ERR_MODEL_INVALID',
+        `${this.model.path}: the model computed no finite logit (its weights hold NaN or infinity: the file is damaged or was made wrongly)`);
+    }
+  }
+
   stats(): SessionStats {
     const c = this.counters;
     const native = this.alive();

@@ -8,7 +8,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FlashdipError, loadModel, readGguf } from '../../lib';
 import { GgufValueType, GgufWriter, metadataEntries } from '../../lib/gguf-writer';
-import { STORIES, tmpFile } from '../helpers';
+import { rewriteGguf, STORIES, tmpFile } from '../helpers';
 
 type Edit = { type: GgufValueType; value: unknown; elem?: GgufValueType } | null;  // null drops the key
 
@@ -125,5 +125,20 @@ describe('41 hostile metadata', () => {
     const model = (v: string): Record<string, Edit> => ({ 'tokenizer.ggml.model': { type: GgufValueType.STRING, value: v } });
     assert.strictEqual(await loadCode(variant('t5', model('t5'))), 'ERR_UNSUPPORTED_ARCH');
     assert.strictEqual(await loadCode(variant('bert', model('bert'))), 'ERR_UNSUPPORTED_ARCH');
+  });
+
+  it('weights that hold NaN: generate gives ERR_MODEL_INVALID, not an argument error (found by scripts/fuzz.ts)', async () => {
+    const nan = new Float32Array(64).fill(NaN);
+    const file = rewriteGguf(STORIES, tmpFile('nan-norm.gguf'), { data: { 'output_norm.weight': new Uint8Array(nan.buffer) } });
+    const model = await loadModel(file);
+    try {
+      const session = model.createSession();
+      await assert.rejects(async () => {
+        for await (const _ of session.generate('Once', { maxTokens: 2, temperature: 0 })) void _;
+      }, (e: FlashdipError) => e.code === 'ERR_MODEL_INVALID' && /no finite logit/.test(e.message));
+    } finally {
+      await model.dispose();
+      fs.rmSync(file, { force: true });
+    }
   });
 });
