@@ -125,7 +125,7 @@ struct SparseKernels {
   CollectRangeFn collect_range;
 };
 
-// The table of an ISA name as kernels_available_isas() spells it ("neon-dotprod" maps to "neon"),
+// The table of an ISA name as kernels_available_isas() spells it (neon-dotprod's holds the neon kernels),
 // or nullptr when this build/CPU has none.
 const SparseKernels* sparse_kernels_for(const char* isa);
 // The table in use (follows kernels_isa()).
