@@ -51,7 +51,8 @@ export const GGML_TYPE = {
 } as const;
 
 // The table itself comes from the native type traits (native/kernels/types.cc, through
-// kernels.types()), read once at first use.
+// kernels.types()), read once at first use: the lookups below load the addon (gguf-writer and
+// make-model too, even at f32).
 let table: { list: readonly GgmlType[]; byId: Map<number, GgmlType>; byName: Map<string, GgmlType> } | undefined;
 
 function types() {
