@@ -1,6 +1,7 @@
-// The kernel section of `npm run bench`: gather-GEMV (gather_axpy) bandwidth at density 0.5 for F32,
-// F16, Q8_0 and Q4_0 rows of several sizes against this machine's single-thread memcpy, measured in
-// the same run (interleaved with the gathers); dense GEMV bandwidth per weight type; top-k
+// The kernel section of `npm run bench`: gather-GEMV (gather_axpy) bandwidth at density 0.5 of every
+// registered gather kernel (kernels.info().kernels: each row type on each ISA this CPU runs) for rows of
+// several sizes against this machine's single-thread memcpy, measured in the same run (interleaved
+// with the gathers); dense GEMV bandwidth of every registered GEMV kernel; top-k
 // (topk_select) microseconds per call. The timing loops are native (flashdip/bench.h, through
 // `kernels.bench`); this file only picks the sizes and formats the table.
 //
@@ -10,11 +11,6 @@ import type { GatherBench, GemvBench, TopkBench } from '../lib/binding';
 
 const STORE_BYTES = 256 * 2 ** 20; // well beyond this machine's L3: rows and matrices come from DRAM
 
-// GGUF type ids (lib/ggml-types.ts has them all).
-const TYPES: Record<string, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 8, q4_k: 12, q6_k: 14, bf16: 30 };
-const GATHER_TYPES = ['f32', 'f16', 'q8_0', 'q4_0'];
-const GEMV_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q6_k'];
-const BYTES_PER_ELEMENT: Record<string, number> = { f32: 4, f16: 2, q8_0: 34 / 32, q4_0: 18 / 32 };
 /** Target row sizes of the gather: 4 KiB (a page: a down-projection row of a 2-4B model at q8_0) and up. */
 const ROW_TARGETS = [4096, 16384, 65536];
 /** Top-k sizes: 2048 (the ~1B's MLP input), 5632 (its FFN), 14336 (Llama-3-8B's FFN). */
@@ -26,25 +22,46 @@ export interface KernelResults {
   isa: string;
   storeBytes: number;
   memcpyBps: number;
-  gather: (GatherBench & { type: string })[];
-  gemv: (GemvBench & { type: string })[];
+  gather: (GatherBench & { type: string; isa: string })[];
+  gemv: (GemvBench & { type: string; isa: string })[];
   topk: TopkBench[];
 }
 
-export function measureKernels(quick = false): KernelResults {
+/**
+ * Times every registered gather and GEMV kernel this CPU runs (kernels.info().kernels: the native
+ * registry), each with its ISA selected, and top-k on the ISA in use. storeBytes: only for a quick
+ * check that the section prints (rows then come from cache, not DRAM).
+ */
+export function measureKernels(quick = false, storeBytes = STORE_BYTES): KernelResults {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const kernels = require('../lib/kernels') as typeof import('../lib/kernels');
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { ggmlType } = require('../lib/ggml-types') as typeof import('../lib/ggml-types');
   const reps = quick ? 3 : 7;
-  const memcpyBps = kernels.bench.memcpy(STORE_BYTES, reps);
-  const gather: KernelResults['gather'] = [];
-  for (const type of GATHER_TYPES)
-    for (const target of ROW_TARGETS) {
-      const m = Math.ceil(target / BYTES_PER_ELEMENT[type] / 32) * 32;
-      gather.push({ type, ...kernels.bench.gather(TYPES[type], m, 0.5, STORE_BYTES, reps) });
+  const { isa: inUse, kernels: registry } = kernels.info();
+  const runnable = (op: string) => registry.filter((k) => k.op === op && k.available);
+  const withIsa = <T>(isa: string, f: () => T): T => {
+    if (!kernels.setIsa(isa)) throw new Error(`kernels.setIsa(${isa}) refused an available ISA`);
+    try {
+      return f();
+    } finally {
+      kernels.setIsa(inUse);
     }
-  const gemv = GEMV_TYPES.map((type) => ({ type, ...kernels.bench.gemv(TYPES[type], GEMV_SHAPE.n, GEMV_SHAPE.rows, STORE_BYTES, quick ? 10 : 50) }));
+  };
+  const memcpyBps = kernels.bench.memcpy(storeBytes, reps);
+  const gather: KernelResults['gather'] = [];
+  for (const k of runnable('gather')) {
+    const t = ggmlType(k.type);
+    for (const target of ROW_TARGETS) {
+      const m = Math.ceil((target * t.blockSize) / t.blockBytes / 32) * 32;
+      gather.push({ type: k.type, isa: k.isa, ...withIsa(k.isa, () => kernels.bench.gather(t.id, m, 0.5, storeBytes, reps)) });
+    }
+  }
+  const gemv = runnable('gemv')
+    .filter((k) => ggmlType(k.type).canQuantize)
+    .map((k) => ({ type: k.type, isa: k.isa, ...withIsa(k.isa, () => kernels.bench.gemv(ggmlType(k.type).id, GEMV_SHAPE.n, GEMV_SHAPE.rows, storeBytes, quick ? 10 : 50)) }));
   const topk = TOPK_SIZES.map((n) => kernels.bench.topk(n, 0.5, quick ? 51 : 201));
-  return { isa: kernels.info().isa, storeBytes: STORE_BYTES, memcpyBps, gather, gemv, topk };
+  return { isa: inUse, storeBytes, memcpyBps, gather, gemv, topk };
 }
 
 /** The decode step the top-k times are compared with: measured on a ~1B model in the same run. */
@@ -67,14 +84,14 @@ const gbs = (bps: number) => (bps / 1e9).toFixed(2);
 
 export function kernelTables(k: KernelResults, step?: DecodeStep): string {
   const out: string[] = [];
-  out.push(`Kernels: single thread, ISA ${k.isa}, rows and matrices cycling over a ${k.storeBytes / 2 ** 20} MiB store (DRAM, not cache)`);
+  out.push(`Kernels: single thread, every registered gather and GEMV kernel this CPU runs (top-k: ISA ${k.isa}), rows and matrices cycling over a ${k.storeBytes / 2 ** 20} MiB store (DRAM, not cache)`);
   out.push(`memcpy (one thread, ${k.storeBytes / 2 ** 21} MiB per copy, bytes read per second): ${gbs(k.memcpyBps)} GB/s`);
   out.push('');
   out.push('gather-GEMV (gather_axpy) at density 0.5, GB/s of the selected rows:');
   out.push('');
   out.push(...mdTable([
-    ['type', 'm (outputs)', 'row bytes', 'rows k', 'gather GB/s', 'memcpy GB/s', 'read GB/s', 'gather / memcpy', 'gather / read'],
-    ...k.gather.map((g) => [g.type, String(g.m), String(g.rowBytes), String(g.k), gbs(g.gatherBps), gbs(g.memcpyBps), gbs(g.readBps),
+    ['type', 'isa', 'm (outputs)', 'row bytes', 'rows k', 'gather GB/s', 'memcpy GB/s', 'read GB/s', 'gather / memcpy', 'gather / read'],
+    ...k.gather.map((g) => [g.type, g.isa, String(g.m), String(g.rowBytes), String(g.k), gbs(g.gatherBps), gbs(g.memcpyBps), gbs(g.readBps),
       (g.gatherBps / g.memcpyBps).toFixed(2) + 'x', (g.gatherBps / g.readBps).toFixed(2) + 'x']),
   ]));
   out.push('');
@@ -85,8 +102,8 @@ export function kernelTables(k: KernelResults, step?: DecodeStep): string {
   out.push(`dense GEMV (gemv), ${g0 ? `${g0.n} inputs x ${g0.rows} rows` : ''}, GB/s of weight bytes:`);
   out.push('');
   out.push(...mdTable([
-    ['type', 'matrix MB', 'median GB/s', 'best GB/s', 'median / memcpy'],
-    ...k.gemv.map((g) => [g.type, (g.matrixBytes / 1e6).toFixed(1), gbs(g.medianBps), gbs(g.bestBps), (g.medianBps / k.memcpyBps).toFixed(2) + 'x']),
+    ['type', 'isa', 'matrix MB', 'median GB/s', 'best GB/s', 'median / memcpy'],
+    ...k.gemv.map((g) => [g.type, g.isa, (g.matrixBytes / 1e6).toFixed(1), gbs(g.medianBps), gbs(g.bestBps), (g.medianBps / k.memcpyBps).toFixed(2) + 'x']),
   ]));
   out.push('');
   out.push('top-k (topk_select, k = n/2), median microseconds per call:');

@@ -110,7 +110,8 @@ export interface NativeKernels {
   quantizeRow(type: number, src: Float32Array): Uint8Array;
   dequantizeRow(type: number, src: Uint8Array, n: number): Float32Array;
   gemv(type: number, weights: Uint8Array, n: number, rows: number, x: Float32Array): Float32Array;
-  info(): { isa: string; available: string };
+  info(): { isa: string; available: string; kernels: KernelEntry[] };
+  types(): NativeTypeTraits[];
   setIsa(isa: string): boolean;
   cacheSimulate(nUnits: number, capacity: number, policy: number, masks: Int32Array[]): { hits: number[]; cached: Uint8Array[] };
   topk(scores: Float32Array, k: number): Int32Array;
@@ -118,6 +119,28 @@ export interface NativeKernels {
   benchGather(type: number, m: number, density: number, storeBytes: number, reps: number): GatherBench;
   benchGemv(type: number, n: number, rows: number, storeBytes: number, reps: number): GemvBench;
   benchTopk(n: number, keep: number, reps: number): TopkBench;
+}
+
+/** One line of the native kernel registry (native/kernels/kernels_internal.h). */
+export interface KernelEntry {
+  op: string;         // 'gemv', 'gemm', 'gather', 'rmsnorm', ..., 'collect_range'
+  type: string;       // 'q4_0'; '' for the untyped top-k primitives
+  isa: string;        // 'scalar', 'avx2', 'neon', 'neon-dotprod'
+  function: string;   // 'gemv_q4_0__avx2'
+  available: boolean; // this CPU runs the ISA
+  active: boolean;    // the kernel dispatch runs for (op, type) at the ISA in use
+}
+
+/** The native type traits (native/kernels/types.cc) of one GGUF/ggml type id. */
+export interface NativeTypeTraits {
+  id: number;
+  name: string;
+  blockSize: number;
+  blockBytes: number;
+  canDequantize: boolean;
+  canCompute: boolean;
+  canQuantize: boolean;
+  gatherRows: boolean; // the registry has gather kernels for DIP rows of this type
 }
 
 /** flashdip/bench.h: bytes per second are medians over the repetitions. */

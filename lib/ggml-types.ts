@@ -1,13 +1,19 @@
-// Tensor element types, numbered as in GGUF/ggml so a file's type ids can be used directly.
-// Mirrors native/kernels/types.cc (block geometry from the GGUF specification); keep the two in step.
+// Tensor element types, numbered as in GGUF/ggml so a file's type ids can be used directly. The ids
+// are named here (GGML_TYPE); their traits (block geometry, what flashdip implements) come from the
+// native side (native/kernels/types.cc and the kernel registry), so there is no copy to keep in step.
 
+import { getBinding } from './binding';
 import { FlashdipError, invalidArgument } from './errors';
 
 export interface GgmlType {
-  readonly name: string;       // 'q8_0'
-  readonly id: number;         // GGUF/ggml type id
-  readonly blockSize: number;  // elements per block
-  readonly blockBytes: number; // bytes per block
+  readonly name: string;           // 'q8_0'
+  readonly id: number;             // GGUF/ggml type id
+  readonly blockSize: number;      // elements per block
+  readonly blockBytes: number;     // bytes per block
+  readonly canDequantize: boolean; // dequantizeRow works
+  readonly canCompute: boolean;    // dense GEMV kernels exist (the engine runs matrices of this type)
+  readonly canQuantize: boolean;   // quantizeRow works (make-model, convert)
+  readonly gatherRows: boolean;    // gather kernels exist for DIP rows of this type
 }
 
 export const GGML_TYPE = {
@@ -44,48 +50,27 @@ export const GGML_TYPE = {
   TQ2_0: 35,
 } as const;
 
-const TABLE: readonly GgmlType[] = [
-  { name: 'f32', id: 0, blockSize: 1, blockBytes: 4 },
-  { name: 'f16', id: 1, blockSize: 1, blockBytes: 2 },
-  { name: 'q4_0', id: 2, blockSize: 32, blockBytes: 18 },
-  { name: 'q4_1', id: 3, blockSize: 32, blockBytes: 20 },
-  { name: 'q5_0', id: 6, blockSize: 32, blockBytes: 22 },
-  { name: 'q5_1', id: 7, blockSize: 32, blockBytes: 24 },
-  { name: 'q8_0', id: 8, blockSize: 32, blockBytes: 34 },
-  { name: 'q8_1', id: 9, blockSize: 32, blockBytes: 36 },
-  { name: 'q2_k', id: 10, blockSize: 256, blockBytes: 84 },
-  { name: 'q3_k', id: 11, blockSize: 256, blockBytes: 110 },
-  { name: 'q4_k', id: 12, blockSize: 256, blockBytes: 144 },
-  { name: 'q5_k', id: 13, blockSize: 256, blockBytes: 176 },
-  { name: 'q6_k', id: 14, blockSize: 256, blockBytes: 210 },
-  { name: 'q8_k', id: 15, blockSize: 256, blockBytes: 292 },
-  { name: 'iq2_xxs', id: 16, blockSize: 256, blockBytes: 66 },
-  { name: 'iq2_xs', id: 17, blockSize: 256, blockBytes: 74 },
-  { name: 'iq3_xxs', id: 18, blockSize: 256, blockBytes: 98 },
-  { name: 'iq1_s', id: 19, blockSize: 256, blockBytes: 50 },
-  { name: 'iq4_nl', id: 20, blockSize: 32, blockBytes: 18 },
-  { name: 'iq3_s', id: 21, blockSize: 256, blockBytes: 110 },
-  { name: 'iq2_s', id: 22, blockSize: 256, blockBytes: 82 },
-  { name: 'iq4_xs', id: 23, blockSize: 256, blockBytes: 136 },
-  { name: 'i8', id: 24, blockSize: 1, blockBytes: 1 },
-  { name: 'i16', id: 25, blockSize: 1, blockBytes: 2 },
-  { name: 'i32', id: 26, blockSize: 1, blockBytes: 4 },
-  { name: 'i64', id: 27, blockSize: 1, blockBytes: 8 },
-  { name: 'f64', id: 28, blockSize: 1, blockBytes: 8 },
-  { name: 'iq1_m', id: 29, blockSize: 256, blockBytes: 56 },
-  { name: 'bf16', id: 30, blockSize: 1, blockBytes: 2 },
-  { name: 'tq1_0', id: 34, blockSize: 256, blockBytes: 54 },
-  { name: 'tq2_0', id: 35, blockSize: 256, blockBytes: 66 },
-];
+// The table itself comes from the native type traits (native/kernels/types.cc, through
+// kernels.types()), read once at first use: the lookups below load the addon (gguf-writer and
+// make-model too, even at f32).
+let table: { list: readonly GgmlType[]; byId: Map<number, GgmlType>; byName: Map<string, GgmlType> } | undefined;
 
-const BY_ID = new Map<number, GgmlType>(TABLE.map((t) => [t.id, t]));
-const BY_NAME = new Map<string, GgmlType>(TABLE.map((t) => [t.name, t]));
+function types() {
+  if (!table) {
+    const list: readonly GgmlType[] = getBinding().kernels.types().map((t) => Object.freeze({ ...t }));
+    table = { list, byId: new Map(list.map((t) => [t.id, t])), byName: new Map(list.map((t) => [t.name, t])) };
+  }
+  return table;
+}
 
-export const GGML_TYPES: readonly GgmlType[] = TABLE;
+// Every known type, by id.
+export function ggmlTypes(): readonly GgmlType[] {
+  return types().list;
+}
 
 // The type with this id or name (case-insensitive); undefined when unknown.
 export function findGgmlType(idOrName: number | string): GgmlType | undefined {
-  return typeof idOrName === 'number' ? BY_ID.get(idOrName) : BY_NAME.get(idOrName.toLowerCase());
+  return typeof idOrName === 'number' ? types().byId.get(idOrName) : types().byName.get(idOrName.toLowerCase());
 }
 
 // Like findGgmlType, but an unknown type is an ERR_UNSUPPORTED_TYPE error.

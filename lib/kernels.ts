@@ -1,5 +1,7 @@
 // The low-level kernels on TypedArrays, for tests and research.
-import { GatherBench, GemvBench, getBinding, TopkBench } from './binding';
+import { GatherBench, GemvBench, getBinding, KernelEntry, NativeTypeTraits, TopkBench } from './binding';
+
+export type { KernelEntry, NativeTypeTraits } from './binding';
 import { fromNative } from './errors';
 
 function call<T>(fn: () => T): T {
@@ -10,10 +12,19 @@ function call<T>(fn: () => T): T {
   }
 }
 
-/** The instruction set in use ('scalar', 'avx2', 'neon', 'neon-dotprod') and those available. */
-export function info(): { isa: string; available: string[] } {
+/**
+ * The instruction set in use ('scalar', 'avx2', 'neon', 'neon-dotprod'), those this CPU runs, and the
+ * kernel registry: every compiled kernel as (op, type, isa), whether this CPU runs its ISA and whether
+ * it is the one dispatch uses now for its (op, type).
+ */
+export function info(): { isa: string; available: string[]; kernels: KernelEntry[] } {
   const i = getBinding().kernels.info();
-  return { isa: i.isa, available: i.available.split(',').filter(Boolean) };
+  return { isa: i.isa, available: i.available.split(',').filter(Boolean), kernels: i.kernels };
+}
+
+/** The native type traits of every known GGUF/ggml type (block geometry, what flashdip can do with it). */
+export function types(): NativeTypeTraits[] {
+  return getBinding().kernels.types();
 }
 
 /** Switches the kernels to another available ISA (tests); returns false if the CPU lacks it. */
@@ -60,7 +71,7 @@ export const bench = {
   memcpy(storeBytes = 256 * 2 ** 20, reps = 7): number {
     return call(() => getBinding().kernels.benchMemcpy(storeBytes, reps));
   },
-  /** gather_axpy over a random `density` of input-major rows with m outputs (F32, F16, Q8_0, Q4_0). */
+  /** gather_axpy over a random `density` of input-major rows with m outputs (types with gatherRows). */
   gather(type: number, m: number, density = 0.5, storeBytes = 256 * 2 ** 20, reps = 7): GatherBench {
     return call(() => getBinding().kernels.benchGather(type, m, density, storeBytes, reps));
   },

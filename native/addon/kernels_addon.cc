@@ -210,12 +210,52 @@ Napi::Value BenchTopk(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// info() -> { isa, available, kernels: [{ op, type, isa, function, available, active }] }: the ISA in
+// use, those this CPU runs, and the kernel registry (type '' for the untyped top-k primitives; active:
+// the kernel dispatch runs for its (op, type) now).
 Napi::Value Info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("isa", fd::kernels_isa());
   o.Set("available", fd::kernels_available_isas());
+  Napi::Array list = Napi::Array::New(env, fd::kernel_count());
+  for (size_t i = 0; i < fd::kernel_count(); ++i) {
+    const fd::KernelInfo& k = fd::kernel_info(i);
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("op", fd::kernel_op_name(k.op));
+    e.Set("type", k.type == fd::TYPE_NONE ? "" : fd::type_name(k.type));
+    e.Set("isa", fd::isa_name(k.isa));
+    e.Set("function", k.function);
+    e.Set("available", fd::isa_available(k.isa));
+    e.Set("active", fd::kernel_active(k.op, k.type) == &k);
+    list.Set(static_cast<uint32_t>(i), e);
+  }
+  o.Set("kernels", list);
   return o;
+}
+
+// types() -> [{ id, name, blockSize, blockBytes, canDequantize, canCompute, canQuantize, gatherRows }]:
+// the type traits (types.cc) of every known type id, and whether the registry has gather kernels for
+// rows of that type.
+Napi::Value Types(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Array list = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (uint32_t id = 0; id < fd::TYPE_COUNT; ++id) {
+    const fd::TypeTraits* t = fd::type_traits(id);
+    if (!t) continue;
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("id", id);
+    e.Set("name", t->name);
+    e.Set("blockSize", t->block_size);
+    e.Set("blockBytes", t->block_bytes);
+    e.Set("canDequantize", t->can_dequantize);
+    e.Set("canCompute", t->can_compute);
+    e.Set("canQuantize", t->can_quantize);
+    e.Set("gatherRows", fd::gather_row_type_supported(id));
+    list.Set(n++, e);
+  }
+  return list;
 }
 
 Napi::Value SetIsa(const Napi::CallbackInfo& info) {
@@ -231,6 +271,7 @@ void init_kernels(Napi::Env env, Napi::Object exports) {
   k.Set("dequantizeRow", Napi::Function::New(env, DequantizeRow));
   k.Set("gemv", Napi::Function::New(env, Gemv));
   k.Set("info", Napi::Function::New(env, Info));
+  k.Set("types", Napi::Function::New(env, Types));
   k.Set("cacheSimulate", Napi::Function::New(env, CacheSimulate));
   k.Set("topk", Napi::Function::New(env, TopK));
   k.Set("setIsa", Napi::Function::New(env, SetIsa));

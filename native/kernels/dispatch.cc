@@ -1,5 +1,5 @@
-// Runtime kernel selection: one function table per ISA, chosen once at first use from CPU features
-// and overridable with FLASHDIP_ISA=scalar|avx2|neon|neon-dotprod (or kernels_set_isa, for tests).
+// Runtime kernel selection: the kernel registry (FD_KERNELS in kernels_internal.h) and the function
+// table per ISA built from it, chosen once at first use from CPU features and overridable with FLASHDIP_ISA=scalar|avx2|neon|neon-dotprod (or kernels_set_isa, for tests).
 //
 // ISA levels and the CPUs they target:
 //   scalar        everything (the oracle; also forced with FLASHDIP_ISA=scalar)
@@ -31,12 +31,43 @@
 namespace fd {
 namespace {
 
-struct KernelTable {
-  const char* name;
-  GemvFn gemv[TYPE_COUNT];
-  GemmFn gemm[TYPE_COUNT];
-  ops_impl::OpsKernels ops;  // element-wise and attention kernels (flashdip/ops.h)
+using namespace sparse_impl;  // the gather and top-k kernels' names
+
+// ---- the registry (FD_KERNELS, kernels_internal.h) -------------------------------------------------
+
+struct Kernel {
+  KernelInfo info;
+  KernelFn fn;
 };
+
+#define FD_ENTRY(op, name, type, isa) \
+  Kernel{{KernelOp::op, type, Isa::isa, #op "_" #name "__" #isa}, KernelFn(op##_##name##__##isa)},
+#define FD_ENTRY_UNTYPED(op, isa) Kernel{{KernelOp::op, TYPE_NONE, Isa::isa, #op "__" #isa}, KernelFn(op##__##isa)},
+constexpr Kernel kKernels[] = {FD_KERNELS(FD_ENTRY, FD_ENTRY_UNTYPED)};
+#undef FD_ENTRY
+#undef FD_ENTRY_UNTYPED
+
+// Each line's function has its op's signature (KernelFn's constructor picked the op from the type).
+constexpr bool signatures_match() {
+  for (const Kernel& k : kKernels)
+    if (k.fn.op != k.info.op || k.info.type > TYPE_NONE) return false;
+  return true;
+}
+static_assert(signatures_match(), "FD_KERNELS: a kernel registered under another op's name");
+
+constexpr const char* kIsaNames[] = {
+#define FD_ISA_NAME(id, name) name,
+    FD_ISAS(FD_ISA_NAME)
+#undef FD_ISA_NAME
+};
+constexpr const char* kOpNames[] = {
+#define FD_OP_NAME(op) #op,
+    FD_KERNEL_OPS(FD_OP_NAME)
+#undef FD_OP_NAME
+};
+constexpr size_t kOps = static_cast<size_t>(KernelOp::count);
+constexpr size_t kIsas = static_cast<size_t>(Isa::count);
+constexpr size_t kSlots = TYPE_NONE + 1;  // per op: one slot per type id, the last for TYPE_NONE
 
 // ---- CPU feature detection ----------------------------------------------------------------------
 
@@ -71,63 +102,103 @@ bool cpu_has_dotprod() {
 }
 #endif
 
-// ---- tables -------------------------------------------------------------------------------------
-
-// Tables, ordered from least to most capable; only those available on this CPU are filled.
-struct Registry {
-  KernelTable tables[4];
-  int count = 0;
-  std::string available;  // "scalar,avx2"
-
-  void add(const KernelTable& t) {
-    tables[count++] = t;
-    available += (available.empty() ? "" : ",");
-    available += t.name;
-  }
-
-  Registry() {
-    KernelTable scalar{};
-    scalar.name = "scalar";
-    scalar.ops = FD_OPS_TABLE(scalar, "scalar");
-#define FD_FILL(isa, name, type) t.gemv[type] = gemv_##name##__##isa, t.gemm[type] = gemm_##name##__##isa;
-#define FD_FILL_SCALAR(name, type) FD_FILL(scalar, name, type)
-    {
-      KernelTable& t = scalar;
-      FD_COMPUTE_TYPES(FD_FILL_SCALAR)
-    }
-    add(scalar);
+bool cpu_runs(Isa isa) {
+  switch (isa) {
+    case Isa::scalar: return true;
 #if defined(FD_HAVE_AVX2_KERNELS)
-    if (cpu_has_avx2_fma_f16c()) {
-      KernelTable t = scalar;
-      t.name = "avx2";
-      t.ops = FD_OPS_TABLE(avx2, "avx2");
-#define FD_FILL_AVX2(name, type) FD_FILL(avx2, name, type)
-      FD_COMPUTE_TYPES(FD_FILL_AVX2)
-      add(t);
-    }
+    case Isa::avx2: return cpu_has_avx2_fma_f16c();
 #endif
 #if defined(FD_HAVE_NEON_KERNELS)
-    {
-      KernelTable t = scalar;
-      t.name = "neon";
-      t.ops = FD_OPS_TABLE(neon, "neon");
-#define FD_FILL_NEON(name, type) FD_FILL(neon, name, type)
-      FD_COMPUTE_TYPES(FD_FILL_NEON)
-      add(t);
-      if (cpu_has_dotprod()) {
-        t.name = "neon-dotprod";  // float types (and the ops) keep the baseline NEON kernels
-#define FD_FILL_NEON_DOTPROD(name, type) FD_FILL(neon_dotprod, name, type)
-        FD_INT_TYPES(FD_FILL_NEON_DOTPROD)
-        add(t);
-      }
-    }
+    case Isa::neon: return true;  // ASIMD is mandatory on AArch64
+    case Isa::neon_dotprod: return cpu_has_dotprod();
 #endif
+    default: return false;  // not compiled into this build
+  }
+}
+
+// ---- tables -------------------------------------------------------------------------------------
+
+// One ISA's kernels: its own registry entries, the rest from its fallback ISA's table.
+struct KernelTable {
+  Isa isa;
+  const char* name;
+  const Kernel* k[kOps][kSlots];  // the registry entry per (op, type); nullptr: none
+  GemvFn gemv[TYPE_COUNT];        // the hot paths, copied out of k
+  GemmFn gemm[TYPE_COUNT];
+  ops_impl::OpsKernels ops;       // element-wise and attention kernels (flashdip/ops.h)
+  SparseKernels sparse;           // gather and top-k primitives (flashdip/sparse.h)
+
+  const Kernel* at(KernelOp op, uint32_t type) const { return k[static_cast<size_t>(op)][type]; }
+  KernelFn fn(KernelOp op, uint32_t type) const {
+    const Kernel* e = at(op, type);
+    return e ? e->fn : KernelFn();
+  }
+  // The ISA a set of kernels comes from ("neon" for neon-dotprod's ops), named by one of them.
+  const char* source(KernelOp op, uint32_t type) const {
+    const Kernel* e = at(op, type);
+    return e ? kIsaNames[static_cast<size_t>(e->info.isa)] : name;
   }
 
+  void derive_views() {
+    for (uint32_t t = 0; t < TYPE_COUNT; ++t) {
+      gemv[t] = fn(KernelOp::gemv, t).gemv;
+      gemm[t] = fn(KernelOp::gemm, t).gemm;
+      sparse.gather[t] = fn(KernelOp::gather, t).gather;
+    }
+    ops = ops_impl::OpsKernels{source(KernelOp::rmsnorm, TYPE_F32),
+                               fn(KernelOp::rmsnorm, TYPE_F32).rmsnorm,
+                               fn(KernelOp::rope, TYPE_F32).rope,
+                               fn(KernelOp::softmax, TYPE_F32).softmax,
+                               fn(KernelOp::silu_mul, TYPE_F32).silu_mul,
+                               fn(KernelOp::exp, TYPE_F32).exp,
+                               {fn(KernelOp::attn_scores, TYPE_F32).attn_scores, fn(KernelOp::attn_scores, TYPE_F16).attn_scores},
+                               {fn(KernelOp::attn_values, TYPE_F32).attn_values, fn(KernelOp::attn_values, TYPE_F16).attn_values}};
+    sparse.isa = source(KernelOp::gather, TYPE_F32);
+    sparse.abs_hist = fn(KernelOp::abs_hist, TYPE_NONE).abs_hist;
+    sparse.weight_hist = fn(KernelOp::weight_hist, TYPE_NONE).weight_hist;
+    sparse.emit = fn(KernelOp::emit, TYPE_NONE).emit;
+    sparse.collect = fn(KernelOp::collect, TYPE_NONE).collect;
+    sparse.collect_range = fn(KernelOp::collect_range, TYPE_NONE).collect_range;
+  }
+};
+
+// The tables of the ISAs this CPU runs, built from the registry in FD_ISAS order (least capable first,
+// so a fallback's table is complete before the ISAs that fall back to it).
+struct Registry {
+  KernelTable tables[kIsas];
+  bool have[kIsas] = {};
+  Isa best = Isa::scalar;
+  std::string available;  // "scalar,avx2"
+
+  Registry() {
+    for (size_t i = 0; i < kIsas; ++i) {
+      const Isa isa = static_cast<Isa>(i);
+      if (!cpu_runs(isa)) continue;
+      KernelTable& t = tables[i];
+      if (isa == Isa::scalar) {
+        t = KernelTable{};
+      } else {
+        t = tables[static_cast<size_t>(isa_fallback(isa))];
+      }
+      t.isa = isa;
+      t.name = kIsaNames[i];
+      for (const Kernel& e : kKernels)
+        if (e.info.isa == isa) t.k[static_cast<size_t>(e.info.op)][e.info.type] = &e;
+      t.derive_views();
+      have[i] = true;
+      best = isa;
+      available += (available.empty() ? "" : ",");
+      available += t.name;
+    }
+  }
+
+  const KernelTable* find(Isa isa) const {
+    const size_t i = static_cast<size_t>(isa);
+    return i < kIsas && have[i] ? &tables[i] : nullptr;
+  }
   const KernelTable* find(const char* name) const {
-    for (int i = 0; i < count; ++i)
-      if (std::strcmp(tables[i].name, name) == 0) return &tables[i];
-    return nullptr;
+    Isa isa;
+    return isa_from_name(name, &isa) ? find(isa) : nullptr;
   }
 };
 
@@ -140,7 +211,7 @@ std::atomic<const KernelTable*> g_table{nullptr};
 
 const KernelTable* initial_table() {
   const Registry& r = registry();
-  const KernelTable* best = &r.tables[r.count - 1];
+  const KernelTable* best = r.find(r.best);
   const char* env = std::getenv("FLASHDIP_ISA");
   if (env && *env) {
     if (const KernelTable* t = r.find(env)) return t;
@@ -163,20 +234,71 @@ const KernelTable& table() {
 
 }  // namespace
 
+// ---- the registry's public side -------------------------------------------------------------------
+
+const char* isa_name(Isa isa) {
+  const size_t i = static_cast<size_t>(isa);
+  return i < kIsas ? kIsaNames[i] : "unknown";
+}
+
+bool isa_from_name(const char* name, Isa* out) {
+  if (!name) return false;
+  for (size_t i = 0; i < kIsas; ++i)
+    if (std::strcmp(name, kIsaNames[i]) == 0) {
+      *out = static_cast<Isa>(i);
+      return true;
+    }
+  return false;
+}
+
+Isa isa_fallback(Isa isa) {
+  switch (isa) {
+    case Isa::neon_dotprod: return Isa::neon;
+    default: return Isa::scalar;
+  }
+}
+
+bool isa_available(Isa isa) { return registry().find(isa) != nullptr; }
+
+const char* kernel_op_name(KernelOp op) {
+  const size_t i = static_cast<size_t>(op);
+  return i < kOps ? kOpNames[i] : "unknown";
+}
+
+size_t kernel_count() { return sizeof kKernels / sizeof kKernels[0]; }
+
+const KernelInfo& kernel_info(size_t i) { return kKernels[i].info; }
+
+const KernelInfo* kernel_selected(KernelOp op, uint32_t type, Isa isa) {
+  const KernelTable* t = registry().find(isa);
+  if (!t || static_cast<size_t>(op) >= kOps || type > TYPE_NONE) return nullptr;
+  const Kernel* e = t->at(op, type);
+  return e ? &e->info : nullptr;
+}
+
+const KernelInfo* kernel_active(KernelOp op, uint32_t type) { return kernel_selected(op, type, table().isa); }
+
 namespace ops_impl {
 const OpsKernels& ops_kernels() { return table().ops; }
 const OpsKernels* ops_kernels_for(const char* isa) {
-  const KernelTable* t = isa ? registry().find(isa) : nullptr;
+  const KernelTable* t = registry().find(isa);
   return t ? &t->ops : nullptr;
 }
 }  // namespace ops_impl
+
+namespace sparse_impl {
+const SparseKernels& sparse_kernels() { return table().sparse; }
+const SparseKernels* sparse_kernels_for(const char* isa) {
+  const KernelTable* t = registry().find(isa);
+  return t ? &t->sparse : nullptr;
+}
+}  // namespace sparse_impl
 
 const char* kernels_isa() { return table().name; }
 
 const char* kernels_available_isas() { return registry().available.c_str(); }
 
 bool kernels_set_isa(const char* isa) {
-  if (!isa) return false;
   table();  // make sure the first-use selection (and its env message) has happened
   const KernelTable* t = registry().find(isa);
   if (!t) return false;

@@ -1,8 +1,11 @@
-// Internal kernel registry: the per-ISA function names and the dispatch table. Not a public header.
+// Internal kernel registry: the one list of kernels, their signatures, and the dispatch table's view of
+// them. Not a public header (flashdip/kernels.h has the registry's public side: ops, ISAs, KernelInfo).
 //
-// Naming: <op>_<type>__<isa>, e.g. gemv_q4_0__avx2. Every ISA implements the same signature as the
-// scalar twin (the oracle in scalar/); an ISA that lacks a kernel leaves its slot null in the table
-// and dispatch falls back to the next-less-capable ISA (neon-dotprod -> neon -> scalar).
+// Naming: <op>_<type>__<isa>, e.g. gemv_q4_0__avx2 (<op>__<isa> for the untyped top-k primitives).
+// Every kernel has the signature of its op and a scalar twin (the oracle, in scalar/) for the same
+// (op, type); an ISA that lacks a kernel takes its fallback ISA's (neon-dotprod -> neon -> scalar,
+// avx2 -> scalar). Adding a kernel = one line in FD_KERNELS + the function + its scalar twin; the
+// native tests iterate the list and fail on a kernel without a scalar twin or without a test.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +13,7 @@
 #include "flashdip/kernels.h"
 #include "flashdip/ops.h"
 #include "flashdip/quants.h"
+#include "flashdip/sparse.h"
 
 namespace fd {
 
@@ -20,17 +24,141 @@ using GemmFn = void (*)(const void* w, size_t row_stride, int64_t n, int64_t nro
 using GemvFn = void (*)(const void* w, size_t row_stride, int64_t n, int64_t nrows, const void* xq,
                         float* y);
 
-// Weight types with dense kernels: X(short name, type id). Integer (dot-product) types first.
-#define FD_INT_TYPES(X) X(q8_0, TYPE_Q8_0) X(q4_0, TYPE_Q4_0) X(q4_k, TYPE_Q4_K) X(q6_k, TYPE_Q6_K)
-#define FD_FLOAT_TYPES(X) X(f32, TYPE_F32) X(f16, TYPE_F16) X(bf16, TYPE_BF16)
-#define FD_COMPUTE_TYPES(X) FD_INT_TYPES(X) FD_FLOAT_TYPES(X)
+// ---- the registry ------------------------------------------------------------------------------
+// K(op, type name, type id, isa) registers <op>_<type name>__<isa>; U(op, isa) registers <op>__<isa>.
+// Lines of an ISA this build does not compile are in an empty list below.
+#define FD_KERNELS_SCALAR(K, U)                                                                        \
+  K(gemv, q8_0, TYPE_Q8_0, scalar) K(gemm, q8_0, TYPE_Q8_0, scalar)                                    \
+  K(gemv, q4_0, TYPE_Q4_0, scalar) K(gemm, q4_0, TYPE_Q4_0, scalar)                                    \
+  K(gemv, q4_k, TYPE_Q4_K, scalar) K(gemm, q4_k, TYPE_Q4_K, scalar)                                    \
+  K(gemv, q6_k, TYPE_Q6_K, scalar) K(gemm, q6_k, TYPE_Q6_K, scalar)                                    \
+  K(gemv, f32, TYPE_F32, scalar) K(gemm, f32, TYPE_F32, scalar)                                        \
+  K(gemv, f16, TYPE_F16, scalar) K(gemm, f16, TYPE_F16, scalar)                                        \
+  K(gemv, bf16, TYPE_BF16, scalar) K(gemm, bf16, TYPE_BF16, scalar)                                    \
+  K(gather, f32, TYPE_F32, scalar) K(gather, f16, TYPE_F16, scalar)                                    \
+  K(gather, q8_0, TYPE_Q8_0, scalar) K(gather, q4_0, TYPE_Q4_0, scalar)                                \
+  FD_OPS_KERNELS(K, scalar) FD_TOPK_KERNELS(U, scalar)
 
-#define FD_DECLARE_KERNELS(isa, name, type)                                                        \
-  void gemv_##name##__##isa(const void* w, size_t row_stride, int64_t n, int64_t nrows,           \
-                            const void* xq, float* y);                                            \
-  void gemm_##name##__##isa(const void* w, size_t row_stride, int64_t n, int64_t nrows,           \
-                            const void* xq, size_t xq_stride, int64_t ntok, float* y,             \
-                            size_t y_stride);
+#if defined(__x86_64__) || defined(_M_X64)
+#define FD_HAVE_AVX2_KERNELS 1
+#define FD_KERNELS_AVX2(K, U)                                                                          \
+  K(gemv, q8_0, TYPE_Q8_0, avx2) K(gemm, q8_0, TYPE_Q8_0, avx2)                                        \
+  K(gemv, q4_0, TYPE_Q4_0, avx2) K(gemm, q4_0, TYPE_Q4_0, avx2)                                        \
+  K(gemv, q4_k, TYPE_Q4_K, avx2) K(gemm, q4_k, TYPE_Q4_K, avx2)                                        \
+  K(gemv, q6_k, TYPE_Q6_K, avx2) K(gemm, q6_k, TYPE_Q6_K, avx2)                                        \
+  K(gemv, f32, TYPE_F32, avx2) K(gemm, f32, TYPE_F32, avx2)                                            \
+  K(gemv, f16, TYPE_F16, avx2) K(gemm, f16, TYPE_F16, avx2)                                            \
+  K(gemv, bf16, TYPE_BF16, avx2) K(gemm, bf16, TYPE_BF16, avx2)                                        \
+  K(gather, f32, TYPE_F32, avx2) K(gather, f16, TYPE_F16, avx2)                                        \
+  K(gather, q8_0, TYPE_Q8_0, avx2) K(gather, q4_0, TYPE_Q4_0, avx2)                                    \
+  FD_OPS_KERNELS(K, avx2) FD_TOPK_KERNELS(U, avx2)
+#else
+#define FD_KERNELS_AVX2(K, U)
+#endif
+
+#if defined(__aarch64__)
+#define FD_HAVE_NEON_KERNELS 1
+#define FD_KERNELS_NEON(K, U)                                                                          \
+  K(gemv, q8_0, TYPE_Q8_0, neon) K(gemm, q8_0, TYPE_Q8_0, neon)                                        \
+  K(gemv, q4_0, TYPE_Q4_0, neon) K(gemm, q4_0, TYPE_Q4_0, neon)                                        \
+  K(gemv, q4_k, TYPE_Q4_K, neon) K(gemm, q4_k, TYPE_Q4_K, neon)                                        \
+  K(gemv, q6_k, TYPE_Q6_K, neon) K(gemm, q6_k, TYPE_Q6_K, neon)                                        \
+  K(gemv, f32, TYPE_F32, neon) K(gemm, f32, TYPE_F32, neon)                                            \
+  K(gemv, f16, TYPE_F16, neon) K(gemm, f16, TYPE_F16, neon)                                            \
+  K(gemv, bf16, TYPE_BF16, neon) K(gemm, bf16, TYPE_BF16, neon)                                        \
+  K(gather, f32, TYPE_F32, neon) K(gather, f16, TYPE_F16, neon)                                        \
+  K(gather, q8_0, TYPE_Q8_0, neon) K(gather, q4_0, TYPE_Q4_0, neon)                                    \
+  FD_OPS_KERNELS(K, neon) FD_TOPK_KERNELS(U, neon)
+// Dot-product kernels exist for the integer types only: the float types, the gathers (float FMAs and
+// byte shuffles) and the ops fall back to the baseline NEON ones.
+#define FD_KERNELS_NEON_DOTPROD(K, U)                                                                  \
+  K(gemv, q8_0, TYPE_Q8_0, neon_dotprod) K(gemm, q8_0, TYPE_Q8_0, neon_dotprod)                        \
+  K(gemv, q4_0, TYPE_Q4_0, neon_dotprod) K(gemm, q4_0, TYPE_Q4_0, neon_dotprod)                        \
+  K(gemv, q4_k, TYPE_Q4_K, neon_dotprod) K(gemm, q4_k, TYPE_Q4_K, neon_dotprod)                        \
+  K(gemv, q6_k, TYPE_Q6_K, neon_dotprod) K(gemm, q6_k, TYPE_Q6_K, neon_dotprod)
+#else
+#define FD_KERNELS_NEON(K, U)
+#define FD_KERNELS_NEON_DOTPROD(K, U)
+#endif
+
+// The element-wise and attention kernels (flashdip/ops.h) and the top-k primitives (flashdip/sparse.h),
+// which every SIMD ISA implements as a set.
+#define FD_OPS_KERNELS(K, isa)                                                                         \
+  K(rmsnorm, f32, TYPE_F32, isa) K(rope, f32, TYPE_F32, isa) K(softmax, f32, TYPE_F32, isa)            \
+  K(silu_mul, f32, TYPE_F32, isa) K(exp, f32, TYPE_F32, isa)                                           \
+  K(attn_scores, f32, TYPE_F32, isa) K(attn_scores, f16, TYPE_F16, isa)                                \
+  K(attn_values, f32, TYPE_F32, isa) K(attn_values, f16, TYPE_F16, isa)
+#define FD_TOPK_KERNELS(U, isa) \
+  U(abs_hist, isa) U(weight_hist, isa) U(emit, isa) U(collect, isa) U(collect_range, isa)
+
+// The whole list.
+#define FD_KERNELS(K, U) \
+  FD_KERNELS_SCALAR(K, U) FD_KERNELS_AVX2(K, U) FD_KERNELS_NEON(K, U) FD_KERNELS_NEON_DOTPROD(K, U)
+
+// ---- signatures: one function-pointer type per op, and where its kernels are declared -------------
+namespace kernel_fn {
+using gemv = GemvFn;
+using gemm = GemmFn;
+using gather = sparse_impl::GatherFn;
+using rmsnorm = ops_impl::RmsnormFn;
+using rope = ops_impl::RopeFn;
+using softmax = ops_impl::SoftmaxFn;
+using silu_mul = ops_impl::SiluMulFn;
+using exp = ops_impl::ExpFn;
+using attn_scores = ops_impl::AttnScoresFn;
+using attn_values = ops_impl::AttnValuesFn;
+using abs_hist = sparse_impl::AbsHistFn;
+using weight_hist = sparse_impl::WeightHistFn;
+using emit = sparse_impl::EmitFn;
+using collect = sparse_impl::CollectFn;
+using collect_range = sparse_impl::CollectRangeFn;
+template <class P>
+struct fn_type;
+template <class R, class... A>
+struct fn_type<R (*)(A...)> {
+  using type = R(A...);
+};
+}  // namespace kernel_fn
+
+// The dense and element-wise kernels live in fd, the sparse ones (gather, top-k) in fd::sparse_impl.
+#define FD_KERNEL_NS_gemv(decl) decl
+#define FD_KERNEL_NS_gemm(decl) decl
+#define FD_KERNEL_NS_rmsnorm(decl) decl
+#define FD_KERNEL_NS_rope(decl) decl
+#define FD_KERNEL_NS_softmax(decl) decl
+#define FD_KERNEL_NS_silu_mul(decl) decl
+#define FD_KERNEL_NS_exp(decl) decl
+#define FD_KERNEL_NS_attn_scores(decl) decl
+#define FD_KERNEL_NS_attn_values(decl) decl
+#define FD_KERNEL_NS_gather(decl) namespace sparse_impl { decl }
+#define FD_KERNEL_NS_abs_hist(decl) namespace sparse_impl { decl }
+#define FD_KERNEL_NS_weight_hist(decl) namespace sparse_impl { decl }
+#define FD_KERNEL_NS_emit(decl) namespace sparse_impl { decl }
+#define FD_KERNEL_NS_collect(decl) namespace sparse_impl { decl }
+#define FD_KERNEL_NS_collect_range(decl) namespace sparse_impl { decl }
+
+#define FD_DECLARE_KERNEL(op, name, id, isa) \
+  FD_KERNEL_NS_##op(kernel_fn::fn_type<kernel_fn::op>::type op##_##name##__##isa;)
+#define FD_DECLARE_KERNEL_UNTYPED(op, isa) FD_KERNEL_NS_##op(kernel_fn::fn_type<kernel_fn::op>::type op##__##isa;)
+FD_KERNELS(FD_DECLARE_KERNEL, FD_DECLARE_KERNEL_UNTYPED)
+#undef FD_DECLARE_KERNEL
+#undef FD_DECLARE_KERNEL_UNTYPED
+
+// A registered function: the op its signature belongs to and the pointer.
+struct KernelFn {
+  KernelOp op = KernelOp::count;
+  union {
+    const void* none;
+#define FD_KERNEL_FN_MEMBER(o) kernel_fn::o o;
+    FD_KERNEL_OPS(FD_KERNEL_FN_MEMBER)
+#undef FD_KERNEL_FN_MEMBER
+  };
+  constexpr KernelFn() : none(nullptr) {}
+#define FD_KERNEL_FN_CTOR(o) \
+  constexpr KernelFn(kernel_fn::o f) : op(KernelOp::o), o(f) {}
+  FD_KERNEL_OPS(FD_KERNEL_FN_CTOR)
+#undef FD_KERNEL_FN_CTOR
+};
 
 // Defines gemv_<name>__<isa> as the one-token case of gemm_<name>__<isa>.
 #define FD_GEMV_FROM_GEMM(name, isa)                                                               \
@@ -38,61 +166,6 @@ using GemvFn = void (*)(const void* w, size_t row_stride, int64_t n, int64_t nro
                             const void* xq, float* y) {                                           \
     gemm_##name##__##isa(w, row_stride, n, nrows, xq, 0, 1, y, 0);                                \
   }
-
-#define FD_DECL_SCALAR(name, type) FD_DECLARE_KERNELS(scalar, name, type)
-FD_COMPUTE_TYPES(FD_DECL_SCALAR)
-#undef FD_DECL_SCALAR
-
-#if defined(__x86_64__) || defined(_M_X64)
-#define FD_HAVE_AVX2_KERNELS 1
-#define FD_DECL_AVX2(name, type) FD_DECLARE_KERNELS(avx2, name, type)
-FD_COMPUTE_TYPES(FD_DECL_AVX2)
-#undef FD_DECL_AVX2
-#endif
-
-#if defined(__aarch64__)
-#define FD_HAVE_NEON_KERNELS 1
-#define FD_DECL_NEON(name, type) FD_DECLARE_KERNELS(neon, name, type)
-FD_COMPUTE_TYPES(FD_DECL_NEON)
-#undef FD_DECL_NEON
-// dot-product kernels exist for the integer types only; float types use the baseline NEON ones.
-#define FD_DECL_NEON_DOTPROD(name, type) FD_DECLARE_KERNELS(neon_dotprod, name, type)
-FD_INT_TYPES(FD_DECL_NEON_DOTPROD)
-#undef FD_DECL_NEON_DOTPROD
-#endif
-
-// Element-wise and attention kernels (flashdip/ops.h): <op>__<isa>, one set per ISA (neon-dotprod uses
-// the neon set: these are float kernels).
-#define FD_OPS_DECLARE(isa)                                                                           \
-  void rmsnorm_f32__##isa(const float* x, const float* w, float* out, int64_t n, float eps);          \
-  void rope_f32__##isa(float* v, int64_t heads, int64_t head_dim, int64_t rot, const float* cos,     \
-                       const float* sin, bool neox);                                                  \
-  void softmax_f32__##isa(float* x, int64_t n);                                                       \
-  void silu_mul_f32__##isa(float* g, const float* u, float* h, int64_t n);                            \
-  void exp_f32__##isa(const float* x, float* y, int64_t n);                                           \
-  void attn_scores_f32__##isa(const float* q, int64_t nq, int64_t hd, const void* k, size_t k_stride, \
-                              int64_t len, float scale, float* s, int64_t s_stride);                  \
-  void attn_scores_f16__##isa(const float* q, int64_t nq, int64_t hd, const void* k, size_t k_stride, \
-                              int64_t len, float scale, float* s, int64_t s_stride);                  \
-  void attn_values_f32__##isa(const float* p, int64_t p_stride, int64_t nq, int64_t hd, const void* v, \
-                              size_t v_stride, int64_t len, float* out);                              \
-  void attn_values_f16__##isa(const float* p, int64_t p_stride, int64_t nq, int64_t hd, const void* v, \
-                              size_t v_stride, int64_t len, float* out);
-
-#define FD_OPS_TABLE(isa, name)                                                                   \
-  ops_impl::OpsKernels {                                                                          \
-    name, rmsnorm_f32__##isa, rope_f32__##isa, softmax_f32__##isa, silu_mul_f32__##isa,           \
-        exp_f32__##isa, {attn_scores_f32__##isa, attn_scores_f16__##isa},                         \
-        {attn_values_f32__##isa, attn_values_f16__##isa}                                          \
-  }
-
-FD_OPS_DECLARE(scalar)
-#if defined(FD_HAVE_AVX2_KERNELS)
-FD_OPS_DECLARE(avx2)
-#endif
-#if defined(FD_HAVE_NEON_KERNELS)
-FD_OPS_DECLARE(neon)
-#endif
 
 // Activation quantizers (scalar; a per-token cost, negligible next to the weight stream).
 void quantize_row_q8_0_act(const float* x, block_q8_0* y, int64_t n);

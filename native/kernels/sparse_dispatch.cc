@@ -1,9 +1,6 @@
-// Sparse kernel selection and the ISA-independent parts of the algorithms (flashdip/sparse.h).
-//
-// One table per ISA (scalar, avx2, neon; neon-dotprod uses the neon table: these kernels are float
-// FMAs and byte shuffles, the dot-product instructions do not help). The table follows kernels_isa():
-// the last table used is cached with the kernels_isa() pointer it was found for, so the hot path is
-// one pointer compare (kernels_isa() returns a stable string per ISA).
+// The ISA-independent parts of the sparse algorithms (flashdip/sparse.h): chunking of the gather rows,
+// the radix select. The per-ISA kernels come from the dispatch table (sparse_kernels(), built from the
+// kernel registry; it follows kernels_isa()).
 #include <algorithm>
 #include <atomic>
 #include <cassert>
@@ -18,147 +15,13 @@
 #include "flashdip/sparsity.h"
 
 namespace fd {
-namespace sparse_impl {
 
-#define FD_SPARSE_DECLARE(isa)                                                                          \
-  void gather_f32__##isa(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y);  \
-  void gather_f16__##isa(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y);  \
-  void gather_q8_0__##isa(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y); \
-  void gather_q4_0__##isa(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y); \
-  void abs_hist__##isa(const float* a, int64_t n, uint32_t* s, uint32_t* hist);                          \
-  void weight_hist__##isa(uint32_t* s, int64_t n, const uint8_t* cached, float gamma, bool alpha_blend,  \
-                          uint32_t pthr, int64_t peq, uint32_t* hist);                                   \
-  int64_t emit__##isa(const uint32_t* s, int64_t n, uint32_t thr, int64_t eq, int32_t* out, int64_t cap); \
-  int64_t collect__##isa(const uint32_t* s, int64_t n, int shift, uint32_t prefix, uint32_t* cand);      \
-  int64_t collect_range__##isa(const uint32_t* s, int64_t n, uint32_t lo, uint32_t hi, uint32_t* cand,   \
-                               int64_t* above);
-
-#define FD_SPARSE_TABLE(isa, name)                                                                \
-  SparseKernels {                                                                                 \
-    name, {gather_f32__##isa, gather_f16__##isa, gather_q8_0__##isa, gather_q4_0__##isa},         \
-        abs_hist__##isa, weight_hist__##isa, emit__##isa, collect__##isa, collect_range__##isa    \
-  }
-
-FD_SPARSE_DECLARE(scalar)
-#if defined(__x86_64__) || defined(_M_X64)
-#define FD_HAVE_AVX2_SPARSE 1
-FD_SPARSE_DECLARE(avx2)
-#endif
-#if defined(__aarch64__)
-#define FD_HAVE_NEON_SPARSE 1
-FD_SPARSE_DECLARE(neon)
-#endif
-
-namespace {
-
-const SparseKernels k_scalar = FD_SPARSE_TABLE(scalar, "scalar");
-#if defined(FD_HAVE_AVX2_SPARSE)
-const SparseKernels k_avx2 = FD_SPARSE_TABLE(avx2, "avx2");
-#endif
-#if defined(FD_HAVE_NEON_SPARSE)
-const SparseKernels k_neon = FD_SPARSE_TABLE(neon, "neon");
-#endif
-
-// The table found for a kernels_isa() pointer, remembered as one immutable pair.
-struct CacheEntry {
-  const char* key;
-  const SparseKernels* table;
-};
-std::atomic<const CacheEntry*> g_last{nullptr};
-
-const SparseKernels* lookup(const char* isa) {
-  if (!isa) return nullptr;
-  if (std::strcmp(isa, "scalar") == 0) return &k_scalar;
-#if defined(FD_HAVE_AVX2_SPARSE)
-  if (std::strcmp(isa, "avx2") == 0) return &k_avx2;
-#endif
-#if defined(FD_HAVE_NEON_SPARSE)
-  if (std::strcmp(isa, "neon") == 0 || std::strcmp(isa, "neon-dotprod") == 0) return &k_neon;
-#endif
-  return nullptr;
-}
-
-// One entry per possible kernels_isa() value (at most four ISAs), created on first sight and never
-// freed, so a pointer read from g_last stays valid.
-const CacheEntry* entry_for(const char* key) {
-  static CacheEntry entries[8];
-  static std::atomic<int> used{0};
-  static std::atomic_flag lock = ATOMIC_FLAG_INIT;
-  while (lock.test_and_set(std::memory_order_acquire)) {
-  }
-  const CacheEntry* found = nullptr;
-  const int u = used.load(std::memory_order_relaxed);
-  for (int i = 0; i < u; ++i)
-    if (entries[i].key == key) found = &entries[i];
-  if (!found) {
-    const SparseKernels* t = lookup(key);
-    if (!t) t = &k_scalar;  // an ISA without sparse kernels (cannot happen today): the oracle
-    if (u < 8) {
-      entries[u] = CacheEntry{key, t};
-      used.store(u + 1, std::memory_order_relaxed);
-      found = &entries[u];
-    } else {
-      found = &entries[0];  // unreachable: kernels_isa() has fewer than 8 distinct values
-    }
-  }
-  lock.clear(std::memory_order_release);
-  return found;
-}
-
-}  // namespace
-
-const SparseKernels* sparse_kernels_for(const char* isa) {
-  const SparseKernels* t = lookup(isa);
-  if (!t) return nullptr;
-  // Refuse ISAs the CPU lacks (avx2 on an old x86): kernels_available_isas() knows.
-  const char* avail = kernels_available_isas();
-  const size_t len = std::strlen(t->isa);
-  for (const char* p = avail; p && *p;) {
-    const char* comma = std::strchr(p, ',');
-    const size_t l = comma ? static_cast<size_t>(comma - p) : std::strlen(p);
-    if (l == len && std::strncmp(p, t->isa, len) == 0) return t;
-    p = comma ? comma + 1 : nullptr;
-  }
-  return nullptr;
-}
-
-const SparseKernels& sparse_kernels() {
-  const char* key = kernels_isa();
-  const CacheEntry* e = g_last.load(std::memory_order_acquire);
-  if (e && e->key == key) return *e->table;
-  e = entry_for(key);
-  g_last.store(e, std::memory_order_release);
-  return *e->table;
-}
-
-}  // namespace sparse_impl
-
-using namespace sparse_impl;
+using sparse_impl::sparse_kernels;
+using sparse_impl::SparseKernels;
 
 // ---- gather-GEMV --------------------------------------------------------------------------------
 
 namespace {
-
-int gather_slot(uint32_t type) {
-  switch (type) {
-    case TYPE_F32: return GATHER_F32;
-    case TYPE_F16: return GATHER_F16;
-    case TYPE_Q8_0: return GATHER_Q8_0;
-    case TYPE_Q4_0: return GATHER_Q4_0;
-    default: return -1;
-  }
-}
-
-// Bytes of `elems` elements (a multiple of 32) of a gather row type.
-size_t gather_bytes(int slot, int64_t elems) {
-  const size_t e = static_cast<size_t>(elems);
-  switch (slot) {
-    case GATHER_F32: return e * 4;
-    case GATHER_F16: return e * 2;
-    case GATHER_Q8_0: return e / QK8_0 * sizeof(block_q8_0);
-    default: return e / QK4_0 * sizeof(block_q4_0);
-  }
-}
 
 void fill_nan(float* y, int64_t m) {
   for (int64_t i = 0; i < m; ++i) y[i] = std::numeric_limits<float>::quiet_NaN();
@@ -166,20 +29,24 @@ void fill_nan(float* y, int64_t m) {
 
 constexpr int64_t kChunk = 256;  // rows per call of a kernel (pointer and coefficient arrays on the stack)
 
+using sparse_impl::GatherFn;
+
+// The gather kernel of a row type in the ISA in use; nullptr when the registry has none.
+GatherFn gather_fn(uint32_t type) { return type < TYPE_COUNT ? sparse_kernels().gather[type] : nullptr; }
+
 }  // namespace
 
-bool gather_row_type_supported(uint32_t type) { return gather_slot(type) >= 0; }
+bool gather_row_type_supported(uint32_t type) { return gather_fn(type) != nullptr; }
 
 void gather_axpy(uint32_t type, const void* const* rows, const float* coef, int64_t k, int64_t offset,
                  int64_t m, float* y) {
   if (m <= 0) return;
-  const int slot = gather_slot(type);
-  assert(slot >= 0 && "gather_axpy: unsupported row type");
+  const GatherFn f = gather_fn(type);
+  assert(f && "gather_axpy: unsupported row type");
   assert(m % 32 == 0 && offset % 32 == 0 && offset >= 0 && "gather_axpy: m and offset must be multiples of 32");
-  if (slot < 0) return fill_nan(y, m);
+  if (!f) return fill_nan(y, m);
   if (k <= 0) return;
-  const GatherFn f = sparse_kernels().gather[slot];
-  const size_t off = gather_bytes(slot, offset);
+  const size_t off = row_bytes(type, offset);
   const uint8_t* p[kChunk];
   for (int64_t j0 = 0; j0 < k; j0 += kChunk) {
     const int64_t c = std::min(kChunk, k - j0);
@@ -191,13 +58,12 @@ void gather_axpy(uint32_t type, const void* const* rows, const float* coef, int6
 void gather_axpy_indexed(uint32_t type, const void* base, size_t row_stride, const int32_t* idx,
                          const float* x, int64_t k, int64_t offset, int64_t m, float* y) {
   if (m <= 0) return;
-  const int slot = gather_slot(type);
-  assert(slot >= 0 && "gather_axpy_indexed: unsupported row type");
+  const GatherFn f = gather_fn(type);
+  assert(f && "gather_axpy_indexed: unsupported row type");
   assert(m % 32 == 0 && offset % 32 == 0 && offset >= 0 && "gather_axpy_indexed: m and offset must be multiples of 32");
-  if (slot < 0) return fill_nan(y, m);
+  if (!f) return fill_nan(y, m);
   if (k <= 0) return;
-  const GatherFn f = sparse_kernels().gather[slot];
-  const uint8_t* b = static_cast<const uint8_t*>(base) + gather_bytes(slot, offset);
+  const uint8_t* b = static_cast<const uint8_t*>(base) + row_bytes(type, offset);
   const uint8_t* p[kChunk];
   float c[kChunk];
   for (int64_t j0 = 0; j0 < k; j0 += kChunk) {

@@ -17,6 +17,7 @@
 #include "flashdip/bench.h"
 #include "flashdip/kernels.h"
 #include "flashdip/quants.h"
+#include "flashdip/sparse.h"
 #include "flashdip/types.h"
 #include "flashdip/rng.h"
 
@@ -526,7 +527,14 @@ int64_t float_terms(uint32_t type, int64_t n) {
   return (n / bs) * (type == TYPE_Q4_K ? 2 : 1);
 }
 
-const uint32_t kComputeTypes[] = {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K};
+// The weight types with dense kernels: those with a registered scalar gemv.
+std::vector<uint32_t> compute_types() {
+  std::vector<uint32_t> out;
+  for (uint32_t t = 0; t < TYPE_COUNT; ++t)
+    if (kernel_selected(KernelOp::gemv, t, Isa::scalar)) out.push_back(t);
+  return out;
+}
+const std::vector<uint32_t> kComputeTypes = compute_types();
 
 std::vector<int64_t> test_blocks(uint32_t type) {
   // Tiles: decode runs 1 or 4 rows x 1 token (AVX2 q4_0: 4 rows as 2 row pairs), prompt 2 rows x 4
@@ -544,17 +552,7 @@ std::vector<int64_t> test_blocks(uint32_t type) {
 }
 
 void test_kernels_against_scalar() {
-  std::vector<std::string> isas;
-  {
-    std::string all = kernels_available_isas();
-    size_t p = 0;
-    while (p <= all.size()) {
-      size_t q = all.find(',', p);
-      if (q == std::string::npos) q = all.size();
-      isas.push_back(all.substr(p, q - p));
-      p = q + 1;
-    }
-  }
+  const std::vector<std::string> isas = fd_test::isas();
   std::printf("  ISAs available: %s (default %s)\n", kernels_available_isas(), kernels_isa());
   check(!kernels_set_isa("no-such-isa"), "kernels_set_isa refuses unknown ISA");
   for (const std::string& isa : isas) {
@@ -612,6 +610,7 @@ void test_kernels_against_scalar() {
         auto run = [&](const std::string& isa, bool use_gemv, std::vector<float>& y) {
           y.assign(ys * static_cast<size_t>(ntok), kNaN);
           kernels_set_isa(isa.c_str());
+          tested(use_gemv ? KernelOp::gemv : KernelOp::gemm, type, isa);
           if (use_gemv) {
             for (int64_t t = 0; t < ntok; ++t)
               gemv(type, w, rb, n, rows, xq + xs * static_cast<size_t>(t), y.data() + ys * static_cast<size_t>(t));
@@ -686,25 +685,94 @@ void test_dispatch_misc() {
   }
 }
 
+// ---- the kernel registry -------------------------------------------------------------------------
+// The registry is the only list of kernels: every entry has a scalar twin for its (op, type), no entry
+// is registered twice, dispatch runs an ISA's own entry or its fallback's, and the type traits agree
+// with it. (That every entry is tested: check_registry_tested at the end of each test binary.)
+void test_registry() {
+  const size_t n = kernel_count();
+  check(n > 0, "the registry lists %zu kernels", n);
+  for (size_t i = 0; i < n; ++i) {
+    const KernelInfo& k = kernel_info(i);
+    const KernelInfo* twin = kernel_selected(k.op, k.type, Isa::scalar);
+    check(twin && twin->isa == Isa::scalar && twin->op == k.op && twin->type == k.type,
+          "%s has a scalar twin (%s %s)", k.function, kernel_op_name(k.op), k.type == TYPE_NONE ? "-" : type_name(k.type));
+    bool dup = false;
+    for (size_t j = 0; j < i; ++j) {
+      const KernelInfo& o = kernel_info(j);
+      dup = dup || (o.op == k.op && o.type == k.type && o.isa == k.isa);
+    }
+    check(!dup, "%s is registered once", k.function);
+    for (const std::string& name : isas()) {  // what dispatch runs for this (op, type) at each ISA
+      Isa isa;
+      check(isa_from_name(name.c_str(), &isa), "ISA %s parses", name.c_str());
+      const KernelInfo* sel = kernel_selected(k.op, k.type, isa);
+      const KernelInfo* own = nullptr;
+      for (size_t j = 0; j < n; ++j) {
+        const KernelInfo& o = kernel_info(j);
+        if (o.op == k.op && o.type == k.type && o.isa == isa) own = &o;
+      }
+      const KernelInfo* want = own ? own : isa == Isa::scalar ? nullptr : kernel_selected(k.op, k.type, isa_fallback(isa));
+      check(sel && sel == want, "%s %s at %s: dispatch runs %s", kernel_op_name(k.op),
+            k.type == TYPE_NONE ? "-" : type_name(k.type), name.c_str(), sel ? sel->function : "nothing");
+    }
+  }
+  for (size_t op = 0; op < static_cast<size_t>(KernelOp::count); ++op) {
+    bool any = false;
+    for (size_t i = 0; i < n; ++i) any = any || (kernel_info(i).op == static_cast<KernelOp>(op) && kernel_info(i).isa == Isa::scalar);
+    check(any, "op %s has registered kernels", kernel_op_name(static_cast<KernelOp>(op)));
+  }
+  // The one ISA list and parser.
+  for (size_t i = 0; i < static_cast<size_t>(Isa::count); ++i) {
+    Isa isa = Isa::count;
+    check(isa_from_name(isa_name(static_cast<Isa>(i)), &isa) && isa == static_cast<Isa>(i), "ISA %s round trips",
+          isa_name(static_cast<Isa>(i)));
+  }
+  Isa unchanged = Isa::avx2;
+  check(!isa_from_name("no-such-isa", &unchanged) && !isa_from_name("", &unchanged) && !isa_from_name(nullptr, &unchanged) &&
+            !isa_from_name("AVX2", &unchanged) && unchanged == Isa::avx2,
+        "isa_from_name refuses unknown names");
+  check(isa_available(Isa::scalar) && isas().front() == "scalar", "scalar is always available");
+  std::string joined;
+  for (const std::string& s : isas()) joined += (joined.empty() ? "" : ",") + s;
+  check(joined == kernels_available_isas(), "kernels_available_isas() = %s is the registry's list %s", kernels_available_isas(),
+        joined.c_str());
+  // Type traits against the registry: can_compute means dense kernels are registered, and the gather
+  // row types are those with a gather kernel.
+  for (uint32_t t = 0; t < TYPE_COUNT; ++t) {
+    const TypeTraits* tr = type_traits(t);
+    const bool dense = kernel_selected(KernelOp::gemv, t, Isa::scalar) && kernel_selected(KernelOp::gemm, t, Isa::scalar);
+    check((tr && tr->can_compute) == dense, "type %u (%s): can_compute %d, dense kernels registered %d", t, type_name(t),
+          tr && tr->can_compute, (int)dense);
+    check(gather_row_type_supported(t) == (kernel_selected(KernelOp::gather, t, Isa::scalar) != nullptr),
+          "type %u (%s): gather support follows the registry", t, type_name(t));
+  }
+  // The active kernel follows kernels_set_isa.
+  for (const std::string& name : isas()) {
+    kernels_set_isa(name.c_str());
+    Isa isa;
+    isa_from_name(name.c_str(), &isa);
+    check(kernel_active(KernelOp::gemv, TYPE_Q8_0) == kernel_selected(KernelOp::gemv, TYPE_Q8_0, isa),
+          "kernel_active follows kernels_set_isa(%s)", name.c_str());
+  }
+  kernels_set_isa(isas().back().c_str());
+}
+
 // ---- benchmark (not a test) -------------------------------------------------------------------
 void bench() {
   const int64_t n = 2048, rows = 5632;
-  std::string all = kernels_available_isas();
   std::printf("\nsingle-thread GEMV, %lld x %lld (n x rows), GB/s of weight bytes from DRAM (best of 200):\n", (long long)n,
               (long long)rows);
   Rng rng(5);
   for (uint32_t type : kComputeTypes) {
     std::printf("  %-5s %7.1f MB:", type_name(type), row_bytes(type, n) * rows / 1e6);
-    size_t p = 0;
-    while (p <= all.size()) {
-      size_t q = all.find(',', p);
-      if (q == std::string::npos) q = all.size();
-      const std::string isa = all.substr(p, q - p);
-      p = q + 1;
-      kernels_set_isa(isa.c_str());
+    for (size_t i = 0; i < kernel_count(); ++i) {  // every registered gemv kernel of the type this CPU runs
+      const KernelInfo& k = kernel_info(i);
+      if (k.op != KernelOp::gemv || k.type != type || !isa_available(k.isa)) continue;
+      kernels_set_isa(isa_name(k.isa));
       // shared with the addon (flashdip/bench.h): weights cycle over 256 MiB, so they come from DRAM
       const GemvBench g = bench_gemv(type, n, rows, size_t(256) << 20, 200, 5);
-      std::printf("  %s %6.2f GB/s", isa.c_str(), g.best_bps / 1e9);
+      std::printf("  %s %6.2f GB/s", isa_name(k.isa), g.best_bps / 1e9);
     }
     std::printf("\n");
   }
@@ -721,8 +789,9 @@ void bench() {
     quantize_activation(type, x.data(), xq.data(), n);
     std::vector<float> y(big_rows);
     std::printf("  %-5s %7.1f MB:", type_name(type), rb * big_rows / 1e6);
-    for (const char* isa : {"scalar", "avx2", "neon", "neon-dotprod"}) {
-      if (std::string(isa) == "scalar" || !kernels_set_isa(isa)) continue;
+    for (const std::string& name : isas()) {
+      const char* isa = name.c_str();
+      if (name == "scalar" || !kernels_set_isa(isa)) continue;
       double best = 1e30;
       for (int it = 0; it < 10; ++it) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -748,12 +817,7 @@ void bench() {
     }
     std::vector<float> y(rows * ntok);
     std::printf("  %-5s:", type_name(type));
-    size_t p = 0;
-    while (p <= all.size()) {
-      size_t q = all.find(',', p);
-      if (q == std::string::npos) q = all.size();
-      const std::string isa = all.substr(p, q - p);
-      p = q + 1;
+    for (const std::string& isa : isas()) {
       kernels_set_isa(isa.c_str());
       double best = 1e30;
       for (int it = 0; it < 5; ++it) {
@@ -773,11 +837,10 @@ void bench() {
 int main(int argc, char** argv) {
   {  // first use picks the ISA: FLASHDIP_ISA if this CPU has it, else the best available one
     const char* env = std::getenv("FLASHDIP_ISA");
-    const std::string avail = std::string(",") + kernels_available_isas() + ",";
     const std::string initial = kernels_isa();
-    const std::string best = avail.substr(avail.rfind(',', avail.size() - 2) + 1, std::string::npos);
-    const bool env_ok = env && avail.find(std::string(",") + env + ",") != std::string::npos;
-    check(env_ok ? initial == env : initial + "," == best, "initial ISA %s (FLASHDIP_ISA=%s, available %s)",
+    bool env_ok = false;
+    for (const std::string& isa : isas()) env_ok = env_ok || (env && isa == env);
+    check(env_ok ? initial == env : initial == isas().back(), "initial ISA %s (FLASHDIP_ISA=%s, available %s)",
           initial.c_str(), env ? env : "", kernels_available_isas());
   }
   test_half();
@@ -785,7 +848,9 @@ int main(int argc, char** argv) {
   test_roundtrip();
   test_q8_0_rounding();
   test_dispatch_misc();
+  test_registry();
   test_kernels_against_scalar();
+  check_registry_tested("test_kernels");
   if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) bench();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;

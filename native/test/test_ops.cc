@@ -118,6 +118,7 @@ void exp_measure(const OpsKernels& t, const std::vector<float>& xs, ExpErr* e) {
 void test_exp() {
   const float inf = std::numeric_limits<float>::infinity();
   for (const OpsKernels* t : simd_tables()) {
+    tested(KernelOp::exp, TYPE_F32, t->isa);
     // A strided walk over the bit patterns of [-104, 89] (every 509th float: ~4.4M values).
     std::vector<float> xs;
     ExpErr e;
@@ -204,6 +205,7 @@ void exp_sweep() {
 void test_rmsnorm() {
   Rng rng(21);
   for (const OpsKernels* t : simd_tables()) {
+    tested(KernelOp::rmsnorm, TYPE_F32, t->isa);
     int64_t worst = 0, differ = 0, total = 0;
     bool ok = true;
     for (int64_t n : sizes_upto(16)) {
@@ -241,6 +243,7 @@ void test_rmsnorm() {
 void test_rope() {
   Rng rng(31);
   for (const OpsKernels* t : simd_tables()) {
+    tested(KernelOp::rope, TYPE_F32, t->isa);
     double worst = 0;
     bool ok = true;
     int cases = 0;
@@ -291,6 +294,7 @@ void test_rope() {
 void test_softmax() {
   Rng rng(41);
   for (const OpsKernels* t : simd_tables()) {
+    tested(KernelOp::softmax, TYPE_F32, t->isa);
     double worst = 0;
     bool ok = true;
     for (int64_t n : sizes_upto(8))
@@ -327,6 +331,7 @@ void test_silu_mul() {
   Rng rng(51);
   const float inf = std::numeric_limits<float>::infinity();
   for (const OpsKernels* t : simd_tables()) {
+    tested(KernelOp::silu_mul, TYPE_F32, t->isa);
     double worst_g = 0, worst_h = 0;
     bool ok = true;
     for (int64_t n : sizes_upto(8))
@@ -435,6 +440,7 @@ void test_attn_scores() {
   Rng rng(61);
   for (const OpsKernels* t : simd_tables())
     for (uint32_t type : {TYPE_F32, TYPE_F16}) {
+      tested(KernelOp::attn_scores, type, t->isa);
       const int slot = type == TYPE_F32 ? ops_impl::KV_F32 : ops_impl::KV_F16;
       double worst = 0;
       bool ok = true;
@@ -479,6 +485,7 @@ void test_attn_values() {
   Rng rng(71);
   for (const OpsKernels* t : simd_tables())
     for (uint32_t type : {TYPE_F32, TYPE_F16}) {
+      tested(KernelOp::attn_values, type, t->isa);
       const int slot = type == TYPE_F32 ? ops_impl::KV_F32 : ops_impl::KV_F16;
       double worst = 0;
       bool ok = true;
@@ -532,6 +539,7 @@ void test_scalar_reference() {
     bool ok = true;
     for (int64_t i = 0; i < n; ++i) ok = ok && std::fabs(y[i] - x[i] * sc * w[i]) <= 4 * kEps * std::fabs(x[i] * sc * w[i]) + 1e-30;
     check(ok, "scalar rmsnorm vs float64");
+    tested(KernelOp::rmsnorm, TYPE_F32, "scalar");
   }
   // softmax
   {
@@ -543,6 +551,7 @@ void test_scalar_reference() {
     bool ok = true;
     for (size_t i = 0; i < x.size(); ++i) ok = ok && std::fabs(x[i] - e[i] / sum) <= 4 * kEps * (e[i] / sum);
     check(ok, "scalar softmax vs float64");
+    tested(KernelOp::softmax, TYPE_F32, "scalar");
   }
   // rope: a rotation keeps the norm of each pair; rotating by (cos, sin) of 90 degrees swaps
   {
@@ -553,6 +562,7 @@ void test_scalar_reference() {
     std::vector<float> w = {1, 2, 3, 4};
     s.rope(w.data(), 1, 4, 4, c, sn, true);
     check(w[0] == -3 && w[2] == 1 && w[1] == 2 && w[3] == 4, "scalar rope (neox) known values");
+    tested(KernelOp::rope, TYPE_F32, "scalar");
   }
   // attention: scores and values against float64 on one small case
   {
@@ -574,6 +584,38 @@ void test_scalar_reference() {
       ok = ok && std::fabs(out[i] - d) <= 1e-5;
     }
     check(ok, "scalar attention vs float64");
+    // the same with the K/V rows in f16 (values exact in f16: the conversion adds no error)
+    std::vector<uint16_t> k16(k.size());
+    for (size_t i = 0; i < k.size(); ++i) k16[i] = fp32_to_fp16(k[i]), k[i] = fp16_to_fp32(k16[i]);
+    std::vector<float> sc16(len), out16(hd), sc32(len), out32(hd);
+    s.attn_scores[ops_impl::KV_F16](q.data(), 1, hd, k16.data(), hd * 2, len, 0.5f, sc16.data(), len);
+    s.attn_scores[ops_impl::KV_F32](q.data(), 1, hd, k.data(), hd * 4, len, 0.5f, sc32.data(), len);
+    s.attn_values[ops_impl::KV_F16](sc32.data(), len, 1, hd, k16.data(), hd * 2, len, out16.data());
+    s.attn_values[ops_impl::KV_F32](sc32.data(), len, 1, hd, k.data(), hd * 4, len, out32.data());
+    check(sc16 == sc32 && out16 == out32, "scalar attention with f16 rows = with their f32 values");
+    for (uint32_t type : {TYPE_F32, TYPE_F16})
+      tested(KernelOp::attn_scores, type, "scalar"), tested(KernelOp::attn_values, type, "scalar");
+  }
+  // exp and silu_mul against float64
+  {
+    const std::vector<float> x = {-104.0f, -87.5f, -20.25f, -1.0f, -0x1p-20f, 0.0f, 0.3f, 1.0f, 10.5f, 88.0f};
+    std::vector<float> y(x.size()), g(x.begin() + 1, x.end()), h(g.size()), u(g.size(), 1.5f);  // silu: x >= -88
+    s.exp(x.data(), y.data(), static_cast<int64_t>(x.size()));
+    s.silu_mul(g.data(), u.data(), h.data(), static_cast<int64_t>(g.size()));
+    bool ok_exp = true, ok_silu = true;
+    for (size_t i = 0; i < x.size(); ++i) {
+      const double e = std::exp(static_cast<double>(x[i]));
+      ok_exp = ok_exp && std::fabs(y[i] - e) <= 2 * kEps * e + 2 * kTiny;
+    }
+    for (size_t i = 0; i < g.size(); ++i) {
+      const double xi = x[i + 1], si = xi / (1.0 + std::exp(-xi));
+      ok_silu = ok_silu && std::fabs(g[i] - si) <= 8 * kEps * std::fabs(si) + kTiny &&
+                std::fabs(h[i] - 1.5 * si) <= 10 * kEps * std::fabs(1.5 * si) + kTiny;
+    }
+    check(ok_exp, "scalar exp vs float64");
+    check(ok_silu, "scalar silu_mul vs float64");
+    tested(KernelOp::exp, TYPE_F32, "scalar");
+    tested(KernelOp::silu_mul, TYPE_F32, "scalar");
   }
 }
 
@@ -710,6 +752,7 @@ int main(int argc, char** argv) {
   test_attn_scores();
   test_attn_values();
   test_dispatch();
+  check_registry_tested("test_ops");
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--bench") == 0) bench();
     if (std::strcmp(argv[i], "--exp-sweep") == 0) exp_sweep();

@@ -32,7 +32,15 @@ using namespace fd_test;
 
 namespace {
 
-const uint32_t kTypes[] = {TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_Q4_0};
+// The gather row types: those with a registered gather kernel (every type has a scalar twin, test_kernels
+// checks that).
+std::vector<uint32_t> gather_types() {
+  std::vector<uint32_t> out;
+  for (uint32_t t = 0; t < TYPE_COUNT; ++t)
+    if (kernel_selected(KernelOp::gather, t, Isa::scalar)) out.push_back(t);
+  return out;
+}
+const std::vector<uint32_t> kTypes = gather_types();
 
 // One quantized row per heap allocation, starting at a random (odd) offset and ending exactly at the
 // end of its allocation, so that ASan sees any over-read.
@@ -89,8 +97,8 @@ void test_gather_reference() {
             ref[i] += t;
             mag[i] += std::fabs(t);
           }
-        sparse_impl::sparse_kernels_for("scalar")->gather[type == TYPE_F32 ? 0 : type == TYPE_F16 ? 1 : type == TYPE_Q8_0 ? 2 : 3](
-            rows.ptr.data(), coef.data(), k, m, yy);
+        sparse_impl::sparse_kernels_for("scalar")->gather[type](rows.ptr.data(), coef.data(), k, m, yy);
+        tested(KernelOp::gather, type, "scalar");
         double worst = 0;
         bool guards = true;
         for (int i = 0; i < 8; ++i) guards = guards && std::isnan(y[i]) && std::isnan(yy[m + i]);
@@ -146,6 +154,7 @@ void test_gather_isas() {
           }
         for (const std::string& isa : list) {
           kernels_set_isa(isa.c_str());
+          tested(KernelOp::gather, type, isa);
           for (int form = 0; form < 2; ++form) {
             std::vector<float> y(static_cast<size_t>(mm + 16), std::numeric_limits<float>::quiet_NaN());
             float* yy = y.data() + 8;
@@ -305,6 +314,9 @@ void test_topk() {
     std::vector<int32_t> out(7168);
     topk_select(a.data(), 14336, 7168, cached.data(), 0.2f, 100, false, out.data(), nullptr);
     check(out == ref, "topk %s n=14336 dip-ca", isa.c_str());
+    // the sampled select with cache state and protected columns runs every top-k primitive
+    for (KernelOp op : {KernelOp::abs_hist, KernelOp::weight_hist, KernelOp::emit, KernelOp::collect, KernelOp::collect_range})
+      tested(op, TYPE_NONE, isa);
   }
   kernels_set_isa(list.back().c_str());
   std::printf("topk: %d cases against a full sort\n", cases);
@@ -395,16 +407,18 @@ void bench() {
   std::printf("(memcpy: bytes read per second by one 128 MiB memcpy; read: a plain sum over the same rows)\n");
   std::printf("%-8s %-6s %6s %8s %7s %8s %8s %8s %9s %8s\n", "isa", "type", "m", "rowbytes", "k", "gather", "memcpy",
               "read", "g/memcpy", "g/read");
-  for (const std::string& isa : isas()) {
+  for (size_t i = 0; i < kernel_count(); ++i) {  // every registered gather kernel this CPU runs
+    const KernelInfo& kern = kernel_info(i);
+    if (kern.op != KernelOp::gather || !isa_available(kern.isa)) continue;
+    const std::string isa = isa_name(kern.isa);
+    const uint32_t type = kern.type;
     kernels_set_isa(isa.c_str());
-    for (uint32_t type : kTypes) {
-      for (int64_t m : {int64_t(2048), int64_t(7168), int64_t(11264)}) {
-        if (row_bytes(type, m) < 1024) continue;
-        const GatherBench g = bench_gather(type, m, 0.5, store_bytes, isa == "scalar" ? 3 : 7, 5);
-        std::printf("%-8s %-6s %6lld %8zu %7lld %8.2f %8.2f %8.2f %9.2f %8.2f\n", isa.c_str(), type_name(type),
-                    (long long)m, g.row_bytes, (long long)g.k, g.gather_bps / 1e9, g.memcpy_bps / 1e9, g.read_bps / 1e9,
-                    g.gather_bps / g.memcpy_bps, g.gather_bps / g.read_bps);
-      }
+    for (int64_t m : {int64_t(2048), int64_t(7168), int64_t(11264)}) {
+      if (row_bytes(type, m) < 1024) continue;
+      const GatherBench g = bench_gather(type, m, 0.5, store_bytes, isa == "scalar" ? 3 : 7, 5);
+      std::printf("%-8s %-6s %6lld %8zu %7lld %8.2f %8.2f %8.2f %9.2f %8.2f\n", isa.c_str(), type_name(type),
+                  (long long)m, g.row_bytes, (long long)g.k, g.gather_bps / 1e9, g.memcpy_bps / 1e9, g.read_bps / 1e9,
+                  g.gather_bps / g.memcpy_bps, g.gather_bps / g.read_bps);
     }
   }
   std::printf("\nbench: top-k (k = n/2), median of 201 calls, microseconds\n");
@@ -427,6 +441,7 @@ int main(int argc, char** argv) {
   test_gather_edge();
   test_topk();
   test_block_misses();
+  check_registry_tested("test_sparse");
   if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) bench();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed ? 1 : 0;

@@ -12,6 +12,51 @@
 
 namespace fd {
 
+// ---- the kernel registry ---------------------------------------------------------------------
+// Every kernel compiled into this build is one line of FD_KERNELS (kernels/kernels_internal.h): an
+// (op, type, isa, function) entry. Dispatch builds its per-ISA tables from that list; the native tests,
+// the benchmarks and kernels.info() iterate it.
+
+// The ISAs, from least to most capable: X(identifier, name as FLASHDIP_ISA spells it).
+#define FD_ISAS(X) X(scalar, "scalar") X(avx2, "avx2") X(neon, "neon") X(neon_dotprod, "neon-dotprod")
+#define FD_ISA_ENUM(id, name) id,
+enum class Isa : uint8_t { FD_ISAS(FD_ISA_ENUM) count };
+#undef FD_ISA_ENUM
+const char* isa_name(Isa isa);
+// The one ISA-name parser: false (and *out unchanged) for a name that is not in FD_ISAS.
+bool isa_from_name(const char* name, Isa* out);
+// The ISA whose kernels fill the slots `isa` has no kernel for: neon-dotprod -> neon -> scalar,
+// avx2 -> scalar (scalar for scalar).
+Isa isa_fallback(Isa isa);
+// Whether this build and CPU can run the ISA's kernels.
+bool isa_available(Isa isa);
+
+// The kernel operations. Types: the weight/row/KV type the kernel reads; TYPE_NONE for the top-k
+// primitives (abs_hist .. collect_range), which work on float scores and their bit patterns.
+#define FD_KERNEL_OPS(X)                                                                             \
+  X(gemv) X(gemm) X(gather) X(rmsnorm) X(rope) X(softmax) X(silu_mul) X(exp) X(attn_scores)         \
+  X(attn_values) X(abs_hist) X(weight_hist) X(emit) X(collect) X(collect_range)
+#define FD_KERNEL_OP_ENUM(op) op,
+enum class KernelOp : uint8_t { FD_KERNEL_OPS(FD_KERNEL_OP_ENUM) count };
+#undef FD_KERNEL_OP_ENUM
+const char* kernel_op_name(KernelOp op);
+constexpr uint32_t TYPE_NONE = TYPE_COUNT;
+
+struct KernelInfo {
+  KernelOp op;
+  uint32_t type;         // a TYPE_* id, or TYPE_NONE
+  Isa isa;
+  const char* function;  // "gemv_q4_0__avx2"
+};
+// The registry, in its list order (entries of ISAs this CPU lacks included).
+size_t kernel_count();
+const KernelInfo& kernel_info(size_t i);
+// The registered kernel dispatch runs for (op, type) at `isa` (the ISA's own entry, else its
+// fallback's); nullptr when there is none or the CPU lacks the ISA.
+const KernelInfo* kernel_selected(KernelOp op, uint32_t type, Isa isa);
+// The same at the ISA in use (kernels_isa()).
+const KernelInfo* kernel_active(KernelOp op, uint32_t type);
+
 // ---- dispatch ----------------------------------------------------------------------------------
 // Selected once at first use from CPU features (cpuid / getauxval(AT_HWCAP)); FLASHDIP_ISA=scalar|avx2|
 // neon|neon-dotprod overrides (an ISA the CPU lacks is refused and the best available one is used).

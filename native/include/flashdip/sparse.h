@@ -17,8 +17,9 @@ namespace fd {
 // contiguously and quantized along the output dimension (blocks of 32 outputs). A sparse GEMV is then
 //     y[i] += sum_j x_j * row_j[i]        over the selected rows j only.
 //
-// Row types: TYPE_F32, TYPE_F16, TYPE_Q8_0, TYPE_Q4_0 (ggml block layouts, flashdip/quants.h; quantized
-// values are d * q and d * (q - 8), and the kernels fold x_j * d into one float per block).
+// Row types: those with a gather kernel in the registry (kernels/kernels_internal.h): today TYPE_F32,
+// TYPE_F16, TYPE_Q8_0, TYPE_Q4_0 (ggml block layouts, flashdip/quants.h; quantized values are d * q and
+// d * (q - 8), and the kernels fold x_j * d into one float per block).
 // Rows need no alignment (a row may start anywhere: a cache slot, an mmap'd file).
 bool gather_row_type_supported(uint32_t type);
 
@@ -86,8 +87,8 @@ inline int64_t topk_abs(const float* a, int64_t n, int64_t k, int32_t* out, void
 }
 
 // ---- per-ISA implementations (for the dispatcher, the tests and the benchmark) --------------------
-// Not for ordinary callers: use the functions above. Each ISA's table holds the same primitives; the
-// top-level algorithms (chunking of rows, the radix select) live in sparse_dispatch.cc.
+// Not for ordinary callers: use the functions above. Each ISA's table holds the same primitives (built
+// from the kernel registry, with an ISA's missing kernels taken from its fallback ISA); the top-level algorithms (chunking of rows, the radix select) live in sparse_dispatch.cc.
 namespace sparse_impl {
 
 // Gather rows 0..k-1 starting at rows[j] (already offset to the first wanted element) into y[0..m).
@@ -113,11 +114,10 @@ using CollectFn = int64_t (*)(const uint32_t* s, int64_t n, int shift, uint32_t 
 using CollectRangeFn = int64_t (*)(const uint32_t* s, int64_t n, uint32_t lo, uint32_t hi, uint32_t* cand,
                                    int64_t* above);
 
-enum { GATHER_F32 = 0, GATHER_F16 = 1, GATHER_Q8_0 = 2, GATHER_Q4_0 = 3, GATHER_TYPES = 4 };
-
+// One ISA's set, built by the dispatch from the kernel registry (kernels/kernels_internal.h).
 struct SparseKernels {
-  const char* isa;  // "scalar", "avx2", "neon"
-  GatherFn gather[GATHER_TYPES];
+  const char* isa;              // "scalar", "avx2", "neon" (neon-dotprod uses the neon kernels)
+  GatherFn gather[TYPE_COUNT];  // by row type id; nullptr: no gather kernel for that type
   AbsHistFn abs_hist;
   WeightHistFn weight_hist;
   EmitFn emit;
@@ -125,7 +125,7 @@ struct SparseKernels {
   CollectRangeFn collect_range;
 };
 
-// The table of an ISA name as kernels_available_isas() spells it ("neon-dotprod" maps to "neon"),
+// The table of an ISA name as kernels_available_isas() spells it (neon-dotprod's holds the neon kernels),
 // or nullptr when this build/CPU has none.
 const SparseKernels* sparse_kernels_for(const char* isa);
 // The table in use (follows kernels_isa()).

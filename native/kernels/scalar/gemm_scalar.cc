@@ -154,7 +154,13 @@ float dot_q6_k(const uint8_t* w, const uint8_t* x, int64_t n) {
     gemm_rows(w, row_stride, n, nrows, xq, xq_stride, ntok, y, y_stride, dot_##name);             \
   }                                                                                                \
   FD_GEMV_FROM_GEMM(name, scalar)
-FD_COMPUTE_TYPES(FD_SCALAR_GEMM)
+FD_SCALAR_GEMM(q8_0, TYPE_Q8_0)
+FD_SCALAR_GEMM(q4_0, TYPE_Q4_0)
+FD_SCALAR_GEMM(q4_k, TYPE_Q4_K)
+FD_SCALAR_GEMM(q6_k, TYPE_Q6_K)
+FD_SCALAR_GEMM(f32, TYPE_F32)
+FD_SCALAR_GEMM(f16, TYPE_F16)
+FD_SCALAR_GEMM(bf16, TYPE_BF16)
 #undef FD_SCALAR_GEMM
 
 }  // namespace fd
