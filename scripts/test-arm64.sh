@@ -42,7 +42,7 @@ for cpu in max cortex-a72; do
       node_modules/mocha/bin/mocha.js --no-config --timeout 600000 .tmp/arm64-js/test/gguf/10-gguf.test.js \
       .tmp/arm64-js/test/model/40-parity.test.js .tmp/arm64-js/test/api/50-api.test.js \
       .tmp/arm64-js/test/model/45-archs-types.test.js .tmp/arm64-js/test/model/49-convert.test.js \
-      .tmp/arm64-js/test/store/70-cache-policy.test.js; then
+      .tmp/arm64-js/test/store/70-cache-policy.test.js .tmp/arm64-js/test/kernels/20-registry.test.js; then
     status=1
   fi
 done
