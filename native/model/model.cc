@@ -5,6 +5,7 @@
 #include "flashdip/error.h"
 #include "flashdip/kernels.h"
 #include "flashdip/model.h"
+#include "flashdip/sparse.h"
 #include "flashdip/types.h"
 
 namespace fd {
@@ -66,9 +67,9 @@ class Loader {
   // Input-major rows of the DIP layout: `rows` rows of `len` elements of a type the gather reads.
   Weight rows(const std::string& name, int64_t len, int64_t rows) const {
     const GgufTensor& t = shaped(name, len, rows);
-    if (t.type != TYPE_F32 && t.type != TYPE_F16 && t.type != TYPE_Q8_0 && t.type != TYPE_Q4_0)
+    if (!gather_row_type_supported(t.type))
       fail("ERR_UNSUPPORTED_TYPE", f_.path() + ": tensor '" + name + "' has type " + type_name(t.type) +
-                                       "; DIP rows are f32, f16, q8_0 or q4_0");
+                                       ", which no gather kernel reads (kernels.types() lists the row types)");
     return weight(t, len, rows);
   }
 
