@@ -229,7 +229,13 @@ function statOrUndefined(file: string, follow: boolean): fs.Stats | undefined {
 // it exists.
 function outputTarget(input: string, output: string, force: boolean): string {
   const link = statOrUndefined(output, false);
-  if (!link) return path.resolve(output);
+  if (!link) {
+    // Fail before the work, not when the temporary file beside OUT cannot be created.
+    const dir = path.dirname(path.resolve(output));
+    if (!statOrUndefined(dir, true)?.isDirectory())
+      throw new FlashdipError('ERR_IO', `cannot write ${output}: the folder ${dir} does not exist`);
+    return path.resolve(output);
+  }
   const st = statOrUndefined(output, true);
   if (!st) {  // a dangling symbolic link: replaced itself
     if (!force) throw invalidArgument('output', `${output} exists (a broken symbolic link); pass --force (force: true) to replace it`);
