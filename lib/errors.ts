@@ -1,24 +1,15 @@
 // One typed error for everything the library reports. `code` is stable and documented; messages
 // are for people and may change.
 
-export type ErrorCode =
-  | 'ERR_GGUF_TRUNCATED'
-  | 'ERR_GGUF_BAD_MAGIC'
-  | 'ERR_GGUF_BAD_VERSION'
-  | 'ERR_GGUF_INVALID'
-  | 'ERR_UNSUPPORTED_ARCH'
-  | 'ERR_UNSUPPORTED_TYPE'
-  | 'ERR_MODEL_INVALID'
-  | 'ERR_BUDGET_TOO_SMALL'
-  | 'ERR_CONTEXT_FULL'
-  | 'ERR_TEMPLATE'
-  | 'ERR_INVALID_ARGUMENT'
-  | 'ERR_DISPOSED'
-  | 'ERR_ABORTED'
-  | 'ERR_BUSY'
-  | 'ERR_IO'
-  | 'ERR_NATIVE_LOAD'
-  | 'ERR_INTERNAL';
+/** Every code a user can see; README.md's error table says what each means and what to do. */
+export const ERROR_CODES = [
+  'ERR_GGUF_TRUNCATED', 'ERR_GGUF_BAD_MAGIC', 'ERR_GGUF_BAD_VERSION', 'ERR_GGUF_INVALID',
+  'ERR_UNSUPPORTED_ARCH', 'ERR_UNSUPPORTED_TYPE', 'ERR_MODEL_INVALID', 'ERR_BUDGET_TOO_SMALL',
+  'ERR_CONTEXT_FULL', 'ERR_TEMPLATE', 'ERR_INVALID_ARGUMENT', 'ERR_DISPOSED', 'ERR_ABORTED', 'ERR_BUSY', 'ERR_IO',
+  'ERR_NATIVE_LOAD', 'ERR_INTERNAL',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export class FlashdipError extends Error {
   readonly code: ErrorCode;
@@ -43,12 +34,7 @@ export function invalidArgument(name: string, message: string): FlashdipError {
   return new FlashdipError('ERR_INVALID_ARGUMENT', `${name}: ${message}`);
 }
 
-const CODES = new Set<string>([
-  'ERR_GGUF_TRUNCATED', 'ERR_GGUF_BAD_MAGIC', 'ERR_GGUF_BAD_VERSION', 'ERR_GGUF_INVALID',
-  'ERR_UNSUPPORTED_ARCH', 'ERR_UNSUPPORTED_TYPE', 'ERR_MODEL_INVALID', 'ERR_BUDGET_TOO_SMALL',
-  'ERR_CONTEXT_FULL', 'ERR_TEMPLATE', 'ERR_INVALID_ARGUMENT', 'ERR_DISPOSED', 'ERR_ABORTED', 'ERR_BUSY', 'ERR_IO',
-  'ERR_NATIVE_LOAD', 'ERR_INTERNAL',
-]);
+const CODES = new Set<string>(ERROR_CODES);
 
 // Native errors arrive as plain Errors whose `code` the addon set; give them our class. The JS
 // call-site stack, captured before an async call, replaces the useless native one.
