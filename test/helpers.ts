@@ -91,3 +91,14 @@ export function rewriteGguf(src: string, out: string, edit: GgufEdit): string {
   }
   return out;
 }
+
+/** The text and token ids of a generation (pieces with token -1 carry text only). */
+export async function collect(it: AsyncIterable<{ text: string; token: number }>): Promise<{ text: string; tokens: number[] }> {
+  let text = '';
+  const tokens: number[] = [];
+  for await (const p of it) {
+    text += p.text;
+    if (p.token >= 0) tokens.push(p.token);
+  }
+  return { text, tokens };
+}

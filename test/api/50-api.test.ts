@@ -2,19 +2,9 @@
 // inference leaves the JS thread free.
 import * as assert from 'assert';
 import { FlashdipError, loadModel, Model } from '../../lib';
-import { promptReferences, STORIES } from '../helpers';
+import { collect, promptReferences, STORIES } from '../helpers';
 
 const isCode = (code: string) => (e: unknown) => e instanceof FlashdipError && e.code === code;
-
-async function collect(it: AsyncIterable<{ text: string; token: number }>): Promise<{ text: string; tokens: number[] }> {
-  let text = '';
-  const tokens: number[] = [];
-  for await (const p of it) {
-    text += p.text;
-    if (p.token >= 0) tokens.push(p.token);
-  }
-  return { text, tokens };
-}
 
 describe('50 api', () => {
   let model: Model;

@@ -9,20 +9,10 @@ import { FlashdipError, loadModel, Model } from '../../lib';
 import type { Chat, ChatMessage, Piece } from '../../lib';
 import { TokenType } from '../../lib/tokenizer';
 import { makeModel } from '../../scripts/make-model';
-import { SHARED, tmpFile } from '../helpers';
+import { collect, SHARED, tmpFile } from '../helpers';
 
 const PHI3_VOCAB = path.join(SHARED, 'tokenizer/vocab/ggml-vocab-phi-3.gguf');
 const isCode = (code: string) => (e: unknown) => e instanceof FlashdipError && e.code === code;
-
-async function collect(it: AsyncIterable<Piece>): Promise<{ text: string; tokens: number[] }> {
-  let text = '';
-  const tokens: number[] = [];
-  for await (const p of it) {
-    text += p.text;
-    if (p.token >= 0) tokens.push(p.token);
-  }
-  return { text, tokens };
-}
 
 describe('56 chat', function () {
   this.timeout(120000);

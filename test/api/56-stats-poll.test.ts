@@ -21,7 +21,7 @@ describe('56 stats poll', () => {
     // The token count of the same snapshot (averageLength = (tokens + 1) / 2) agrees with the trace.
     assert.strictEqual(tokens > 0 ? 2 * tr.averageLength - 1 : 0, tokens, 'trace length = tokens * layers * 4');
     assert.strictEqual(tr.masks.length, tokens * layers * 2, 'masks: two per token and layer');
-    assert.strictEqual(tr.times.length, tokens * layers * 2, 'times: two per token and layer');
+    assert.strictEqual(tr.times?.length, tokens * layers * 2, 'times: two per token and layer');
     // Each trace entry counts the mask beside it: hits + misses = kept units.
     for (let i = 0; i < tr.masks.length; i++) assert.strictEqual(tr.counts[2 * i] + tr.counts[2 * i + 1], tr.masks[i].length);
     assert.ok(tokens >= last.tokens, `trace tokens went back from ${last.tokens} to ${tokens}`);
