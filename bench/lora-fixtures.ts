@@ -20,7 +20,7 @@ import type { MakeModelOptions } from '../scripts/make-model';
 const ROOT = path.resolve(__dirname, '..');
 const DEPS_MODULES = path.join(ROOT, 'bench', '.deps', 'node_modules');
 export const LORA_FIXTURES = path.join(ROOT, 'test', 'fixtures', 'lora');
-const PROMPT = 'Once upon a time, there was a little girl named Lily who loved to play outside in the sunshine.';
+export const LORA_PROMPT = 'Once upon a time, there was a little girl named Lily who loved to play outside in the sunshine.';
 const CONTEXT = 128;
 
 type Shape = Omit<MakeModelOptions, 'out' | 'vocabFrom' | 'type' | 'quantizeRow' | 'readGguf' | 'onTensor'>;
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
           ...(lora ? { lora: { adapters: lora } } : {}),
         });
         const seq = context.getSequence();
-        const promptTokens: number[] = [model.tokens.bos, ...model.tokenize(PROMPT)];
+        const promptTokens: number[] = [model.tokens.bos, ...model.tokenize(LORA_PROMPT)];
         const input = promptTokens.map((t, i) => (i === promptTokens.length - 1 ? [t, { generateNext: { logits: true } }] : t));
         const res = await seq.controlledEvaluate(input);
         const logits = res[promptTokens.length - 1]?.next?.logits as Map<number, number> | undefined;

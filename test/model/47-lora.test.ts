@@ -11,7 +11,8 @@ import { FlashdipError, loadModel, Model } from '../../lib';
 import { convert } from '../../lib/convert';
 import { readGguf } from '../../lib/gguf';
 import { splitBytes } from '../../lib/sparsity';
-import { fixtureFiles, LoraFixture, LORA_FIXTURES } from '../../bench/lora-fixtures';
+import { fixtureFiles, LoraFixture, LORA_FIXTURES, LORA_PROMPT } from '../../bench/lora-fixtures';
+import { cli } from '../cli/cli';
 import { GGML_TYPE } from '../../lib/ggml-types';
 import { GgufWriter } from '../../lib/gguf-writer';
 import { loraValues, makeLora } from '../../scripts/make-lora';
@@ -113,6 +114,40 @@ describe('47 LoRA adapters', function () {
       assert.ok(maxAbsDiff(await logits('q8_0'), f32) <= 5e-2, 'q8_0');
     } finally {
       await model.dispose();
+    }
+  });
+
+  it('CLI: --lora FILE[:SCALE] (repeatable) on run gives the API\'s logits; bad scales and files are typed errors', () => {
+    const fx = fixtures.find((f) => f.id === 'two')!;
+    const files = fixtureFiles(fx, dir);
+    const args = ['run', '-m', files.model, '-p', LORA_PROMPT, '-n', '1', '--temperature', '0', '--kv-type', 'f32', '--ctx', '128', '--logits', '1', '--json'];
+    const r = cli(...args, '--lora', `${files.adapters[0]}:${fx.adapters[0].scale}`, '--lora', `${files.adapters[1]}:${fx.adapters[1].scale}`);
+    assert.strictEqual(r.status, 0, r.stderr + r.stdout);
+    const out = JSON.parse(r.stdout);
+    assert.deepStrictEqual(out.promptTokens, fx.promptTokens);
+    assert.ok(maxAbsDiff(fx.logitIds.map((id) => out.logits[0][id]), fx.logits) <= 1e-3);
+    // Without a scale the adapter applies at 1: not the fixture's logits.
+    const one = JSON.parse(cli(...args, '--lora', files.adapters[0]).stdout);
+    assert.ok(maxAbsDiff(fx.logitIds.map((id) => one.logits[0][id]), fx.logits) > 1e-2);
+    for (const [bad, code] of [[`${files.adapters[0]}:-1`, 'ERR_INVALID_ARGUMENT'], [path.join(dir, 'none.gguf'), 'ERR_IO'], [files.model, 'ERR_MODEL_INVALID']]) {
+      const e = cli(...args, '--lora', bad);
+      assert.strictEqual(e.status, 1, e.stderr);
+      assert.strictEqual(JSON.parse(e.stdout).error.code, code, bad);
+    }
+    // ppl and simulate pass the adapters through to their sessions.
+    const text = path.join(dir, 'text.txt');
+    fs.writeFileSync(text, LORA_PROMPT.repeat(4));
+    const ppl = (...extra: string[]) => {
+      const p = cli('ppl', '-m', files.model, '--text', text, '--ctx', '64', '--json', ...extra);
+      assert.strictEqual(p.status, 0, p.stderr);
+      return JSON.parse(p.stdout).ppl as number;
+    };
+    assert.notStrictEqual(ppl('--lora', files.adapters[0]), ppl());
+    const sim = cli('simulate', '-m', files.model, '--text', text, '--ctx', '64', '--json', '--lora', files.adapters[1]);
+    assert.strictEqual(sim.status, 0, sim.stderr);
+    for (const cmd of ['run', 'ppl', 'simulate', 'bench', 'chat']) {
+      const h = cli(cmd, '--help');
+      assert.match(h.stdout + h.stderr, /--lora <FILE\[:SCALE\]>/, cmd);
     }
   });
 
