@@ -151,6 +151,33 @@ describe('47 LoRA adapters', function () {
     }
   });
 
+  // llama.cpp 3.22.1 cannot load make-model's phi3 files (bench/arch-fixtures.ts), so phi3's fused
+  // attn_qkv and gate_up adapters are checked between the two layouts: the standard layout (matmul +
+  // adapter) and the DIP layout (gathered rows + the adapter in its original orientation) must
+  // agree, and the adapter must matter.
+  it('phi3 (fused qkv and gate_up): the standard and DIP layouts agree with the adapter', async () => {
+    const src = path.join(dir, 'phi3.gguf'), dip = path.join(dir, 'phi3.dip.gguf'), ad = path.join(dir, 'phi3-lora.gguf');
+    makeModel({ out: src, arch: 'phi3', dim: 64, layers: 2, heads: 4, kvHeads: 4, ffn: 128, vocab: 300, ctx: 64, seed: 8 });
+    makeLora({ base: src, out: ad, rank: 8, alpha: 8, seed: 12, std: 0.1 });
+    await convert(src, dip, { type: 'f32' });
+    const tokens = [1, 17, 42, 99, 250];
+    const logits = async (file: string, withLora: boolean) => {
+      const model = await loadModel(file);
+      try {
+        const loras = withLora ? [{ adapter: await model.loadLora(ad) }] : [];
+        // attn_qkv, attn_output, the fused ffn_up and ffn_down of 2 layers, and the head: 9 pairs.
+        if (withLora) assert.strictEqual(loras[0].adapter.tensors, 18);
+        const s = model.createSession({ contextSize: 64, kvCacheType: 'f32', loras });
+        return (await s.evaluate(tokens)).slice();
+      } finally {
+        await model.dispose();
+      }
+    };
+    const std = await logits(src, true), dipl = await logits(dip, true);
+    assert.ok(maxAbsDiff(std, dipl) <= 1e-4, `${maxAbsDiff(std, dipl)}`);
+    assert.ok(maxAbsDiff(std, await logits(src, false)) > 1e-2);
+  });
+
   describe('the sparse path (DIP layout under a memory budget)', () => {
     let model: Model;
     let fx: LoraFixture;
