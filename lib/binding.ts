@@ -1,3 +1,4 @@
+import type { NativeLora } from './lora';
 // The raw native binding and its types, kept apart from the public classes. Loaded once, lazily:
 // prebuilds/<platform>-<arch>/ first, then the local build (node-gyp-build's order).
 import * as path from 'path';
@@ -52,6 +53,8 @@ export interface NativeContext {
   stats(reset: boolean): NativeSparsityStats;
   /** Score histograms per layer and mask, of a context made with `histograms: 1`; else null. */
   histograms(): NativeScoreHistograms | null;
+  /** The adapters applied from the next eval on (not while one runs). */
+  setLoras(loras: { handle: unknown; scale: number }[]): void;
   dispose(): void;
 }
 
@@ -103,6 +106,8 @@ export interface NativeModel {
     contextSize?: number; kvType?: number; batchSize?: number; threads?: number; sparsity?: Record<string, number | Float32Array>;
     record?: number; histograms?: number;
   }): NativeContext;
+  /** A LoRA adapter checked against this model and copied into DRAM. */
+  loadLora(path: string): Promise<NativeLora>;
   dispose(): void;
 }
 

@@ -3,6 +3,8 @@ export { loadModel, Model } from './model';
 export type { LoadOptions, ModelInfo } from './model';
 export { Session } from './session';
 export type { SessionOptions, GenerateOptions, Piece, SessionStats } from './session';
+export { LoraAdapter } from './lora';
+export type { LoraSpec } from './lora';
 export { FlashdipError } from './errors';
 export type { ErrorCode } from './errors';
 export { readGguf, readGgufAsync, readGgufMetadata } from './gguf';

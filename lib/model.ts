@@ -6,6 +6,7 @@ import { FlashdipError, fromNative } from './errors';
 import { readGgufAsync } from './gguf';
 import { checkInt, checkKeys, checkObject } from './options';
 import { ByteSplit, CacheOptions, parseBudget, ResolvedSparsity, resolveSparsity, SparsityOptions, splitBytes } from './sparsity';
+import { checkLoraScale, LoraAdapter } from './lora';
 import { Session, SessionOptions } from './session';
 import { checkTableShape } from './thresholds';
 import { Tokenizer, tokenizerSpecFromMetadata } from './tokenizer';
@@ -77,6 +78,7 @@ export class Model {
   /** @internal */
   readonly defaults: ModelDefaults;
   private readonly sessions = new Set<Session>();
+  private readonly loras = new Set<LoraAdapter>();
 
   /** @internal use loadModel() */
   constructor(path: string, native: NativeModel, tokenizer: Tokenizer, defaults: ModelDefaults) {
@@ -102,6 +104,36 @@ export class Model {
     const session = new Session(this, native, options, () => this.sessions.delete(session));
     this.sessions.add(session);
     return session;
+  }
+
+  /**
+   * Loads a LoRA adapter in llama.cpp's GGUF adapter format for this model (its architecture and
+   * matrix shapes are checked) into DRAM. `scale` (default 1) is what sessions apply it with unless
+   * they give their own; the effective factor is scale * alpha / rank (scale alone without alpha).
+   */
+  async loadLora(path: string, options: { scale?: number } = {}): Promise<LoraAdapter> {
+    const native = this.alive();
+    if (typeof path !== 'string' || path.length === 0) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'path: must be a non-empty string');
+    const opts = checkObject('options', options);
+    checkKeys('options', opts, ['scale']);
+    const scale = checkLoraScale('scale', opts.scale, 1);
+    const callSite = new Error();
+    let handle;
+    try {
+      handle = await native.loadLora(path);
+    } catch (err) {
+      throw fromNative(err, callSite);
+    }
+    const adapter: LoraAdapter = new LoraAdapter(this, path, scale, handle, () => this.loras.delete(adapter));
+    this.loras.add(adapter);
+    return adapter;
+  }
+
+  /** @internal DRAM held by the adapters loaded on this model and not disposed. */
+  loraBytes(): number {
+    let n = 0;
+    for (const a of this.loras) n += a.bytes;
+    return n;
   }
 
   /** Token ids of text; with addSpecial, BOS (and EOS) as the vocabulary asks. */
@@ -149,6 +181,7 @@ export class Model {
   async dispose(): Promise<void> {
     if (!this.native) return;
     for (const s of [...this.sessions]) await s.dispose();
+    for (const a of [...this.loras]) a.dispose();
     this.native.dispose();
     this.native = undefined;
   }

@@ -4,6 +4,7 @@
 // from BOS alone), log-softmax in float64. The sliding-window variant instead scores, per window of
 // ctx tokens advanced by `stride`, only the tokens not scored before (each with at least
 // ctx - stride tokens of context).
+import type { LoraSpec } from './lora';
 import { abortedError, FlashdipError } from './errors';
 import type { Model } from './model';
 import type { Session } from './session';
@@ -23,6 +24,8 @@ export interface PerplexityOptions {
   /** Overrides the model's sparsity and cache policy. */
   sparsity?: SparsityOptions;
   cache?: CacheOptions;
+  /** LoRA adapters applied to the model (see SessionOptions.loras). */
+  loras?: LoraSpec[];
   /** Checked before each window: when aborted, perplexity throws ERR_ABORTED whose `partial` is the
    * result over the windows scored so far (undefined if none). */
   signal?: AbortSignal;
@@ -54,7 +57,7 @@ export interface PerplexityResult {
   density: number;
 }
 
-const KEYS = ['ctx', 'mode', 'stride', 'kvCacheType', 'maxTokens', 'sparsity', 'cache', 'signal'] as const;
+const KEYS = ['ctx', 'mode', 'stride', 'kvCacheType', 'maxTokens', 'sparsity', 'cache', 'signal', 'loras'] as const;
 
 // log_softmax(logits)[target] in float64.
 export function logProb(logits: Float32Array, target: number): number {
@@ -85,6 +88,7 @@ export async function perplexity(model: Model, text: string, options: Perplexity
     kvCacheType: (o.kvCacheType as 'f16' | 'f32' | undefined) ?? 'f32',
     sparsity: o.sparsity as SparsityOptions | undefined,
     cache: o.cache as CacheOptions | undefined,
+    loras: o.loras as LoraSpec[] | undefined,
   });
   const cache = { hits: 0, units: 0, flash: 0, dram: 0, tokens: 0, keptX: 0, keptH: 0 };
   const vocab = model.info.vocabSize;

@@ -10,6 +10,7 @@ import { CacheOptions, cacheFraction, mlpDensity, nativeSparsity, ResolvedSparsi
 import { checkTableShape } from './thresholds';
 import type { RunTrace } from './simulate';
 import { TokenType } from './tokenizer';
+import { LoraAdapter, LoraSpec, resolveLoras } from './lora';
 
 export interface SessionOptions {
   /**
@@ -35,6 +36,11 @@ export interface SessionOptions {
   /** Overrides the model's sparsity for this session. */
   sparsity?: SparsityOptions;
   cache?: CacheOptions;
+  /**
+   * LoRA adapters (model.loadLora) applied to every matrix they target, with their scales. Under a
+   * memoryBudget the adapters loaded on the model when the session is made are counted in it.
+   */
+  loras?: LoraSpec[];
   /** @internal accumulate score histograms for calibration (session.histograms()). */
   histograms?: boolean;
 }
@@ -114,7 +120,7 @@ export interface SessionStats {
   };
 }
 
-const SESSION_KEYS = ['contextSize', 'allowContextBeyondTraining', 'seed', 'kvCacheType', 'batchSize', 'threads', 'sparsity', 'cache', 'record', 'histograms'] as const;
+const SESSION_KEYS = ['contextSize', 'allowContextBeyondTraining', 'seed', 'kvCacheType', 'batchSize', 'threads', 'sparsity', 'cache', 'record', 'histograms', 'loras'] as const;
 const GENERATE_KEYS = [
   'maxTokens', 'stop', 'signal', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN',
   'frequencyPenalty', 'presencePenalty', 'seed', 'onLogits',
@@ -137,6 +143,10 @@ export class Session {
   private readonly logits: Float32Array;
   /** The open generator or running evaluate that has the sequence; others get ERR_BUSY. */
   private holder: object | undefined;
+  /** The adapters applied, in order. */
+  private activeLoras: LoraAdapter[] = [];
+  /** Adapter bytes the budget set aside for this session (Infinity without a budget). */
+  private readonly loraReserve: number;
   private counters = { promptTokens: 0, generatedTokens: 0, prefillSeconds: 0, decodeSeconds: 0 };
 
   /** @internal use model.createSession() */
@@ -162,7 +172,10 @@ export class Session {
     if (this.sparsity.thresholds) checkTableShape('sparsity.thresholds', this.sparsity.thresholds, model.info);
     const info = model.info;
     const kvBytes = 2 * info.layers * this.contextSize * info.kvHeads * info.headDim * (kv === 'f16' ? 2 : 4);
-    this.cacheFraction = cacheFraction(model.defaults.memoryBudget, model.defaults.bytes, kvBytes);
+    const loras = resolveLoras('loras', o.loras, model);
+    const budgeted = model.defaults.memoryBudget !== undefined;
+    this.loraReserve = budgeted ? model.loraBytes() : Infinity;
+    this.cacheFraction = cacheFraction(model.defaults.memoryBudget, model.defaults.bytes, kvBytes, budgeted ? this.loraReserve : 0);
     this.model = model;
     this.onDispose = onDispose;
     try {
@@ -172,9 +185,13 @@ export class Session {
         record: o.record === true ? 1 : 0,
         histograms: o.histograms === true ? 1 : 0,
       });
+      if (loras.specs.length) this.native.setLoras(loras.specs);
     } catch (err) {
+      this.native?.dispose();
+      this.native = undefined;
       throw fromNative(err);
     }
+    this.activeLoras = loras.adapters;
     this.logits = new Float32Array(model.info.vocabSize);
   }
 
@@ -434,6 +451,34 @@ export class Session {
     if (this.holder) throw new FlashdipError('ERR_BUSY', 'the session is in use by an open generator or a running evaluate; finish it first');
     if (native.nPast() > n) native.truncate(n);
     this.history.length = n;
+  }
+
+  /** The adapters this session applies. */
+  get loras(): readonly LoraAdapter[] {
+    return this.activeLoras;
+  }
+
+  /**
+   * Replaces the LoRA adapters applied from the next evaluation on ([] for none). Not while a
+   * generator is open (ERR_BUSY). The KV cache keeps the positions already computed (with the
+   * previous adapters): reset() first for a sequence computed with the new ones throughout. Under a
+   * memoryBudget the adapters must fit in what the session set aside for them (ERR_BUDGET_TOO_SMALL).
+   */
+  setLoras(loras: LoraSpec[]): void {
+    const native = this.alive();
+    const r = resolveLoras('loras', loras, this.model);
+    if (this.holder) throw new FlashdipError('ERR_BUSY', 'the session is in use by an open generator or a running evaluate; finish it first');
+    const bytes = [...new Set(r.adapters)].reduce((n, a) => n + a.bytes, 0);
+    if (bytes > this.loraReserve)
+      throw new FlashdipError('ERR_BUDGET_TOO_SMALL',
+        `these LoRA adapters hold ${bytes} bytes but the session set aside ${this.loraReserve} under its memoryBudget ` +
+          '(the adapters loaded when it was made): load them before creating the session');
+    try {
+      native.setLoras(r.specs);
+    } catch (err) {
+      throw fromNative(err);
+    }
+    this.activeLoras = r.adapters;
   }
 
   /** Forgets the sequence; the next prompt starts from an empty cache. Not while a generator is open (ERR_BUSY). */

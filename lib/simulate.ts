@@ -2,6 +2,7 @@
 //   T = T_fixed + sum over the MLP units of every layer of f(flash_bytes / BW_flash, dram_bytes / BW_dram)
 //   T_fixed = f(static bytes incl. the KV cache at the run's average length / BW_dram, streamed static / BW_flash)
 // with f = max when DRAM and flash transfers run concurrently, else their sum; no compute term.
+import type { LoraSpec } from './lora';
 import { abortedError, invalidArgument } from './errors';
 import { checkSignal } from './options';
 import { beladyHits } from './belady';
@@ -118,7 +119,9 @@ function beladyRate(trace: RunTrace, tokens: number): number {
  * `signal` is checked before each window: when aborted, recordRun throws ERR_ABORTED whose `partial`
  * is the trace of the windows run so far (undefined if none).
  */
-export async function recordRun(model: Model, text: string, options: { ctx?: number; maxTokens?: number; signal?: AbortSignal } = {}): Promise<RunTrace> {
+export async function recordRun(
+  model: Model, text: string, options: { ctx?: number; maxTokens?: number; signal?: AbortSignal; loras?: LoraSpec[] } = {},
+): Promise<RunTrace> {
   const ctx = options.ctx ?? 512;
   if (!Number.isInteger(ctx) || ctx < 2) throw invalidArgument('ctx', 'must be an integer >= 2');
   const signal = checkSignal('signal', options.signal);
@@ -126,7 +129,7 @@ export async function recordRun(model: Model, text: string, options: { ctx?: num
   if (options.maxTokens !== undefined) tokens = tokens.slice(0, options.maxTokens);
   const bos = model.tokenizer.bosId;
   if (bos === null || tokens.length === 0) throw invalidArgument('text', 'no tokens to run (or no BOS)');
-  const session = model.createSession({ contextSize: ctx, kvCacheType: 'f32', record: true });
+  const session = model.createSession({ contextSize: ctx, kvCacheType: 'f32', record: true, loras: options.loras });
   const parts: Int32Array[] = [];
   const timeParts: Float32Array[] = [];
   const masks: Int32Array[] = [];

@@ -168,13 +168,14 @@ export function splitBytes(header: GgufHeader): ByteSplit {
  * The fraction of every MLP matrix the DRAM cache holds under a budget: static weights and the KV
  * cache come first, the rest is split uniformly over the MLP caches (PAPER.md).
  */
-export function cacheFraction(budget: number | undefined, bytes: ByteSplit, kvBytes: number): number {
+export function cacheFraction(budget: number | undefined, bytes: ByteSplit, kvBytes: number, loraBytes = 0): number {
   if (budget === undefined) return 1;
-  const fixed = bytes.static + kvBytes + bytes.mlpLayer;
+  const fixed = bytes.static + kvBytes + bytes.mlpLayer + loraBytes;
   if (budget < fixed)
     throw new FlashdipError('ERR_BUDGET_TOO_SMALL',
       `memoryBudget ${budget} bytes is below what the static weights, the KV cache and one layer's streaming ` +
-        `buffer need: at least ${fixed} bytes (${bytes.static} static + ${kvBytes} KV cache + ${bytes.mlpLayer} buffer)`);
+        `buffer need: at least ${fixed} bytes (${bytes.static} static + ${kvBytes} KV cache + ${bytes.mlpLayer} buffer` +
+        (loraBytes ? ` + ${loraBytes} LoRA adapters` : '') + ')');
   return bytes.mlp === 0 ? 1 : Math.min(1, (budget - fixed) / bytes.mlp);
 }
 

@@ -138,7 +138,7 @@ function fnv1a(s: string): number {
 
 // Normal-ish values from xoshiro128**: four 16-bit uniforms summed (Irwin-Hall n=4, unit variance
 // after scaling), one stream per (seed, tensor name).
-class WeightStream {
+export class WeightStream {
   private s0: number;
   private s1: number;
   private s2: number;

@@ -8,7 +8,7 @@ import { loadModel } from '../model';
 import { dropPageCache, DropResult } from '../page-cache';
 import { residentBytes } from '../session';
 import type { Command } from './command';
-import { intFlag, loadOptionsFromFlags, MODEL_FLAGS, modelFlag } from './flags';
+import { intFlag, loadLoraFlags, loadOptionsFromFlags, loraFlags, MODEL_FLAGS, modelFlag } from './flags';
 
 // The prompt: this text tokenized with BOS, cut to --prompt-tokens ids (repeated if too short), so
 // every run of a model sees the same ids (the same text as bench/run.ts).
@@ -46,6 +46,7 @@ export const benchCommand: Command = {
     const promptLength = boundedInt('prompt-tokens', v['prompt-tokens'], 1, 16);
     const ctx = v.ctx === undefined ? Math.ceil((promptLength + tokens + 1) / 256) * 256 : boundedInt('ctx', v.ctx, 1, 0);
     const loadOptions = loadOptionsFromFlags(v);
+    const loras = loraFlags(v);
     if (ctx < promptLength + tokens)
       throw new FlashdipError('ERR_INVALID_ARGUMENT', `--ctx ${ctx} cannot hold ${promptLength} prompt + ${tokens} generated tokens`);
     if (!fs.existsSync(file)) throw new FlashdipError('ERR_IO', `cannot open ${file}: no such file`);
@@ -56,7 +57,7 @@ export const benchCommand: Command = {
     const model = await loadModel(file, loadOptions);
     const loadSeconds = (performance.now() - t0) / 1000;
     try {
-      const session = model.createSession({ contextSize: ctx });
+      const session = model.createSession({ contextSize: ctx, loras: await loadLoraFlags(model, loras) });
       const withBos = model.tokenize(PROMPT_TEXT, { addSpecial: true });
       const body = model.tokenize(PROMPT_TEXT, { addSpecial: false });
       const prompt = [...withBos];

@@ -9,7 +9,7 @@ import { chatRepl } from '../chat-repl';
 import { loadModel } from '../model';
 import type { GenerateOptions } from '../session';
 import type { Command, Io } from './command';
-import { CHAT_FLAGS, GENERATE_FLAGS, generateOptionsFromFlags, loadOptionsFromFlags, MODEL_FLAGS, modelFlag, sessionOptionsFromFlags } from './flags';
+import { CHAT_FLAGS, GENERATE_FLAGS, generateOptionsFromFlags, loadLoraFlags, loadOptionsFromFlags, loraFlags, MODEL_FLAGS, modelFlag, sessionOptionsFromFlags } from './flags';
 
 function writable(write: (text: string) => void): Writable {
   return new Writable({
@@ -34,9 +34,10 @@ export const chatCommand: Command = {
     const sessionOptions = sessionOptionsFromFlags(v);
     const template = typeof v.template === 'string' ? resolveChatTemplate(v.template, '--template') : undefined;
     const system = v.system as string | undefined;
+    const loras = loraFlags(v);
     const model = await loadModel(file, loadOptionsFromFlags(v));
     try {
-      const chat = model.createChat({ ...sessionOptions, system, template });
+      const chat = model.createChat({ ...sessionOptions, system, template, loras: await loadLoraFlags(model, loras) });
       return await repl(chat, generate, io);
     } finally {
       await model.dispose();

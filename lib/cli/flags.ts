@@ -5,7 +5,8 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { FlashdipError } from '../errors';
-import type { LoadOptions } from '../model';
+import type { LoraSpec } from '../lora';
+import type { LoadOptions, Model } from '../model';
 import { resolveSamplerOptions } from '../sampler';
 import type { GenerateOptions, SessionOptions } from '../session';
 import { checkInt, parseBytes } from '../options';
@@ -81,7 +82,31 @@ export const MODEL_FLAGS: Flag[] = [
     example: '650MB', api: 'memoryBudget' },
   { name: 'thresholds', arg: 'FILE', description: 'calibrated thresholds (from `flashdip calibrate`) instead of top-k', default: 'none',
     example: 'dip-0.5.json', api: 'sparsity.thresholds' },
+  { name: 'lora', arg: 'FILE[:SCALE]', description: 'apply a LoRA adapter (llama.cpp GGUF) with a scale >= 0 (repeatable)', default: 'none',
+    example: 'style.gguf:0.8', multiple: true, api: ['loras', 'scale'] },
 ];
+
+/** The adapters of --lora FILE[:SCALE] (repeatable): a trailing ':<decimal>' is the scale (default
+ * 1), anything else is part of the file name. Checked now (ERR_IO for a file that cannot be read). */
+export function loraFlags(v: Values): { file: string; scale: number }[] {
+  const given = v.lora === undefined ? [] : Array.isArray(v.lora) ? v.lora : [v.lora];
+  return given.map((arg) => {
+    if (typeof arg !== 'string') throw badFlag('lora', 'expected FILE[:SCALE]');
+    const colon = arg.lastIndexOf(':');
+    const tail = colon >= 0 ? arg.slice(colon + 1) : '';
+    const hasScale = colon > 0 && DECIMAL.test(tail);
+    const scale = hasScale ? Number(tail) : 1;
+    if (!(scale >= 0) || !Number.isFinite(scale)) throw badFlag('lora', `the scale must be a number >= 0, got ${JSON.stringify(tail)}`);
+    return { file: readableFlag('lora', hasScale ? arg.slice(0, colon) : arg), scale };
+  });
+}
+
+/** Loads the --lora adapters for a model: what SessionOptions.loras takes. */
+export async function loadLoraFlags(model: Model, loras: { file: string; scale: number }[]): Promise<LoraSpec[]> {
+  const out: LoraSpec[] = [];
+  for (const l of loras) out.push({ adapter: await model.loadLora(l.file), scale: l.scale });
+  return out;
+}
 
 /** The sampling and session flags of the commands that generate text (run, chat). */
 export const GENERATE_FLAGS: Flag[] = [

@@ -2,7 +2,7 @@ import { FlashdipError } from '../errors';
 import { loadModel } from '../model';
 import { perplexity, PerplexityResult } from '../perplexity';
 import type { Command } from './command';
-import { intFlag, loadOptionsFromFlags, MODEL_FLAGS, modelFlag, readTextFlag } from './flags';
+import { intFlag, loadLoraFlags, loadOptionsFromFlags, loraFlags, MODEL_FLAGS, modelFlag, readTextFlag } from './flags';
 
 export const pplCommand: Command = {
   name: 'ppl',
@@ -34,11 +34,12 @@ export const pplCommand: Command = {
       kvCacheType: v['kv-type'] as 'f16' | 'f32' | undefined,
       signal: io.signal,
     };
+    const loras = loraFlags(v);
     const model = await loadModel(file, loadOptionsFromFlags(v));
     let r: PerplexityResult, partial = false;
     io.started(`scoring ${v.text}`);
     try {
-      r = await perplexity(model, text, options);
+      r = await perplexity(model, text, { ...options, loras: await loadLoraFlags(model, loras) });
     } catch (err) {
       // Ctrl-C: the score over the windows done so far (with none done, the error stands).
       if (!(err instanceof FlashdipError && err.code === 'ERR_ABORTED' && err.partial)) throw err;

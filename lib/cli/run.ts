@@ -3,7 +3,7 @@ import { FlashdipError } from '../errors';
 import { loadModel } from '../model';
 import type { Command } from './command';
 import {
-  CHAT_FLAGS, GENERATE_FLAGS, generateOptionsFromFlags, intFlag, loadOptionsFromFlags, MODEL_FLAGS, modelFlag, requiredFlag, sessionOptionsFromFlags,
+  CHAT_FLAGS, GENERATE_FLAGS, generateOptionsFromFlags, intFlag, loadLoraFlags, loadOptionsFromFlags, loraFlags, MODEL_FLAGS, modelFlag, requiredFlag, sessionOptionsFromFlags,
 } from './flags';
 
 export const runCommand: Command = {
@@ -36,9 +36,10 @@ export const runCommand: Command = {
       throw new FlashdipError('ERR_INVALID_ARGUMENT', `--${v.system !== undefined ? 'system' : 'template'} needs --chat`);
     // Resolved now, so a wrong name or file fails before the model loads.
     const template = typeof v.template === 'string' ? resolveChatTemplate(v.template, '--template') : undefined;
+    const loras = loraFlags(v);
     const model = await loadModel(file, loadOptionsFromFlags(v));
     try {
-      const session = model.createSession(sessionOptions);
+      const session = model.createSession({ ...sessionOptions, loras: await loadLoraFlags(model, loras) });
       // With --chat: [system,] user, then the header of the reply; BOS as the vocabulary asks, and
       // the prompt's own text never becomes control tokens.
       const messages = [...(typeof v.system === 'string' ? [{ role: 'system', content: v.system }] : []), { role: 'user', content: prompt }];

@@ -3,7 +3,7 @@ import { FlashdipError } from '../errors';
 import { loadModel } from '../model';
 import { checkDevice, DEVICES, DeviceProfile, recordRun, RunTrace, simulate } from '../simulate';
 import type { Command } from './command';
-import { intFlag, loadOptionsFromFlags, MODEL_FLAGS, modelFlag, readTextFlag, writableFlag, writeFlagFile } from './flags';
+import { intFlag, loadLoraFlags, loadOptionsFromFlags, loraFlags, MODEL_FLAGS, modelFlag, readTextFlag, writableFlag, writeFlagFile } from './flags';
 
 /** A device profile by name (DEVICES) or from a JSON file. */
 export function deviceFlag(name: string | undefined): DeviceProfile {
@@ -55,12 +55,14 @@ export const simulateCommand: Command = {
     const text = readTextFlag(v, 'text');
     if (typeof v.trace === 'string') writableFlag('trace', v.trace);
     const options = { ctx: intFlag('ctx', v.ctx) ?? 512, maxTokens: intFlag('max-tokens', v['max-tokens']), signal: io.signal };
+    const loras = loraFlags(v);
     const model = await loadModel(file, loadOptionsFromFlags(v));
     try {
       let trace: RunTrace, partial = false;
+      const withLoras = { ...options, loras: await loadLoraFlags(model, loras) };
       io.started(`running ${v.text}`);
       try {
-        trace = await recordRun(model, text, options);
+        trace = await recordRun(model, text, withLoras);
       } catch (err) {
         // Ctrl-C: the result over the windows run so far (with none run, the error stands).
         if (!(err instanceof FlashdipError && err.code === 'ERR_ABORTED' && err.partial)) throw err;

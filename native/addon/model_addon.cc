@@ -89,6 +89,7 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
  private:
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value CreateContext(const Napi::CallbackInfo& info);
+  Napi::Value LoadLora(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     release(info.Env());
     return info.Env().Undefined();
@@ -132,6 +133,7 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
  private:
   Napi::Value Eval(const Napi::CallbackInfo& info);
   Napi::Value Truncate(const Napi::CallbackInfo& info);
+  Napi::Value SetLoras(const Napi::CallbackInfo& info);
   Napi::Value NPast(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), ctx_ ? static_cast<double>(ctx_->n_past()) : 0);
   }
@@ -297,6 +299,7 @@ Napi::Function NativeModel::Init(Napi::Env env) {
   return DefineClass(env, "NativeModel",
                      {InstanceMethod("info", &NativeModel::Info),
                       InstanceMethod("createContext", &NativeModel::CreateContext),
+                      InstanceMethod("loadLora", &NativeModel::LoadLora),
                       InstanceMethod("dispose", &NativeModel::Dispose)});
 }
 
@@ -387,6 +390,7 @@ Napi::Function NativeContext::Init(Napi::Env env) {
                       InstanceMethod("nPast", &NativeContext::NPast),
                       InstanceMethod("stats", &NativeContext::Stats),
                       InstanceMethod("histograms", &NativeContext::Histograms),
+                      InstanceMethod("setLoras", &NativeContext::SetLoras),
                       InstanceMethod("dispose", &NativeContext::Dispose)});
 }
 
@@ -419,6 +423,74 @@ Napi::Value NativeContext::Truncate(const Napi::CallbackInfo& info) {
   usable(env);
   const double n = arg_number(info, 0, "n");
   guard(env, [&] { ctx_->truncate(static_cast<int64_t>(n)); });
+  return env.Undefined();
+}
+
+// An adapter handle crossing to JS: an External owning a reference, whose memory V8 is told of.
+using LoraRef = std::shared_ptr<const fd::LoraAdapter>;
+
+class LoraWorker : public SafeWorker {
+ public:
+  LoraWorker(Napi::Env env, Napi::Object model_obj, std::shared_ptr<fd::Model> model, std::string path)
+      : SafeWorker(env), model_(std::move(model)), path_(std::move(path)) {
+    model_ref_ = Napi::Persistent(model_obj);
+  }
+  void Execute() override {
+    err_.run([&] { lora_ = fd::LoraAdapter::load(path_, *model_); });
+  }
+  void Settle(Napi::Env env) override {
+    if (err_.set) return deferred_.Reject(err_.value(env));
+    const int64_t bytes = static_cast<int64_t>(lora_->owned_bytes());
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("bytes", static_cast<double>(bytes));
+    o.Set("tensors", static_cast<double>(lora_->n_tensors()));
+    o.Set("alpha", lora_->alpha());
+    adjust_external(env, bytes);
+    o.Set("handle", Napi::External<LoraRef>::New(env, new LoraRef(std::move(lora_)), [bytes](Napi::Env e, LoraRef* p) {
+            adjust_external(e, -bytes);
+            delete p;
+          }));
+    deferred_.Resolve(o);
+  }
+
+ private:
+  Napi::ObjectReference model_ref_;
+  std::shared_ptr<fd::Model> model_;
+  std::string path_;
+  std::unique_ptr<const fd::LoraAdapter> lora_;
+  CapturedError err_;
+};
+
+// loadLora(path): Promise<{ handle, bytes, tensors, alpha }>
+Napi::Value NativeModel::LoadLora(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<fd::Model> m = model(env);
+  const std::string path = arg_string(info, 0, "path");
+  LoraWorker* w = new LoraWorker(env, info.This().As<Napi::Object>(), m, path);
+  Napi::Promise p = w->promise();
+  w->Queue();
+  return p;
+}
+
+// setLoras([{ handle, scale }]): the adapters the next evaluations apply (the context must be idle).
+Napi::Value NativeContext::SetLoras(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  usable(env);
+  check(info.Length() > 0 && info[0].IsArray(), env, "setLoras(loras: { handle, scale }[])");
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<fd::ActiveLora> loras;
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    Napi::Value v = a.Get(i);
+    check(v.IsObject(), env, "setLoras: each entry is { handle, scale }");
+    Napi::Object e = v.As<Napi::Object>();
+    Napi::Value h = e.Get("handle");
+    check(h.IsExternal(), env, "setLoras: handle must come from loadLora");
+    fd::ActiveLora l;
+    l.adapter = *h.As<Napi::External<LoraRef>>().Data();
+    l.scale = static_cast<float>(opt_number(e, "scale", 1));
+    loras.push_back(std::move(l));
+  }
+  guard(env, [&] { ctx_->set_loras(std::move(loras)); });
   return env.Undefined();
 }
 

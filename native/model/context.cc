@@ -381,9 +381,12 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
   const int64_t gstride = L.w_gate_up.data ? 2 * F : F;
   if (L.w_gate_up.data) {
     matmul(L.w_gate_up, xn_.data(), n, gate_.data(), 2 * F);
+    lora(l, LoraTarget::Up, xn_.data(), n, gate_.data(), 2 * F);
   } else {
     matmul(L.w_gate, xn_.data(), n, gate_.data(), F);
     matmul(L.w_up, xn_.data(), n, up_.data(), F);
+    lora(l, LoraTarget::Gate, xn_.data(), n, gate_.data(), F);
+    lora(l, LoraTarget::Up, xn_.data(), n, up_.data(), F);
   }
   if (m == SparseMethod::Up) score_tmp_.resize(static_cast<size_t>(n * F));
   for (int64_t t = 0; t < n; ++t) {
@@ -397,6 +400,7 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
                    h_scores(m, gate_.data() + t * gstride, m == SparseMethod::Up ? score_tmp_.data() + t * F : nullptr),
                    trace_at(t, l) ? trace_at(t, l) + 2 : nullptr);
   matmul(L.w_down, up_.data(), n, xn_.data(), dim);
+  lora(l, LoraTarget::Down, up_.data(), n, xn_.data(), dim);
 }
 
 // The MLP on the DIP layout: per token, only the rows of the kept columns are read:
@@ -414,10 +418,18 @@ void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_
     int32_t* tr = trace_at(t, l);
     const int64_t k1 = select_columns(x, dim, l, 0, pos0 + t, nullptr, tr);
     gather_rows(L.dip_gate_up, rc_ug, cache_ug, x, k1, 2 * F, gu);
+    // LoRA on the masked x, in the original orientation (phi3's fused up covers gate and up).
+    if (cfg_.arch == "phi3") {
+      lora(l, LoraTarget::Up, x, 1, gu, 2 * F);
+    } else {
+      lora(l, LoraTarget::Gate, x, 1, gu, F);
+      lora(l, LoraTarget::Up, x, 1, gu + F, F);
+    }
     float* h = up_.data();
     act_mul(gu, gu + F, h, F);
     const int64_t k2 = select_columns(h, F, l, 1, pos0 + t, h_scores(m, gu, gu + F), tr ? tr + 2 : nullptr);
     gather_rows(L.dip_down, rc_down, cache_down, h, k2, dim, x);
+    lora(l, LoraTarget::Down, h, 1, x, dim);
   }
 }
 
@@ -548,6 +560,7 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     if (L.wqkv.data) {
       const int64_t w = qd + 2 * kvd;
       matmul(L.wqkv, xn_.data(), n, q_.data(), w);
+      lora(l, LoraTarget::QKV, xn_.data(), n, q_.data(), w);
       for (int64_t t = 0; t < n; ++t) {
         std::memcpy(k_.data() + t * kvd, q_.data() + t * w + qd, kvd * sizeof(float));
         std::memcpy(v_.data() + t * kvd, q_.data() + t * w + qd + kvd, kvd * sizeof(float));
@@ -557,6 +570,9 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
       matmul(L.wq, xn_.data(), n, q_.data(), qd);
       matmul(L.wk, xn_.data(), n, k_.data(), kvd);
       matmul(L.wv, xn_.data(), n, v_.data(), kvd);
+      lora(l, LoraTarget::Q, xn_.data(), n, q_.data(), qd);
+      lora(l, LoraTarget::K, xn_.data(), n, k_.data(), kvd);
+      lora(l, LoraTarget::V, xn_.data(), n, v_.data(), kvd);
     }
     for (int64_t t = 0; t < n; ++t) {
       if (!L.bq.empty())
@@ -580,6 +596,7 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     }
     attention(l, n, pos0);
     matmul(L.wo, att_out_.data(), n, xn_.data(), dim);
+    lora(l, LoraTarget::O, att_out_.data(), n, xn_.data(), dim);
     if (!L.attn_post_norm.empty())
       for (int64_t t = 0; t < n; ++t) rmsnorm_f32(xn_.data() + t * dim, L.attn_post_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
     for (int64_t i = 0; i < n * dim; ++i) x_[i] += xn_[i];
@@ -613,6 +630,7 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
   for (int64_t t = first; t < n; ++t)
     rmsnorm_f32(x_.data() + t * dim, m.output_norm().data(), xn_.data() + (t - first) * dim, dim, c.norm_eps);
   matmul(m.output(), xn_.data(), n - first, out, c.n_vocab);
+  lora(c.n_layers, LoraTarget::Output, xn_.data(), n - first, out, c.n_vocab);
   if (c.final_softcap > 0) {  // gemma2: logits = cap * tanh(logits / cap)
     const float cap = c.final_softcap;
     for (int64_t i = 0; i < (n - first) * c.n_vocab; ++i) out[i] = std::tanh(out[i] * (1.0f / cap)) * cap;

@@ -82,6 +82,63 @@ struct LayerWeights {
   Weight dip_down;                    // [ffn rows][dim]: down column i
 };
 
+// The matrices a LoRA adapter may target, per block (llama.cpp's base tensor names in comments).
+enum class LoraTarget : int {
+  Q,       // attn_q.weight
+  K,       // attn_k.weight
+  V,       // attn_v.weight
+  QKV,     // attn_qkv.weight (phi3, fused)
+  O,       // attn_output.weight
+  Gate,    // ffn_gate.weight
+  Up,      // ffn_up.weight (phi3: the fused gate_up, [2 ffn] outputs, gate first)
+  Down,    // ffn_down.weight
+  Output,  // output.weight (the head; slot of the pseudo-block n_layers)
+  Count
+};
+
+// One adapted matrix W [n_out][n_in]: W x becomes W x + s * B (A x), s = scale * alpha / r (scale
+// alone when the adapter has no alpha, as llama.cpp). Dequantized to f32 into owned memory.
+struct LoraWeight {
+  int64_t r = 0, n_in = 0, n_out = 0;  // r == 0: the adapter does not target this matrix
+  std::vector<float> at;               // A transposed, [n_in][r]: the rows of kept inputs are contiguous
+  std::vector<float> b;                // B, [n_out][r] (GGUF lora_b: ne0 = r, ne1 = n_out)
+};
+
+class Model;
+
+// A LoRA adapter in llama.cpp's GGUF format (general.type = adapter, adapter.type = lora, tensors
+// <base>.lora_a [ne0 = n_in, ne1 = r] and <base>.lora_b [ne0 = r, ne1 = n_out]), checked against
+// the model it was loaded for and held in DRAM (the file is closed after loading).
+class LoraAdapter {
+ public:
+  // Throws fd::Error: ERR_IO, ERR_GGUF_*, ERR_MODEL_INVALID (not an adapter, another architecture,
+  // a tensor the model lacks or of the wrong shape), ERR_UNSUPPORTED_TYPE.
+  static std::unique_ptr<LoraAdapter> load(const std::string& path, const Model& model);
+  const Model* base() const { return base_; }  // identity only: the model it was checked against
+  float alpha() const { return alpha_; }        // 0: absent
+  // The weight on matrix `t` of block `layer` (layer n_layers for Output), or nullptr.
+  const LoraWeight* weight(int64_t layer, LoraTarget t) const {
+    const LoraWeight& w = slots_[static_cast<size_t>(layer) * static_cast<size_t>(LoraTarget::Count) + static_cast<size_t>(t)];
+    return w.r ? &w : nullptr;
+  }
+  size_t owned_bytes() const { return owned_bytes_; }
+  int64_t n_tensors() const { return n_tensors_; }
+
+ private:
+  LoraAdapter() = default;
+  const Model* base_ = nullptr;
+  float alpha_ = 0;
+  std::vector<LoraWeight> slots_;  // [n_layers + 1][LoraTarget::Count]
+  size_t owned_bytes_ = 0;
+  int64_t n_tensors_ = 0;
+};
+
+// An adapter applied by a context, with the user's scale (finite, >= 0).
+struct ActiveLora {
+  std::shared_ptr<const LoraAdapter> adapter;
+  float scale = 1.0f;
+};
+
 struct ModelOptions {
   int threads = 0;  // 0: one per core
 };
@@ -209,6 +266,9 @@ class Context {
   // magnitudes each mask ranked, before masking, over every token since the context was made (a
   // new sequence does not clear them). Empty otherwise.
   const std::vector<uint64_t>& score_histograms() const { return hist_; }
+  // The adapters applied from the next eval on (not while eval runs). Throws ERR_INVALID_ARGUMENT
+  // for an adapter loaded for another model or a scale that is not finite and >= 0.
+  void set_loras(std::vector<ActiveLora> loras);
 
  private:
   void mlp(const LayerWeights& L, int64_t layer, int64_t n, int64_t pos0);
@@ -225,6 +285,10 @@ class Context {
   void gather_rows(const Weight& w, RowCache* rc, const CacheState* cache, const float* a, int64_t k, int64_t m, float* y);
   void forward_batch(const int32_t* tokens, int64_t n, bool all_logits, float* out);
   void matmul(const Weight& w, const float* x, int64_t ntok, float* y, int64_t y_stride);
+  // y[t * y_stride + o] += s * (B (A x_t))[o] for every active adapter targeting (layer, target);
+  // x holds ntok rows of the matrix's n_in. Zero inputs (masked columns) are skipped, so the cost
+  // of A follows the density.
+  void lora(int64_t layer, LoraTarget target, const float* x, int64_t ntok, float* y, int64_t y_stride);
   void attention(int64_t layer, int64_t n, int64_t pos0);
   // h[i] = act(g[i]) * u[i] for the model's activation; g keeps act(g) (see silu_mul_f32).
   void act_mul(float* g, const float* u, float* h, int64_t n) const;
@@ -277,6 +341,8 @@ class Context {
   std::vector<uint8_t> pending_;           // [max(dim, ffn)]: row i is still being read
   std::vector<const uint8_t*> pend_ptr_;   // the pending rows' addresses and coefficients
   std::vector<float> pend_coef_;
+  std::vector<ActiveLora> loras_;
+  std::vector<float> lora_tmp_;            // [r]: A x of one token
 };
 
 }  // namespace fd
