@@ -304,7 +304,7 @@ describe('47 LoRA adapters', function () {
       w.addString('general.type', 'adapter');
       w.addString('adapter.type', 'lora');
     };
-    const pair = (w: GgufWriter, name: string, a: number[], b: number[], type = GGML_TYPE.F32) => {
+    const pair = (w: GgufWriter, name: string, a: number[], b: number[], type: number = GGML_TYPE.F32) => {
       w.addTensor(`${name}.lora_a`, a, type);
       w.addTensor(`${name}.lora_b`, b, type);
     };
