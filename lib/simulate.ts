@@ -3,7 +3,7 @@
 //   T_fixed = f(static bytes incl. the KV cache at the run's average length / BW_dram, streamed static / BW_flash)
 // with f = max when DRAM and flash transfers run concurrently, else their sum; no compute term.
 import { abortedError, invalidArgument } from './errors';
-import { checkSignal } from './options';
+import { checkProgress, checkSignal } from './options';
 import { beladyHits } from './belady';
 import type { Model } from './model';
 
@@ -116,12 +116,14 @@ function beladyRate(trace: RunTrace, tokens: number): number {
  * Runs a model over a text the way `flashdip ppl` does (chunks of ctx-1 tokens after BOS, each from an
  * empty cache) and records the trace the simulator needs, with the model's sparsity and budget.
  * `signal` is checked before each window: when aborted, recordRun throws ERR_ABORTED whose `partial`
- * is the trace of the windows run so far (undefined if none).
+ * is the trace of the windows run so far (undefined if none). `onProgress(done, total)` is called
+ * after each window with the tokens run so far and the tokens to run.
  */
-export async function recordRun(model: Model, text: string, options: { ctx?: number; maxTokens?: number; signal?: AbortSignal } = {}): Promise<RunTrace> {
+export async function recordRun(model: Model, text: string, options: { ctx?: number; maxTokens?: number; signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<RunTrace> {
   const ctx = options.ctx ?? 512;
   if (!Number.isInteger(ctx) || ctx < 2) throw invalidArgument('ctx', 'must be an integer >= 2');
   const signal = checkSignal('signal', options.signal);
+  const onProgress = checkProgress('onProgress', options.onProgress);
   let tokens = model.tokenize(text);
   if (options.maxTokens !== undefined) tokens = tokens.slice(0, options.maxTokens);
   const bos = model.tokenizer.bosId;
@@ -147,6 +149,7 @@ export async function recordRun(model: Model, text: string, options: { ctx?: num
       masks.push(...trace.masks);
       lengthSum += trace.averageLength * n;
       count += n;
+      onProgress?.(Math.min(tokens.length, s + ctx - 1), tokens.length);
     }
   } finally {
     await session.dispose();

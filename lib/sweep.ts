@@ -3,7 +3,7 @@
 // The SVG is written by hand: two scatter-and-line panels need no plotting library.
 import { abortedError, FlashdipError } from './errors';
 import { loadModel } from './model';
-import { checkSignal } from './options';
+import { checkProgress, checkSignal } from './options';
 import { perplexity } from './perplexity';
 import { DeviceProfile, recordRun, simulate } from './simulate';
 import type { SparseMethod, SparsityOptions } from './sparsity';
@@ -24,6 +24,9 @@ export interface SweepOptions {
   /** Checked before each run and passed to it: when aborted, sweep throws ERR_ABORTED whose `partial`
    * is the rows finished so far (the interrupted run is left out). */
   signal?: AbortSignal;
+  /** Called as the runs go with the tokens evaluated so far and the tokens to evaluate (each run
+   * scores the text and records it for the simulator: 2 x tokens per run). */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface SweepRow {
@@ -42,22 +45,28 @@ export interface SweepRow {
 export async function sweep(path: string, text: string, o: SweepOptions): Promise<SweepRow[]> {
   const rows: SweepRow[] = [];
   const signal = checkSignal('signal', o.signal);
+  const onProgress = checkProgress('onProgress', o.onProgress);
   const tables = (o.thresholds ?? []).map((t) => readThresholds('thresholds', t));
+  const runs: { label: string; density: number; sparsity: SparsityOptions }[] = [];
+  for (const method of o.methods)
+    for (const density of method === 'dense' ? [1] : o.densities)
+      runs.push({
+        label: method, density,
+        sparsity: method === 'dense' ? { method } : { method, density, ...(method === 'dip-ca' && o.gamma !== undefined ? { gamma: o.gamma } : {}) },
+      });
+  for (const t of tables) runs.push({ label: `${t.method}+thr`, density: t.density, sparsity: { thresholds: t } });
+  let tokens = -1, finished = 0;  // tokens per pass over the text (known once a model is loaded); passes done
+  const progress = (done: number) => onProgress?.(finished * tokens + done, 2 * tokens * runs.length * o.budgets.length);
   for (const budget of o.budgets) {
-    const runs: { label: string; density: number; sparsity: SparsityOptions }[] = [];
-    for (const method of o.methods)
-      for (const density of method === 'dense' ? [1] : o.densities)
-        runs.push({
-          label: method, density,
-          sparsity: method === 'dense' ? { method } : { method, density, ...(method === 'dip-ca' && o.gamma !== undefined ? { gamma: o.gamma } : {}) },
-        });
-    for (const t of tables) runs.push({ label: `${t.method}+thr`, density: t.density, sparsity: { thresholds: t } });
     for (const { label, density, sparsity } of runs) {
       if (signal?.aborted) throw abortedError('sweep', signal, rows);
       const model = await loadModel(path, { memoryBudget: budget, sparsity });
       try {
-        const p = await perplexity(model, text, { ctx: o.ctx, maxTokens: o.maxTokens, signal });
-        const sim = simulate(await recordRun(model, text, { ctx: o.ctx, maxTokens: o.maxTokens, signal }), o.device);
+        if (tokens < 0) tokens = Math.min(model.tokenize(text).length, o.maxTokens ?? Infinity);
+        const p = await perplexity(model, text, { ctx: o.ctx, maxTokens: o.maxTokens, signal, onProgress: progress });
+        finished++;
+        const sim = simulate(await recordRun(model, text, { ctx: o.ctx, maxTokens: o.maxTokens, signal, onProgress: progress }), o.device);
+        finished++;
         const row: SweepRow = {
           method: label, density, budget: budget ?? null,
           memoryBytes: budget ?? model.defaults.bytes.mlp + model.defaults.bytes.static,

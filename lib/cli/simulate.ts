@@ -3,6 +3,7 @@ import { FlashdipError } from '../errors';
 import { loadModel } from '../model';
 import { checkDevice, DEVICES, DeviceProfile, recordRun, RunTrace, simulate } from '../simulate';
 import type { Command } from './command';
+import { progress } from './progress';
 import { intFlag, loadOptionsFromFlags, MODEL_FLAGS, modelFlag, readTextFlag, writableFlag, writeFlagFile } from './flags';
 
 /** A device profile by name (DEVICES) or from a JSON file. */
@@ -59,13 +60,16 @@ export const simulateCommand: Command = {
     try {
       let trace: RunTrace, partial = false;
       io.started(`running ${v.text}`);
+      const bar = progress(io, 'simulate', 'tokens');
       try {
-        trace = await recordRun(model, text, options);
+        trace = await recordRun(model, text, { ...options, onProgress: bar.onProgress });
       } catch (err) {
         // Ctrl-C: the result over the windows run so far (with none run, the error stands).
         if (!(err instanceof FlashdipError && err.code === 'ERR_ABORTED' && err.partial)) throw err;
         trace = err.partial as RunTrace;
         partial = true;
+      } finally {
+        bar.stop();
       }
       const r = simulate(trace, dev);
       if (typeof v.trace === 'string') {
