@@ -12,6 +12,7 @@ import { GGML_TYPE, ggmlType } from './ggml-types';
 import { GgufValueType, GgufWriter, metadataEntries } from './gguf-writer';
 import { readGguf } from './gguf';
 import { dequantizeRow, quantizeRow } from './kernels';
+import { checkProgress } from './options';
 
 export type ConvertType = 'keep' | 'f32' | 'f16' | 'q8_0' | 'q4_0';
 export const CONVERT_TYPES: readonly ConvertType[] = ['keep', 'f32', 'f16', 'q8_0', 'q4_0'];
@@ -71,6 +72,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
   const alignment = options.alignment ?? 4096;
   if (!Number.isInteger(alignment) || alignment < 32 || alignment > 1 << 20 || (alignment & (alignment - 1)) !== 0)
     throw invalidArgument('alignment', 'must be a power of two between 32 and 1 MiB');
+  const onProgress = checkProgress('onProgress', options.onProgress) as ConvertOptions['onProgress'];
   const t0 = performance.now();
   const header = readGguf(input);
   const arch = header.metadata['general.architecture'];
@@ -135,7 +137,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
     for (let i = 0; i < outs.length; i++) {
       w.writeTensorData(outs[i].name, outs[i].make());
       done += sizes[i];
-      options.onProgress?.(done, total, outs[i].name);
+      onProgress?.(done, total, outs[i].name);
       await new Promise((r) => setImmediate(r));  // keep the event loop (and a progress bar) alive
     }
     w.close();

@@ -36,12 +36,7 @@ export const convertCommand: Command = {
       force: v.force === true,
       onProgress: bar.onProgress,
     };
-    let r;
-    try {
-      r = await convert(input, output, options);
-    } finally {
-      bar.stop();
-    }
+    const r = await convert(input, output, options).finally(() => bar.stop());
     if (io.json) io.out(JSON.stringify(r) + '\n');
     else io.out(`${r.output}: ${r.layers} layers, MLP rows ${r.mlpType}, ${(r.outputBytes / 2 ** 20).toFixed(1)} MiB in ${r.seconds.toFixed(1)} s\n`);
     return 0;

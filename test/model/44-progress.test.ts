@@ -76,5 +76,6 @@ describe('44 model: progress callbacks', function () {
     const p = recorder();
     await convert(STORIES, tmpFile('progress.dip.gguf'), { onProgress: p.onProgress });
     assertProgress(p.calls, 10);
+    await assert.rejects(convert(STORIES, tmpFile('progress-bad.dip.gguf'), { onProgress: 2 as never }), invalid);
   });
 });
