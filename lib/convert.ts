@@ -17,7 +17,7 @@ import { GGML_TYPE, ggmlType } from './ggml-types';
 import { GgufWriter, metadataEntries } from './gguf-writer';
 import { readGguf } from './gguf';
 import { dequantizeRow, quantizeRow } from './kernels';
-import { checkEnum, checkInt, checkKeys, checkObject } from './options';
+import { checkEnum, checkInt, checkKeys, checkObject, checkProgress } from './options';
 
 export type ConvertType = 'keep' | 'f32' | 'f16' | 'q8_0' | 'q4_0';
 export const CONVERT_TYPES: readonly ConvertType[] = ['keep', 'f32', 'f16', 'q8_0', 'q4_0'];
@@ -105,8 +105,8 @@ export async function convert(input: string, output: string, options: ConvertOpt
   if ((alignment & (alignment - 1)) !== 0) throw invalidArgument('alignment', 'must be a power of two between 32 and 1 MiB');
   if (o.force !== undefined && typeof o.force !== 'boolean') throw invalidArgument('force', 'must be a boolean');
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgument('signal', 'must be an AbortSignal');
-  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw invalidArgument('onProgress', 'must be a function');
   const signal = options.signal;
+  const onProgress = checkProgress('onProgress', options.onProgress) as ConvertOptions['onProgress'];
   const t0 = performance.now();
   const header = readGguf(input);
   const target = outputTarget(input, output, options.force === true);
@@ -179,7 +179,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
       if (signal?.aborted) throw new FlashdipError('ERR_ABORTED', 'convert was aborted', { cause: signal.reason });
       w.writeTensorData(outs[i].name, outs[i].make());
       done += sizes[i];
-      options.onProgress?.(done, total, outs[i].name);
+      onProgress?.(done, total, outs[i].name);
       await new Promise((r) => setImmediate(r));  // keep the event loop (and a progress bar) alive
     }
     if (signal?.aborted) throw new FlashdipError('ERR_ABORTED', 'convert was aborted', { cause: signal.reason });

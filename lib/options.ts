@@ -48,6 +48,12 @@ export function checkSignal(name: string, value: unknown): AbortSignal | undefin
   return value as AbortSignal | undefined;
 }
 
+/** An optional progress callback `onProgress(done, total)`. */
+export function checkProgress(name: string, value: unknown): ((done: number, total: number) => void) | undefined {
+  if (value !== undefined && typeof value !== 'function') throw invalidArgument(name, 'must be a function (done, total) => void');
+  return value as ((done: number, total: number) => void) | undefined;
+}
+
 const UNITS: Record<string, number> = {
   '': 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9, t: 1e12, tb: 1e12,
   kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40,

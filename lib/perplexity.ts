@@ -8,7 +8,7 @@ import type { LoraSpec } from './lora';
 import { abortedError, FlashdipError } from './errors';
 import type { Model } from './model';
 import type { Session } from './session';
-import { checkEnum, checkInt, checkKeys, checkObject, checkSignal } from './options';
+import { checkEnum, checkInt, checkKeys, checkObject, checkProgress, checkSignal } from './options';
 import { CacheOptions, mlpDensity, SparsityOptions } from './sparsity';
 
 export interface PerplexityOptions {
@@ -29,6 +29,8 @@ export interface PerplexityOptions {
   /** Checked before each window: when aborted, perplexity throws ERR_ABORTED whose `partial` is the
    * result over the windows scored so far (undefined if none). */
   signal?: AbortSignal;
+  /** Called after each window with the tokens scored so far and the tokens to score. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 export interface PerplexityResult {
@@ -57,7 +59,7 @@ export interface PerplexityResult {
   density: number;
 }
 
-const KEYS = ['ctx', 'mode', 'stride', 'kvCacheType', 'maxTokens', 'sparsity', 'cache', 'signal', 'loras'] as const;
+const KEYS = ['ctx', 'mode', 'stride', 'kvCacheType', 'maxTokens', 'sparsity', 'cache', 'signal', 'onProgress', 'loras'] as const;
 
 // log_softmax(logits)[target] in float64.
 export function logProb(logits: Float32Array, target: number): number {
@@ -76,6 +78,7 @@ export async function perplexity(model: Model, text: string, options: Perplexity
   const stride = checkInt('stride', o.stride, 1, ctx - 1, Math.max(1, Math.floor(ctx / 2)));
   const maxTokens = checkInt('maxTokens', o.maxTokens, 1, Number.MAX_SAFE_INTEGER);
   const signal = checkSignal('signal', o.signal);
+  const onProgress = checkProgress('onProgress', o.onProgress);
   if (typeof text !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', 'text: must be a string');
   const bos = model.tokenizer.bosId;
   if (bos === null) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'the model has no BOS token to start each window with');
@@ -124,6 +127,7 @@ export async function perplexity(model: Model, text: string, options: Perplexity
       }
       chunks++;
       lastWindow = w.end - w.start + 1;
+      onProgress?.(scored, tokens.length);
     }
     if (chunks > 0) account(cache, session.stats().sparsity, lastWindow);
   } finally {

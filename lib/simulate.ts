@@ -4,7 +4,7 @@
 // with f = max when DRAM and flash transfers run concurrently, else their sum; no compute term.
 import type { LoraSpec } from './lora';
 import { abortedError, invalidArgument } from './errors';
-import { checkSignal } from './options';
+import { checkProgress, checkSignal } from './options';
 import { beladyHits } from './belady';
 import type { Model } from './model';
 
@@ -117,14 +117,17 @@ function beladyRate(trace: RunTrace, tokens: number): number {
  * Runs a model over a text the way `flashdip ppl` does (chunks of ctx-1 tokens after BOS, each from an
  * empty cache) and records the trace the simulator needs, with the model's sparsity and budget.
  * `signal` is checked before each window: when aborted, recordRun throws ERR_ABORTED whose `partial`
- * is the trace of the windows run so far (undefined if none).
+ * is the trace of the windows run so far (undefined if none). `onProgress(done, total)` is called
+ * after each window with the tokens run so far and the tokens to run.
  */
 export async function recordRun(
-  model: Model, text: string, options: { ctx?: number; maxTokens?: number; signal?: AbortSignal; loras?: LoraSpec[] } = {},
+  model: Model, text: string,
+  options: { ctx?: number; maxTokens?: number; signal?: AbortSignal; onProgress?: (done: number, total: number) => void; loras?: LoraSpec[] } = {},
 ): Promise<RunTrace> {
   const ctx = options.ctx ?? 512;
   if (!Number.isInteger(ctx) || ctx < 2) throw invalidArgument('ctx', 'must be an integer >= 2');
   const signal = checkSignal('signal', options.signal);
+  const onProgress = checkProgress('onProgress', options.onProgress);
   let tokens = model.tokenize(text);
   if (options.maxTokens !== undefined) tokens = tokens.slice(0, options.maxTokens);
   const bos = model.tokenizer.bosId;
@@ -150,6 +153,7 @@ export async function recordRun(
       masks.push(...trace.masks);
       lengthSum += trace.averageLength * n;
       count += n;
+      onProgress?.(Math.min(tokens.length, s + ctx - 1), tokens.length);
     }
   } finally {
     await session.dispose();

@@ -16,7 +16,7 @@
 import * as fs from 'fs';
 import { abortedError, FlashdipError, invalidArgument } from './errors';
 import type { Model } from './model';
-import { checkEnum, checkInt, checkKeys, checkObject, checkSignal } from './options';
+import { checkEnum, checkInt, checkKeys, checkObject, checkProgress, checkSignal } from './options';
 import { resolveSparsity, SparseMethod } from './sparsity';
 
 export type CalibratedMethod = 'dip' | 'glu' | 'gate' | 'up';
@@ -217,9 +217,11 @@ export interface CalibrateOptions {
   /** Checked before each window: when aborted, calibrate throws ERR_ABORTED with no partial table
    * (thresholds from part of the text are not what was asked for). */
   signal?: AbortSignal;
+  /** Called after each window with the tokens evaluated so far and the tokens to evaluate. */
+  onProgress?: (done: number, total: number) => void;
 }
 
-const CALIBRATE_KEYS = ['method', 'density', 'keepX', 'keepH', 'tokens', 'ctx', 'mode', 'textName', 'signal'] as const;
+const CALIBRATE_KEYS = ['method', 'density', 'keepX', 'keepH', 'tokens', 'ctx', 'mode', 'textName', 'signal', 'onProgress'] as const;
 
 /**
  * Measures the score distribution of every layer's masks on `text` and derives the per-layer
@@ -234,6 +236,7 @@ export async function calibrate(model: Model, text: string, options: CalibrateOp
   const maxTokens = checkInt('tokens', o.tokens, 1, Number.MAX_SAFE_INTEGER, 8192);
   const ctx = checkInt('ctx', o.ctx, 2, 1 << 20, 512);
   const signal = checkSignal('signal', o.signal);
+  const onProgress = checkProgress('onProgress', o.onProgress);
   if (o.textName !== undefined && typeof o.textName !== 'string') throw invalidArgument('textName', 'must be a string');
   if (typeof text !== 'string') throw invalidArgument('text', 'must be a string');
   // The targets, exactly as top-k would split them.
@@ -253,6 +256,7 @@ export async function calibrate(model: Model, text: string, options: CalibrateOp
       if (signal?.aborted) throw abortedError('calibrate', signal);
       session.reset();
       await session.evaluate([bos, ...tokens.slice(s, s + ctx - 1)]);
+      onProgress?.(Math.min(tokens.length, s + ctx - 1), tokens.length);
     }
     hist = session.histograms();
   } finally {

@@ -3,6 +3,7 @@ import { FlashdipError } from '../errors';
 import { loadModel } from '../model';
 import { calibrate, CalibratedMethod, CalibrationMode, writeThresholds } from '../thresholds';
 import type { Command } from './command';
+import { progress } from './progress';
 import { intFlag, modelFlag, numberFlag, readTextFlag, requiredFlag, writableFlag } from './flags';
 
 export const calibrateCommand: Command = {
@@ -54,11 +55,12 @@ export const calibrateCommand: Command = {
     const model = await loadModel(modelPath, { threads: intFlag('threads', v.threads) });
     try {
       io.started(`calibrating on ${v.text}`);
-      const table = await calibrate(model, text, options).catch((err) => {
+      const bar = progress(io, 'calibrate', 'tokens');
+      const table = await calibrate(model, text, { ...options, onProgress: bar.onProgress }).catch((err) => {
         if (err instanceof FlashdipError && err.code === 'ERR_ABORTED')
           throw new FlashdipError('ERR_ABORTED', `interrupted: nothing written to ${out}`, { cause: err });
         throw err;
-      });
+      }).finally(() => bar.stop());
       writeThresholds(out, table);
       if (io.json) io.out(JSON.stringify({ out, ...table }) + '\n');
       else

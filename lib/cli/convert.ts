@@ -1,6 +1,7 @@
 import { convert, ConvertOptions, ConvertType } from '../convert';
 import { FlashdipError } from '../errors';
 import type { Command } from './command';
+import { progress } from './progress';
 import { intFlag, modelFlag } from './flags';
 
 export const convertCommand: Command = {
@@ -28,20 +29,14 @@ export const convertCommand: Command = {
     const args = [...positionals];
     const output = typeof v.out === 'string' ? v.out : args.pop()!;
     const input = modelFlag(v, args.shift());
-    const bar = !io.json && process.stderr.isTTY;
+    const bar = progress(io, 'convert', 'bytes');
     const options: ConvertOptions & { force: boolean } = {
       type: v.type as ConvertType | undefined,
       alignment: intFlag('align', v.align),
       force: v.force === true,
-      onProgress: bar
-        ? (done, total, name) => {
-            const w = 30, f = Math.round((w * done) / total);
-            process.stderr.write(`\r[${'#'.repeat(f)}${'.'.repeat(w - f)}] ${((100 * done) / total).toFixed(0).padStart(3)}% ${name.padEnd(32).slice(0, 32)}`);
-          }
-        : undefined,
+      onProgress: bar.onProgress,
     };
-    const r = await convert(input, output, options);
-    if (bar) process.stderr.write('\n');
+    const r = await convert(input, output, options).finally(() => bar.stop());
     if (io.json) io.out(JSON.stringify(r) + '\n');
     else io.out(`${r.output}: ${r.layers} layers, MLP rows ${r.mlpType}, ${(r.outputBytes / 2 ** 20).toFixed(1)} MiB in ${r.seconds.toFixed(1)} s\n`);
     return 0;

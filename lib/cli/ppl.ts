@@ -2,6 +2,7 @@ import { FlashdipError } from '../errors';
 import { loadModel } from '../model';
 import { perplexity, PerplexityResult } from '../perplexity';
 import type { Command } from './command';
+import { progress } from './progress';
 import { intFlag, loadLoraFlags, loadOptionsFromFlags, loraFlags, MODEL_FLAGS, modelFlag, readTextFlag } from './flags';
 
 export const pplCommand: Command = {
@@ -38,14 +39,16 @@ export const pplCommand: Command = {
     const model = await loadModel(file, loadOptionsFromFlags(v));
     let r: PerplexityResult, partial = false;
     io.started(`scoring ${v.text}`);
+    const bar = progress(io, 'ppl', 'tokens');
     try {
-      r = await perplexity(model, text, { ...options, loras: await loadLoraFlags(model, loras) });
+      r = await perplexity(model, text, { ...options, loras: await loadLoraFlags(model, loras), onProgress: bar.onProgress });
     } catch (err) {
       // Ctrl-C: the score over the windows done so far (with none done, the error stands).
       if (!(err instanceof FlashdipError && err.code === 'ERR_ABORTED' && err.partial)) throw err;
       r = err.partial as PerplexityResult;
       partial = true;
     } finally {
+      bar.stop();
       await model.dispose();
     }
     if (io.json) io.out(JSON.stringify(partial ? { ...r, partial } : r) + '\n');

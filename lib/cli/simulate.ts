@@ -3,6 +3,7 @@ import { FlashdipError } from '../errors';
 import { loadModel } from '../model';
 import { checkDevice, DEVICES, DeviceProfile, recordRun, RunTrace, simulate } from '../simulate';
 import type { Command } from './command';
+import { progress } from './progress';
 import { intFlag, loadLoraFlags, loadOptionsFromFlags, loraFlags, MODEL_FLAGS, modelFlag, readTextFlag, writableFlag, writeFlagFile } from './flags';
 
 /** A device profile by name (DEVICES) or from a JSON file. */
@@ -61,13 +62,16 @@ export const simulateCommand: Command = {
       let trace: RunTrace, partial = false;
       const withLoras = { ...options, loras: await loadLoraFlags(model, loras) };
       io.started(`running ${v.text}`);
+      const bar = progress(io, 'simulate', 'tokens');
       try {
-        trace = await recordRun(model, text, withLoras);
+        trace = await recordRun(model, text, { ...withLoras, onProgress: bar.onProgress });
       } catch (err) {
         // Ctrl-C: the result over the windows run so far (with none run, the error stands).
         if (!(err instanceof FlashdipError && err.code === 'ERR_ABORTED' && err.partial)) throw err;
         trace = err.partial as RunTrace;
         partial = true;
+      } finally {
+        bar.stop();
       }
       const r = simulate(trace, dev);
       if (typeof v.trace === 'string') {

@@ -5,6 +5,7 @@ import { sweep, sweepCsv, SweepRow, sweepSvg } from '../sweep';
 import { readThresholds } from '../thresholds';
 import type { Command } from './command';
 import { bytesFlag, intFlag, modelFlag, numberFlag, readableFlag, readTextFlag, requiredFlag, writableFlag, writeFlagFile } from './flags';
+import { progress } from './progress';
 import { DEVICE_FLAG, deviceFlag } from './simulate';
 
 // A comma-separated flag; an empty list given is an error (absent: the default).
@@ -64,17 +65,21 @@ export const sweepCommand: Command = {
     writableFlag('out', `${prefix}.svg`);
     let rows: SweepRow[], partial = false;
     io.started(`sweeping over ${v.text}`);
+    const bar = progress(io, 'sweep', 'tokens');
     try {
       rows = await sweep(file, text, {
         methods: methods as SparseMethod[], densities, budgets, device, thresholds, signal: io.signal,
         ctx: intFlag('ctx', v.ctx) ?? 256, maxTokens: intFlag('max-tokens', v['max-tokens']), gamma: numberFlag('gamma', v.gamma),
-        onRow: io.json ? undefined : (r) => io.err(`${r.method} density ${r.density} budget ${r.budget ?? 'none'}: ppl ${r.ppl.toFixed(3)}, ${r.tokensPerSecond.toFixed(1)} tok/s\n`),
+        onProgress: bar.onProgress,
+        onRow: io.json ? undefined : (r) => bar.log(`${r.method} density ${r.density} budget ${r.budget ?? 'none'}: ppl ${r.ppl.toFixed(3)}, ${r.tokensPerSecond.toFixed(1)} tok/s\n`),
       });
     } catch (err) {
       // Ctrl-C: the finished rows are still written.
       if (!(err instanceof FlashdipError && err.code === 'ERR_ABORTED' && Array.isArray(err.partial))) throw err;
       rows = err.partial as SweepRow[];
       partial = true;
+    } finally {
+      bar.stop();
     }
     writeFlagFile('out', `${prefix}.csv`, sweepCsv(rows));
     writeFlagFile('out', `${prefix}.svg`, sweepSvg(rows, `${file} on ${v.text} (${device.name})`));
