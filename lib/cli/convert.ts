@@ -22,6 +22,9 @@ export const convertCommand: Command = {
     'flashdip convert model.gguf model.dip.gguf',
     'flashdip convert --model model.gguf -o model.dip.gguf --type q8_0 --force',
   ],
+  // Ctrl-C: convert stops after the tensor being written, removes its temporary file and leaves OUT as
+  // it was (absent, or the old file with --force); it says so and exits 130.
+  interruptible: true,
   async run(v, positionals, io) {
     // IN OUT as arguments, or --model IN and --out OUT, or --model IN OUT.
     const given = positionals.length + (typeof v.model === 'string' ? 1 : 0) + (typeof v.out === 'string' ? 1 : 0);
@@ -30,13 +33,19 @@ export const convertCommand: Command = {
     const output = typeof v.out === 'string' ? v.out : args.pop()!;
     const input = modelFlag(v, args.shift());
     const bar = progress(io, 'convert', 'bytes');
-    const options: ConvertOptions & { force: boolean } = {
+    const options: ConvertOptions = {
       type: v.type as ConvertType | undefined,
       alignment: intFlag('align', v.align),
       force: v.force === true,
       onProgress: bar.onProgress,
+      signal: io.signal,
     };
-    const r = await convert(input, output, options).finally(() => bar.stop());
+    io.started(`converting ${input}`);
+    const r = await convert(input, output, options).catch((err) => {
+      if (err instanceof FlashdipError && err.code === 'ERR_ABORTED')
+        throw new FlashdipError('ERR_ABORTED', `interrupted: ${output} left as it was`, { cause: err });
+      throw err;
+    }).finally(() => bar.stop());
     if (io.json) io.out(JSON.stringify(r) + '\n');
     else io.out(`${r.output}: ${r.layers} layers, MLP rows ${r.mlpType}, ${(r.outputBytes / 2 ** 20).toFixed(1)} MiB in ${r.seconds.toFixed(1)} s\n`);
     return 0;
