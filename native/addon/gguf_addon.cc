@@ -126,30 +126,23 @@ Napi::Value ReadGguf(const Napi::CallbackInfo& info) {
 
 // readGgufAsync(path): the same, with the open, mapping and validation on a worker thread so the
 // event loop never waits on the file; only the conversion to JS values runs on the main thread.
-class ReadWorker : public Napi::AsyncWorker {
+class ReadWorker : public SafeWorker {
  public:
-  ReadWorker(Napi::Env env, std::string path)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
+  ReadWorker(Napi::Env env, std::string path) : SafeWorker(env), path_(std::move(path)) {}
   void Execute() override {
     err_.run([&] { file_ = fd::GgufFile::open(path_); });
   }
-  void OnOK() override {
-    Napi::Env env = Env();
-    if (err_.set) return deferred_.Reject(err_.value(env));
-    try {
-      deferred_.Resolve(guard(env, [&] {
-        Napi::Object out = header_to_js(env, *file_);
-        file_->check_unchanged();
-        return out;
-      }));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
-  }
 
  private:
-  Napi::Promise::Deferred deferred_;
+  void Settle(Napi::Env env) override {
+    if (err_.set) return deferred_.Reject(err_.value(env));
+    deferred_.Resolve(guard(env, [&] {
+      Napi::Object out = header_to_js(env, *file_);
+      file_->check_unchanged();
+      return out;
+    }));
+  }
+
   std::string path_;
   std::unique_ptr<fd::GgufFile> file_;
   CapturedError err_;

@@ -35,41 +35,6 @@ void adjust_external(Napi::Env env, int64_t delta) {
   if (delta != 0) napi_adjust_external_memory(env, delta, &ignored);
 }
 
-// An AsyncWorker settling a promise. Completion after the environment started tearing down (a
-// terminated worker_thread) is a no-op: node-addon-api's own OnWorkComplete turns the failed
-// resolve into a C++ exception it cannot throw, and the process aborts.
-class SafeWorker : public Napi::AsyncWorker {
- public:
-  Napi::Promise promise() { return deferred_.Promise(); }
-
- protected:
-  explicit SafeWorker(Napi::Env env) : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)) {}
-  // Bookkeeping that calls no JS; runs on the main thread whatever state the environment is in.
-  virtual void Finish(Napi::Env env) {}
-  // Resolves or rejects deferred_; may throw Napi::Error.
-  virtual void Settle(Napi::Env env) = 0;
-
-  void OnWorkComplete(Napi::Env env, napi_status status) override {
-    Finish(env);
-    if (status != napi_cancelled) {
-      try {
-        Settle(env);
-      } catch (const Napi::Error& e) {
-        // A live environment gets the error; a dying one cannot run JS and nothing waits for it.
-        try {
-          deferred_.Reject(e.Value());
-        } catch (...) {
-        }
-      } catch (...) {
-      }
-    }
-    Destroy();
-  }
-  void OnOK() override {}
-
-  Napi::Promise::Deferred deferred_;
-};
-
 class NativeModel : public Napi::ObjectWrap<NativeModel> {
  public:
   static Napi::Function Init(Napi::Env env);
