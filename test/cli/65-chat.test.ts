@@ -9,7 +9,7 @@ import * as path from 'path';
 import { loadModel } from '../../lib';
 import { makeModel } from '../../scripts/make-model';
 import { SHARED, STORIES, tmpFile } from '../helpers';
-import { BIN, cli } from './cli';
+import { BIN, cli, onTerminalArgs } from './cli';
 
 const PHI3_VOCAB = path.join(SHARED, 'tokenizer/vocab/ggml-vocab-phi-3.gguf');
 
@@ -27,9 +27,7 @@ class Terminal {
   readonly done: Promise<number | null>;
 
   constructor(args: string[]) {
-    const command = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
-    // -q quiet, -f flush at once, -e the child's exit status, -c the command; no typescript file.
-    this.child = spawn('script', ['-qfec', command, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn('script', onTerminalArgs(args), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stdout!.setEncoding('utf8').on('data', (s: string) => (this.output += s));
     this.child.stderr!.setEncoding('utf8').on('data', (s: string) => (this.output += s));
     this.done = new Promise((resolve) => this.child.on('close', (status) => resolve(status)));

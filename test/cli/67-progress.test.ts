@@ -4,16 +4,14 @@ import * as assert from 'assert';
 import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { SHARED, STORIES, tmpFile } from '../helpers';
-import { BIN, cli } from './cli';
+import { cli, onTerminalArgs } from './cli';
 
 const TEXT = path.join(SHARED, 'text', 'tinystories-sample.txt');
 const BAR = /ppl \[[█░]+\] +\d+% \| \d+\/\d+ tokens \| ETA /;
 
 // Runs the CLI on a pseudo-terminal: stdout and stderr both arrive in the result's stdout.
 function onTerminal(...args: string[]): { status: number | null; output: string } {
-  const command = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-  // -q quiet, -f flush at once, -e the child's exit status, -c the command; no typescript file.
-  const r = spawnSync('script', ['-qfec', command, '/dev/null'], { encoding: 'utf8', timeout: 120000 });
+  const r = spawnSync('script', onTerminalArgs(args), { encoding: 'utf8', timeout: 120000 });
   return { status: r.status, output: r.stdout };
 }
 

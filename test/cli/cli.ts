@@ -18,6 +18,17 @@ export function cli(...args: string[]): CliResult {
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * The arguments of util-linux `script` that run `flashdip ARGS` on a pseudo-terminal: -q quiet, -f
+ * flush at once, -e the child's exit status, -c the command, no typescript file. `exec`: script runs
+ * the command with $SHELL -c, and a shell that stays (dash does) gets the terminal's SIGINT too and
+ * exits 130 after its child, whatever the child's own status.
+ */
+export function onTerminalArgs(args: string[]): string[] {
+  const command = [process.execPath, BIN, ...args].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ');
+  return ['-qfec', `exec ${command}`, '/dev/null'];
+}
+
 /** A CLI process running in the background, its output collected as it comes. */
 export class Running {
   readonly child: ChildProcess;
