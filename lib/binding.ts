@@ -49,6 +49,8 @@ export interface NativeContext {
   eval(tokens: Int32Array, allLogits: boolean, out: Float32Array): Promise<void>;
   truncate(n: number): void;
   nPast(): number;
+  /** What the context counts in its model's memoryBudget: the KV cache as reserved and its scratch buffers. */
+  bytes(): { kv: number; scratch: number };
   /** MLP column-unit counts per layer; `reset` clears them after reading. */
   stats(reset: boolean): NativeSparsityStats;
   /** Score histograms per layer and mask, of a context made with `histograms: 1`; else null. */
@@ -104,11 +106,39 @@ export interface NativeModel {
   info(): NativeModelInfo;
   createContext(options: {
     contextSize?: number; kvType?: number; batchSize?: number; threads?: number; sparsity?: Record<string, number | Float32Array>;
-    record?: number; histograms?: number;
+    record?: number; histograms?: number; loraBytes?: number;
   }): NativeContext;
+  /** Under a memoryBudget: the column store the model's sessions share (once, before any session). */
+  setBudget(options: { budget: number; policy: number; dropPages: number }): void;
+  /** The file's byte split and, with a budget, how it is shared (native/include/flashdip/column_store.h). */
+  memory(): NativeMemory;
   /** A LoRA adapter checked against this model and copied into DRAM. */
   loadLora(path: string): Promise<NativeLora>;
   dispose(): void;
+}
+
+/** The model file's bytes by what a budget does with them. */
+export interface ByteSplit {
+  /** MLP weights: what DIP prunes and the column cache holds. */
+  mlp: number;
+  /** Everything else in the file that is kept in DRAM. */
+  static: number;
+  /**
+   * The token embedding table when it is read one row per token from the file instead (a converted,
+   * untied model under a budget): not in DRAM, not part of static.
+   */
+  streamed: number;
+  /** The largest layer's MLP: the store's streaming buffer can need this much. */
+  mlpLayer: number;
+}
+
+export interface NativeMemory {
+  bytes: ByteSplit;
+  budget?: {
+    budget: number; adapters: number; sessions: number; kv: number; scratch: number; cacheBytes: number; cacheFraction: number;
+    hits: number; misses: number; ioBytes: number; ioGapBytes: number; ioReads: number; ioSeconds: number; ioEngine: string;
+    policy: number; dropPages: boolean;
+  };
 }
 
 export interface NativeKernels {

@@ -1,11 +1,11 @@
 // Model: a loaded GGUF file, its tokenizer, and the sessions that share it.
-import { getBinding, NativeModel, NativeModelInfo } from './binding';
+import { ByteSplit, getBinding, NativeModel, NativeModelInfo } from './binding';
 import { applyChatTemplate, Chat, ChatOptions, ChatTemplateOptions, tokenizeChat } from './chat';
 import type { ChatMessage } from './chat-template';
 import { FlashdipError, fromNative } from './errors';
 import { readGgufAsync } from './gguf';
 import { checkInt, checkKeys, checkObject } from './options';
-import { ByteSplit, CacheOptions, parseBudget, ResolvedSparsity, resolveSparsity, SparsityOptions, splitBytes } from './sparsity';
+import { CacheOptions, parseBudget, POLICY_IDS, ResolvedSparsity, resolveSparsity, SparsityOptions } from './sparsity';
 import { checkLoraScale, LoraAdapter } from './lora';
 import { Session, SessionOptions } from './session';
 import { checkTableShape } from './thresholds';
@@ -14,7 +14,11 @@ import { Tokenizer, tokenizerSpecFromMetadata } from './tokenizer';
 export interface LoadOptions {
   /** Compute threads; default: one per core (small work still runs on one). */
   threads?: number;
-  /** DRAM budget in bytes or as a string ('2GiB'); default: everything in DRAM. */
+  /**
+   * DRAM budget in bytes or as a string ('2GiB'); default: everything in DRAM. One budget for the
+   * model: its static weights, the column caches (shared by all its sessions) and every session's KV
+   * cache and scratch, counted when the session is made (see createSession and memory()).
+   */
   memoryBudget?: number | string;
   /** MLP sparsity: method ('dense' by default), density, gamma... (see SparsityOptions). */
   sparsity?: SparsityOptions;
@@ -52,15 +56,15 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   } catch (err) {
     throw fromNative(err, callSite);
   }
-  if (sparsity.thresholds) {
-    try {
-      checkTableShape('sparsity.thresholds', sparsity.thresholds, native.info());
-    } catch (err) {
-      native.dispose();
-      throw err;
-    }
+  try {
+    if (sparsity.thresholds) checkTableShape('sparsity.thresholds', sparsity.thresholds, native.info());
+    if (memoryBudget !== undefined)
+      native.setBudget({ budget: memoryBudget, policy: POLICY_IDS[sparsity.policy], dropPages: sparsity.dropPageCache ? 1 : 0 });
+  } catch (err) {
+    native.dispose();
+    throw fromNative(err, callSite);
   }
-  return new Model(path, native, tokenizer, { sparsity, memoryBudget, bytes: splitBytes(header) });
+  return new Model(path, native, tokenizer, { sparsity, memoryBudget, bytes: native.memory().bytes });
 }
 
 /** @internal what sessions inherit from loadModel's options. */
@@ -68,6 +72,39 @@ export interface ModelDefaults {
   sparsity: ResolvedSparsity;
   memoryBudget: number | undefined;
   bytes: ByteSplit;
+}
+
+/** How a model uses DRAM (model.memory()). */
+export interface ModelMemory {
+  /** The file's bytes by what a budget does with them (the engine's split). */
+  bytes: ByteSplit;
+  /**
+   * Under a memoryBudget, how the model's one budget is shared; per model, over all its sessions:
+   * static (bytes.static) + streaming buffer (bytes.mlpLayer) + adapters + the sessions' KV caches
+   * and scratch + the column cache = the budget (the cache takes what is left, up to bytes.mlp). The
+   * cache counts and reads are totals over every session of the model since it was loaded.
+   */
+  budget?: {
+    budget: number;
+    /** LoRA adapters, reserved once for the model (the largest any live session was made with). */
+    adapters: number;
+    /** Live sessions and what they hold, summed: KV caches as reserved (contextSize positions) and scratch. */
+    sessions: number;
+    kvCache: number;
+    scratch: number;
+    /** What is left for the column cache, and the fraction of every MLP matrix it holds (from the next evaluation on). */
+    cacheBytes: number;
+    cacheFraction: number;
+    /** MLP column units used by every session, found in the shared cache (hits) or read (misses). */
+    hits: number;
+    misses: number;
+    /** Reads from the column store, every session: row bytes, gap bytes, requests, seconds. */
+    storeBytes: number;
+    storeGapBytes: number;
+    storeReads: number;
+    storeReadSeconds: number;
+    ioEngine: string;
+  };
 }
 
 export class Model {
@@ -99,11 +136,38 @@ export class Model {
     return this.native === undefined;
   }
 
+  /**
+   * A new sequence over this model. Under a memoryBudget its KV cache (contextSize positions, as
+   * reserved) and scratch are counted in the model's one budget now, and the column cache shared by
+   * the model's sessions shrinks to make room (from the next evaluation on, emptied then); a session
+   * that does not fit gets ERR_BUDGET_TOO_SMALL saying what it needs and what is left. The sessions
+   * of a model evaluate one at a time (a per-model lock): sessions generating at once interleave,
+   * each waiting for the others' forward passes.
+   */
   createSession(options: SessionOptions = {}): Session {
     const native = this.alive();
     const session = new Session(this, native, options, () => this.sessions.delete(session));
     this.sessions.add(session);
     return session;
+  }
+
+  /**
+   * How the model uses DRAM: the file's split and, under a memoryBudget, how the one budget is shared
+   * by the sessions (each counted when made; ERR_BUDGET_TOO_SMALL for one that does not fit).
+   */
+  memory(): ModelMemory {
+    const m = this.alive().memory();
+    const b = m.budget;
+    return {
+      bytes: m.bytes,
+      ...(b ? {
+        budget: {
+          budget: b.budget, adapters: b.adapters, sessions: b.sessions, kvCache: b.kv, scratch: b.scratch, cacheBytes: b.cacheBytes,
+          cacheFraction: b.cacheFraction, hits: b.hits, misses: b.misses, storeBytes: b.ioBytes, storeGapBytes: b.ioGapBytes,
+          storeReads: b.ioReads, storeReadSeconds: b.ioSeconds, ioEngine: b.ioEngine,
+        },
+      } : {}),
+    };
   }
 
   /**

@@ -6,7 +6,7 @@ import { FlashdipError, fromNative, invalidArgument } from './errors';
 import type { Model } from './model';
 import { checkEnum, checkInt, checkKeys, checkNumber, checkObject } from './options';
 import { Sampler, SamplerOptions } from './sampler';
-import { CacheOptions, cacheFraction, mlpDensity, nativeSparsity, ResolvedSparsity, resolveSparsity, SparsityOptions } from './sparsity';
+import { CacheOptions, mlpDensity, nativeSparsity, ResolvedSparsity, resolveSparsity, SparsityOptions } from './sparsity';
 import { checkTableShape } from './thresholds';
 import type { RunTrace } from './simulate';
 import { TokenType } from './tokenizer';
@@ -35,6 +35,10 @@ export interface SessionOptions {
   record?: boolean;
   /** Overrides the model's sparsity for this session. */
   sparsity?: SparsityOptions;
+  /**
+   * Under a memoryBudget the column cache is the model's, shared by its sessions: its options are
+   * loadModel's, and a session may only repeat them (ERR_INVALID_ARGUMENT otherwise).
+   */
   cache?: CacheOptions;
   /**
    * LoRA adapters (model.loadLora) applied to every matrix they target, with their scales. Under a
@@ -72,7 +76,12 @@ export interface SessionStats {
   decodeTokensPerSecond: number;
   /** Resident set size of the process (what the OS counts), in bytes. */
   residentBytes: number;
-  /** MLP sparsity and the column cache, over the tokens since the session started (or was reset). */
+  /**
+   * MLP sparsity and the column cache, over this session's tokens since it started (or was reset):
+   * the hits, misses and reads are those of this session's masks. Under a memoryBudget the cache is
+   * the model's, shared by its sessions (model.memory() has the totals over all of them), so a
+   * session's hits depend on what the others read; cacheFraction is the model's, as of now.
+   */
   sparsity: {
     method: string;
     keepX: number;
@@ -132,8 +141,16 @@ export class Session {
   readonly contextSize: number;
   readonly sparsity: ResolvedSparsity;
   readonly kvType: 'f16' | 'f32';
-  /** Fraction of every MLP matrix the DRAM column cache holds (1 without a budget). */
-  readonly cacheFraction: number;
+  /**
+   * Fraction of every MLP matrix the DRAM column cache holds (1 without a budget). Under a budget the
+   * cache is the model's: the fraction shrinks as sessions are made and grows as they are disposed
+   * (a disposed session keeps the value it had last).
+   */
+  get cacheFraction(): number {
+    if (this.native && !this.model.disposed) this.lastFraction = this.model.memory().budget?.cacheFraction ?? 1;
+    return this.lastFraction;
+  }
+  private lastFraction = 1;
   private native: NativeContext | undefined;
   private readonly onDispose: () => void;
   private readonly seed: number;
@@ -170,20 +187,23 @@ export class Session {
     const threads = checkInt('threads', o.threads, 1, 256);
     this.sparsity = o.sparsity === undefined && o.cache === undefined ? model.defaults.sparsity : resolveSparsity(o.sparsity, o.cache);
     if (this.sparsity.thresholds) checkTableShape('sparsity.thresholds', this.sparsity.thresholds, model.info);
-    const info = model.info;
-    const kvBytes = 2 * info.layers * this.contextSize * info.kvHeads * info.headDim * (kv === 'f16' ? 2 : 4);
     const loras = resolveLoras('loras', o.loras, model);
     const budgeted = model.defaults.memoryBudget !== undefined;
+    if (budgeted && o.cache !== undefined) {
+      const d = model.defaults.sparsity;
+      if (this.sparsity.policy !== d.policy || this.sparsity.dropPageCache !== d.dropPageCache)
+        throw invalidArgument('cache', 'under a memoryBudget the column cache is the model\'s, shared by its sessions: give its options to loadModel');
+    }
     this.loraReserve = budgeted ? model.loraBytes() : Infinity;
-    this.cacheFraction = cacheFraction(model.defaults.memoryBudget, model.defaults.bytes, kvBytes, budgeted ? this.loraReserve : 0);
     this.model = model;
     this.onDispose = onDispose;
     try {
       this.native = nativeModel.createContext({
         contextSize: this.contextSize, kvType: KV_TYPES[kv], batchSize, threads,
-        sparsity: nativeSparsity(this.sparsity, this.cacheFraction, model.defaults.memoryBudget !== undefined),
+        sparsity: nativeSparsity(this.sparsity),
         record: o.record === true ? 1 : 0,
         histograms: o.histograms === true ? 1 : 0,
+        loraBytes: budgeted ? this.loraReserve : 0,
       });
       if (loras.specs.length) this.native.setLoras(loras.specs);
     } catch (err) {
@@ -415,9 +435,9 @@ export class Session {
    * layer, the MLP column units found in DRAM and read from flash, with what the simulator needs.
    */
   trace(): RunTrace {
-    const st = this.alive().stats(false);
+    const native = this.alive();
+    const st = native.stats(false);
     const info = this.model.info;
-    const kvElem = this.kvType === 'f16' ? 2 : 4;
     const tokens = st.tokens;
     return {
       layers: info.layers,
@@ -425,7 +445,7 @@ export class Session {
       ugUnitBytes: st.ugUnitBytes,
       downUnitBytes: st.downUnitBytes,
       staticBytes: this.model.defaults.bytes.static,
-      kvBytesPerPosition: 2 * info.layers * info.kvHeads * info.headDim * kvElem,
+      kvBytesPerPosition: native.bytes().kv / this.contextSize,
       averageLength: tokens > 0 ? (tokens + 1) / 2 : 0,
       units: { ug: info.dim, down: info.ffn },
       cacheFraction: this.cacheFraction,
@@ -497,6 +517,7 @@ export class Session {
 
   async dispose(): Promise<void> {
     if (!this.native) return;
+    this.lastFraction = this.cacheFraction;  // what a disposed session reports
     this.native.dispose();
     this.native = undefined;
     this.onDispose();

@@ -1,7 +1,8 @@
-// Sparsity and cache options (PAPER.md): validation, the optimized DIP density split, and the
-// memory budget turned into the cached fraction of every MLP matrix.
-import { FlashdipError, invalidArgument } from './errors';
-import type { GgufHeader } from './binding';
+// Sparsity and cache options (PAPER.md): validation and the optimized DIP density split. The memory
+// budget's arithmetic (static weights, KV caches, the cached fraction of every MLP matrix) is native:
+// native/include/flashdip/column_store.h, reported by model.memory().
+import { invalidArgument } from './errors';
+import type { ByteSplit, GgufHeader } from './binding';
 import { checkEnum, checkInt, checkKeys, checkNumber, checkObject, parseBytes } from './options';
 import { readThresholds, tableServes, ThresholdTable } from './thresholds';
 
@@ -46,7 +47,7 @@ export interface CacheOptions {
 
 export const METHODS: readonly SparseMethod[] = ['dense', 'dip', 'dip-ca', 'glu', 'gate', 'up'];
 const METHOD_IDS: Record<SparseMethod, number> = { dense: 0, dip: 1, 'dip-ca': 2, glu: 3, gate: 4, up: 5 };
-const POLICY_IDS: Record<CachePolicy, number> = { none: 0, lru: 1, lfu: 2 };
+export const POLICY_IDS: Record<CachePolicy, number> = { none: 0, lru: 1, lfu: 2 };
 
 export interface ResolvedSparsity {
   method: SparseMethod;
@@ -133,20 +134,12 @@ function checkDensity(name: string, v: unknown): number {
 // The MLP weights in either layout (phi3's fused ffn_up included; the DIP layout's row tensors).
 export const MLP_TENSOR = /^blk\.\d+\.ffn_(gate|up|down|gate_up)(\.dip)?\.weight$/;
 
-export interface ByteSplit {
-  /** MLP weights: what DIP prunes and the column cache holds. */
-  mlp: number;
-  /** Everything else in the file that is kept in DRAM. */
-  static: number;
-  /**
-   * The token embedding table when it is read one row per token from the file instead (a converted,
-   * untied model under a budget): not in DRAM, not part of static.
-   */
-  streamed: number;
-  /** The largest layer's MLP: the store's streaming buffer can need this much. */
-  mlpLayer: number;
-}
+export type { ByteSplit };
 
+/**
+ * The split of a file's header, for tools that read the header only (inspect). A loaded model reports
+ * the engine's own (model.memory().bytes), which counts the embedding as streamed only under a budget.
+ */
 export function splitBytes(header: GgufHeader): ByteSplit {
   let mlp = 0, all = 0;
   const perLayer = new Map<string, number>();
@@ -164,32 +157,15 @@ export function splitBytes(header: GgufHeader): ByteSplit {
   return { mlp, static: all - mlp - streamed, streamed, mlpLayer: Math.max(0, ...perLayer.values()) };
 }
 
-/**
- * The fraction of every MLP matrix the DRAM cache holds under a budget: static weights and the KV
- * cache come first, the rest is split uniformly over the MLP caches (PAPER.md).
- */
-export function cacheFraction(budget: number | undefined, bytes: ByteSplit, kvBytes: number, loraBytes = 0): number {
-  if (budget === undefined) return 1;
-  const fixed = bytes.static + kvBytes + bytes.mlpLayer + loraBytes;
-  if (budget < fixed)
-    throw new FlashdipError('ERR_BUDGET_TOO_SMALL',
-      `memoryBudget ${budget} bytes is below what the static weights, the KV cache and one layer's streaming ` +
-        `buffer need: at least ${fixed} bytes (${bytes.static} static + ${kvBytes} KV cache + ${bytes.mlpLayer} buffer` +
-        (loraBytes ? ` + ${loraBytes} LoRA adapters` : '') + ')');
-  return bytes.mlp === 0 ? 1 : Math.min(1, (budget - fixed) / bytes.mlp);
-}
-
 export function parseBudget(v: unknown): number | undefined {
   return parseBytes('memoryBudget', v);
 }
 
 /** The plain object the native context takes. */
-export function nativeSparsity(s: ResolvedSparsity, fraction: number, budgeted: boolean): Record<string, number | Float32Array> {
+export function nativeSparsity(s: ResolvedSparsity): Record<string, number | Float32Array> {
   return {
-    budgeted: budgeted ? 1 : 0,
-    dropPages: s.dropPageCache ? 1 : 0,
     method: METHOD_IDS[s.method], keepX: s.keepX, keepH: s.keepH, gamma: s.gamma, fixedTopN: s.fixedTopN, readBlock: s.readBlock, readCover: s.readCover,
-    warmup: s.warmup ? 1 : 0, alphaBlend: s.alphaBlend ? 1 : 0, policy: POLICY_IDS[s.policy], cacheFraction: fraction,
+    warmup: s.warmup ? 1 : 0, alphaBlend: s.alphaBlend ? 1 : 0,
     ...(s.thresholds?.thresholds.x ? { thresholdsX: Float32Array.from(s.thresholds.thresholds.x) } : {}),
     ...(s.thresholds ? { thresholdsH: Float32Array.from(s.thresholds.thresholds.h) } : {}),
   };

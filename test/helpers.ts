@@ -102,3 +102,18 @@ export async function collect(it: AsyncIterable<{ text: string; token: number }>
   }
   return { text, tokens };
 }
+
+/**
+ * The scratch buffers one session of `file` counts in a memoryBudget (besides its KV cache), as the
+ * engine reports it (model.memory()): tests whose budgets leave the MLP cache a given share add it.
+ */
+export async function sessionScratch(file: string, contextSize: number): Promise<number> {
+  const { loadModel } = await import('../lib');
+  const m = await loadModel(file, { memoryBudget: 1e12 });
+  try {
+    m.createSession({ contextSize });
+    return m.memory().budget!.scratch;
+  } finally {
+    await m.dispose();
+  }
+}

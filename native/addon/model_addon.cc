@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common.h"
+#include "flashdip/column_store.h"
 #include "flashdip/model.h"
 #include "flashdip/types.h"
 
@@ -55,6 +56,8 @@ class NativeModel : public Napi::ObjectWrap<NativeModel> {
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value CreateContext(const Napi::CallbackInfo& info);
   Napi::Value LoadLora(const Napi::CallbackInfo& info);
+  Napi::Value SetBudget(const Napi::CallbackInfo& info);
+  Napi::Value Memory(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     release(info.Env());
     return info.Env().Undefined();
@@ -99,6 +102,15 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
   Napi::Value Eval(const Napi::CallbackInfo& info);
   Napi::Value Truncate(const Napi::CallbackInfo& info);
   Napi::Value SetLoras(const Napi::CallbackInfo& info);
+  // What the context counts in the model's budget.
+  Napi::Value Bytes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!ctx_) throw make_error(env, "ERR_DISPOSED", "the session has been disposed");
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("kv", static_cast<double>(ctx_->kv_bytes()));
+    o.Set("scratch", static_cast<double>(ctx_->scratch_bytes()));
+    return o;
+  }
   Napi::Value NPast(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), ctx_ ? static_cast<double>(ctx_->n_past()) : 0);
   }
@@ -265,6 +277,8 @@ Napi::Function NativeModel::Init(Napi::Env env) {
                      {InstanceMethod("info", &NativeModel::Info),
                       InstanceMethod("createContext", &NativeModel::CreateContext),
                       InstanceMethod("loadLora", &NativeModel::LoadLora),
+                      InstanceMethod("setBudget", &NativeModel::SetBudget),
+                      InstanceMethod("memory", &NativeModel::Memory),
                       InstanceMethod("dispose", &NativeModel::Dispose)});
 }
 
@@ -331,15 +345,11 @@ Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
     c.read_cover = opt_number(sp, "readCover", 1);
     c.warmup = opt_number(sp, "warmup", 1) != 0;
     c.alpha_blend = opt_number(sp, "alphaBlend", 0) != 0;
-    c.policy = static_cast<fd::CachePolicyKind>(static_cast<int>(opt_number(sp, "policy", 2)));
-    check(static_cast<int>(c.policy) >= 0 && static_cast<int>(c.policy) <= 2, env, "cache policy is unknown");
-    c.cache_fraction = opt_number(sp, "cacheFraction", 1);
-    c.budgeted = opt_number(sp, "budgeted", 0) != 0;
-    c.drop_pages = opt_number(sp, "dropPages", 1) != 0;
     c.thr_x = opt_floats(sp, "thresholdsX");
     c.thr_h = opt_floats(sp, "thresholdsH");
   }
   co.histograms = opt_number(o, "histograms", 0) != 0;
+  co.adapter_bytes = static_cast<size_t>(opt_number(o, "loraBytes", 0));
   return guard(env, [&]() -> Napi::Value {
     std::shared_ptr<fd::Context> ctx = std::make_shared<fd::Context>(*m, co);
     Napi::Object obj = ctors(env).context.New({});
@@ -348,11 +358,63 @@ Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
   });
 }
 
+// setBudget({ budget, policy, dropPages }): the column store the model's sessions share (once, before any session).
+Napi::Value NativeModel::SetBudget(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<fd::Model> m = model(env);
+  check(info.Length() > 0 && info[0].IsObject(), env, "setBudget(options)");
+  Napi::Object o = info[0].As<Napi::Object>();
+  fd::StoreOptions so;
+  so.budget = opt_number(o, "budget", 0);
+  so.policy = static_cast<fd::CachePolicyKind>(static_cast<int>(opt_number(o, "policy", 2)));
+  check(static_cast<int>(so.policy) >= 0 && static_cast<int>(so.policy) <= 2, env, "cache policy is unknown");
+  so.drop_pages = opt_number(o, "dropPages", 1) != 0;
+  guard(env, [&] { m->set_budget(so); });
+  return env.Undefined();
+}
+
+// The file's byte split and, under a budget, how the budget is shared (fd::BudgetReport).
+Napi::Value NativeModel::Memory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::shared_ptr<fd::Model> m = model(env);
+  fd::ColumnStore* store = m->store();
+  const fd::ByteSplit b = fd::split_bytes(*m, store != nullptr);
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Object bytes = Napi::Object::New(env);
+  bytes.Set("mlp", static_cast<double>(b.mlp));
+  bytes.Set("static", static_cast<double>(b.fixed));
+  bytes.Set("streamed", static_cast<double>(b.streamed));
+  bytes.Set("mlpLayer", static_cast<double>(b.mlp_layer));
+  o.Set("bytes", bytes);
+  if (!store) return o;
+  const fd::BudgetReport r = store->report();
+  Napi::Object bo = Napi::Object::New(env);
+  bo.Set("budget", r.budget);
+  bo.Set("adapters", static_cast<double>(r.adapters));
+  bo.Set("sessions", static_cast<double>(r.sessions));
+  bo.Set("kv", static_cast<double>(r.kv));
+  bo.Set("scratch", static_cast<double>(r.scratch));
+  bo.Set("cacheBytes", r.cache_bytes);
+  bo.Set("cacheFraction", r.cache_fraction);
+  bo.Set("hits", static_cast<double>(r.hits));
+  bo.Set("misses", static_cast<double>(r.misses));
+  bo.Set("ioBytes", static_cast<double>(r.io.bytes_read));
+  bo.Set("ioGapBytes", static_cast<double>(r.io.gap_bytes));
+  bo.Set("ioReads", static_cast<double>(r.io.reads));
+  bo.Set("ioSeconds", r.io.seconds);
+  bo.Set("ioEngine", store->io_engine());
+  bo.Set("policy", static_cast<double>(static_cast<int>(store->options().policy)));
+  bo.Set("dropPages", store->options().drop_pages);
+  o.Set("budget", bo);
+  return o;
+}
+
 Napi::Function NativeContext::Init(Napi::Env env) {
   return DefineClass(env, "NativeContext",
                      {InstanceMethod("eval", &NativeContext::Eval),
                       InstanceMethod("truncate", &NativeContext::Truncate),
                       InstanceMethod("nPast", &NativeContext::NPast),
+                      InstanceMethod("bytes", &NativeContext::Bytes),
                       InstanceMethod("stats", &NativeContext::Stats),
                       InstanceMethod("histograms", &NativeContext::Histograms),
                       InstanceMethod("setLoras", &NativeContext::SetLoras),

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "flashdip/column_store.h"
 #include "flashdip/error.h"
 #include "flashdip/kernels.h"
 #include "flashdip/model.h"
@@ -63,7 +64,7 @@ Context::Context(Model& model, const ContextOptions& o)
 
   sp_ = o.sparsity;
   if (!(sp_.keep_x > 0 && sp_.keep_x <= 1 && sp_.keep_h > 0 && sp_.keep_h <= 1 && sp_.gamma >= 0 && sp_.gamma <= 1 &&
-        sp_.cache_fraction >= 0 && sp_.cache_fraction <= 1 && sp_.fixed_top_n >= 0 && sp_.read_block >= 0 && sp_.read_cover >= 1))
+        sp_.fixed_top_n >= 0 && sp_.read_block >= 0 && sp_.read_cover >= 1))
     fail("ERR_INVALID_ARGUMENT", "sparsity options are out of range");
   // Columns kept per token: k = floor(keep * width), at least 1 (PAPER.md); x is pruned by DIP only.
   const bool dip = sp_.method == SparseMethod::Dip || sp_.method == SparseMethod::DipCa;
@@ -81,42 +82,24 @@ Context::Context(Model& model, const ContextOptions& o)
         if (!(v >= 0) || !std::isfinite(v)) fail("ERR_INVALID_ARGUMENT", "sparsity thresholds must be finite and >= 0");
   }
   if (o.histograms) hist_.assign(static_cast<size_t>(c.n_layers * 2 * kScoreHistBins), 0);
-  track_ = sp_.method != SparseMethod::Dense || sp_.cache_fraction < 1 || sp_.budgeted || o.record;
+  store_ = model.store();
+  track_ = sp_.method != SparseMethod::Dense || store_ || o.record;
   stats_.record = o.record;
   const int64_t widest_mlp = std::max(c.dim, c.ffn);
   mask_.resize(static_cast<size_t>(widest_mlp));
   gather_tmp_.resize(static_cast<size_t>(threads_) * 32);
   keep_.resize(static_cast<size_t>(widest_mlp));
   stats_.layers.resize(static_cast<size_t>(c.n_layers));
-  if (track_) {
+  if (track_ && !store_) {
+    // Without a budget everything is in DRAM: the caches start full and every use is a hit.
     for (int64_t l = 0; l < c.n_layers; ++l) {
-      // Without a budget everything is in DRAM: the caches start full and every use is a hit.
-      cache_ug_.emplace_back(c.dim, static_cast<int64_t>(sp_.cache_fraction * static_cast<double>(c.dim)), sp_.policy, !sp_.budgeted);
-      cache_down_.emplace_back(c.ffn, static_cast<int64_t>(sp_.cache_fraction * static_cast<double>(c.ffn)), sp_.policy, !sp_.budgeted);
+      cache_ug_.emplace_back(c.dim, c.dim, CachePolicyKind::None, true);
+      cache_down_.emplace_back(c.ffn, c.ffn, CachePolicyKind::None, true);
     }
   }
   row_ptr_.resize(static_cast<size_t>(widest_mlp));
   row_coef_.resize(static_cast<size_t>(widest_mlp));
   pending_.resize(static_cast<size_t>(widest_mlp));
-  store_ = c.dip_layout && sp_.budgeted;
-  if (store_) {
-    const GgufFile& f = model.file();
-    // Rows come without the page cache (O_DIRECT) where the file system allows it, unless the page
-    // cache was asked to keep what is read (dropPageCache: false).
-    row_file_ = std::make_unique<RowFile>(f.path(), f.fd(), sp_.drop_pages);
-    const bool direct = row_file_->direct_fd() >= 0;
-    reader_ = std::make_unique<Reader>(direct ? row_file_->direct_fd() : row_file_->fd());
-    stats_.io_engine = std::string(reader_->engine()) + (direct ? " direct" : " buffered");
-    if (model.output().data != model.token_embd().data) embd_row_.resize(model.token_embd().row_bytes);
-    auto offset = [&](const Weight& w) { return static_cast<uint64_t>(w.data - f.base()); };
-    for (int64_t l = 0; l < c.n_layers; ++l) {
-      const LayerWeights& L = model.layer(l);
-      rc_ug_.emplace_back(reader_.get(), row_file_->fd(), direct, offset(L.dip_gate_up), L.dip_gate_up.row_bytes, c.dim,
-                          cache_ug_[l].capacity(), sp_.drop_pages);
-      rc_down_.emplace_back(reader_.get(), row_file_->fd(), direct, offset(L.dip_down), L.dip_down.row_bytes, c.ffn,
-                            cache_down_[l].capacity(), sp_.drop_pages);
-    }
-  }
   // Bytes per unit as stored in this file, averaged over the layers.
   double ug = 0, down = 0;
   for (int64_t l = 0; l < c.n_layers; ++l) {
@@ -136,6 +119,26 @@ Context::Context(Model& model, const ContextOptions& o)
     block_cols_[1] = static_cast<int64_t>(sp_.read_block / stats_.down_unit_bytes);
   }
   published_ = stats_;
+  scratch_bytes_ = xq_.size() + mask_.size() * sizeof(int32_t) + keep_.size() + pending_.size() +
+                   row_ptr_.size() * sizeof(void*) + hist_.size() * sizeof(uint64_t) +
+                   sizeof(float) * (x_.size() + xn_.size() + q_.size() + k_.size() + v_.size() + att_out_.size() + gate_.size() +
+                                    up_.size() + att_scores_.size() + rope_cos_.size() + rope_sin_.size() + row_coef_.size() +
+                                    gather_tmp_.size()) +
+                   static_cast<size_t>(c.dim + c.ffn) * static_cast<size_t>(cache_ug_.size()) * 6;  // own cache states
+  if (store_) {
+    store_->join(this, {this->kv_bytes(), scratch_bytes_, o.adapter_bytes});
+    stats_.io_engine = store_->io_engine();
+    published_.io_engine = stats_.io_engine;
+  }
+}
+
+Context::~Context() {
+  if (store_) store_->leave(this);
+}
+
+CacheState& Context::cache_at(int unit, int64_t layer) {
+  if (store_) return store_->cache(unit, layer);
+  return (unit == 0 ? cache_ug_ : cache_down_)[static_cast<size_t>(layer)];
 }
 
 void Context::reset_sparsity_stats() {
@@ -155,6 +158,21 @@ void Context::reset_sparsity_stats() {
 void Context::publish_stats() {
   std::lock_guard<std::mutex> lock(stats_mu_);
   SparsityStats& p = published_;
+  if (store_) {  // the model's totals get what the batch added
+    int64_t hits = 0, misses = 0;
+    for (size_t l = 0; l < stats_.layers.size(); ++l) {
+      const LayerStats &a = stats_.layers[l], &b = p.layers[l];
+      hits += a.ug_hits + a.down_hits - b.ug_hits - b.down_hits;
+      misses += a.ug_misses + a.down_misses - b.ug_misses - b.down_misses;
+    }
+    IoStats d;
+    d.bytes_read = stats_.io.bytes_read - p.io.bytes_read;
+    d.gap_bytes = stats_.io.gap_bytes - p.io.gap_bytes;
+    d.reads = stats_.io.reads - p.io.reads;
+    d.seconds = stats_.io.seconds - p.io.seconds;
+    d.wait_seconds = stats_.io.wait_seconds - p.io.wait_seconds;
+    store_->account(hits, misses, d);
+  }
   p.tokens = stats_.tokens;
   p.io = stats_.io;
   p.layers = stats_.layers;
@@ -167,14 +185,9 @@ void Context::publish_stats() {
 }
 
 size_t Context::owned_bytes() const {
-  size_t slabs = 0;
-  for (const RowCache& rc : rc_ug_) slabs += rc.owned_bytes();
-  for (const RowCache& rc : rc_down_) slabs += rc.owned_bytes();
   const size_t kv = 2 * kv_row_bytes_ * static_cast<size_t>(kv_high_ * cfg_.n_layers);
   const size_t scores = att_scores_.size() / static_cast<size_t>(n_ctx_) * static_cast<size_t>(kv_high_);
-  return slabs + stream_.capacity() + embd_row_.size() + (reader_ ? reader_->bounce_bytes() : 0) + kv + xq_.size() +
-         sizeof(float) * (x_.size() + xn_.size() + q_.size() + k_.size() + v_.size() + att_out_.size() + gate_.size() +
-                          up_.size() + scores + rope_cos_.size() + rope_sin_.size());
+  return kv + scratch_bytes_ - sizeof(float) * (att_scores_.size() - scores);
 }
 
 int Context::threads_for(double work) const { return work < kMinParallelWork ? 1 : threads_; }
@@ -182,12 +195,8 @@ int Context::threads_for(double work) const { return work < kMinParallelWork ? 1
 void Context::truncate(int64_t n) {
   if (n < 0 || n > n_past()) fail("ERR_INVALID_ARGUMENT", "cannot truncate the context to " + std::to_string(n));
   n_past_.store(n, std::memory_order_release);
-  if (n == 0) {  // a new sequence starts with empty caches (PAPER.md)
-    for (CacheState& cs : cache_ug_) cs.reset();
-    for (CacheState& cs : cache_down_) cs.reset();
-    for (RowCache& rc : rc_ug_) rc.reset();
-    for (RowCache& rc : rc_down_) rc.reset();
-  }
+  // A new sequence starts with empty caches (PAPER.md), unless other sessions share them.
+  if (n == 0 && store_) store_->request_reset(this);
 }
 
 void Context::eval(const int32_t* tokens, int64_t n, bool all_logits, float* out) {
@@ -200,6 +209,7 @@ void Context::eval(const int32_t* tokens, int64_t n, bool all_logits, float* out
       fail("ERR_INVALID_ARGUMENT", "token id " + std::to_string(tokens[i]) + " is outside the vocabulary (0.." +
                                        std::to_string(cfg_.n_vocab - 1) + ")");
   std::lock_guard<std::mutex> lock(model_.compute_mutex());
+  if (store_) store_->sync();
   // A model file that changed while loaded is ERR_IO before and after the pass, never a signal (the
   // mapping's SIGBUS guard gives zeros meanwhile); a failed read of the store's rows also makes every
   // later pass ERR_IO, since the row caches may hold what it did not fill.
@@ -309,9 +319,9 @@ int64_t Context::select_columns(float* a, int64_t total, int64_t layer, int unit
       double gamma_t = 1.0;
       if (m == SparseMethod::DipCa)
         gamma_t = sp_.warmup ? 1.0 - (1.0 - sp_.gamma) * (1.0 - std::pow(sp_.gamma, static_cast<double>(pos) / 4.0)) : sp_.gamma;
-      CacheState* cs = track_ ? &(unit == 0 ? cache_ug_ : cache_down_)[l] : nullptr;
       // With every MLP column in DRAM (no budget, or one that holds them all) nothing is down-weighted.
-      const uint8_t* flags = cs && m == SparseMethod::DipCa && sp_.cache_fraction < 1 ? cs->flags() : nullptr;
+      const uint8_t* flags =
+          m == SparseMethod::DipCa && store_ && store_->cache_fraction() < 1 ? cache_at(unit, layer).flags() : nullptr;
       topk_select(s, total, k, flags, static_cast<float>(gamma_t), sp_.fixed_top_n, sp_.alpha_blend, mask_.data(), nullptr);
       if (flags && block_cols_[unit] > 1)
         dipca_block_misses(s, total, mask_.data(), k, flags, block_cols_[unit], sp_.read_cover, sp_.fixed_top_n);
@@ -325,7 +335,7 @@ int64_t Context::select_columns(float* a, int64_t total, int64_t layer, int unit
     }
   }
   if (track_) {
-    CacheState& cache = (unit == 0 ? cache_ug_ : cache_down_)[l];
+    CacheState& cache = cache_at(unit, layer);
     LayerStats& st = stats_.layers[l];
     const int64_t h = cache.access(mask_.data(), k);
     (unit == 0 ? st.ug_hits : st.down_hits) += h;
@@ -408,10 +418,10 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
 void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
   const int64_t dim = cfg_.dim, F = cfg_.ffn;
   const SparseMethod m = sp_.method;
-  CacheState* cache_ug = track_ ? &cache_ug_[static_cast<size_t>(l)] : nullptr;
-  CacheState* cache_down = track_ ? &cache_down_[static_cast<size_t>(l)] : nullptr;
-  RowCache* rc_ug = store_ ? &rc_ug_[static_cast<size_t>(l)] : nullptr;
-  RowCache* rc_down = store_ ? &rc_down_[static_cast<size_t>(l)] : nullptr;
+  CacheState* cache_ug = track_ ? &cache_at(0, l) : nullptr;
+  CacheState* cache_down = track_ ? &cache_at(1, l) : nullptr;
+  RowCache* rc_ug = store_ ? store_->rows(0, l) : nullptr;
+  RowCache* rc_down = store_ ? store_->rows(1, l) : nullptr;
   float* gu = gate_.data();  // [2F]: gate then up, for one token
   for (int64_t t = 0; t < n; ++t) {
     float* x = xn_.data() + t * dim;
@@ -442,7 +452,7 @@ void Context::gather_rows(const Weight& w, RowCache* rc, const CacheState* cache
   }
   // The misses of this mask are read, many in flight, while the cached rows are computed; then the
   // rows that arrived are added (so the sum runs over cached rows first, then read ones).
-  if (rc->start(mask_.data(), k, *cache, row_ptr_.data(), pending_.data(), stream_) == 0)
+  if (rc->start(mask_.data(), k, *cache, row_ptr_.data(), pending_.data(), store_->stream()) == 0)
     return gather(w.type, m, row_ptr_.data(), row_coef_.data(), k, y);
   pend_ptr_.clear();
   pend_coef_.clear();
@@ -501,15 +511,16 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
   const Weight& e = m.token_embd();
   for (int64_t t = 0; t < n; ++t) {
     const uint8_t* row = e.data + static_cast<size_t>(tokens[t]) * e.row_bytes;
-    if (embd_row_.size() == e.row_bytes) {
+    if (store_ && !store_->embd_row().empty()) {
       // Under the store, an untied embedding table stays on flash: one row read per token.
+      std::vector<uint8_t>& embd_row = store_->embd_row();
       const off_t at = static_cast<off_t>(row - m.file().base());
       ssize_t got;
-      do got = pread(row_file_->fd(), embd_row_.data(), e.row_bytes, at);
+      do got = pread(store_->fd(), embd_row.data(), e.row_bytes, at);
       while (got < 0 && errno == EINTR);
       if (got != static_cast<ssize_t>(e.row_bytes))
         fail("ERR_IO", std::string("reading the token embedding failed: ") + (got < 0 ? std::strerror(errno) : "short read"));
-      row = embd_row_.data();
+      row = embd_row.data();
     }
     dequantize_row(e.type, row, x_.data() + t * dim, dim);
     if (c.embd_scale != 1.0f)

@@ -11,7 +11,7 @@ describe('62 cli: simulate and sweep', () => {
   it('simulate --json: tokens/s on the paper device, hit rate beside the Belady optimum, a trace file', () => {
     const trace = tmpFile('trace.json');
     const r = cli('simulate', '--model', STORIES, '--text', TEXT, '--ctx', '128', '--max-tokens', '300', '--method', 'dip-ca',
-      '--density', '0.5', '--memory-budget', '1000000', '--trace', trace, '--json');
+      '--density', '0.5', '--memory-budget', '1300000', '--trace', trace, '--json');
     assert.strictEqual(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.strictEqual(out.tokens, 300 + 3);  // three windows, each with its BOS

@@ -17,7 +17,7 @@ import { GGML_TYPE } from '../../lib/ggml-types';
 import { GgufWriter } from '../../lib/gguf-writer';
 import { loraValues, makeLora } from '../../scripts/make-lora';
 import { makeModel } from '../../scripts/make-model';
-import { maxAbsDiff, readJson, TMP, tmpFile } from '../helpers';
+import { maxAbsDiff, readJson, sessionScratch, TMP, tmpFile } from '../helpers';
 
 const fixtures = fs
   .readdirSync(LORA_FIXTURES)
@@ -197,7 +197,8 @@ describe('47 LoRA adapters', function () {
       const perLayer = (dim + dim) + 2 * (dim + kvDim) + (dim + dim) + 2 * (dim + ffn) + (ffn + dim);
       adapterBytes = (perLayer * layers + dim + 32000) * fx.adapters[0].rank! * 4;
       const kv = 2 * layers * 128 * kvDim * 2;
-      model = await loadModel(dip, { memoryBudget: split.static + kv + split.mlpLayer + adapterBytes + split.mlp / 2 });
+      const scratch = await sessionScratch(dip, 128);
+      model = await loadModel(dip, { memoryBudget: split.static + kv + scratch + split.mlpLayer + adapterBytes + split.mlp / 2 });
     });
     after(() => model.dispose());
 
@@ -268,6 +269,7 @@ describe('47 LoRA adapters', function () {
       const adapter = await model.loadLora(files.adapters[0]);
       assert.strictEqual(adapter.bytes, adapterBytes);
       const s1 = model.createSession({ contextSize: 128, loras: [{ adapter }] });
+      assert.strictEqual(model.memory().budget!.adapters, adapterBytes);
       assert.ok(Math.abs(s1.cacheFraction - 0.5) < 1e-9, `${before} -> ${s1.cacheFraction} (${mlpBytes} bytes of MLP)`);
       // An adapter loaded after the session was made does not fit what it set aside.
       const later = await model.loadLora(files.adapters[0]);

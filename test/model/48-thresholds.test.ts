@@ -9,7 +9,7 @@ import { calibrate, FlashdipError, loadModel, Model, perplexity, ThresholdTable,
 import { convert } from '../../lib/convert';
 import { thresholdForFraction } from '../../lib/thresholds';
 import { makeModel } from '../../scripts/make-model';
-import { readJson, REFERENCE, STORIES, tmpFile } from '../helpers';
+import { readJson, REFERENCE, sessionScratch, STORIES, tmpFile } from '../helpers';
 
 const isCode = (code: string, name?: string) => (e: unknown) =>
   e instanceof FlashdipError && e.code === code && (name === undefined || e.message.includes(name));
@@ -100,7 +100,7 @@ describe('48 calibrated thresholds (stories260K)', function () {
     const dip = await ppl({ thresholds: t });
     const ca = await ppl({ method: 'dip-ca', gamma: 0.2, thresholds: t });
     assert.strictEqual(ca.ppl, dip.ppl);
-    const m = await loadModel(STORIES, { memoryBudget: 1_000_000 });
+    const m = await loadModel(STORIES, { memoryBudget: 1_000_000 + (await sessionScratch(STORIES, CTX)) });
     try {
       const d = await ppl({ thresholds: t }, m);
       const c = await ppl({ method: 'dip-ca', gamma: 0.2, thresholds: t }, m);

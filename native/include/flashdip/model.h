@@ -105,6 +105,8 @@ struct LoraWeight {
 };
 
 class Model;
+class ColumnStore;
+struct StoreOptions;
 
 // A LoRA adapter in llama.cpp's GGUF format (general.type = adapter, adapter.type = lora, tensors
 // <base>.lora_a [ne0 = n_in, ne1 = r] and <base>.lora_b [ne0 = r, ne1 = n_out]), checked against
@@ -161,6 +163,10 @@ class Model {
   const std::vector<float>& output_norm() const { return output_norm_; }
   const std::vector<float>& rope_freq_factors() const { return rope_factors_; }
   const LayerWeights& layer(int64_t i) const { return layers_[static_cast<size_t>(i)]; }
+  // Under a memory budget: the column store every context of the model shares (column_store.h).
+  // Set once, before any context is made; store() is nullptr without a budget.
+  void set_budget(const StoreOptions& options);
+  ColumnStore* store() const { return store_.get(); }
 
  private:
   Model() = default;
@@ -173,6 +179,7 @@ class Model {
   std::unique_ptr<ThreadPool> pool_;
   std::mutex compute_mu_;
   size_t owned_bytes_ = 0;
+  std::shared_ptr<ColumnStore> store_;
 };
 
 // An array of zeros from calloc: a large one arrives as untouched pages (an anonymous mapping), so
@@ -205,6 +212,7 @@ struct ContextOptions {
   SparsityConfig sparsity;
   bool record = false;        // keep per-token statistics and masks (the simulator's trace)
   bool histograms = false;    // accumulate score histograms per layer and mask (calibration)
+  size_t adapter_bytes = 0;   // under a budget: the LoRA adapters loaded on the model (counted once per model)
 };
 
 // Per-layer counts of MLP column units used, split by where the cache says they came from.
@@ -236,7 +244,13 @@ struct SparsityStats {
 
 class Context {
  public:
+  // Under the model's budget the context counts its KV cache and scratch in it (ColumnStore::join;
+  // ERR_BUDGET_TOO_SMALL when they do not fit) and uses the model's column store (its caches are
+  // shared: a DIP-CA mask depends on what every session of the model read).
   Context(Model& model, const ContextOptions& options);
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
 
   // Throws ERR_INVALID_ARGUMENT for bad options, and when the KV cache of n_ctx positions cannot be
   // reserved. The KV cache is reserved, not written: RAM is used as positions are evaluated.
@@ -249,9 +263,12 @@ class Context {
   int64_t n_ctx() const { return n_ctx_; }
   // Forgets positions >= n (n <= n_past), so a sequence can be rewound or restarted.
   void truncate(int64_t n);
-  // Bytes this context holds in RAM: scratch, store buffers, and the KV cache and attention scores
-  // as far as positions have been written (their pages are touched only then).
+  // Bytes this context holds in RAM: scratch, and the KV cache as far as positions have been
+  // written (its pages are touched only then). The column store's are the model's.
   size_t owned_bytes() const;
+  // What the context counts in a budget: the KV cache as reserved and the scratch buffers.
+  size_t kv_bytes() const { return 2 * kv_row_bytes_ * static_cast<size_t>(n_ctx_ * cfg_.n_layers); }
+  size_t scratch_bytes() const { return scratch_bytes_; }
   // Calls f(const SparsityStats&) with the statistics as of the last finished batch: safe from any
   // thread at any time, also while eval runs (eval publishes after each batch of at most max_batch
   // tokens, appending only what the batch added; f holds the lock that publishing takes, so keep it short).
@@ -318,7 +335,8 @@ class Context {
   bool track_ = false;                     // keep cache state and statistics
   int64_t keep_x_ = 0, keep_h_ = 0;        // columns kept per token of x [dim] and h [ffn]
   int64_t block_cols_[2] = {0, 0};         // DIP-CA block reads: columns per block of x and h (<= 1: off)
-  std::vector<CacheState> cache_ug_, cache_down_;  // [layer]
+  std::vector<CacheState> cache_ug_, cache_down_;  // [layer], without a budget (everything cached)
+  CacheState& cache_at(int unit, int64_t layer);   // the store's under a budget, else the above
   // The worker's running statistics; trace, times and masks hold only the batch being evaluated
   // (indexed from its first token). publish_stats() moves them to published_ after each batch.
   SparsityStats stats_;
@@ -330,12 +348,8 @@ class Context {
   std::vector<float> score_tmp_;           // [n][ffn]: the up method's scores
   std::vector<uint64_t> hist_;             // [layer][2][kScoreHistBins] (ContextOptions::histograms)
   std::vector<float> gather_tmp_;          // [threads][32]: an f32/f16 row tail
-  bool store_ = false;                     // DIP layout under a budget: MLP rows come through RowCaches
-  std::unique_ptr<RowFile> row_file_;      // the model file, opened for the store's reads
-  std::unique_ptr<Reader> reader_;         // the store's reads, shared by its row caches
-  std::vector<RowCache> rc_ug_, rc_down_;  // [layer]
-  std::vector<uint8_t> stream_;            // rows read for one mask and not cached
-  std::vector<uint8_t> embd_row_;          // under the store, an untied token embedding row read from the file
+  ColumnStore* store_ = nullptr;           // the model's, under a budget (rows through its RowCaches on the DIP layout)
+  size_t scratch_bytes_ = 0;
   std::vector<const uint8_t*> row_ptr_;    // [max(dim, ffn)]
   std::vector<float> row_coef_;            // [max(dim, ffn)]
   std::vector<uint8_t> pending_;           // [max(dim, ffn)]: row i is still being read

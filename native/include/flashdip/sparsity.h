@@ -27,10 +27,8 @@ struct SparsityConfig {
   // many candidate columns as there are misses.
   double read_block = 0;
   double read_cover = 1.0;
-  CachePolicyKind policy = CachePolicyKind::Lfu;
-  double cache_fraction = 1.0;  // fraction of every MLP matrix's columns the DRAM cache holds
-  bool budgeted = false;        // a memory budget is set: keep cache state and statistics even when dense
-  bool drop_pages = true;       // drop the page cache of rows read from the store (posix_fadvise)
+  // The cache policy, the budget and the page cache dropping belong to the model's column store
+  // (column_store.h, StoreOptions), shared by its contexts.
   // Calibrated-threshold variant (PAPER.md; TEAL): instead of a fixed top-k, a token keeps the
   // columns whose score r_i >= the layer's threshold, so k varies per token. r_i = |score_i| (NaN
   // counts as 0), the score being the one top-k ranks by (|x|; |h|, |silu(W_g x)| or |W_u x|).
