@@ -136,6 +136,9 @@ export async function plan(path: string, text: string, options: PlanOptions): Pr
   const grid: PlanGrid = { ...DEFAULT_GRID, ...(g as Partial<PlanGrid>) };
   for (const k of ['methods', 'densities', 'gammas', 'readBlocks'] as const)
     if (!Array.isArray(grid[k]) || grid[k].length === 0) throw invalidArgument(`grid.${k}`, 'must be a non-empty array');
+  for (const m of grid.methods)
+    if (!['dense', 'dip', 'dip-ca'].includes(m)) throw invalidArgument('grid.methods', `the planner tries dense, dip and dip-ca, not ${JSON.stringify(m)}`);
+  if (typeof grid.thresholds !== 'boolean') throw invalidArgument('grid.thresholds', 'must be a boolean');
   if (!grid.methods.includes('dense')) throw invalidArgument('grid.methods', "must include 'dense' (the reference perplexity)");
   const candidates = planGrid(grid);
   // Every candidate's options are checked before any work.

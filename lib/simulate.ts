@@ -127,6 +127,8 @@ export interface RequestCounts {
 /** The store's reads: a run of missing rows goes on across a gap of at most this many bytes (RowCache). */
 export const MAX_GAP_BYTES = 16 << 10;
 export const DIRECT_ALIGN = 4096;
+/** A run holds at most this many rows (RowCache keeps a buffered read's row and gap buffers within IOV_MAX = 1024). */
+export const MAX_RUN_ROWS = 511;
 
 /**
  * The reads the column store would issue for a recorded run: each unit's masks replayed through the
@@ -157,7 +159,7 @@ export function countRequests(trace: RunTrace, direct: boolean): RequestCounts {
         let before: Uint8Array | undefined;  // the cached set before this token (none at a window's start)
         for (let i = 0; i < seq.length; i++) {
           const mask = seq[i];
-          let r = 0, b = 0, runStart = -1, last = -2;
+          let r = 0, b = 0, runStart = -1, last = -2, rows = 0;
           const close = () => {
             if (runStart < 0) return;
             r++;
@@ -167,11 +169,14 @@ export function countRequests(trace: RunTrace, direct: boolean): RequestCounts {
           for (let j = 0; j < mask.length; j++) {
             const row = mask[j];
             if (before && before[row]) continue;
-            if (runStart >= 0 && row - last - 1 <= maxGap) last = row;
-            else {
+            if (runStart >= 0 && row - last - 1 <= maxGap && rows < MAX_RUN_ROWS) {
+              last = row;
+              rows++;
+            } else {
               close();
               runStart = row;
               last = row;
+              rows = 1;
             }
           }
           close();

@@ -1,5 +1,5 @@
 import { FlashdipError } from '../errors';
-import { plan, PlanEntry, PlanResult } from '../plan';
+import { DEFAULT_GRID, plan, PlanEntry, PlanGrid, PlanResult } from '../plan';
 import type { SparsityOptions } from '../sparsity';
 import type { Command } from './command';
 import { progress } from './progress';
@@ -39,6 +39,15 @@ export const planCommand: Command = {
     { ...DEVICE_FLAG, description: `${DEVICE_FLAG.description}; a profile from \`flashdip probe-disk\` counts read requests` },
     { name: 'ctx', arg: 'N', description: 'tokens per window, BOS included', default: '512', example: '128', api: 'ctx' },
     { name: 'max-tokens', arg: 'N', description: 'use at most N tokens of the text', default: 'the whole text', example: '2000', api: 'maxTokens' },
+    { name: 'methods', arg: 'LIST', description: 'methods to try (comma-separated; dense is always tried)', default: 'dense,dip,dip-ca',
+      example: 'dense,dip-ca', api: 'grid.methods' },
+    { name: 'densities', arg: 'LIST', description: 'MLP densities of the sparse methods', default: DEFAULT_GRID.densities.join(','),
+      example: '0.7,0.5', api: 'grid.densities' },
+    { name: 'gammas', arg: 'LIST', description: 'DIP-CA gammas', default: DEFAULT_GRID.gammas.join(','), example: '0.2', api: 'grid.gammas' },
+    { name: 'read-blocks', arg: 'LIST', description: 'DIP-CA read blocks (0 = per-column reads)', default: DEFAULT_GRID.readBlocks.join(','),
+      example: '0', api: 'grid.readBlocks' },
+    { name: 'calibrate', arg: 'yes|no', description: 'also try thresholds calibrated on the text instead of top-k', default: 'yes', example: 'no',
+      api: 'grid.thresholds' },
     { name: 'threads', short: 't', arg: 'N', description: 'compute threads', default: 'one per core', example: '2', api: 'threads' },
     { name: 'output', short: 'o', arg: 'FILE', description: 'the plan file to write', default: 'required', example: 'plan.json' },
   ],
@@ -53,7 +62,19 @@ export const planCommand: Command = {
     const budget = bytesFlag('memory-budget', requiredFlag(v, 'memory-budget'));
     const out = writableFlag('output', requiredFlag(v, 'output'));
     const device = deviceFlag(v.device as string | undefined);
+    const list = (name: string) => (typeof v[name] === 'string' ? (v[name] as string).split(',').map((x) => x.trim()) : undefined);
+    const numbers = (name: string) => list(name)?.map((x) => numberFlag(name, x)!);
+    if (v.calibrate !== undefined && v.calibrate !== 'yes' && v.calibrate !== 'no') throw new FlashdipError('ERR_INVALID_ARGUMENT', '--calibrate: must be yes or no');
+    const methods = list('methods');
+    const grid: Partial<PlanGrid> = {
+      ...(methods ? { methods: [...new Set(['dense', ...methods])] as PlanGrid['methods'] } : {}),
+      ...(v.densities !== undefined ? { densities: numbers('densities') } : {}),
+      ...(v.gammas !== undefined ? { gammas: numbers('gammas') } : {}),
+      ...(v['read-blocks'] !== undefined ? { readBlocks: list('read-blocks')!.map((x) => (x === '0' ? 0 : x)) } : {}),
+      ...(v.calibrate !== undefined ? { thresholds: v.calibrate === 'yes' } : {}),
+    };
     const options = {
+      grid,
       memoryBudget: budget!, maxPplIncrease: numberFlag('max-ppl-increase', v['max-ppl-increase']), device,
       ctx: intFlag('ctx', v.ctx), maxTokens: intFlag('max-tokens', v['max-tokens']), threads: intFlag('threads', v.threads), signal: io.signal,
     };
