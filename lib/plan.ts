@@ -79,6 +79,8 @@ export interface PlanOptions {
   /** Tokens per window, BOS included (default 512), as `ppl` makes them; maxTokens: of the text. */
   ctx?: number;
   maxTokens?: number;
+  /** Tokens of the text (at most) the speed is predicted over: the recorded masks take memory (default 1024). */
+  simulateTokens?: number;
   threads?: number;
   /** The configurations (default DEFAULT_GRID). */
   grid?: Partial<PlanGrid>;
@@ -91,7 +93,7 @@ export interface PlanOptions {
   onCandidate?: (entry: PlanEntry) => void;
 }
 
-const KEYS = ['memoryBudget', 'maxPplIncrease', 'device', 'ctx', 'maxTokens', 'threads', 'grid', 'signal', 'onProgress', 'onCandidate'] as const;
+const KEYS = ['memoryBudget', 'maxPplIncrease', 'device', 'ctx', 'maxTokens', 'simulateTokens', 'threads', 'grid', 'signal', 'onProgress', 'onCandidate'] as const;
 const GRID_KEYS = ['methods', 'densities', 'gammas', 'readBlocks', 'thresholds'] as const;
 
 export interface PlanEntry {
@@ -126,6 +128,7 @@ export async function plan(path: string, text: string, options: PlanOptions): Pr
   const device = checkDevice(o.device ?? DEVICES.phone);
   const ctx = checkInt('ctx', o.ctx, 2, 1 << 20, 512);
   const maxTokens = checkInt('maxTokens', o.maxTokens, 1, Number.MAX_SAFE_INTEGER);
+  const simulateTokens = checkInt('simulateTokens', o.simulateTokens, 1, Number.MAX_SAFE_INTEGER, 1024);
   const threads = checkInt('threads', o.threads, 1, 256);
   const signal = checkSignal('signal', o.signal);
   const onProgress = checkProgress('onProgress', o.onProgress);
@@ -147,24 +150,29 @@ export async function plan(path: string, text: string, options: PlanOptions): Pr
 
   const entries: PlanEntry[] = [];
   const tables = new Map<number, ThresholdTable>();
-  let tokens = -1, done = 0;
+  let tokens = -1, simTokens = -1;  // tokens scored per pass, and recorded per simulation
   const calibrations = new Set(candidates.map((c) => c.calibrateDensity).filter((d) => d !== undefined)).size;
-  const passes = 2 * candidates.length + calibrations;
-  const progress = (n: number) => onProgress?.(done * tokens + n, passes * tokens);
+  const passes = candidates.length + calibrations;
+  const total = () => passes * tokens + candidates.length * simTokens;
+  let base = 0;  // tokens of the passes done
+  const progress = (n: number) => onProgress?.(base + n, total());
   const result = (): PlanResult | undefined => (entries.length ? summarize(entries, memoryBudget, maxPplIncrease, device) : undefined);
   for (const c of candidates) {
     if (signal?.aborted) throw abortedError('plan', signal, result());
     let sparsity = c.sparsity;
     const model = await loadModel(path, { memoryBudget, threads, sparsity: c.calibrateDensity !== undefined ? { method: 'dense' } : sparsity });
     try {
-      if (tokens < 0) tokens = Math.min(model.tokenize(text).length, maxTokens ?? Infinity);
+      if (tokens < 0) {
+        tokens = Math.min(model.tokenize(text).length, maxTokens ?? Infinity);
+        simTokens = Math.min(tokens, simulateTokens);
+      }
       if (c.calibrateDensity !== undefined) {
         // Thresholds calibrated on the text for this density: dip's table also serves dip-ca.
         let table = tables.get(c.calibrateDensity);
         if (!table) {
           table = await calibrate(model, text, { method: 'dip', density: c.calibrateDensity, ctx, tokens, signal, onProgress: progress });
           tables.set(c.calibrateDensity, table);
-          done++;
+          base += tokens;
         }
         sparsity = { ...sparsity, thresholds: table };
       }
@@ -176,9 +184,9 @@ export async function plan(path: string, text: string, options: PlanOptions): Pr
     const run = await loadModel(path, { memoryBudget, threads, sparsity });
     try {
       const p = await perplexity(run, text, { ctx, maxTokens, signal, onProgress: progress });
-      done++;
-      const sim = simulate(await recordRun(run, text, { ctx, maxTokens, signal, onProgress: progress }), device);
-      done++;
+      base += tokens;
+      const sim = simulate(await recordRun(run, text, { ctx, maxTokens: simTokens, signal, onProgress: progress }), device);
+      base += simTokens;
       const densePpl = entries[0]?.ppl ?? p.ppl;  // dense runs first
       const entry: PlanEntry = {
         sparsity, ppl: p.ppl, pplIncrease: p.ppl / densePpl - 1, tokensPerSecond: sim.tokensPerSecond, density: p.density, hitRate: p.hitRate,

@@ -39,6 +39,8 @@ export const planCommand: Command = {
     { ...DEVICE_FLAG, description: `${DEVICE_FLAG.description}; a profile from \`flashdip probe-disk\` counts read requests` },
     { name: 'ctx', arg: 'N', description: 'tokens per window, BOS included', default: '512', example: '128', api: 'ctx' },
     { name: 'max-tokens', arg: 'N', description: 'use at most N tokens of the text', default: 'the whole text', example: '2000', api: 'maxTokens' },
+    { name: 'simulate-tokens', arg: 'N', description: 'predict the speed over at most N tokens of the text', default: '1024', example: '512',
+      api: 'simulateTokens' },
     { name: 'methods', arg: 'LIST', description: 'methods to try (comma-separated; dense is always tried)', default: 'dense,dip,dip-ca',
       example: 'dense,dip-ca', api: 'grid.methods' },
     { name: 'densities', arg: 'LIST', description: 'MLP densities of the sparse methods', default: DEFAULT_GRID.densities.join(','),
@@ -76,13 +78,17 @@ export const planCommand: Command = {
     const options = {
       grid,
       memoryBudget: budget!, maxPplIncrease: numberFlag('max-ppl-increase', v['max-ppl-increase']), device,
-      ctx: intFlag('ctx', v.ctx), maxTokens: intFlag('max-tokens', v['max-tokens']), threads: intFlag('threads', v.threads), signal: io.signal,
+      ctx: intFlag('ctx', v.ctx), maxTokens: intFlag('max-tokens', v['max-tokens']),
+      simulateTokens: intFlag('simulate-tokens', v['simulate-tokens']), threads: intFlag('threads', v.threads), signal: io.signal,
     };
     io.started(`planning on ${v.text}`);
     const bar = progress(io, 'plan', 'tokens');
     let r: PlanResult, partial = false;
     try {
-      r = await plan(file, text, { ...options, onProgress: bar.onProgress });
+      r = await plan(file, text, {
+        ...options, onProgress: bar.onProgress,
+        onCandidate: (e) => bar.log(`flashdip: ${describeSparsity(e.sparsity)}: ppl ${e.ppl.toFixed(4)}, ${e.tokensPerSecond.toPrecision(4)} tok/s predicted\n`),
+      });
     } catch (err) {
       // Ctrl-C: what the configurations finished so far show; no plan file from part of the grid.
       if (!(err instanceof FlashdipError && err.code === 'ERR_ABORTED' && err.partial)) throw err;
