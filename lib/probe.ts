@@ -101,17 +101,21 @@ export async function probeDisk(options: ProbeOptions = {}): Promise<DeviceProfi
     const batch = median(qd);
     const iops = (QD - 1) / Math.max(batch - requestLatency, batch / QD);
     step();
-    const g = bench.gather(GGML_TYPE.Q8_0, 2048, 0.5, 128 * MIB, 5);
+    // Compute rates, the median of three (a machine shared with other work varies a lot): the gather
+    // of input-major rows the MLP runs on, and a dense gemv on a matrix well beyond the caches.
+    const gathers = [0, 1, 2].map(() => bench.gather(GGML_TYPE.Q8_0, 4096, 0.5, 128 * MIB, 5));
+    const gather = median(gathers.map((x) => x.gatherBps));
     step();
-    const v = bench.gemv(GGML_TYPE.Q8_0, 2048, 2048, 128 * MIB, 20);
+    const gemv = median([0, 1, 2].map(() => bench.gemv(GGML_TYPE.Q8_0, 2048, 8192, 128 * MIB, 10).medianBps));
     step();
     return {
       format: DEVICE_FORMAT, version: DEVICE_VERSION,
       name: `probed ${path.resolve(file)} (${new Date().toISOString().slice(0, 10)})`,
-      dramBandwidth: g.gatherBps, staticBandwidth: v.medianBps, flashBandwidth, concurrent: true, requestLatency, iops, direct: true,
+      dramBandwidth: gather, staticBandwidth: gemv, flashBandwidth, concurrent: true, requestLatency, iops, direct: true,
       probe: {
         file: path.resolve(file), bytes: size, threads: 1, sequentialRead: SEQ_READ, sequentialInFlight: 8, smallRead: SMALL_READ, smallInFlight: QD,
-        smallBatchSeconds: batch, gatherType: 'q8_0', memcpyBandwidth: g.memcpyBps,
+        smallBatchSeconds: batch, computeType: 'q8_0', gatherOutputs: 4096, gemvShape: [2048, 8192],
+        memcpyBandwidth: median(gathers.map((x) => x.memcpyBps)),
       },
     };
   } finally {

@@ -117,7 +117,7 @@ describe('74 hardware simulator', () => {
         const trace = s.trace();
         const tokens = trace.counts.length / (trace.layers * 4);
         const c = countRequests(trace, st.ioEngine.endsWith('direct'));
-        const sum = (a: ArrayLike<number>) => Array.prototype.reduce.call(a, (x: number, y: number) => x + y, 0) as number;
+        const sum = (a: ArrayLike<number>) => Array.from(a).reduce((x, y) => x + y, 0);
         assert.ok(st.storeReadsPerToken > 0);
         assert.strictEqual(sum(c.requests), Math.round(st.storeReadsPerToken * tokens), `${sparsity.method} requests`);
         assert.strictEqual(sum(c.bytes), Math.round((st.storeBytesPerToken + st.storeGapBytesPerToken) * tokens), `${sparsity.method} bytes`);
