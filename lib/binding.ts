@@ -208,6 +208,8 @@ export interface TopkBench {
 export interface NativeFile {
   pageCacheResident(path: string): number;
   pageCacheDrop(path: string): void;
+  /** Seconds per batch of `perBatch` reads of `bytes` at the offsets, through the store's reader. */
+  readProbe(path: string, offsets: Float64Array, bytes: number, perBatch: number, direct: boolean): Float64Array;
 }
 
 export interface Binding {

@@ -10,6 +10,7 @@ import { checkLoraScale, LoraAdapter } from './lora';
 import { Session, SessionOptions } from './session';
 import { checkTableShape } from './thresholds';
 import { Tokenizer, tokenizerSpecFromMetadata } from './tokenizer';
+import { checkPlanVersion } from './plan-file';
 
 export interface LoadOptions {
   /** Compute threads; default: one per core (small work still runs on one). */
@@ -23,17 +24,20 @@ export interface LoadOptions {
   /** MLP sparsity: method ('dense' by default), density, gamma... (see SparsityOptions). */
   sparsity?: SparsityOptions;
   cache?: CacheOptions;
+  /** Set by a plan file (`flashdip plan`), whose contents are these options: must be 1. */
+  version?: number;
 }
 
 export type ModelInfo = NativeModelInfo & { path: string };
 
-const LOAD_KEYS = ['threads', 'memoryBudget', 'sparsity', 'cache'] as const;
+const LOAD_KEYS = ['threads', 'memoryBudget', 'sparsity', 'cache', 'version'] as const;
 
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
   if (typeof path !== 'string' || path.length === 0) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'path: must be a non-empty string');
   const opts = checkObject('options', options);
   checkKeys('options', opts, LOAD_KEYS);
   const threads = checkInt('threads', opts.threads, 1, 256);
+  checkPlanVersion(opts.version);
   const sparsity = resolveSparsity(opts.sparsity, opts.cache);
   const memoryBudget = parseBudget(opts.memoryBudget);
   const callSite = new Error();

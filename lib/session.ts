@@ -449,6 +449,11 @@ export class Session {
       averageLength: tokens > 0 ? (tokens + 1) / 2 : 0,
       units: { ug: info.dim, down: info.ffn },
       cacheFraction: this.cacheFraction,
+      policy: this.sparsity.policy,
+      budgeted: this.model.defaults.memoryBudget !== undefined,
+      windows: [tokens],
+      embeddingRowBytes: this.model.defaults.memoryBudget !== undefined && this.model.defaults.bytes.streamed > 0
+        ? this.model.defaults.bytes.streamed / info.vocabSize : 0,
       masks: st.masks ?? [],
       times: st.times ?? new Float32Array(0),
     };

@@ -2,20 +2,45 @@
 //   T = T_fixed + sum over the MLP units of every layer of f(flash_bytes / BW_flash, dram_bytes / BW_dram)
 //   T_fixed = f(static bytes incl. the KV cache at the run's average length / BW_dram, streamed static / BW_flash)
 // with f = max when DRAM and flash transfers run concurrently, else their sum; no compute term.
+//
+// With a measured profile (requestLatency and iops, from `flashdip probe-disk`) requests are counted
+// as well as bytes: the run's masks are replayed through the native cache bookkeeping to find each
+// unit's missing rows, and those are grouped into the reads the column store issues (runs of rows
+// across gaps of at most 16 KiB, O_DIRECT's 4 KiB alignment). A unit's reads are one batch, all in
+// flight: io = latency + max(bytes / BW_flash, (requests - 1) / iops); the cached rows are computed
+// meanwhile (DRAM bandwidth stands for the gather kernels' rate) and the read rows after they arrive:
+//   T_unit = max(io, hit_bytes / BW_dram) + miss_bytes / BW_dram     (concurrent; else the sum of all)
 import type { LoraSpec } from './lora';
 import { abortedError, invalidArgument } from './errors';
-import { checkProgress, checkSignal } from './options';
+import { checkKeys, checkProgress, checkSignal } from './options';
 import { beladyHits } from './belady';
+import { cacheSimulate } from './kernels';
 import type { Model } from './model';
+import type { CachePolicy } from './sparsity';
 
 export interface DeviceProfile {
   name?: string;
-  /** Bytes per second. */
+  /** Bytes per second: DRAM (the rate the kernels consume weights in DRAM at), flash (large sequential reads). */
   dramBandwidth: number;
   flashBandwidth: number;
   /** DRAM and flash transfers overlap (f = max) or not (f = sum). */
   concurrent: boolean;
+  /** Seconds from issuing one small read to its data (queue depth 1). With iops: requests are counted. */
+  requestLatency?: number;
+  /** Small reads per second with many in flight (the store issues a unit's misses at once). */
+  iops?: number;
+  /** Bytes per second the static weights' dense matrix-vector products run at (default dramBandwidth). */
+  staticBandwidth?: number;
+  /** The store reads with O_DIRECT (each read widened to 4 KiB boundaries); default true with requests counted. */
+  direct?: boolean;
+  /** `flashdip probe-disk`'s file format tag, version and what it measured (kept for the record). */
+  format?: string;
+  version?: number;
+  probe?: Record<string, unknown>;
 }
+
+export const DEVICE_FORMAT = 'flashdip-device';
+export const DEVICE_VERSION = 1;
 
 /** The paper's default: an Apple A18-class phone. */
 export const DEVICES: Record<string, DeviceProfile> = {
@@ -38,6 +63,13 @@ export interface RunTrace {
    * masks[(token * layers + layer) * 2 + unit] (unit 0: x-mask, 1: h-mask). */
   units: { ug: number; down: number };
   cacheFraction: number;
+  /** The column caches' policy and whether they ran under a budget (else they start full: no reads). */
+  policy?: CachePolicy;
+  budgeted?: boolean;
+  /** Tokens of each window: the caches restart empty at each (recordRun resets the session). */
+  windows?: number[];
+  /** Bytes of the token embedding row read from the file per token (a converted untied model under a budget), else 0. */
+  embeddingRowBytes?: number;
   masks: Int32Array[];
   /** Measured time, [token][layer][seconds in the layer, of which waiting for flash reads] (recorded runs). */
   times?: Float32Array;
@@ -54,15 +86,109 @@ export interface SimulationResult {
   /** Hit rate of the run, and of Belady's optimal policy on the same masks and capacities. */
   hitRate: number;
   beladyHitRate: number;
+  /** With requests counted (a profile with iops): read requests and bytes read per token, gaps and alignment included. */
+  requestsPerToken?: number;
+  readBytesPerToken?: number;
 }
+
+const DEVICE_KEYS = ['name', 'dramBandwidth', 'flashBandwidth', 'concurrent', 'requestLatency', 'iops', 'staticBandwidth', 'direct', 'format', 'version', 'probe'];
 
 export function checkDevice(d: unknown): DeviceProfile {
   const o = d as Partial<DeviceProfile> | null;
-  if (!o || typeof o !== 'object') throw invalidArgument('device', 'must be an object');
+  if (!o || typeof o !== 'object' || Array.isArray(o)) throw invalidArgument('device', 'must be an object');
+  checkKeys('device', o as Record<string, unknown>, DEVICE_KEYS);
+  if (o.format !== undefined && o.format !== DEVICE_FORMAT) throw invalidArgument('device.format', `must be '${DEVICE_FORMAT}'`);
+  if (o.version !== undefined && o.version !== DEVICE_VERSION) throw invalidArgument('device.version', `version ${String(o.version)} is not supported (this flashdip reads ${DEVICE_VERSION})`);
+  if (o.name !== undefined && typeof o.name !== 'string') throw invalidArgument('device.name', 'must be a string');
   for (const k of ['dramBandwidth', 'flashBandwidth'] as const)
     if (typeof o[k] !== 'number' || !(o[k]! > 0) || !Number.isFinite(o[k]!)) throw invalidArgument(`device.${k}`, 'must be a positive number of bytes per second');
   if (typeof o.concurrent !== 'boolean') throw invalidArgument('device.concurrent', 'must be a boolean');
-  return { name: o.name, dramBandwidth: o.dramBandwidth!, flashBandwidth: o.flashBandwidth!, concurrent: o.concurrent };
+  if ((o.requestLatency === undefined) !== (o.iops === undefined)) throw invalidArgument('device', 'give requestLatency and iops together (or neither)');
+  if (o.requestLatency !== undefined && (typeof o.requestLatency !== 'number' || !(o.requestLatency >= 0) || !Number.isFinite(o.requestLatency)))
+    throw invalidArgument('device.requestLatency', 'must be a number of seconds >= 0');
+  if (o.iops !== undefined && (typeof o.iops !== 'number' || !(o.iops > 0) || !Number.isFinite(o.iops)))
+    throw invalidArgument('device.iops', 'must be a positive number of requests per second');
+  if (o.staticBandwidth !== undefined && (typeof o.staticBandwidth !== 'number' || !(o.staticBandwidth > 0) || !Number.isFinite(o.staticBandwidth)))
+    throw invalidArgument('device.staticBandwidth', 'must be a positive number of bytes per second');
+  if (o.direct !== undefined && typeof o.direct !== 'boolean') throw invalidArgument('device.direct', 'must be a boolean');
+  if (o.probe !== undefined && (typeof o.probe !== 'object' || o.probe === null || Array.isArray(o.probe))) throw invalidArgument('device.probe', 'must be an object');
+  const out: DeviceProfile = { name: o.name, dramBandwidth: o.dramBandwidth!, flashBandwidth: o.flashBandwidth!, concurrent: o.concurrent };
+  if (o.staticBandwidth !== undefined) out.staticBandwidth = o.staticBandwidth;
+  if (o.iops !== undefined) Object.assign(out, { requestLatency: o.requestLatency, iops: o.iops, direct: o.direct ?? true });
+  return out;
+}
+
+/** Per token, layer and unit (like RunTrace.counts' layout, [token][layer][ug, down]): read requests and bytes read. */
+export interface RequestCounts {
+  requests: Int32Array;
+  bytes: Float64Array;
+}
+
+/** The store's reads: a run of missing rows goes on across a gap of at most this many bytes (RowCache). */
+export const MAX_GAP_BYTES = 16 << 10;
+export const DIRECT_ALIGN = 4096;
+/** A run holds at most this many rows (RowCache keeps a buffered read's row and gap buffers within IOV_MAX = 1024). */
+export const MAX_RUN_ROWS = 511;
+
+/**
+ * The reads the column store would issue for a recorded run: each unit's masks replayed through the
+ * native cache bookkeeping (policy, capacity, restarts at each window) give the rows that were not
+ * cached; runs of them (gaps up to MAX_GAP_BYTES read through) are one request each, widened to
+ * 4 KiB boundaries with `direct` (the row tensors start 4 KiB-aligned in a converted file).
+ */
+export function countRequests(trace: RunTrace, direct: boolean): RequestCounts {
+  const L = trace.layers;
+  const tokens = Math.floor(trace.counts.length / (L * 4));
+  const requests = new Int32Array(tokens * L * 2);
+  const bytes = new Float64Array(tokens * L * 2);
+  if (trace.budgeted === false) return { requests, bytes };  // the caches start full: nothing is read
+  if (trace.masks.length < tokens * L * 2) throw invalidArgument('trace', 'holds no masks (record the run with record: true)');
+  const windows = trace.windows ?? [tokens];
+  const policy = trace.policy ?? 'lfu';
+  for (let l = 0; l < L; l++)
+    for (const unit of [0, 1] as const) {
+      const n = unit === 0 ? trace.units.ug : trace.units.down;
+      const rowBytes = unit === 0 ? trace.ugUnitBytes : trace.downUnitBytes;
+      const capacity = Math.floor(trace.cacheFraction * n);
+      const maxGap = Math.floor(MAX_GAP_BYTES / rowBytes);
+      let t0 = 0;
+      for (const w of windows) {
+        const seq: Int32Array[] = [];
+        for (let t = t0; t < t0 + w && t < tokens; t++) seq.push(trace.masks[(t * L + l) * 2 + unit]);
+        const { cached } = cacheSimulate(n, capacity, policy, seq);
+        let before: Uint8Array | undefined;  // the cached set before this token (none at a window's start)
+        for (let i = 0; i < seq.length; i++) {
+          const mask = seq[i];
+          let r = 0, b = 0, runStart = -1, last = -2, rows = 0;
+          const close = () => {
+            if (runStart < 0) return;
+            r++;
+            const a = runStart * rowBytes, e = (last + 1) * rowBytes;
+            b += direct ? Math.ceil(e / DIRECT_ALIGN) * DIRECT_ALIGN - Math.floor(a / DIRECT_ALIGN) * DIRECT_ALIGN : e - a;
+          };
+          for (let j = 0; j < mask.length; j++) {
+            const row = mask[j];
+            if (before && before[row]) continue;
+            if (runStart >= 0 && row - last - 1 <= maxGap && rows < MAX_RUN_ROWS) {
+              last = row;
+              rows++;
+            } else {
+              close();
+              runStart = row;
+              last = row;
+              rows = 1;
+            }
+          }
+          close();
+          const at = ((t0 + i) * L + l) * 2 + unit;
+          requests[at] = r;
+          bytes[at] = b;
+          before = cached[i];
+        }
+        t0 += w;
+      }
+    }
+  return { requests, bytes };
 }
 
 export function simulate(trace: RunTrace, device: DeviceProfile): SimulationResult {
@@ -71,8 +197,13 @@ export function simulate(trace: RunTrace, device: DeviceProfile): SimulationResu
   const per = trace.layers * 4;
   const tokens = Math.floor(trace.counts.length / per);
   if (tokens === 0) throw invalidArgument('trace', 'holds no tokens');
-  const fixed = f(0, (trace.staticBytes + trace.kvBytesPerPosition * trace.averageLength) / dev.dramBandwidth);
-  let total = 0, flash = 0, dram = 0;
+  const counted = dev.iops !== undefined ? countRequests(trace, dev.direct ?? true) : undefined;
+  const embd = trace.embeddingRowBytes ?? 0;
+  // The embedding row of a converted untied model under a budget: one read per token, waited for.
+  const embdSeconds = counted && embd > 0 ? dev.requestLatency! + embd / dev.flashBandwidth : 0;
+  const fixed = f(0, trace.staticBytes / (dev.staticBandwidth ?? dev.dramBandwidth) + trace.kvBytesPerPosition * trace.averageLength / dev.dramBandwidth) +
+    embdSeconds;
+  let total = 0, flash = 0, dram = 0, reqs = 0, readBytes = 0;
   const c = trace.counts;
   for (let t = 0; t < tokens; t++) {
     let T = fixed;
@@ -80,7 +211,18 @@ export function simulate(trace: RunTrace, device: DeviceProfile): SimulationResu
       const i = t * per + l * 4;
       const ugHit = c[i] * trace.ugUnitBytes, ugMiss = c[i + 1] * trace.ugUnitBytes;
       const dHit = c[i + 2] * trace.downUnitBytes, dMiss = c[i + 3] * trace.downUnitBytes;
-      T += f(ugMiss / dev.flashBandwidth, ugHit / dev.dramBandwidth) + f(dMiss / dev.flashBandwidth, dHit / dev.dramBandwidth);
+      if (counted) {
+        for (const [u, hit, miss] of [[0, ugHit, ugMiss], [1, dHit, dMiss]] as const) {
+          const at = (t * trace.layers + l) * 2 + u;
+          const r = counted.requests[at], b = counted.bytes[at];
+          const io = r > 0 ? dev.requestLatency! + Math.max(b / dev.flashBandwidth, (r - 1) / dev.iops!) : 0;
+          T += dev.concurrent ? Math.max(io, hit / dev.dramBandwidth) + miss / dev.dramBandwidth : io + (hit + miss) / dev.dramBandwidth;
+          reqs += r;
+          readBytes += b;
+        }
+      } else {
+        T += f(ugMiss / dev.flashBandwidth, ugHit / dev.dramBandwidth) + f(dMiss / dev.flashBandwidth, dHit / dev.dramBandwidth);
+      }
       flash += ugMiss + dMiss;
       dram += ugHit + dHit;
     }
@@ -95,6 +237,7 @@ export function simulate(trace: RunTrace, device: DeviceProfile): SimulationResu
     device: dev, tokens, tokensPerSecond: tokens / total, secondsPerToken: total / tokens, fixedSecondsPerToken: fixed,
     flashBytesPerToken: flash / tokens, dramBytesPerToken: dram / tokens,
     hitRate: uses > 0 ? hits / uses : 1, beladyHitRate: beladyRate(trace, tokens),
+    ...(counted ? { requestsPerToken: (reqs + (embd > 0 ? tokens : 0)) / tokens, readBytesPerToken: (readBytes + embd * tokens) / tokens } : {}),
   };
 }
 
@@ -137,6 +280,7 @@ export async function recordRun(
   const timeParts: Float32Array[] = [];
   const masks: Int32Array[] = [];
   let trace: RunTrace | undefined;
+  const windows: number[] = [];
   let lengthSum = 0, count = 0, stopped = false;
   try {
     for (let s = 0; s < tokens.length; s += ctx - 1) {
@@ -151,6 +295,7 @@ export async function recordRun(
       parts.push(trace.counts.slice());
       timeParts.push(trace.times?.slice() ?? new Float32Array(0));
       masks.push(...trace.masks);
+      windows.push(n);
       lengthSum += trace.averageLength * n;
       count += n;
       onProgress?.(Math.min(tokens.length, s + ctx - 1), tokens.length);
@@ -158,7 +303,7 @@ export async function recordRun(
   } finally {
     await session.dispose();
   }
-  const result = trace && { ...trace, counts: concat(Int32Array, parts), times: concat(Float32Array, timeParts), masks, averageLength: count > 0 ? lengthSum / count : 0 };
+  const result = trace && { ...trace, counts: concat(Int32Array, parts), times: concat(Float32Array, timeParts), masks, windows, averageLength: count > 0 ? lengthSum / count : 0 };
   if (stopped) throw abortedError('recordRun', signal!, result);
   return result!;
 }

@@ -7,6 +7,7 @@ import * as path from 'path';
 import { FlashdipError } from '../errors';
 import type { LoraSpec } from '../lora';
 import type { LoadOptions, Model } from '../model';
+import { readPlan } from '../plan-file';
 import { resolveSamplerOptions } from '../sampler';
 import type { GenerateOptions, SessionOptions } from '../session';
 import { checkInt, parseBytes } from '../options';
@@ -84,7 +85,12 @@ export const MODEL_FLAGS: Flag[] = [
     example: 'dip-0.5.json', api: 'sparsity.thresholds' },
   { name: 'lora', arg: 'FILE[:SCALE]', description: 'apply a LoRA adapter (llama.cpp GGUF) with a scale >= 0 (repeatable)', default: 'none',
     example: 'style.gguf:0.8', multiple: true, api: ['loras', 'scale'] },
+  { name: 'plan', arg: 'FILE', description: 'the memory budget and sparsity chosen by `flashdip plan` (instead of those flags)', default: 'none',
+    example: 'plan.json', api: 'plan' },
 ];
+
+// The flags a plan file replaces.
+const PLAN_REPLACES = ['method', 'density', 'keep-x', 'keep-h', 'gamma', 'fixed-top-n', 'read-block', 'read-cover', 'policy', 'memory-budget', 'thresholds'];
 
 /** The adapters of --lora FILE[:SCALE] (repeatable): a trailing ':<decimal>' is the scale (default
  * 1), anything else is part of the file name. Checked now (ERR_IO for a file that cannot be read). */
@@ -168,6 +174,11 @@ export const CHAT_FLAGS: Flag[] = [
 
 /** loadModel's options from MODEL_FLAGS. */
 export function loadOptionsFromFlags(v: Values): LoadOptions {
+  if (typeof v.plan === 'string') {
+    const given = PLAN_REPLACES.filter((f) => v[f] !== undefined);
+    if (given.length) throw badFlag('plan', `sets the budget and sparsity: give it or --${given[0]}, not both`);
+    return { threads: intFlag('threads', v.threads), ...readPlan('--plan', v.plan) };
+  }
   return {
     threads: intFlag('threads', v.threads),
     memoryBudget: bytesFlag('memory-budget', v['memory-budget']),

@@ -12,7 +12,9 @@ import { chatCommand } from './chat';
 import type { Command, Flag, Io, Values } from './command';
 import { convertCommand } from './convert';
 import { inspectCommand } from './inspect';
+import { planCommand } from './plan';
 import { pplCommand } from './ppl';
+import { probeDiskCommand } from './probe-disk';
 import { runCommand } from './run';
 import { simulateCommand } from './simulate';
 import { sweepCommand } from './sweep';
@@ -20,7 +22,8 @@ import { sweepCommand } from './sweep';
 export type { Command, Io } from './command';
 
 const COMMANDS: Command[] = [
-  runCommand, chatCommand, pplCommand, calibrateCommand, convertCommand, simulateCommand, sweepCommand, benchCommand, inspectCommand,
+  runCommand, chatCommand, pplCommand, calibrateCommand, convertCommand, simulateCommand, sweepCommand, planCommand, probeDiskCommand, benchCommand,
+  inspectCommand,
 ];
 
 /** Exit status after Ctrl-C (128 + SIGINT), as shells report a process ended by it. */

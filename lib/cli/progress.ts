@@ -15,7 +15,7 @@ export interface Progress {
 const MIB = 2 ** 20;
 
 /** `unit` names what is counted; 'bytes' shows MiB. */
-export function progress(io: Io, label: string, unit: 'tokens' | 'bytes'): Progress {
+export function progress(io: Io, label: string, unit: 'tokens' | 'bytes' | 'steps'): Progress {
   if (io.json || !process.stderr.isTTY) return { log: (text) => io.err(text), stop: () => {} };
   const bars = new MultiBar({
     stream: process.stderr,

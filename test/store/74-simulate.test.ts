@@ -2,6 +2,7 @@
 // flash bytes per token equal what the column store actually read.
 import * as assert from 'assert';
 import { loadModel, simulate } from '../../lib';
+import { checkDevice, countRequests, RunTrace } from '../../lib/simulate';
 import { convert } from '../../lib/convert';
 import { STORIES, tmpFile } from '../helpers';
 
@@ -51,5 +52,78 @@ describe('74 hardware simulator', () => {
     assert.ok(measured > 0);
     assert.ok(Math.abs(r.flashBytesPerToken / measured - 1) <= 0.02, `simulated ${r.flashBytesPerToken} vs measured ${measured}`);
     await m.dispose();
+  });
+
+  // Requests counted: one layer, ug rows of 8 KiB and down rows of 1 KiB, no budgeted cache (capacity 0).
+  const counted: RunTrace = {
+    layers: 1,
+    counts: Int32Array.from([0, 3, 0, 2]),
+    ugUnitBytes: 8192,
+    downUnitBytes: 1024,
+    staticBytes: 1000,
+    kvBytesPerPosition: 0,
+    averageLength: 1,
+    units: { ug: 64, down: 64 },
+    cacheFraction: 0,
+    policy: 'lfu',
+    budgeted: true,
+    // ug rows 0, 1 (adjacent: one read) and 10 (a gap of 8 rows = 64 KiB > 16 KiB: a second read);
+    // down rows 3 and 20 (a gap of 16 rows = 16 KiB: read through, one request of 18 rows).
+    masks: [Int32Array.from([0, 1, 10]), Int32Array.from([3, 20])],
+  };
+
+  it('counts the reads the store would issue: runs across gaps of at most 16 KiB, 4 KiB alignment when direct', () => {
+    const b = countRequests(counted, false);
+    assert.deepStrictEqual([...b.requests], [2, 1]);
+    assert.deepStrictEqual([...b.bytes], [3 * 8192, 18 * 1024]);
+    const d = countRequests(counted, true);
+    assert.deepStrictEqual([...d.requests], [2, 1]);
+    // down: bytes [3072, 21504) widened to [0, 24576)
+    assert.deepStrictEqual([...d.bytes], [3 * 8192, 24576]);
+    assert.deepStrictEqual([...countRequests({ ...counted, budgeted: false }, true).requests], [0, 0]);
+  });
+
+  it('a measured profile charges each unit latency + max(bytes / bandwidth, (requests - 1) / iops), compute after the reads', () => {
+    const dev = { dramBandwidth: 1e6, flashBandwidth: 1e5, concurrent: true, requestLatency: 0.01, iops: 10, direct: false };
+    const r = simulate(counted, dev);
+    // fixed 1000 / 1e6; ug: 0.01 + max(24576 / 1e5, 1 / 10) + 24576 / 1e6; down: 0.01 + max(18432 / 1e5, 0) + 2048 / 1e6
+    const want = 0.001 + (0.01 + 0.24576 + 0.024576) + (0.01 + 0.18432 + 0.002048);
+    assert.ok(Math.abs(r.secondsPerToken - want) < 1e-12, `${r.secondsPerToken} vs ${want}`);
+    assert.strictEqual(r.requestsPerToken, 3);
+    assert.strictEqual(r.readBytesPerToken, 3 * 8192 + 18 * 1024);
+    // Without requestLatency/iops the byte-only model stands (no request figures).
+    assert.strictEqual(simulate(counted, { dramBandwidth: 1e6, flashBandwidth: 1e5, concurrent: true }).requestsPerToken, undefined);
+  });
+
+  it('checks device profiles: unknown keys, half a request model, a foreign version are refused', () => {
+    const ok = { dramBandwidth: 1, flashBandwidth: 1, concurrent: true };
+    assert.throws(() => checkDevice({ ...ok, flashBandwith: 2 }), { code: 'ERR_INVALID_ARGUMENT', message: /unknown option 'flashBandwith'/ });
+    assert.throws(() => checkDevice({ ...ok, iops: 1000 }), { code: 'ERR_INVALID_ARGUMENT', message: /together/ });
+    assert.throws(() => checkDevice({ ...ok, iops: 1000, requestLatency: -1 }), { code: 'ERR_INVALID_ARGUMENT', message: /requestLatency/ });
+    assert.throws(() => checkDevice({ ...ok, version: 2 }), { code: 'ERR_INVALID_ARGUMENT', message: /version 2/ });
+    assert.strictEqual(checkDevice({ ...ok, iops: 1000, requestLatency: 1e-4 }).direct, true);
+  });
+
+  it("the counted requests and bytes equal the store's measured reads exactly (dense, dip, dip-ca, dip-ca with blocks)", async () => {
+    process.removeAllListeners('warning');
+    const dip = tmpFile('sim-req.dip.gguf');
+    await convert(STORIES, dip);
+    for (const sparsity of [{ method: 'dense' }, { method: 'dip', density: 0.5 }, { method: 'dip-ca', density: 0.5 }, { method: 'dip-ca', density: 0.5, readBlock: 4096 }] as const) {
+      const m = await loadModel(dip, { memoryBudget: 1_100_000, sparsity });
+      try {
+        const s = m.createSession({ contextSize: 128, record: true });
+        for await (const _ of s.generate('Once upon a time', { maxTokens: 40, temperature: 0 }));
+        const st = s.stats().sparsity;
+        const trace = s.trace();
+        const tokens = trace.counts.length / (trace.layers * 4);
+        const c = countRequests(trace, st.ioEngine.endsWith('direct'));
+        const sum = (a: ArrayLike<number>) => Array.from(a).reduce((x, y) => x + y, 0);
+        assert.ok(st.storeReadsPerToken > 0);
+        assert.strictEqual(sum(c.requests), Math.round(st.storeReadsPerToken * tokens), `${sparsity.method} requests`);
+        assert.strictEqual(sum(c.bytes), Math.round((st.storeBytesPerToken + st.storeGapBytesPerToken) * tokens), `${sparsity.method} bytes`);
+      } finally {
+        await m.dispose();
+      }
+    }
   });
 });
