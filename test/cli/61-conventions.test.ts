@@ -126,7 +126,7 @@ describe('61 cli: conventions', function () {
     const e = cli('inspect', '--json');
     assert.strictEqual(e.status, 0, e.stderr);
     assert.strictEqual(JSON.parse(e.stdout).path, DEFAULT_MODEL);
-    fails(['convert', '-o', tmpFile('none.dip.gguf')], 'ERR_INVALID_ARGUMENT', '--model is required');
+    fails(['convert', '-o', tmpFile('none.dip.gguf')], 'ERR_INVALID_ARGUMENT', 'convert takes an input and an output path');
     const out = tmpFile('conv.dip.gguf');
     const c = cli('convert', '--model', STORIES, '-o', out, '--json');
     assert.strictEqual(c.status, 0, c.stderr);
