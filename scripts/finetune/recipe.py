@@ -151,7 +151,8 @@ def cmd_train(a):
     data = batches(train, a.batch, a.ctx, gen)
     t0 = time.time()
     ema = None
-    for step in range(a.steps):
+    last = min(a.steps, a.stop_at or a.steps)
+    for step in range(last):
         for g in opt.param_groups:
             g['lr'] = lr_at(step, a.steps, a.lr, a.warmup)
         x, y = next(data)
@@ -165,7 +166,7 @@ def cmd_train(a):
         if step % 50 == 0 or step == a.steps - 1:
             log('step %d/%d loss %.4f (ema %.4f) lr %.2e %.1f s' % (step, a.steps, loss.item(), ema, opt.param_groups[0]['lr'],
                                                                   time.time() - t0))
-        if (step + 1) % a.ckpt_every == 0 or step == a.steps - 1:
+        if (step + 1) % a.ckpt_every == 0 or step == last - 1:
             hl = eval_loss(model, held, a.ctx, max_windows=16)
             save_model(model, cfg, ckpt, vocab_path, step + 1, ema, {'heldout_loss': hl, 'seconds': time.time() - t0})
             log('checkpoint at step %d: held-out loss %.4f (ppl %.2f)' % (step + 1, hl, math.exp(hl)))
@@ -316,6 +317,8 @@ def main(argv=None):
     t.add_argument('--tied', action='store_true')
     t.add_argument('--batch', type=int, default=16)
     t.add_argument('--steps', type=int, default=4000)
+    t.add_argument('--stop-at', type=int, default=0,
+                   help='stop after this many steps (the schedule still spans --steps): reproduces a partial run')
     t.add_argument('--warmup', type=int, default=100)
     t.add_argument('--lr', type=float, default=3e-3)
     t.add_argument('--ckpt-every', type=int, default=200)
