@@ -33,7 +33,6 @@ describe('50 the embedded demo model', function () {
     try {
       const dense = await perplexity(model, heldOut, { ctx: 128, maxTokens: 1024 });
       // A uniform guess over the 1024 tokens is perplexity 1024.
-      console.log(`      (dense ${dense.ppl})`);
       assert.ok(dense.ppl < DEMO_MAX_PPL, `dense.ppl ${dense.ppl}`);
       const sparse = await perplexity(model, heldOut, { ctx: 128, maxTokens: 1024, sparsity: { method: 'dip', density: 0.75 } });
       assert.ok(sparse.ppl < 2 * DEMO_MAX_PPL, `dip 0.75 perplexity ${sparse.ppl}`);
@@ -43,4 +42,5 @@ describe('50 the embedded demo model', function () {
   });
 });
 
-const DEMO_MAX_PPL = 400;
+// The shipped model scores about 134 here (README); a little headroom, far below 1024.
+const DEMO_MAX_PPL = 200;
