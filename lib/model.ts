@@ -3,6 +3,7 @@ import { ByteSplit, getBinding, NativeModel, NativeModelInfo } from './binding';
 import { applyChatTemplate, Chat, ChatOptions, ChatTemplateOptions, tokenizeChat } from './chat';
 import type { ChatMessage } from './chat-template';
 import { FlashdipError, fromNative } from './errors';
+import { defaultModel } from './default-model';
 import { readGgufAsync } from './gguf';
 import { checkInt, checkKeys, checkObject } from './options';
 import { CacheOptions, parseBudget, POLICY_IDS, ResolvedSparsity, resolveSparsity, SparsityOptions } from './sparsity';
@@ -32,7 +33,9 @@ export type ModelInfo = NativeModelInfo & { path: string };
 
 const LOAD_KEYS = ['threads', 'memoryBudget', 'sparsity', 'cache', 'version'] as const;
 
-export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
+export async function loadModel(path?: string, options: LoadOptions = {}): Promise<Model> {
+  // No path: the embedded demo model (lib/default-model.ts).
+  if (path === undefined) path = defaultModel();
   if (typeof path !== 'string' || path.length === 0) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'path: must be a non-empty string');
   const opts = checkObject('options', options);
   checkKeys('options', opts, LOAD_KEYS);

@@ -4,14 +4,14 @@ import { loadModel } from '../model';
 import { calibrate, CalibratedMethod, CalibrationMode, writeThresholds } from '../thresholds';
 import type { Command } from './command';
 import { progress } from './progress';
-import { intFlag, modelFlag, numberFlag, readTextFlag, requiredFlag, writableFlag } from './flags';
+import { DEFAULT_MODEL_HELP, intFlag, modelFlag, numberFlag, readTextFlag, requiredFlag, writableFlag } from './flags';
 
 export const calibrateCommand: Command = {
   name: 'calibrate',
   summary: 'per-layer pruning thresholds from a text (the calibrated-threshold variant)',
   positionals: '[MODEL]',
   flags: [
-    { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF model file (or give it as the first argument)', default: 'required',
+    { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF model file (or give it as the first argument)', default: DEFAULT_MODEL_HELP,
       example: 'model.gguf' },
     { name: 'text', arg: 'FILE', description: 'the calibration text (UTF-8)', default: 'required', example: 'calib.txt' },
     { name: 'out', short: 'o', arg: 'FILE', description: 'where to write the thresholds (JSON)', default: 'required', example: 'dip-0.5.json' },

@@ -31,7 +31,7 @@ export const convertCommand: Command = {
     if (given !== 2) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'convert takes an input and an output path (flashdip convert IN OUT)');
     const args = [...positionals];
     const output = typeof v.out === 'string' ? v.out : args.pop()!;
-    const input = modelFlag(v, args.shift());
+    const input = modelFlag(v, args.shift(), false);
     const bar = progress(io, 'convert', 'bytes');
     const options: ConvertOptions = {
       type: v.type as ConvertType | undefined,

@@ -5,6 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { FlashdipError } from '../errors';
+import { defaultModel } from '../default-model';
 import type { LoraSpec } from '../lora';
 import type { LoadOptions, Model } from '../model';
 import { readPlan } from '../plan-file';
@@ -49,18 +50,27 @@ export function requiredFlag(v: Values, name: string): string {
   return value;
 }
 
-/** The model file: --model M, or a positional where the command takes one (`inspect M`). */
-export function modelFlag(v: Values, positional?: string): string {
+/**
+ * The model file: --model M, or a positional where the command takes one (`inspect M`); without either,
+ * the embedded demo model (lib/default-model.ts), unless the command needs a model given (convert).
+ */
+export function modelFlag(v: Values, positional?: string, fallback = true): string {
   if (positional !== undefined && typeof v.model === 'string' && positional !== v.model)
     throw badFlag('model', `given twice ('${v.model}' and '${positional}')`);
   const model = positional ?? v.model;
-  if (typeof model !== 'string') throw new FlashdipError('ERR_INVALID_ARGUMENT', '--model is required');
+  if (typeof model !== 'string') {
+    if (fallback) return defaultModel();
+    throw new FlashdipError('ERR_INVALID_ARGUMENT', '--model is required');
+  }
   return model;
 }
 
+/** The --model flag's default, as help shows it. */
+export const DEFAULT_MODEL_HELP = 'the embedded demo model';
+
 /** The flags every command that loads a model for sparse runs takes (run, ppl, simulate, bench). */
 export const MODEL_FLAGS: Flag[] = [
-  { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF model file', default: 'required', example: 'model.gguf' },
+  { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF model file', default: DEFAULT_MODEL_HELP, example: 'model.gguf' },
   { name: 'threads', short: 't', arg: 'N', description: 'compute threads', default: 'one per core', example: '2', api: 'threads' },
   { name: 'method', arg: 'NAME', description: 'MLP sparsity method: dense, dip, dip-ca, glu, gate or up', default: 'dense (or the thresholds\' method)',
     example: 'dip-ca', api: 'sparsity.method' },

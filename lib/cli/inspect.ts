@@ -1,7 +1,7 @@
 import { readGgufAsync } from '../gguf';
 import { splitBytes } from '../sparsity';
 import type { Command } from './command';
-import { modelFlag } from './flags';
+import { DEFAULT_MODEL_HELP, modelFlag } from './flags';
 
 function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -24,7 +24,7 @@ export const inspectCommand: Command = {
   summary: 'show a GGUF file: metadata, tensors, static vs MLP bytes',
   positionals: '[MODEL]',
   flags: [
-    { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF file (or give it as the argument)', default: 'required', example: 'model.gguf' },
+    { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF file (or give it as the argument)', default: DEFAULT_MODEL_HELP, example: 'model.gguf' },
   ],
   examples: ['flashdip inspect model.gguf', 'flashdip inspect --model model.dip.gguf --json'],
   async run(v, positionals, io) {

@@ -4,7 +4,7 @@ import { METHODS, SparseMethod } from '../sparsity';
 import { sweep, sweepCsv, SweepRow, sweepSvg } from '../sweep';
 import { readThresholds } from '../thresholds';
 import type { Command } from './command';
-import { bytesFlag, intFlag, modelFlag, numberFlag, readableFlag, readTextFlag, requiredFlag, writableFlag, writeFlagFile } from './flags';
+import { bytesFlag, DEFAULT_MODEL_HELP, intFlag, modelFlag, numberFlag, readableFlag, readTextFlag, requiredFlag, writableFlag, writeFlagFile } from './flags';
 import { progress } from './progress';
 import { DEVICE_FLAG, deviceFlag } from './simulate';
 
@@ -19,7 +19,7 @@ export const sweepCommand: Command = {
   name: 'sweep',
   summary: 'methods x densities x budgets: perplexity, simulated tokens/s, memory (CSV + SVG)',
   flags: [
-    { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF model file', default: 'required', example: 'model.dip.gguf' },
+    { name: 'model', short: 'm', arg: 'FILE', description: 'the GGUF model file', default: DEFAULT_MODEL_HELP, example: 'model.dip.gguf' },
     { name: 'text', arg: 'FILE', description: 'the text to score (UTF-8)', default: 'required', example: 'eval.txt' },
     { name: 'out', short: 'o', arg: 'PREFIX', description: 'writes PREFIX.csv and PREFIX.svg', default: 'required', example: 'sweep' },
     { name: 'methods', arg: 'LIST', description: `comma-separated methods (${METHODS.join(', ')})`, default: 'dense,dip,dip-ca,glu',

@@ -133,8 +133,14 @@ describe('59 packaging', () => {
       }
     });
 
-    it('holds nothing else: no native tests, TypeScript sources, tests, benchmarks, models or source maps', () => {
-      const extra = files.filter((f) => /^(native\/test|lib|test|bench|scripts\/(?!sources\.js$|install\.js$))\/?|\.gguf$|\.map$|\.ts$(?<!\.d\.ts)/.test(f));
+    it('holds the embedded demo model, and no other model file', () => {
+      assert.ok(files.includes('models/flashdip-demo.dip.gguf'));
+      assert.deepEqual(files.filter((f) => f.endsWith('.gguf')), ['models/flashdip-demo.dip.gguf']);
+    });
+
+    it('holds nothing else: no native tests, TypeScript sources, tests, benchmarks, other models or source maps', () => {
+      const extra = files.filter((f) => f !== 'models/flashdip-demo.dip.gguf' &&
+        /^(native\/test|lib|test|bench|scripts\/(?!sources\.js$|install\.js$))\/?|\.gguf$|\.map$|\.ts$(?<!\.d\.ts)/.test(f));
       assert.deepEqual(extra, []);
     });
 

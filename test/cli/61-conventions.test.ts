@@ -7,6 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { SHARED, STORIES, tmpFile } from '../helpers';
 import { cli } from './cli';
+import { DEFAULT_MODEL } from '../../lib/default-model';
 
 const TEXT = path.join(SHARED, 'text', 'tinystories-sample.txt');
 const COMMANDS = ['run', 'chat', 'ppl', 'calibrate', 'convert', 'simulate', 'sweep', 'bench', 'inspect'];
@@ -121,7 +122,11 @@ describe('61 cli: conventions', function () {
     assert.strictEqual(a.status, 0, a.stderr);
     assert.strictEqual(JSON.parse(a.stdout).path, STORIES);
     fails(['inspect', STORIES, '--model', TEXT], 'ERR_INVALID_ARGUMENT', '--model: given twice');
-    fails(['inspect'], 'ERR_INVALID_ARGUMENT', '--model is required');
+    // No model: the embedded demo model, except for convert, which needs its input named.
+    const e = cli('inspect', '--json');
+    assert.strictEqual(e.status, 0, e.stderr);
+    assert.strictEqual(JSON.parse(e.stdout).path, DEFAULT_MODEL);
+    fails(['convert', '-o', tmpFile('none.dip.gguf')], 'ERR_INVALID_ARGUMENT', 'convert takes an input and an output path');
     const out = tmpFile('conv.dip.gguf');
     const c = cli('convert', '--model', STORIES, '-o', out, '--json');
     assert.strictEqual(c.status, 0, c.stderr);

@@ -3,6 +3,7 @@
 import * as assert from 'assert';
 import { STORIES } from '../helpers';
 import { cli } from './cli';
+import { DEFAULT_MODEL } from '../../lib/default-model';
 
 describe('64 cli: bench', () => {
   it('--json: one object with tokens/s, hit rate, bytes per token and resident memory', () => {
@@ -58,9 +59,10 @@ describe('64 cli: bench', () => {
       assert.strictEqual(r.status, 1, `${args.join(' ')}: exit ${r.status}`);
       assert.strictEqual(JSON.parse(r.stdout).error.code, code, args.join(' '));
     }
-    const noModel = cli('bench', '--json');
-    assert.strictEqual(noModel.status, 1);
-    assert.strictEqual(JSON.parse(noModel.stdout).error.code, 'ERR_INVALID_ARGUMENT');
+    // No --model: the embedded demo model.
+    const noModel = cli('bench', '--tokens', '4', '--prompt-tokens', '4', '--json');
+    assert.strictEqual(noModel.status, 0, noModel.stderr);
+    assert.strictEqual(JSON.parse(noModel.stdout).model, DEFAULT_MODEL);
     const missing = cli('bench', '--model', '/nonexistent/model.gguf', '--json');
     assert.strictEqual(missing.status, 1);
     assert.strictEqual(JSON.parse(missing.stdout).error.code, 'ERR_IO');
