@@ -43,6 +43,8 @@ export interface NativeModelInfo {
   fileSize: number;
   /** The MLP is in flashdip's input-major layout (flashdip convert). */
   dipLayout: boolean;
+  /** Attention too is stored input-major (layout version 2): served by the column store. */
+  dipAttention: boolean;
 }
 
 export interface NativeContext {
@@ -63,6 +65,11 @@ export interface NativeLayerStats {
   ugMisses: number;
   downHits: number;
   downMisses: number;
+  /** Attention column units (attention DIP, or attention stored as rows): W_q/W_k/W_v inputs and W_o inputs. */
+  qkvHits: number;
+  qkvMisses: number;
+  oHits: number;
+  oMisses: number;
   /** Wall time in the layer (attention + MLP) and, of it, time waiting for the store's reads. */
   seconds: number;
   ioWaitSeconds: number;
@@ -72,6 +79,8 @@ export interface NativeSparsityStats {
   tokens: number;
   ugUnitBytes: number;
   downUnitBytes: number;
+  qkvUnitBytes: number;
+  oUnitBytes: number;
   /** Reads from the column store (DIP layout under a budget). */
   ioBytes: number;
   ioReads: number;
@@ -98,6 +107,9 @@ export interface NativeScoreHistograms {
   /** [layer] counts of the x-mask's and h-mask's scores. */
   x: Float64Array[];
   h: Float64Array[];
+  /** With attention DIP: the q/k/v input mask's and W_o input mask's. */
+  attnIn?: Float64Array[];
+  attnOut?: Float64Array[];
 }
 
 export interface NativeModel {

@@ -87,11 +87,17 @@ export class Model {
     this.tokenizer = tokenizer;
     this.info = { ...native.info(), path };
     this.defaults = defaults;
-    if (!native.info().dipLayout && (defaults.sparsity.method !== 'dense' || defaults.memoryBudget !== undefined))
+    if (!native.info().dipLayout && (defaults.sparsity.method !== 'dense' || defaults.memoryBudget !== undefined || defaults.sparsity.keepAttn < 1))
       process.emitWarning(
         `${path} is in the standard GGUF layout: sparsity and memoryBudget change what is computed and what the ` +
           'column-cache accounting reports, but every weight is still read; `flashdip convert` it to save the bandwidth and memory',
         { code: 'FLASHDIP_STANDARD_LAYOUT' },
+      );
+    else if (native.info().dipLayout && !native.info().dipAttention && defaults.sparsity.keepAttn < 1)
+      process.emitWarning(
+        `${path} was converted without attention rows (flashdip layout version 1): attentionDensity masks attention's inputs ` +
+          'but every attention weight is still read from DRAM; convert the original GGUF again to serve attention from the column store',
+        { code: 'FLASHDIP_ATTENTION_STANDARD_LAYOUT' },
       );
   }
 
