@@ -98,6 +98,10 @@ export interface NativeSparsityStats {
   times?: Float32Array;
   /** When recording: the masks, [(token * layers + layer) * 2 + unit]. */
   masks?: Int32Array[];
+  /** When recording with attention masks: [token][layer][qkv hits, qkv misses, o hits, o misses], and the
+   * masks, [(token * layers + layer) * 2 + unit (0: q/k/v input, 1: W_o input)]. */
+  attnTrace?: Int32Array;
+  attnMasks?: Int32Array[];
 }
 
 export interface NativeScoreHistograms {

@@ -439,6 +439,7 @@ export class Session {
       cacheFraction: this.cacheFraction,
       masks: st.masks ?? [],
       times: st.times ?? new Float32Array(0),
+      ...(st.attnTrace ? { attnCounts: st.attnTrace, qkvUnitBytes: st.qkvUnitBytes, oUnitBytes: st.oUnitBytes, attnMasks: st.attnMasks ?? [] } : {}),
     };
   }
 

@@ -41,6 +41,13 @@ export interface RunTrace {
   masks: Int32Array[];
   /** Measured time, [token][layer][seconds in the layer, of which waiting for flash reads] (recorded runs). */
   times?: Float32Array;
+  /** With attention DIP (or attention stored as rows): [token][layer][qkv hits, qkv misses, o hits, o misses]
+   * at these unit sizes, counted like the MLP's (Belady's rate stays the MLP's); and the masks,
+   * attnMasks[(token * layers + layer) * 2 + unit] (0: q/k/v input, 1: W_o input). */
+  attnCounts?: Int32Array;
+  qkvUnitBytes?: number;
+  oUnitBytes?: number;
+  attnMasks?: Int32Array[];
 }
 
 export interface SimulationResult {
@@ -73,7 +80,7 @@ export function simulate(trace: RunTrace, device: DeviceProfile): SimulationResu
   if (tokens === 0) throw invalidArgument('trace', 'holds no tokens');
   const fixed = f(0, (trace.staticBytes + trace.kvBytesPerPosition * trace.averageLength) / dev.dramBandwidth);
   let total = 0, flash = 0, dram = 0;
-  const c = trace.counts;
+  const c = trace.counts, a = trace.attnCounts;
   for (let t = 0; t < tokens; t++) {
     let T = fixed;
     for (let l = 0; l < trace.layers; l++) {
@@ -83,6 +90,13 @@ export function simulate(trace: RunTrace, device: DeviceProfile): SimulationResu
       T += f(ugMiss / dev.flashBandwidth, ugHit / dev.dramBandwidth) + f(dMiss / dev.flashBandwidth, dHit / dev.dramBandwidth);
       flash += ugMiss + dMiss;
       dram += ugHit + dHit;
+      if (a && a.length >= i + 4) {
+        const qHit = a[i] * (trace.qkvUnitBytes ?? 0), qMiss = a[i + 1] * (trace.qkvUnitBytes ?? 0);
+        const oHit = a[i + 2] * (trace.oUnitBytes ?? 0), oMiss = a[i + 3] * (trace.oUnitBytes ?? 0);
+        T += f(qMiss / dev.flashBandwidth, qHit / dev.dramBandwidth) + f(oMiss / dev.flashBandwidth, oHit / dev.dramBandwidth);
+        flash += qMiss + oMiss;
+        dram += qHit + oHit;
+      }
     }
     total += T;
   }
@@ -90,6 +104,10 @@ export function simulate(trace: RunTrace, device: DeviceProfile): SimulationResu
   for (let i = 0; i < tokens * trace.layers; i++) {
     hits += c[i * 4] + c[i * 4 + 2];
     uses += c[i * 4] + c[i * 4 + 1] + c[i * 4 + 2] + c[i * 4 + 3];
+    if (a && a.length >= i * 4 + 4) {
+      hits += a[i * 4] + a[i * 4 + 2];
+      uses += a[i * 4] + a[i * 4 + 1] + a[i * 4 + 2] + a[i * 4 + 3];
+    }
   }
   return {
     device: dev, tokens, tokensPerSecond: tokens / total, secondsPerToken: total / tokens, fixedSecondsPerToken: fixed,

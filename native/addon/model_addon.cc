@@ -153,6 +153,18 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
           masks.Set(static_cast<uint32_t>(i), mk);
         }
         o.Set("masks", masks);
+        if (!s.attn_trace.empty() || !s.attn_masks.empty()) {
+          Napi::Int32Array at = Napi::Int32Array::New(env, s.attn_trace.size());
+          if (!s.attn_trace.empty()) std::memcpy(at.Data(), s.attn_trace.data(), s.attn_trace.size() * sizeof(int32_t));
+          o.Set("attnTrace", at);
+          Napi::Array am = Napi::Array::New(env, s.attn_masks.size());
+          for (size_t i = 0; i < s.attn_masks.size(); ++i) {
+            Napi::Int32Array mk = Napi::Int32Array::New(env, s.attn_masks[i].size());
+            if (!s.attn_masks[i].empty()) std::memcpy(mk.Data(), s.attn_masks[i].data(), s.attn_masks[i].size() * sizeof(int32_t));
+            am.Set(static_cast<uint32_t>(i), mk);
+          }
+          o.Set("attnMasks", am);
+        }
       }
     });
     if (reset) ctx_->reset_sparsity_stats();

@@ -182,6 +182,8 @@ void Context::reset_sparsity_stats() {
   stats_.trace.clear();
   stats_.times.clear();
   stats_.masks.clear();
+  stats_.attn_trace.clear();
+  stats_.attn_masks.clear();
   stats_.io = IoStats();
   for (LayerStats& s : stats_.layers) s = LayerStats();
   std::lock_guard<std::mutex> lock(stats_mu_);
@@ -200,9 +202,13 @@ void Context::publish_stats() {
   p.trace.insert(p.trace.end(), stats_.trace.begin(), stats_.trace.end());
   p.times.insert(p.times.end(), stats_.times.begin(), stats_.times.end());
   for (std::vector<int32_t>& m : stats_.masks) p.masks.push_back(std::move(m));
+  p.attn_trace.insert(p.attn_trace.end(), stats_.attn_trace.begin(), stats_.attn_trace.end());
+  for (std::vector<int32_t>& m : stats_.attn_masks) p.attn_masks.push_back(std::move(m));
   stats_.trace.clear();
   stats_.times.clear();
   stats_.masks.clear();
+  stats_.attn_trace.clear();
+  stats_.attn_masks.clear();
 }
 
 size_t Context::owned_bytes() const {
@@ -381,12 +387,14 @@ int64_t Context::select_columns(float* a, int64_t total, int64_t layer, int unit
     int64_t* misses[4] = {&st.ug_misses, &st.down_misses, &st.qkv_misses, &st.o_misses};
     *hits[unit] += h;
     *misses[unit] += k - h;
-    if (trace) {  // MLP units only (the simulator's trace)
+    if (trace) {
       trace[0] = static_cast<int32_t>(h), trace[1] = static_cast<int32_t>(k - h);
       // The mask itself, in the slot of this trace entry (two ints per unit of the 4-int entry).
-      const size_t slot = static_cast<size_t>(trace - stats_.trace.data()) / 2;
-      if (stats_.masks.size() <= slot) stats_.masks.resize(slot + 1);
-      stats_.masks[slot].assign(mask_.begin(), mask_.begin() + k);
+      const bool attn = unit >= 2;
+      const size_t slot = static_cast<size_t>(trace - (attn ? stats_.attn_trace : stats_.trace).data()) / 2;
+      std::vector<std::vector<int32_t>>& masks = attn ? stats_.attn_masks : stats_.masks;
+      if (masks.size() <= slot) masks.resize(slot + 1);
+      masks[slot].assign(mask_.begin(), mask_.begin() + k);
     }
   }
   return k;
@@ -401,11 +409,12 @@ CacheState* Context::cache_of(int unit, int64_t layer) {
 
 // The trace entry of token t of the current batch at layer l (nullptr when not recording); the
 // working trace holds the current batch only (publish_stats).
-int32_t* Context::trace_at(int64_t t, int64_t l) {
-  if (!stats_.record || !track_) return nullptr;
+int32_t* Context::trace_at(int64_t t, int64_t l, bool attn) {
+  if (!stats_.record || !track_ || (attn && !cache_of(2, l))) return nullptr;
+  std::vector<int32_t>& trace = attn ? stats_.attn_trace : stats_.trace;
   const size_t at = (static_cast<size_t>(t) * static_cast<size_t>(cfg_.n_layers) + static_cast<size_t>(l)) * 4;
-  if (stats_.trace.size() < at + 4) stats_.trace.resize(at + 4, 0);
-  return stats_.trace.data() + at;
+  if (trace.size() < at + 4) trace.resize(at + 4, 0);
+  return trace.data() + at;
 }
 
 void Context::act_mul(float* g, const float* u, float* h, int64_t n) const {
@@ -497,7 +506,7 @@ void Context::qkv_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_
   float* qkv = qkv_tmp_.data();  // [q_dim + 2 kv_dim]: q, k, v of one token
   for (int64_t t = 0; t < n; ++t) {
     float* x = xn_.data() + t * dim;
-    const int64_t k = select_columns(x, dim, l, 2, pos0 + t, nullptr, nullptr);
+    const int64_t k = select_columns(x, dim, l, 2, pos0 + t, nullptr, trace_at(t, l, true));
     gather_rows(L.dip_qkv, rc, cache_of(2, l), x, k, w, qkv);
     // LoRA on the masked x, in the original orientation (phi3's fused qkv covers all three).
     if (cfg_.arch == "phi3") {
@@ -518,7 +527,8 @@ void Context::o_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_t 
   RowCache* rc = store_ ? &rc_o_[static_cast<size_t>(l)] : nullptr;
   for (int64_t t = 0; t < n; ++t) {
     float* a = att_out_.data() + t * qd;
-    const int64_t k = select_columns(a, qd, l, 3, pos0 + t, nullptr, nullptr);
+    int32_t* tr = trace_at(t, l, true);
+    const int64_t k = select_columns(a, qd, l, 3, pos0 + t, nullptr, tr ? tr + 2 : nullptr);
     gather_rows(L.dip_o, rc, cache_of(3, l), a, k, dim, xn_.data() + t * dim);
   }
 }
@@ -587,6 +597,8 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
   stats_.trace.clear();
   stats_.times.clear();
   stats_.masks.clear();
+  stats_.attn_trace.clear();
+  stats_.attn_masks.clear();
 
   const Weight& e = m.token_embd();
   for (int64_t t = 0; t < n; ++t) {
@@ -650,7 +662,7 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     // Attention DIP on a file without attention rows: the q/k/v input keeps its top columns, the
     // rest zeroed, which computes exactly the sum over the kept columns (every weight is still read).
     if (attn_sparse_ && !L.dip_qkv.data)
-      for (int64_t t = 0; t < n; ++t) select_columns(xn_.data() + t * dim, dim, l, 2, pos0 + t, nullptr, nullptr);
+      for (int64_t t = 0; t < n; ++t) select_columns(xn_.data() + t * dim, dim, l, 2, pos0 + t, nullptr, trace_at(t, l, true));
     if (L.dip_qkv.data) {
       qkv_dip_layout(L, l, n, pos0);
     } else if (L.wqkv.data) {
@@ -695,7 +707,10 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
       o_dip_layout(L, l, n, pos0);
     } else {
       if (attn_sparse_)  // W_o's input likewise
-        for (int64_t t = 0; t < n; ++t) select_columns(att_out_.data() + t * qd, qd, l, 3, pos0 + t, nullptr, nullptr);
+        for (int64_t t = 0; t < n; ++t) {
+          int32_t* tr = trace_at(t, l, true);
+          select_columns(att_out_.data() + t * qd, qd, l, 3, pos0 + t, nullptr, tr ? tr + 2 : nullptr);
+        }
       matmul(L.wo, att_out_.data(), n, xn_.data(), dim);
     }
     lora(l, LoraTarget::O, att_out_.data(), n, xn_.data(), dim);

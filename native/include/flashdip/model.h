@@ -241,6 +241,10 @@ struct SparsityStats {
   std::vector<float> times;
   // And the masks themselves: [token][layer][unit (0: ug, 1: down)] -> kept indices, ascending.
   std::vector<std::vector<int32_t>> masks;
+  // With attention DIP, when recording, the same for the attention masks: [token][layer][qkv hits,
+  // qkv misses, o hits, o misses] and [token][layer][unit (0: q/k/v input, 1: W_o input)] -> kept indices.
+  std::vector<int32_t> attn_trace;
+  std::vector<std::vector<int32_t>> attn_masks;
 };
 
 class Context {
@@ -291,7 +295,7 @@ class Context {
   CacheState* cache_of(int unit, int64_t layer);
   int64_t select_columns(float* a, int64_t total, int64_t layer, int unit, int64_t pos, const float* score_src,
                          int32_t* trace);
-  int32_t* trace_at(int64_t t, int64_t layer);
+  int32_t* trace_at(int64_t t, int64_t layer, bool attn = false);
   // y[0..m) = sum over i < k of coef[i] * rows[i] (+ y with accumulate), rows of m elements of `type`.
   void gather(uint32_t type, int64_t m, const uint8_t* const* rows, const float* coef, int64_t k, float* y,
               bool accumulate = false);
