@@ -3,7 +3,7 @@
 // on the converted file (attention rows, layout version 2) under a budget that caches half of every
 // column matrix, MLP and attention (dip-ca, gamma 0.2, LFU): hit rate, flash bytes per token and the
 // simulated phone speed beside the perplexity. Deterministic (no timing), so it can run on a busy
-// machine. Usage: npx ts-node bench/attn-quality.ts [--text FILE] [--tokens N] [--gamma G] [--json]
+// machine. Usage: npx ts-node bench/attn-quality.ts [--text FILE] [--tokens N] [--gamma G] [--budgeted-only] [--json]
 import { execSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -33,7 +33,7 @@ const DENSITIES = [1, 0.75, 0.5];
     // Everything in DRAM: dip (MLP density 1 is dense) on the standard file.
     const inDram: { mlp: number; attn: number; ppl: number; keptAttn: number }[] = [];
     const model = await loadModel(modelPath);
-    for (const mlp of DENSITIES)
+    for (const mlp of args.includes('--budgeted-only') ? [] : DENSITIES)
       for (const attn of DENSITIES) {
         const sparsity: SparsityOptions = { method: mlp === 1 ? 'dense' : 'dip', ...(mlp === 1 ? {} : { density: mlp }), attentionDensity: attn };
         const r = await perplexity(model, text, { ctx, maxTokens, sparsity });
@@ -56,17 +56,18 @@ const DENSITIES = [1, 0.75, 0.5];
         await m.dispose();
       }
     const commit = execSync('git rev-parse --short HEAD', { cwd: root }).toString().trim();
-    const tokens = Math.min(maxTokens, inDram.length ? maxTokens : 0);
     if (args.includes('--json')) {
-      console.log(JSON.stringify({ commit, text: path.basename(textPath), tokens, ctx, gamma, budget, bytes, inDram, budgeted }));
+      console.log(JSON.stringify({ commit, text: path.basename(textPath), tokens: maxTokens, ctx, gamma, budget, bytes, inDram, budgeted }));
       return;
     }
     console.log(`stories260K, ${maxTokens} tokens of ${path.basename(textPath)}, chunks of ${ctx - 1} + BOS, commit ${commit}\n`);
-    console.log('Perplexity, everything in DRAM (dip; MLP density 1 = dense MLP), standard file:\n');
-    console.log('| MLP density \\ attention density | 1 | 0.75 | 0.5 |');
-    console.log('| --- | --- | --- | --- |');
-    for (const mlp of DENSITIES)
-      console.log(`| ${mlp} | ${inDram.filter((r) => r.mlp === mlp).map((r) => r.ppl.toFixed(3)).join(' | ')} |`);
+    if (inDram.length) {
+      console.log('Perplexity, everything in DRAM (dip; MLP density 1 = dense MLP), standard file:\n');
+      console.log('| MLP density \\ attention density | 1 | 0.75 | 0.5 |');
+      console.log('| --- | --- | --- | --- |');
+      for (const mlp of DENSITIES)
+        console.log(`| ${mlp} | ${inDram.filter((r) => r.mlp === mlp).map((r) => r.ppl.toFixed(3)).join(' | ')} |`);
+    }
     console.log(`\nConverted file (attention rows), memoryBudget ${budget} bytes: half of every MLP and attention matrix cached ` +
       `(cache fraction ${budgeted[0].cacheFraction.toFixed(3)}), dip-ca gamma ${gamma}, LFU:\n`);
     console.log('| MLP density | attention density | perplexity | hit rate | flash KiB/token | simulated phone tok/s |');

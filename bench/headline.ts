@@ -413,6 +413,14 @@ async function main(): Promise<void> {
     if (r.status !== 0) throw new Error(`flashdip convert failed (exit ${r.status})`);
     fs.renameSync(tmp, opts.dipModel);
   }
+  if (!opts.skipFlash && opts.attnDensity !== undefined) {
+    // Attention DIP saves reads only on a file converted with attention rows (layout version 2).
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { readGguf } = require('../lib/gguf') as typeof import('../lib/gguf');
+    if (readGguf(opts.dipModel).metadata['flashdip.layout_version'] !== 2)
+      throw new Error(`${opts.dipModel} has no attention rows (converted before them or with --mlp-only): convert ${opts.model} again ` +
+        '(flashdip convert IN OUT --type keep --force) or pass another --dip-model');
+  }
   const prompt = promptTokens(opts.model, opts.promptTokens);
   const engines: Job['engine'][] = [...(opts.skipLlama ? [] : ['llamacpp' as const]), ...(opts.skipFlash ? [] : ['flashdip' as const])];
   const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');

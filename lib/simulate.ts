@@ -154,6 +154,8 @@ export async function recordRun(
   const parts: Int32Array[] = [];
   const timeParts: Float32Array[] = [];
   const masks: Int32Array[] = [];
+  const attnParts: Int32Array[] = [];
+  const attnMasks: Int32Array[] = [];
   let trace: RunTrace | undefined;
   let lengthSum = 0, count = 0, stopped = false;
   try {
@@ -169,6 +171,7 @@ export async function recordRun(
       parts.push(trace.counts.slice());
       timeParts.push(trace.times?.slice() ?? new Float32Array(0));
       masks.push(...trace.masks);
+      if (trace.attnCounts) attnParts.push(trace.attnCounts.slice()), attnMasks.push(...(trace.attnMasks ?? []));
       lengthSum += trace.averageLength * n;
       count += n;
       onProgress?.(Math.min(tokens.length, s + ctx - 1), tokens.length);
@@ -176,7 +179,10 @@ export async function recordRun(
   } finally {
     await session.dispose();
   }
-  const result = trace && { ...trace, counts: concat(Int32Array, parts), times: concat(Float32Array, timeParts), masks, averageLength: count > 0 ? lengthSum / count : 0 };
+  const result = trace && {
+    ...trace, counts: concat(Int32Array, parts), times: concat(Float32Array, timeParts), masks, averageLength: count > 0 ? lengthSum / count : 0,
+    ...(attnParts.length ? { attnCounts: concat(Int32Array, attnParts), attnMasks } : {}),
+  };
   if (stopped) throw abortedError('recordRun', signal!, result);
   return result!;
 }
