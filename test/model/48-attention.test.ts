@@ -6,7 +6,7 @@
 import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
-import { FlashdipError, loadModel, perplexity, readGguf, SparsityOptions } from '../../lib';
+import { DEVICES, FlashdipError, loadModel, perplexity, readGguf, recordRun, simulate, SparsityOptions } from '../../lib';
 import { convert } from '../../lib/convert';
 import { dequantizeRow } from '../../lib/kernels';
 import { splitBytes } from '../../lib/sparsity';
@@ -163,6 +163,19 @@ describe('48 attention DIP (stories260K)', function () {
     const st = s.stats().sparsity;
     await m.dispose();
     assert.ok(Math.abs(r.cacheFraction - 0.5) < 1e-3, `cache fraction ${r.cacheFraction}`);
+    // A recorded run over several windows keeps every window's attention counts, and the simulator
+    // counts their bytes: its flash bytes are the misses of all four units at their sizes.
+    const m2 = await loadModel(v2, { memoryBudget: budget, sparsity: { method: 'dip-ca', density: 0.5, attentionDensity: 0.5 } });
+    const rec = await recordRun(m2, text, { ctx: 64, maxTokens: 300 });
+    await m2.dispose();
+    assert.strictEqual(rec.attnCounts?.length, rec.counts.length);
+    let recFlash = 0;
+    for (let i = 0; i < rec.counts.length; i += 4)
+      recFlash += rec.counts[i + 1] * rec.ugUnitBytes + rec.counts[i + 3] * rec.downUnitBytes +
+        rec.attnCounts![i + 1] * rec.qkvUnitBytes! + rec.attnCounts![i + 3] * rec.oUnitBytes!;
+    const sim = simulate(rec, DEVICES.phone);
+    assert.ok(Math.abs(sim.flashBytesPerToken / (recFlash / sim.tokens) - 1) < 1e-9);
+    assert.ok(rec.attnCounts!.some((v, i) => i % 2 === 1 && v > 0), 'attention misses recorded');
     let attnMisses = 0, attnUnits = 0, flash = 0;
     const raw = st.layers;
     for (const l of raw) {
