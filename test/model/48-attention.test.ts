@@ -83,6 +83,13 @@ describe('48 attention DIP (stories260K)', function () {
     assert.deepStrictEqual(b.tensors.find((t) => t.name === 'blk.0.attn_output.dip.weight')?.dims, [64, 64]);
     assert.ok(!b.tensors.some((t) => /attn_(q|k|v|output)\.weight$/.test(t.name)));
     assert.ok(a.tensors.some((t) => t.name === 'blk.0.attn_q.weight') && !a.tensors.some((t) => t.name.includes('attn_qkv.dip')));
+    // The CLI's --mlp-only is attention: false.
+    const out = tmpFile('attn-cli-v1.dip.gguf');
+    const r = cli('convert', STORIES, out, '--mlp-only', '--json');
+    assert.strictEqual(r.status, 0, r.stderr);
+    assert.strictEqual(JSON.parse(r.stdout).attention, false);
+    assert.strictEqual(readGguf(out).metadata['flashdip.layout_version'], 1);
+    fs.rmSync(out);
   });
 
   it('density 1 (or the option absent) is exactly dense attention, on every layout', async () => {
