@@ -7,7 +7,9 @@
 // sequence run dense with everything in DRAM (relative L2 distance and KL divergence of the next-token
 // distributions, mean over positions): what the bytes saved cost in output, on any model, random
 // weights included (where perplexity means nothing).
-// Usage: npx ts-node bench/disk.ts MODEL.dip.gguf [--tokens N] [--reps N] [--gamma G] [--read-block B] [--json]
+// --attn-density R: the sparse methods (not dense streaming) also prune attention inputs
+// (sparsity.attentionDensity; a file converted with attention rows reads only the kept columns).
+// Usage: npx ts-node bench/disk.ts MODEL.dip.gguf [--tokens N] [--reps N] [--gamma G] [--read-block B] [--attn-density R] [--json]
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -36,10 +38,11 @@ function fidelityTokens(vocab: number): number[] {
   return [1, ...Array.from({ length: FIDELITY_TOKENS - 1 }, () => 3 + ((x = (x * 1103515245 + 12345) % 2 ** 31) % (vocab - 3)))];
 }
 
-function sparsityOf(method: string, gamma: number, readBlock: string) {
+function sparsityOf(method: string, gamma: number, readBlock: string, attn: string) {
+  const attention = attn ? { attentionDensity: Number(attn) } : {};
   if (method === 'dense') return { method: 'dense' as const };
-  if (method === 'dip') return { method: 'dip' as const, density: 0.5 };
-  return { method: 'dip-ca' as const, density: 0.5, gamma, ...(method === 'dip-ca blocks' ? { readBlock } : {}) };
+  if (method === 'dip') return { method: 'dip' as const, density: 0.5, ...attention };
+  return { method: 'dip-ca' as const, density: 0.5, gamma, ...(method === 'dip-ca blocks' ? { readBlock } : {}), ...attention };
 }
 
 // Mean over positions of ||b - a|| / ||a|| and of KL(softmax a || softmax b).
@@ -70,8 +73,8 @@ if (args[0] === '--child') {
   (async () => {
     const { loadModel } = await import('../lib');
     process.removeAllListeners('warning');
-    const [file, budget, method, tokens, gamma, readBlock, logitsOut] = args.slice(1);
-    const sparsity = sparsityOf(method, Number(gamma), readBlock);
+    const [file, budget, method, tokens, gamma, readBlock, logitsOut, attn] = args.slice(1);
+    const sparsity = sparsityOf(method, Number(gamma), readBlock, attn ?? '');
     const model = await loadModel(file, { memoryBudget: budget === 'none' ? undefined : Number(budget), sparsity, threads: 1 });
     const dev0 = deviceReads(file);
     const s = model.createSession({ contextSize: 256 });
@@ -106,6 +109,8 @@ if (args[0] === '--child') {
   if (!file || !fs.existsSync(file)) throw new Error('usage: bench/disk.ts MODEL.dip.gguf');
   const size = fs.statSync(file).size, budget = Math.floor(size / 2);
   const tokens = opt('--tokens', '32'), reps = Number(opt('--reps', '3')), gamma = opt('--gamma', '0.2'), readBlock = opt('--read-block', '64KiB');
+  const attn = opt('--attn-density', '');
+  if (attn && !(Number(attn) > 0 && Number(attn) <= 1)) throw new Error(`--attn-density: expected a number in (0, 1], got ${attn}`);
   const dropCache = () => {
     try {
       execFileSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']);
@@ -118,7 +123,7 @@ if (args[0] === '--child') {
   const results: Record<string, any[]> = Object.fromEntries(methods.map((m) => [m, []]));
   const logitsFile = (m: string) => path.join(os.tmpdir(), `flashdip-disk-${process.pid}-${m.replace(' ', '-')}.f32`);
   const child = (budgetArg: string, m: string, n: string, logits: string) => {
-    const out = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', __filename, '--child', file, budgetArg, m, n, gamma, readBlock, logits], { encoding: 'utf8', cwd: path.join(__dirname, '..') });
+    const out = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', __filename, '--child', file, budgetArg, m, n, gamma, readBlock, logits, attn], { encoding: 'utf8', cwd: path.join(__dirname, '..') });
     if (out.status !== 0) throw new Error(out.stderr);
     return out.stdout;
   };
@@ -158,11 +163,13 @@ if (args[0] === '--child') {
     ...fidelity[m],
   }));
   if (args.includes('--json')) {
-    console.log(JSON.stringify({ commit, file: path.basename(file), size, budget, dropped, tokens: Number(tokens), reps, rows }));
+    console.log(JSON.stringify({ commit, file: path.basename(file), size, budget, dropped, tokens: Number(tokens), reps,
+      attentionDensity: attn ? Number(attn) : null, rows }));
   } else {
     console.log(`${path.basename(file)} (${(size / 2 ** 20).toFixed(0)} MiB), memoryBudget ${(budget / 2 ** 20).toFixed(0)} MiB, ` +
       `${tokens} tokens x ${reps} reps, 1 thread, page cache ${dropped ? 'dropped before each run' : 'NOT dropped (not root?)'}, commit ${commit}`);
-    console.log(`dip-ca: gamma ${gamma}; dip-ca blocks: the same with readBlock ${readBlock}\n`);
+    console.log(`dip-ca: gamma ${gamma}; dip-ca blocks: the same with readBlock ${readBlock}` +
+      `${attn ? `; dip, dip-ca and dip-ca blocks with attention density ${attn}` : ''}\n`);
     console.log(`reads: ${rows[0].ioEngine}; per token, over prompt and decode: waiting for reads / everything else in the layers\n`);
     console.log('| method (density 0.5) | decode tok/s | vs dense streaming | hit rate | store MiB/token | I/O wait ms/token | compute ms/token | page cache after MiB | RSS MiB |');
     console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');

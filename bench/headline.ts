@@ -35,6 +35,8 @@ const USAGE = `usage: npm run bench -- --headline [options]
   --budget BYTES          flashdip's memoryBudget (default: the cap)
   --density R --gamma G   flashdip dip-ca's MLP density and gamma (default 0.5, 0.2)
   --read-block B          flashdip dip-ca's block reads (sparsity.readBlock, e.g. 64KiB; default off)
+  --attn-density R        flashdip's attention density (sparsity.attentionDensity; default 1: dense attention);
+                          the --dip-model must be converted with attention rows (layout version 2) to save reads
   --llamacpp-tokens N     tokens llama.cpp generates (default 8: ~0.5 tok/s under the cap here)
   --flashdip-tokens N     tokens flashdip generates (default 32)
   --prompt-tokens N       prompt length, BOS included (default 16)
@@ -53,6 +55,7 @@ interface Options {
   density: number;
   gamma: number;
   readBlock: number;
+  attnDensity: number | undefined;
   llamaTokens: number;
   flashTokens: number;
   promptTokens: number;
@@ -76,6 +79,7 @@ function parseOptions(argv: string[]): Options {
       density: { type: 'string', default: '0.5' },
       gamma: { type: 'string', default: '0.2' },
       'read-block': { type: 'string' },
+      'attn-density': { type: 'string' },
       'llamacpp-tokens': { type: 'string', default: '8' },
       'flashdip-tokens': { type: 'string', default: '32' },
       'prompt-tokens': { type: 'string', default: '16' },
@@ -115,6 +119,7 @@ function parseOptions(argv: string[]): Options {
     density: num('density', values.density, 0.01, 1),
     gamma: num('gamma', values.gamma, 0, 1),
     readBlock: values['read-block'] === undefined ? 0 : parseBytes('--read-block', values['read-block'])!,
+    attnDensity: values['attn-density'] === undefined ? undefined : num('attn-density', values['attn-density'], 0.01, 1),
     llamaTokens: int('llamacpp-tokens', values['llamacpp-tokens'], 2),
     flashTokens: int('flashdip-tokens', values['flashdip-tokens'], 2),
     promptTokens: int('prompt-tokens', values['prompt-tokens'], 1),
@@ -280,7 +285,8 @@ async function runOne(opts: Options, engine: Job['engine'], rep: number, prompt:
   const job: Job = {
     engine, model, threads: opts.threads, prompt, tokens, contextSize: 256, warmupTokens: 0, depsDir: DEPS_MODULES,
     loadOptions: engine === 'flashdip'
-      ? { memoryBudget: opts.budget, sparsity: { method: 'dip-ca', density: opts.density, gamma: opts.gamma, readBlock: opts.readBlock } }
+      ? { memoryBudget: opts.budget,
+        sparsity: { method: 'dip-ca', density: opts.density, gamma: opts.gamma, readBlock: opts.readBlock, attentionDensity: opts.attnDensity } }
       : undefined,
   };
   const pageCache = dropModelCache(model);
@@ -407,6 +413,14 @@ async function main(): Promise<void> {
     if (r.status !== 0) throw new Error(`flashdip convert failed (exit ${r.status})`);
     fs.renameSync(tmp, opts.dipModel);
   }
+  if (!opts.skipFlash && opts.attnDensity !== undefined) {
+    // Attention DIP saves reads only on a file converted with attention rows (layout version 2).
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { readGguf } = require('../lib/gguf') as typeof import('../lib/gguf');
+    if (readGguf(opts.dipModel).metadata['flashdip.layout_version'] !== 2)
+      throw new Error(`${opts.dipModel} has no attention rows (converted before them or with --mlp-only): convert ${opts.model} again ` +
+        '(flashdip convert IN OUT --type keep --force) or pass another --dip-model');
+  }
   const prompt = promptTokens(opts.model, opts.promptTokens);
   const engines: Job['engine'][] = [...(opts.skipLlama ? [] : ['llamacpp' as const]), ...(opts.skipFlash ? [] : ['flashdip' as const])];
   const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
@@ -456,7 +470,8 @@ async function main(): Promise<void> {
   lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const l of [
     row('llama.cpp', llamacpp, opts.model, 'dense, mmap'),
-    row('flashdip', flashdip, opts.dipModel, `dip-ca density ${opts.density} gamma ${opts.gamma}${opts.readBlock ? `, readBlock ${opts.readBlock / 1024} KiB` : ''}, memoryBudget ${mib(opts.budget)}`),
+    row('flashdip', flashdip, opts.dipModel, `dip-ca density ${opts.density} gamma ${opts.gamma}${opts.readBlock ? `, readBlock ${opts.readBlock / 1024} KiB` : ''}` +
+      `${opts.attnDensity !== undefined ? `, attention density ${opts.attnDensity}` : ''}, memoryBudget ${mib(opts.budget)}`),
   ]) if (l) lines.push(l);
   lines.push('');
   if (ratio !== undefined) lines.push(`decode ratio flashdip / llama.cpp: ${ratio.toFixed(2)}x`);

@@ -43,6 +43,8 @@ export interface NativeModelInfo {
   fileSize: number;
   /** The MLP is in flashdip's input-major layout (flashdip convert). */
   dipLayout: boolean;
+  /** Attention too is stored input-major (layout version 2): served by the column store. */
+  dipAttention: boolean;
 }
 
 export interface NativeContext {
@@ -65,6 +67,11 @@ export interface NativeLayerStats {
   ugMisses: number;
   downHits: number;
   downMisses: number;
+  /** Attention column units (attention DIP, or attention stored as rows): W_q/W_k/W_v inputs and W_o inputs. */
+  qkvHits: number;
+  qkvMisses: number;
+  oHits: number;
+  oMisses: number;
   /** Wall time in the layer (attention + MLP) and, of it, time waiting for the store's reads. */
   seconds: number;
   ioWaitSeconds: number;
@@ -74,6 +81,8 @@ export interface NativeSparsityStats {
   tokens: number;
   ugUnitBytes: number;
   downUnitBytes: number;
+  qkvUnitBytes: number;
+  oUnitBytes: number;
   /** Reads from the column store (DIP layout under a budget). */
   ioBytes: number;
   ioReads: number;
@@ -91,6 +100,10 @@ export interface NativeSparsityStats {
   times?: Float32Array;
   /** When recording: the masks, [(token * layers + layer) * 2 + unit]. */
   masks?: Int32Array[];
+  /** When recording with attention masks: [token][layer][qkv hits, qkv misses, o hits, o misses], and the
+   * masks, [(token * layers + layer) * 2 + unit (0: q/k/v input, 1: W_o input)]. */
+  attnTrace?: Int32Array;
+  attnMasks?: Int32Array[];
 }
 
 export interface NativeScoreHistograms {
@@ -100,6 +113,9 @@ export interface NativeScoreHistograms {
   /** [layer] counts of the x-mask's and h-mask's scores. */
   x: Float64Array[];
   h: Float64Array[];
+  /** With attention DIP: the q/k/v input mask's and W_o input mask's. */
+  attnIn?: Float64Array[];
+  attnOut?: Float64Array[];
 }
 
 export interface NativeModel {
@@ -121,6 +137,11 @@ export interface NativeModel {
 export interface ByteSplit {
   /** MLP weights: what DIP prunes and the column cache holds. */
   mlp: number;
+  /**
+   * Attention weights stored as rows (layout version 2): served by the column cache as the MLP is,
+   * so not static; 0 for other files, whose attention is static.
+   */
+  attn: number;
   /** Everything else in the file that is kept in DRAM. */
   static: number;
   /**

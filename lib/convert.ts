@@ -2,9 +2,13 @@
 // MLP becomes two tensors of rows, one row per input column, quantized along the output dimension:
 //   blk.N.ffn_gate_up.dip.weight  ne = [2F, d]: row j = [W_gate[:, j] (F values), W_up[:, j] (F values)]
 //   blk.N.ffn_down.dip.weight     ne = [d, F]:  row i = W_down[:, i]
-// so a DIP mask over x (or h) selects whole contiguous rows. Everything else is copied unchanged, the
-// metadata gains `flashdip.layout` = 'dip-input-major' and `flashdip.layout_version` = 1, and tensor
-// data starts on `alignment`-byte boundaries (default 4096: page-aligned for large reads).
+// so a DIP mask over x (or h) selects whole contiguous rows. Attention is stored so too (layout
+// version 2; `attention: false` keeps it as it was, version 1), for DIP on attention inputs:
+//   blk.N.attn_qkv.dip.weight     ne = [q + 2kv, d]: row j = [W_q[:, j], W_k[:, j], W_v[:, j]] (phi3: W_qkv[:, j])
+//   blk.N.attn_output.dip.weight  ne = [d, q]:       row i = W_o[:, i]
+// (biases, q/k norms and everything else copied unchanged). The metadata gains `flashdip.layout` =
+// 'dip-input-major' and `flashdip.layout_version` (1 or 2), and tensor data starts on
+// `alignment`-byte boundaries (default 4096: page-aligned for large reads).
 // It never loses data: the output is written to a temporary file beside it and renamed over it when
 // complete (the input and an existing output stay whole whatever fails), an output that is the input
 // or that exists without `force` is refused, and every dimension is checked against the tensors first.
@@ -32,14 +36,21 @@ export interface ConvertOptions {
   signal?: AbortSignal;
   /** Called after each tensor with (done, total) bytes written. */
   onProgress?: (done: number, total: number, tensor: string) => void;
+  /**
+   * Store attention input-major too (layout version 2, default true), so attention DIP reads only
+   * the kept columns through the column store; false writes layout version 1 (MLP only).
+   */
+  attention?: boolean;
 }
-const OPTION_KEYS = ['type', 'alignment', 'force', 'signal', 'onProgress'];
+const OPTION_KEYS = ['type', 'alignment', 'force', 'signal', 'onProgress', 'attention'];
 
 export interface ConvertResult {
   input: string;
   output: string;
   layers: number;
   mlpType: string;
+  /** Attention stored input-major (layout version 2). */
+  attention: boolean;
   inputBytes: number;
   outputBytes: number;
   seconds: number;
@@ -47,6 +58,7 @@ export interface ConvertResult {
 
 export const DIP_LAYOUT = 'dip-input-major';
 const MLP = /^blk\.(\d+)\.ffn_(gate|up|down)\.weight$/;
+const ATTN = /^blk\.(\d+)\.attn_(q|k|v|qkv|output)\.weight$/;
 
 // The row types the column store computes with; other sources map to the closest.
 function rowType(src: number, want: ConvertType): number {
@@ -104,6 +116,8 @@ export async function convert(input: string, output: string, options: ConvertOpt
   const alignment = checkInt('alignment', o.alignment, 32, 1 << 20, 4096);
   if ((alignment & (alignment - 1)) !== 0) throw invalidArgument('alignment', 'must be a power of two between 32 and 1 MiB');
   if (o.force !== undefined && typeof o.force !== 'boolean') throw invalidArgument('force', 'must be a boolean');
+  if (o.attention !== undefined && typeof o.attention !== 'boolean') throw invalidArgument('attention', 'must be a boolean');
+  const attention = o.attention !== false;
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw invalidArgument('signal', 'must be an AbortSignal');
   const signal = options.signal;
   const onProgress = checkProgress('onProgress', options.onProgress) as ConvertOptions['onProgress'];
@@ -118,6 +132,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
   if (!['llama', 'qwen2', 'qwen3', 'phi3', 'gemma', 'gemma2', 'gemma3'].includes(String(arch)))
     throw new FlashdipError('ERR_UNSUPPORTED_ARCH', `${input}: architecture '${String(arch)}' is not supported`);
   const { dim: d, ffn: F, layers } = checkShapes(input, header, String(arch));
+  const qDim = attention ? checkAttentionShapes(input, header, String(arch), d, layers) : 0;
   const byName = new Map(header.tensors.map((t) => [t.name, t]));
 
   // Plan: every non-MLP tensor as is, then two DIP tensors per layer.
@@ -125,7 +140,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
   const outs: Out[] = [];
   let mlpType = -1;
   for (const t of header.tensors) {
-    if (MLP.test(t.name)) continue;
+    if (MLP.test(t.name) || (attention && ATTN.test(t.name))) continue;
     outs.push({ name: t.name, dims: t.dims, type: t.type, make: () => readTensor(fd, header, t) });
   }
   for (let l = 0; l < layers; l++) {
@@ -162,6 +177,24 @@ export async function convert(input: string, output: string, options: ConvertOpt
       name: `${p}ffn_down.dip.weight`, dims: [d, F], type: downType,
       make: () => transposeRows([dequantize(fd, header, down)], d, F, downType),
     });
+    if (!attention) continue;
+    // Attention: q, k and v (phi3: the fused qkv) bundled per input column, and W_o.
+    const qkvSrc = arch === 'phi3' ? [byName.get(`${p}attn_qkv.weight`)!]
+      : [byName.get(`${p}attn_q.weight`)!, byName.get(`${p}attn_k.weight`)!, byName.get(`${p}attn_v.weight`)!];
+    const wo = byName.get(`${p}attn_output.weight`)!;
+    for (const t of [...qkvSrc, wo])
+      if (!canDequantize(t.type))
+        throw new FlashdipError('ERR_UNSUPPORTED_TYPE', `${input}: tensor ${t.name} has type ${ggmlType(t.type).name}, which convert cannot read`);
+    const qkvOut = qkvSrc.reduce((a, t) => a + t.dims[1], 0);
+    const qkvType = rows(qkvSrc[0].type, qkvOut), oType = rows(wo.type, d);
+    outs.push({
+      name: `${p}attn_qkv.dip.weight`, dims: [qkvOut, d], type: qkvType,
+      make: () => transposeRowsConcat(qkvSrc.map((t) => dequantize(fd, header, t)), d, qkvType),
+    });
+    outs.push({
+      name: `${p}attn_output.dip.weight`, dims: [d, qDim], type: oType,
+      make: () => transposeRows([dequantize(fd, header, wo)], d, qDim, oType),
+    });
   }
 
   // Written to a temporary file beside the output and renamed over it at the end: the input and any
@@ -171,7 +204,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
   try {
     const tmp = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
     w = new GgufWriter(tmp, { alignment, exclusive: true, sync: true });
-    const sizes = declare(w, header, input, outs);
+    const sizes = declare(w, header, input, outs, attention ? 2 : 1);
     const total = sizes.reduce((a, b) => a + b, 0);
     w.writeHeader();
     let done = 0;
@@ -194,19 +227,20 @@ export async function convert(input: string, output: string, options: ConvertOpt
     fs.closeSync(fd);
   }
   return {
-    input, output, layers, mlpType: ggmlType(mlpType).name,
+    input, output, layers, mlpType: ggmlType(mlpType).name, attention,
     inputBytes: header.fileSize, outputBytes: io(`stat ${target}`, () => fs.statSync(target)).size, seconds: (performance.now() - t0) / 1000,
   };
 }
 
 // Declares the output's metadata and tensors. Every name and value comes from the input, so one the
 // writer refuses (an empty key, a tensor name of 64 bytes or more) is a problem of the file.
-function declare(w: GgufWriter, header: GgufHeader, input: string, outs: { name: string; dims: number[]; type: number }[]): number[] {
+function declare(w: GgufWriter, header: GgufHeader, input: string, outs: { name: string; dims: number[]; type: number }[],
+  version: number): number[] {
   try {
     for (const e of metadataEntries(header, input, (k) => k !== 'general.alignment' && !k.startsWith('flashdip.')))
       w.addKv(e.key, e.type, e.value, e.elem);
     w.addString('flashdip.layout', DIP_LAYOUT);
-    w.addU32('flashdip.layout_version', 1);
+    w.addU32('flashdip.layout_version', version);
     return outs.map((o) => w.addTensor(o.name, o.dims, o.type).byteLength);
   } catch (err) {
     if (err instanceof FlashdipError && err.code === 'ERR_INVALID_ARGUMENT')
@@ -302,6 +336,51 @@ function checkShapes(input: string, header: GgufHeader, arch: string): { dim: nu
     expect(`${p}ffn_down.weight`, [ffn, dim], sizes);
   }
   return { dim, ffn, layers };
+}
+
+// The attention matrices convert stores as rows, checked against each other before any work: q, k
+// and v (phi3: the fused qkv) take d inputs, W_o takes their q outputs and gives d. Returns q.
+function checkAttentionShapes(input: string, header: GgufHeader, arch: string, dim: number, layers: number): number {
+  const bad = (msg: string) => new FlashdipError('ERR_MODEL_INVALID', `${input}: ${msg}`);
+  const byName = new Map(header.tensors.map((t) => [t.name, t]));
+  let q = -1;
+  for (let l = 0; l < layers; l++) {
+    const p = `blk.${l}.`;
+    const get = (name: string) => {
+      const t = byName.get(p + name);
+      if (!t) throw bad(`tensor ${p}${name} is missing`);
+      if (t.dims.length !== 2) throw bad(`tensor ${p}${name} has shape [${t.dims.join(', ')}], expected a matrix`);
+      return t;
+    };
+    const ins = arch === 'phi3' ? [get('attn_qkv.weight')] : [get('attn_q.weight'), get('attn_k.weight'), get('attn_v.weight')];
+    const wo = get('attn_output.weight');
+    for (const t of ins) if (t.dims[0] !== dim) throw bad(`tensor ${t.name} has rows of ${t.dims[0]}, expected ${dim} (${arch}.embedding_length)`);
+    if (wo.dims[1] !== dim) throw bad(`tensor ${wo.name} has ${wo.dims[1]} outputs, expected ${dim} (${arch}.embedding_length)`);
+    const qOut = wo.dims[0];
+    const fits = arch === 'phi3' ? ins[0].dims[1] > qOut && (ins[0].dims[1] - qOut) % 2 === 0 : ins[0].dims[1] === qOut && ins[1].dims[1] === ins[2].dims[1];
+    if (!fits) throw bad(`the attention tensors of layer ${l} do not fit together (q/k/v outputs [${ins.map((t) => t.dims[1]).join(', ')}], W_o inputs ${qOut})`);
+    if (q >= 0 && q !== qOut) throw bad(`layer ${l} has attention width ${qOut}, layer 0 ${q}`);
+    q = qOut;
+  }
+  return q;
+}
+
+// Sources are [rows_s][cols] f32 matrices (rows_s may differ); the result has one row per column c:
+// the concatenation of every source's column c, quantized to `type`.
+function transposeRowsConcat(sources: Float32Array[], cols: number, type: number): Uint8Array {
+  const heights = sources.map((m) => m.length / cols);
+  const row = new Float32Array(heights.reduce((a, b) => a + b, 0));
+  const first = quantizeRow(type, row);
+  const out = new Uint8Array(first.length * cols);
+  for (let c = 0; c < cols; c++) {
+    let at = 0;
+    for (let s = 0; s < sources.length; s++) {
+      const m = sources[s];
+      for (let r = 0; r < heights[s]; r++) row[at++] = m[r * cols + c];
+    }
+    out.set(quantizeRow(type, row), c * first.length);
+  }
+  return out;
 }
 
 // Sources are [rows][cols] f32 matrices (all rows x cols); the result has one row per column c: the

@@ -88,7 +88,8 @@ export interface ModelMemory {
   /**
    * Under a memoryBudget, how the model's one budget is shared; per model, over all its sessions:
    * static (bytes.static) + streaming buffer (bytes.mlpLayer) + adapters + the sessions' KV caches
-   * and scratch + the column cache = the budget (the cache takes what is left, up to bytes.mlp). The
+   * and scratch + the column cache = the budget (the cache takes what is left, up to bytes.mlp +
+   * bytes.attn: attention stored as rows, layout version 2, is cached like the MLP). The
    * cache counts and reads are totals over every session of the model since it was loaded.
    */
   budget?: {
@@ -99,7 +100,7 @@ export interface ModelMemory {
     sessions: number;
     kvCache: number;
     scratch: number;
-    /** What is left for the column cache, and the fraction of every MLP matrix it holds (from the next evaluation on). */
+    /** What is left for the column cache, and the fraction of every matrix it holds (MLP, and attention rows; from the next evaluation on). */
     cacheBytes: number;
     cacheFraction: number;
     /** MLP column units used by every session, found in the shared cache (hits) or read (misses). */
@@ -131,11 +132,17 @@ export class Model {
     this.tokenizer = tokenizer;
     this.info = { ...native.info(), path };
     this.defaults = defaults;
-    if (!native.info().dipLayout && (defaults.sparsity.method !== 'dense' || defaults.memoryBudget !== undefined))
+    if (!native.info().dipLayout && (defaults.sparsity.method !== 'dense' || defaults.memoryBudget !== undefined || defaults.sparsity.keepAttn < 1))
       process.emitWarning(
         `${path} is in the standard GGUF layout: sparsity and memoryBudget change what is computed and what the ` +
           'column-cache accounting reports, but every weight is still read; `flashdip convert` it to save the bandwidth and memory',
         { code: 'FLASHDIP_STANDARD_LAYOUT' },
+      );
+    else if (native.info().dipLayout && !native.info().dipAttention && defaults.sparsity.keepAttn < 1)
+      process.emitWarning(
+        `${path} was converted without attention rows (flashdip layout version 1): attentionDensity masks attention's inputs ` +
+          'but every attention weight is still read from DRAM; convert the original GGUF again to serve attention from the column store',
+        { code: 'FLASHDIP_ATTENTION_STANDARD_LAYOUT' },
       );
   }
 

@@ -47,7 +47,7 @@ export interface PerplexityResult {
   keepX: number;
   keepH: number;
   cacheFraction: number;
-  /** MLP column units found in the DRAM cache, over all windows. */
+  /** Column units (MLP, and attention's when it has columns) found in the DRAM cache, over all windows. */
   hitRate: number;
   flashBytesPerToken: number;
   dramBytesPerToken: number;
@@ -57,6 +57,9 @@ export interface PerplexityResult {
   keptX: number;
   keptH: number;
   density: number;
+  /** Attention DIP: the fraction asked for (1: dense attention) and the realized one. */
+  keepAttn: number;
+  keptAttn: number;
 }
 
 const KEYS = ['ctx', 'mode', 'stride', 'kvCacheType', 'maxTokens', 'sparsity', 'cache', 'signal', 'onProgress', 'loras'] as const;
@@ -93,7 +96,7 @@ export async function perplexity(model: Model, text: string, options: Perplexity
     cache: o.cache as CacheOptions | undefined,
     loras: o.loras as LoraSpec[] | undefined,
   });
-  const cache = { hits: 0, units: 0, flash: 0, dram: 0, tokens: 0, keptX: 0, keptH: 0 };
+  const cache = { hits: 0, units: 0, flash: 0, dram: 0, tokens: 0, keptX: 0, keptH: 0, keptAttn: 0 };
   const vocab = model.info.vocabSize;
   const t0 = performance.now();
   let sum = 0, scored = 0, chunks = 0, lastWindow = 0, stopped = false;
@@ -155,6 +158,8 @@ export async function perplexity(model: Model, text: string, options: Perplexity
     keptX: cache.keptX / cache.tokens,
     keptH: cache.keptH / cache.tokens,
     density: mlpDensity(session.sparsity.method, cache.keptX / cache.tokens, cache.keptH / cache.tokens),
+    keepAttn: session.sparsity.keepAttn,
+    keptAttn: cache.keptAttn / cache.tokens,
   };
   if (stopped) throw abortedError('perplexity', signal!, scored > 0 ? result : undefined);
   return result;
@@ -163,15 +168,16 @@ export async function perplexity(model: Model, text: string, options: Perplexity
 type SparsityStats = ReturnType<Session['stats']>['sparsity'];
 
 // Adds one window's cache figures (per-token averages over `tokens` evaluated tokens) to the totals.
-function account(total: { hits: number; units: number; flash: number; dram: number; tokens: number; keptX: number; keptH: number },
+function account(total: { hits: number; units: number; flash: number; dram: number; tokens: number; keptX: number; keptH: number; keptAttn: number },
   st: SparsityStats, tokens: number): void {
   for (const l of st.layers) {
-    total.hits += l.ugHits + l.downHits;
-    total.units += l.ugHits + l.ugMisses + l.downHits + l.downMisses;
+    total.hits += l.ugHits + l.downHits + l.qkvHits + l.oHits;
+    total.units += l.ugHits + l.ugMisses + l.downHits + l.downMisses + l.qkvHits + l.qkvMisses + l.oHits + l.oMisses;
   }
   total.flash += st.flashBytesPerToken * tokens;
   total.dram += st.dramBytesPerToken * tokens;
   total.tokens += tokens;
   total.keptX += st.keptX * tokens;
+  total.keptAttn += st.keptAttn * tokens;
   total.keptH += st.keptH * tokens;
 }

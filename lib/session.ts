@@ -45,8 +45,8 @@ export interface SessionOptions {
    * memoryBudget the adapters loaded on the model when the session is made are counted in it.
    */
   loras?: LoraSpec[];
-  /** @internal accumulate score histograms for calibration (session.histograms()). */
-  histograms?: boolean;
+  /** @internal accumulate score histograms for calibration (session.histograms()); 'attention': of the attention masks too. */
+  histograms?: boolean | 'attention';
 }
 
 export interface GenerateOptions extends SamplerOptions {
@@ -87,9 +87,11 @@ export interface SessionStats {
     keepX: number;
     keepH: number;
     cacheFraction: number;
-    /** Fraction of the MLP column units used that were in the DRAM cache. */
+    /** Attention DIP: the fraction of attention inputs asked for (1: dense attention). */
+    keepAttn: number;
+    /** Fraction of the column units used that were in the DRAM cache (MLP, and attention's when it has columns). */
     hitRate: number;
-    /** MLP bytes per token from flash (cache misses) and from DRAM (hits). */
+    /** Column bytes per token from flash (cache misses) and from DRAM (hits): MLP, and attention's when it has columns. */
     flashBytesPerToken: number;
     dramBytesPerToken: number;
     /** Measured reads from the column store (a converted model under a budget). */
@@ -121,6 +123,8 @@ export interface SessionStats {
     keptX: number;
     keptH: number;
     density: number;
+    /** Realized kept fraction of the attention inputs (q/k/v and W_o's, by units), 1 without attention DIP. */
+    keptAttn: number;
     /**
      * Per layer: MLP units from DRAM (hits) and flash (misses), time in the layer and of it waiting
      * for reads, and the kept fractions.
@@ -202,7 +206,7 @@ export class Session {
         contextSize: this.contextSize, kvType: KV_TYPES[kv], batchSize, threads,
         sparsity: nativeSparsity(this.sparsity),
         record: o.record === true ? 1 : 0,
-        histograms: o.histograms === true ? 1 : 0,
+        histograms: o.histograms === 'attention' ? 2 : o.histograms === true ? 1 : 0,
         loraBytes: budgeted ? this.loraReserve : 0,
       });
       if (loras.specs.length) this.native.setLoras(loras.specs);
@@ -372,17 +376,19 @@ export class Session {
     const c = this.counters;
     const native = this.alive();
     const sp = native.stats(false);
-    let hits = 0, units = 0, flash = 0, dram = 0, seconds = 0;
+    let hits = 0, units = 0, flash = 0, dram = 0, seconds = 0, attnUnits = 0;
     for (const l of sp.layers) {
       seconds += l.seconds;
-      hits += l.ugHits + l.downHits;
-      units += l.ugHits + l.ugMisses + l.downHits + l.downMisses;
-      flash += l.ugMisses * sp.ugUnitBytes + l.downMisses * sp.downUnitBytes;
-      dram += l.ugHits * sp.ugUnitBytes + l.downHits * sp.downUnitBytes;
+      hits += l.ugHits + l.downHits + l.qkvHits + l.oHits;
+      units += l.ugHits + l.ugMisses + l.downHits + l.downMisses + l.qkvHits + l.qkvMisses + l.oHits + l.oMisses;
+      flash += l.ugMisses * sp.ugUnitBytes + l.downMisses * sp.downUnitBytes + l.qkvMisses * sp.qkvUnitBytes + l.oMisses * sp.oUnitBytes;
+      dram += l.ugHits * sp.ugUnitBytes + l.downHits * sp.downUnitBytes + l.qkvHits * sp.qkvUnitBytes + l.oHits * sp.oUnitBytes;
+      attnUnits += l.qkvHits + l.qkvMisses + l.oHits + l.oMisses;
     }
+    const { dim, ffn, heads, headDim } = this.model.info;
+    const keptAttn = attnUnits > 0 ? attnUnits / (sp.tokens * sp.layers.length * (dim + heads * headDim)) : this.sparsity.keepAttn;
     const perToken = (x: number) => (sp.tokens > 0 ? x / sp.tokens : 0);
     // Kept fractions: measured when the context tracked tokens, else what the options ask for.
-    const { dim, ffn } = this.model.info;
     // (Every token is counted; an untracked context, dense without a budget, counts no units.)
     const measured = sp.tokens > 0 && (units > 0 || this.sparsity.method !== 'dense');
     const nominal = this.sparsity.method === 'dense' ? { x: 1, h: 1 } : { x: this.sparsity.keepX, h: this.sparsity.keepH };
@@ -410,6 +416,7 @@ export class Session {
         method: this.sparsity.method,
         keepX: this.sparsity.keepX,
         keepH: this.sparsity.keepH,
+        keepAttn: this.sparsity.keepAttn,
         cacheFraction: this.cacheFraction,
         hitRate: units > 0 ? hits / units : 1,
         flashBytesPerToken: perToken(flash),
@@ -425,6 +432,7 @@ export class Session {
         keptX,
         keptH,
         density: mlpDensity(this.sparsity.method, keptX, keptH),
+        keptAttn,
         layers,
       },
     };
@@ -456,6 +464,10 @@ export class Session {
         ? this.model.defaults.bytes.streamed / info.vocabSize : 0,
       masks: st.masks ?? [],
       times: st.times ?? new Float32Array(0),
+      ...(st.attnTrace ? {
+        attnCounts: st.attnTrace, qkvUnitBytes: st.qkvUnitBytes, oUnitBytes: st.oUnitBytes, attnMasks: st.attnMasks ?? [],
+        attnUnits: { qkv: info.dim, o: info.heads * info.headDim }, attnRows: info.dipAttention,
+      } : {}),
     };
   }
 

@@ -73,6 +73,17 @@ export interface RunTrace {
   masks: Int32Array[];
   /** Measured time, [token][layer][seconds in the layer, of which waiting for flash reads] (recorded runs). */
   times?: Float32Array;
+  /** With attention DIP (or attention stored as rows): [token][layer][qkv hits, qkv misses, o hits, o misses]
+   * at these unit sizes, counted like the MLP's (Belady's rate stays the MLP's); and the masks,
+   * attnMasks[(token * layers + layer) * 2 + unit] (0: q/k/v input, 1: W_o input). */
+  attnCounts?: Int32Array;
+  qkvUnitBytes?: number;
+  oUnitBytes?: number;
+  attnMasks?: Int32Array[];
+  /** Attention units per layer (q/k/v input: dim, W_o input: q_dim), and whether the column store
+   * serves them (attention stored as rows, layout version 2): else attention is static, never read. */
+  attnUnits?: { qkv: number; o: number };
+  attnRows?: boolean;
 }
 
 export interface SimulationResult {
@@ -122,6 +133,9 @@ export function checkDevice(d: unknown): DeviceProfile {
 export interface RequestCounts {
   requests: Int32Array;
   bytes: Float64Array;
+  /** The same for the attention units ([token][layer][qkv, o]) when the store serves attention rows. */
+  attnRequests?: Int32Array;
+  attnBytes?: Float64Array;
 }
 
 /** The store's reads: a run of missing rows goes on across a gap of at most this many bytes (RowCache). */
@@ -141,54 +155,64 @@ export function countRequests(trace: RunTrace, direct: boolean): RequestCounts {
   const tokens = Math.floor(trace.counts.length / (L * 4));
   const requests = new Int32Array(tokens * L * 2);
   const bytes = new Float64Array(tokens * L * 2);
-  if (trace.budgeted === false) return { requests, bytes };  // the caches start full: nothing is read
+  const attn = trace.attnRows === true && trace.attnUnits !== undefined && trace.attnCounts !== undefined;
+  const attnRequests = attn ? new Int32Array(tokens * L * 2) : undefined;
+  const attnBytes = attn ? new Float64Array(tokens * L * 2) : undefined;
+  const out: RequestCounts = { requests, bytes, ...(attn ? { attnRequests, attnBytes } : {}) };
+  if (trace.budgeted === false) return out;  // the caches start full: nothing is read
   if (trace.masks.length < tokens * L * 2) throw invalidArgument('trace', 'holds no masks (record the run with record: true)');
+  if (attn && (trace.attnMasks?.length ?? 0) < tokens * L * 2) throw invalidArgument('trace', 'holds no attention masks (record the run with record: true)');
   const windows = trace.windows ?? [tokens];
   const policy = trace.policy ?? 'lfu';
-  for (let l = 0; l < L; l++)
-    for (const unit of [0, 1] as const) {
-      const n = unit === 0 ? trace.units.ug : trace.units.down;
-      const rowBytes = unit === 0 ? trace.ugUnitBytes : trace.downUnitBytes;
-      const capacity = Math.floor(trace.cacheFraction * n);
-      const maxGap = Math.floor(MAX_GAP_BYTES / rowBytes);
-      let t0 = 0;
-      for (const w of windows) {
-        const seq: Int32Array[] = [];
-        for (let t = t0; t < t0 + w && t < tokens; t++) seq.push(trace.masks[(t * L + l) * 2 + unit]);
-        const { cached } = cacheSimulate(n, capacity, policy, seq);
-        let before: Uint8Array | undefined;  // the cached set before this token (none at a window's start)
-        for (let i = 0; i < seq.length; i++) {
-          const mask = seq[i];
-          let r = 0, b = 0, runStart = -1, last = -2, rows = 0;
-          const close = () => {
-            if (runStart < 0) return;
-            r++;
-            const a = runStart * rowBytes, e = (last + 1) * rowBytes;
-            b += direct ? Math.ceil(e / DIRECT_ALIGN) * DIRECT_ALIGN - Math.floor(a / DIRECT_ALIGN) * DIRECT_ALIGN : e - a;
-          };
-          for (let j = 0; j < mask.length; j++) {
-            const row = mask[j];
-            if (before && before[row]) continue;
-            if (runStart >= 0 && row - last - 1 <= maxGap && rows < MAX_RUN_ROWS) {
-              last = row;
-              rows++;
-            } else {
-              close();
-              runStart = row;
-              last = row;
-              rows = 1;
-            }
+  const count = (masks: Int32Array[], l: number, unit: 0 | 1, n: number, rowBytes: number, reqOut: Int32Array, bytesOut: Float64Array) => {
+    const capacity = Math.floor(trace.cacheFraction * n);
+    const maxGap = Math.floor(MAX_GAP_BYTES / rowBytes);
+    let t0 = 0;
+    for (const w of windows) {
+      const seq: Int32Array[] = [];
+      for (let t = t0; t < t0 + w && t < tokens; t++) seq.push(masks[(t * L + l) * 2 + unit]);
+      const { cached } = cacheSimulate(n, capacity, policy, seq);
+      let before: Uint8Array | undefined;  // the cached set before this token (none at a window's start)
+      for (let i = 0; i < seq.length; i++) {
+        const mask = seq[i];
+        let r = 0, b = 0, runStart = -1, last = -2, rows = 0;
+        const close = () => {
+          if (runStart < 0) return;
+          r++;
+          const a = runStart * rowBytes, e = (last + 1) * rowBytes;
+          b += direct ? Math.ceil(e / DIRECT_ALIGN) * DIRECT_ALIGN - Math.floor(a / DIRECT_ALIGN) * DIRECT_ALIGN : e - a;
+        };
+        for (let j = 0; j < mask.length; j++) {
+          const row = mask[j];
+          if (before && before[row]) continue;
+          if (runStart >= 0 && row - last - 1 <= maxGap && rows < MAX_RUN_ROWS) {
+            last = row;
+            rows++;
+          } else {
+            close();
+            runStart = row;
+            last = row;
+            rows = 1;
           }
-          close();
-          const at = ((t0 + i) * L + l) * 2 + unit;
-          requests[at] = r;
-          bytes[at] = b;
-          before = cached[i];
         }
-        t0 += w;
+        close();
+        const at = ((t0 + i) * L + l) * 2 + unit;
+        reqOut[at] = r;
+        bytesOut[at] = b;
+        before = cached[i];
       }
+      t0 += w;
     }
-  return { requests, bytes };
+  };
+  for (let l = 0; l < L; l++) {
+    count(trace.masks, l, 0, trace.units.ug, trace.ugUnitBytes, requests, bytes);
+    count(trace.masks, l, 1, trace.units.down, trace.downUnitBytes, requests, bytes);
+    if (!attn) continue;
+    // The attention rows' caches: the same fraction of each matrix, the same policy (ColumnStore).
+    count(trace.attnMasks!, l, 0, trace.attnUnits!.qkv, trace.qkvUnitBytes!, attnRequests!, attnBytes!);
+    count(trace.attnMasks!, l, 1, trace.attnUnits!.o, trace.oUnitBytes!, attnRequests!, attnBytes!);
+  }
+  return out;
 }
 
 export function simulate(trace: RunTrace, device: DeviceProfile): SimulationResult {
@@ -204,27 +228,34 @@ export function simulate(trace: RunTrace, device: DeviceProfile): SimulationResu
   const fixed = f(0, trace.staticBytes / (dev.staticBandwidth ?? dev.dramBandwidth) + trace.kvBytesPerPosition * trace.averageLength / dev.dramBandwidth) +
     embdSeconds;
   let total = 0, flash = 0, dram = 0, reqs = 0, readBytes = 0;
-  const c = trace.counts;
+  const c = trace.counts, a = trace.attnCounts;
+  // One unit's time: its reads as counted requests (a profile with iops), else by bytes.
+  const unit = (hit: number, miss: number, r: number | undefined, b: number) => {
+    if (r === undefined) return f(miss / dev.flashBandwidth, hit / dev.dramBandwidth);
+    const io = r > 0 ? dev.requestLatency! + Math.max(b / dev.flashBandwidth, (r - 1) / dev.iops!) : 0;
+    reqs += r;
+    readBytes += b;
+    return dev.concurrent ? Math.max(io, hit / dev.dramBandwidth) + miss / dev.dramBandwidth : io + (hit + miss) / dev.dramBandwidth;
+  };
   for (let t = 0; t < tokens; t++) {
     let T = fixed;
     for (let l = 0; l < trace.layers; l++) {
       const i = t * per + l * 4;
       const ugHit = c[i] * trace.ugUnitBytes, ugMiss = c[i + 1] * trace.ugUnitBytes;
       const dHit = c[i + 2] * trace.downUnitBytes, dMiss = c[i + 3] * trace.downUnitBytes;
-      if (counted) {
-        for (const [u, hit, miss] of [[0, ugHit, ugMiss], [1, dHit, dMiss]] as const) {
-          const at = (t * trace.layers + l) * 2 + u;
-          const r = counted.requests[at], b = counted.bytes[at];
-          const io = r > 0 ? dev.requestLatency! + Math.max(b / dev.flashBandwidth, (r - 1) / dev.iops!) : 0;
-          T += dev.concurrent ? Math.max(io, hit / dev.dramBandwidth) + miss / dev.dramBandwidth : io + (hit + miss) / dev.dramBandwidth;
-          reqs += r;
-          readBytes += b;
-        }
-      } else {
-        T += f(ugMiss / dev.flashBandwidth, ugHit / dev.dramBandwidth) + f(dMiss / dev.flashBandwidth, dHit / dev.dramBandwidth);
-      }
+      const at = (t * trace.layers + l) * 2;
+      T += unit(ugHit, ugMiss, counted?.requests[at], counted?.bytes[at] ?? 0) +
+        unit(dHit, dMiss, counted?.requests[at + 1], counted?.bytes[at + 1] ?? 0);
       flash += ugMiss + dMiss;
       dram += ugHit + dHit;
+      if (a && a.length >= i + 4) {
+        const qHit = a[i] * (trace.qkvUnitBytes ?? 0), qMiss = a[i + 1] * (trace.qkvUnitBytes ?? 0);
+        const oHit = a[i + 2] * (trace.oUnitBytes ?? 0), oMiss = a[i + 3] * (trace.oUnitBytes ?? 0);
+        const ar = counted?.attnRequests, ab = counted?.attnBytes;
+        T += unit(qHit, qMiss, ar?.[at], ab?.[at] ?? 0) + unit(oHit, oMiss, ar?.[at + 1], ab?.[at + 1] ?? 0);
+        flash += qMiss + oMiss;
+        dram += qHit + oHit;
+      }
     }
     total += T;
   }
@@ -232,6 +263,10 @@ export function simulate(trace: RunTrace, device: DeviceProfile): SimulationResu
   for (let i = 0; i < tokens * trace.layers; i++) {
     hits += c[i * 4] + c[i * 4 + 2];
     uses += c[i * 4] + c[i * 4 + 1] + c[i * 4 + 2] + c[i * 4 + 3];
+    if (a && a.length >= i * 4 + 4) {
+      hits += a[i * 4] + a[i * 4 + 2];
+      uses += a[i * 4] + a[i * 4 + 1] + a[i * 4 + 2] + a[i * 4 + 3];
+    }
   }
   return {
     device: dev, tokens, tokensPerSecond: tokens / total, secondsPerToken: total / tokens, fixedSecondsPerToken: fixed,
@@ -279,6 +314,8 @@ export async function recordRun(
   const parts: Int32Array[] = [];
   const timeParts: Float32Array[] = [];
   const masks: Int32Array[] = [];
+  const attnParts: Int32Array[] = [];
+  const attnMasks: Int32Array[] = [];
   let trace: RunTrace | undefined;
   const windows: number[] = [];
   let lengthSum = 0, count = 0, stopped = false;
@@ -296,6 +333,7 @@ export async function recordRun(
       timeParts.push(trace.times?.slice() ?? new Float32Array(0));
       masks.push(...trace.masks);
       windows.push(n);
+      if (trace.attnCounts) attnParts.push(trace.attnCounts.slice()), attnMasks.push(...(trace.attnMasks ?? []));
       lengthSum += trace.averageLength * n;
       count += n;
       onProgress?.(Math.min(tokens.length, s + ctx - 1), tokens.length);
@@ -303,7 +341,10 @@ export async function recordRun(
   } finally {
     await session.dispose();
   }
-  const result = trace && { ...trace, counts: concat(Int32Array, parts), times: concat(Float32Array, timeParts), masks, windows, averageLength: count > 0 ? lengthSum / count : 0 };
+  const result = trace && {
+    ...trace, counts: concat(Int32Array, parts), times: concat(Float32Array, timeParts), masks, windows, averageLength: count > 0 ? lengthSum / count : 0,
+    ...(attnParts.length ? { attnCounts: concat(Int32Array, attnParts), attnMasks } : {}),
+  };
   if (stopped) throw abortedError('recordRun', signal!, result);
   return result!;
 }

@@ -37,6 +37,15 @@ export interface SparsityOptions {
    * method defaults to the table's; a 'dip' table also serves 'dip-ca'. Excludes density/keepX/keepH.
    */
   thresholds?: string | ThresholdTable;
+  /**
+   * DIP on attention inputs (TEAL-style, beyond the paper), with any MLP method: the fraction in
+   * (0, 1] of the attention block's input (after its RMSNorm) a token keeps, by top-k on |x|, for
+   * the columns of W_q, W_k and W_v (one mask), and likewise of W_o's input. Default: dense attention.
+   * On a file converted with attention rows (layout version 2) the kept columns are all that is read,
+   * through the same column cache and budget as the MLP (DIP-CA's scoring applies with 'dip-ca'); on
+   * other files the masks change what is computed but every attention weight is still read.
+   */
+  attentionDensity?: number;
 }
 
 export interface CacheOptions {
@@ -63,6 +72,8 @@ export interface ResolvedSparsity {
   dropPageCache: boolean;
   /** Calibrated thresholds (checked, not yet against a model's shape); keepX/keepH are then its targets. */
   thresholds?: ThresholdTable;
+  /** Attention DIP: fraction of the attention inputs kept (1: dense attention). */
+  keepAttn: number;
 }
 
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
@@ -79,7 +90,8 @@ export function splitDensity(rho: number): { keepX: number; keepH: number } {
 
 export function resolveSparsity(sparsity: unknown, cache: unknown): ResolvedSparsity {
   const s = checkObject('sparsity', sparsity);
-  checkKeys('sparsity', s, ['method', 'density', 'keepX', 'keepH', 'gamma', 'fixedTopN', 'warmup', 'alphaBlend', 'readBlock', 'readCover', 'thresholds']);
+  checkKeys('sparsity', s, ['method', 'density', 'keepX', 'keepH', 'gamma', 'fixedTopN', 'warmup', 'alphaBlend', 'readBlock', 'readCover', 'thresholds',
+    'attentionDensity']);
   const c = checkObject('cache', cache);
   checkKeys('cache', c, ['policy', 'dropPageCache']);
   if (c.dropPageCache !== undefined && typeof c.dropPageCache !== 'boolean') throw invalidArgument('cache.dropPageCache', 'must be a boolean');
@@ -97,8 +109,9 @@ export function resolveSparsity(sparsity: unknown, cache: unknown): ResolvedSpar
   const readCover = checkNumber('sparsity.readCover', s.readCover, 1, Infinity, 1);
   if ((readBlock > 0 || s.readCover !== undefined) && method !== 'dip-ca')
     throw invalidArgument(s.readBlock !== undefined ? 'sparsity.readBlock' : 'sparsity.readCover', `applies to the 'dip-ca' method only, not '${method}'`);
+  const attentionDensity = s.attentionDensity === undefined ? undefined : checkDensity('sparsity.attentionDensity', s.attentionDensity);
   const out: ResolvedSparsity = {
-    method, keepX: 1, keepH: 1, gamma, fixedTopN, readBlock, readCover,
+    method, keepX: 1, keepH: 1, gamma, fixedTopN, readBlock, readCover, keepAttn: attentionDensity ?? 1,
     warmup: (s.warmup as boolean | undefined) ?? true, alphaBlend: (s.alphaBlend as boolean | undefined) ?? false, policy,
     dropPageCache: (c.dropPageCache as boolean | undefined) ?? true,
   };
@@ -107,6 +120,11 @@ export function resolveSparsity(sparsity: unknown, cache: unknown): ResolvedSpar
       throw invalidArgument('sparsity.thresholds', `calibrated for the '${thresholds.method}' method, not '${method}'`);
     if (density !== undefined || keepX !== undefined || keepH !== undefined)
       throw invalidArgument('sparsity', 'give either thresholds or density/keepX/keepH, not both');
+    if (thresholds.attentionDensity !== undefined) {
+      if (attentionDensity !== undefined)
+        throw invalidArgument('sparsity.attentionDensity', 'the thresholds were calibrated with attention thresholds; give one or the other');
+      out.keepAttn = thresholds.attentionDensity;
+    }
     return { ...out, keepX: thresholds.keepX, keepH: thresholds.keepH, thresholds };
   }
   if (method === 'dense') {
@@ -133,6 +151,8 @@ function checkDensity(name: string, v: unknown): number {
 
 // The MLP weights in either layout (phi3's fused ffn_up included; the DIP layout's row tensors).
 export const MLP_TENSOR = /^blk\.\d+\.ffn_(gate|up|down|gate_up)(\.dip)?\.weight$/;
+// The attention weights as rows of the column store (layout version 2, `flashdip convert`).
+export const ATTN_ROWS_TENSOR = /^blk\.\d+\.attn_(qkv|output)\.dip\.weight$/;
 
 export type { ByteSplit };
 
@@ -141,11 +161,15 @@ export type { ByteSplit };
  * the engine's own (model.memory().bytes), which counts the embedding as streamed only under a budget.
  */
 export function splitBytes(header: GgufHeader): ByteSplit {
-  let mlp = 0, all = 0;
+  let mlp = 0, attn = 0, all = 0;
   const perLayer = new Map<string, number>();
   const names = new Set(header.tensors.map((t) => t.name));
   for (const t of header.tensors) {
     all += t.bytes;
+    if (ATTN_ROWS_TENSOR.test(t.name)) {
+      attn += t.bytes;
+      continue;
+    }
     if (!MLP_TENSOR.test(t.name)) continue;
     mlp += t.bytes;
     const layer = t.name.split('.')[1];
@@ -154,7 +178,7 @@ export function splitBytes(header: GgufHeader): ByteSplit {
   // The engine's column store reads an untied embedding row per token (native/model/context.cc).
   const dip = header.tensors.some((t) => t.name.endsWith('.dip.weight'));
   const streamed = dip && names.has('output.weight') ? header.tensors.find((t) => t.name === 'token_embd.weight')?.bytes ?? 0 : 0;
-  return { mlp, static: all - mlp - streamed, streamed, mlpLayer: Math.max(0, ...perLayer.values()) };
+  return { mlp, attn, static: all - mlp - attn - streamed, streamed, mlpLayer: Math.max(0, ...perLayer.values()) };
 }
 
 export function parseBudget(v: unknown): number | undefined {
@@ -168,6 +192,9 @@ export function nativeSparsity(s: ResolvedSparsity): Record<string, number | Flo
     warmup: s.warmup ? 1 : 0, alphaBlend: s.alphaBlend ? 1 : 0,
     ...(s.thresholds?.thresholds.x ? { thresholdsX: Float32Array.from(s.thresholds.thresholds.x) } : {}),
     ...(s.thresholds ? { thresholdsH: Float32Array.from(s.thresholds.thresholds.h) } : {}),
+    keepAttn: s.keepAttn,
+    ...(s.thresholds?.thresholds.attnIn ? { thresholdsAttnIn: Float32Array.from(s.thresholds.thresholds.attnIn) } : {}),
+    ...(s.thresholds?.thresholds.attnOut ? { thresholdsAttnOut: Float32Array.from(s.thresholds.thresholds.attnOut) } : {}),
   };
 }
 

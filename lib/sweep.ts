@@ -68,7 +68,7 @@ export async function sweep(path: string, text: string, o: SweepOptions): Promis
         finished++;
         const row: SweepRow = {
           method: label, density, budget: budget ?? null,
-          memoryBytes: budget ?? model.defaults.bytes.mlp + model.defaults.bytes.static,
+          memoryBytes: budget ?? model.defaults.bytes.mlp + model.defaults.bytes.attn + model.defaults.bytes.static,
           ppl: p.ppl, hitRate: p.hitRate, tokensPerSecond: sim.tokensPerSecond, flashBytesPerToken: p.flashBytesPerToken,
           realizedDensity: p.density,
         };

@@ -8,7 +8,9 @@
 //     "method": "dip" | "glu" | "gate" | "up",
 //     "density": rho, "keepX": ..., "keepH": ...,             // the targets (resolveSparsity's split)
 //     "calibration": { "tokens", "ctx", "mode", "text" },      // how it was measured (informative)
-//     "thresholds": { "x": [per layer] (dip only), "h": [per layer] } }
+//     "thresholds": { "x": [per layer] (dip only), "h": [per layer],
+//                     "attnIn": [per layer], "attnOut": [per layer] },  // with attention DIP only
+//     "attentionDensity": r }                                 // its target, with attnIn/attnOut
 // Rule (native SparsityConfig): a token keeps column i of a mask when |score_i| >= the layer's
 // threshold (NaN scores count as 0); a threshold of 0 keeps everything (exactly dense). A 'dip' table
 // also serves dip-ca: there the threshold sets how many columns a token keeps and the cache-aware
@@ -43,8 +45,11 @@ export interface ThresholdTable {
   keepX: number;
   keepH: number;
   calibration?: { tokens: number; ctx: number; mode: CalibrationMode; text?: string };
-  /** Per layer: x-mask thresholds (dip only) and h-mask thresholds. */
-  thresholds: { x?: number[]; h: number[] };
+  /** Per layer: x-mask thresholds (dip only) and h-mask thresholds; with attention DIP, those of the
+   * q/k/v input mask and of W_o's input mask. */
+  thresholds: { x?: number[]; h: number[]; attnIn?: number[]; attnOut?: number[] };
+  /** The attention density the attention thresholds aim at (present with them). */
+  attentionDensity?: number;
 }
 
 /**
@@ -127,6 +132,11 @@ export function checkThresholds(name: string, value: unknown): ThresholdTable {
   };
   if (method === 'dip') table.thresholds.x = thresholdList(`${name}: thresholds.x`, t.x, model.layers);
   else if (t.x !== undefined) throw invalidArgument(`${name}: thresholds.x`, `the '${method}' method does not prune x`);
+  if (o.attentionDensity !== undefined || t.attnIn !== undefined || t.attnOut !== undefined) {
+    table.attentionDensity = fraction(`${name}: attentionDensity`, o.attentionDensity);
+    table.thresholds.attnIn = thresholdList(`${name}: thresholds.attnIn`, t.attnIn, model.layers);
+    table.thresholds.attnOut = thresholdList(`${name}: thresholds.attnOut`, t.attnOut, model.layers);
+  }
   if (method !== 'dip' && table.keepX !== 1) throw invalidArgument(`${name}: keepX`, `the '${method}' method does not prune x (keepX must be 1)`);
   if (o.calibration !== undefined) {
     const c = checkObject(`${name}: calibration`, o.calibration);
@@ -206,6 +216,8 @@ export interface CalibrateOptions {
   density?: number;
   keepX?: number;
   keepH?: number;
+  /** Also calibrate attention DIP's two masks for this attention density (default: none). */
+  attentionDensity?: number;
   /** Use at most this many tokens of the text (default 8192). */
   tokens?: number;
   /** Tokens per window, BOS included (default 512): windows as `ppl` makes them. */
@@ -221,7 +233,7 @@ export interface CalibrateOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-const CALIBRATE_KEYS = ['method', 'density', 'keepX', 'keepH', 'tokens', 'ctx', 'mode', 'textName', 'signal', 'onProgress'] as const;
+const CALIBRATE_KEYS = ['method', 'density', 'keepX', 'keepH', 'attentionDensity', 'tokens', 'ctx', 'mode', 'textName', 'signal', 'onProgress'] as const;
 
 /**
  * Measures the score distribution of every layer's masks on `text` and derives the per-layer
@@ -240,16 +252,18 @@ export async function calibrate(model: Model, text: string, options: CalibrateOp
   if (o.textName !== undefined && typeof o.textName !== 'string') throw invalidArgument('textName', 'must be a string');
   if (typeof text !== 'string') throw invalidArgument('text', 'must be a string');
   // The targets, exactly as top-k would split them.
-  const target = resolveSparsity({ method, density: o.density, keepX: o.keepX, keepH: o.keepH }, undefined);
+  const target = resolveSparsity({ method, density: o.density, keepX: o.keepX, keepH: o.keepH, attentionDensity: o.attentionDensity }, undefined);
+  const attention = o.attentionDensity !== undefined;
   const density = method === 'dip' ? (2 * target.keepX + target.keepH) / 3 : target.keepH;
   const bos = model.tokenizer.bosId;
   if (bos === null) throw invalidArgument('model', 'has no BOS token to start each window with');
   const tokens = model.tokenize(text).slice(0, maxTokens);
   if (tokens.length === 0) throw invalidArgument('text', 'no tokens to calibrate on');
 
+  const attn = attention && mode === 'masked' ? { attentionDensity: target.keepAttn } : {};
   const sparsity = mode === 'dense' ? { method, density: 1 }
-    : method === 'dip' ? { method, keepX: target.keepX, keepH: target.keepH } : { method, keepH: target.keepH };
-  const session = model.createSession({ contextSize: ctx, kvCacheType: 'f32', sparsity, histograms: true });
+    : method === 'dip' ? { method, keepX: target.keepX, keepH: target.keepH, ...attn } : { method, keepH: target.keepH, ...attn };
+  const session = model.createSession({ contextSize: ctx, kvCacheType: 'f32', sparsity, histograms: attention ? 'attention' : true });
   let hist;
   try {
     for (let s = 0; s < tokens.length; s += ctx - 1) {
@@ -275,6 +289,11 @@ export async function calibrate(model: Model, text: string, options: CalibrateOp
     thresholds: { h: hist.h.map((h) => thresholdForFraction(h, hist.shift, target.keepH)) },
   };
   if (method === 'dip') table.thresholds.x = hist.x.map((h) => thresholdForFraction(h, hist.shift, target.keepX));
+  if (attention) {
+    table.attentionDensity = target.keepAttn;
+    table.thresholds.attnIn = hist.attnIn!.map((h) => thresholdForFraction(h, hist.shift, target.keepAttn));
+    table.thresholds.attnOut = hist.attnOut!.map((h) => thresholdForFraction(h, hist.shift, target.keepAttn));
+  }
   return table;
 }
 

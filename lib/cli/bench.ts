@@ -83,6 +83,8 @@ export const benchCommand: Command = {
         method: st.sparsity.method,
         keepX: st.sparsity.keepX,
         keepH: st.sparsity.keepH,
+        attentionDensity: st.sparsity.keepAttn,
+        dipAttention: info.dipAttention,
         memoryBudget: model.defaults.memoryBudget ?? null,
         cacheFraction: st.sparsity.cacheFraction,
         contextSize: ctx,
@@ -118,20 +120,22 @@ const mib = (b: number): string => (b >= 2 ** 20 || b === 0 ? `${(b / 2 ** 20).t
 
 function formatResult(r: {
   model: string; fileBytes: number; dipLayout: boolean; isa: string; threads: number; method: string; keepX: number; keepH: number;
-  memoryBudget: number | null; cacheFraction: number; promptTokens: number; generatedTokens: number; loadSeconds: number;
+  attentionDensity: number; dipAttention: boolean; memoryBudget: number | null; cacheFraction: number; promptTokens: number; generatedTokens: number; loadSeconds: number;
   prefillTokensPerSecond: number; decodeTokensPerSecond: number; hitRate: number; flashBytesPerToken: number;
   dramBytesPerToken: number; storeBytesPerToken: number; residentBytes: number; maxResidentBytes: number; dropCache: DropResult | null;
 }): string {
   const lines = [
-    `model:    ${r.model} (${mib(r.fileBytes)}, ${r.dipLayout ? 'DIP layout' : 'standard layout'}), ${r.isa}, ${r.threads} thread(s)`,
-    `config:   ${r.method} keep_x ${r.keepX.toFixed(3)} keep_h ${r.keepH.toFixed(3)}, memory budget ` +
-      `${r.memoryBudget === null ? 'none' : mib(r.memoryBudget)} (MLP cached: ${(100 * r.cacheFraction).toFixed(1)}%)`,
+    `model:    ${r.model} (${mib(r.fileBytes)}, ${r.dipLayout ? `DIP layout${r.dipAttention ? ' with attention rows' : ''}` : 'standard layout'}), ` +
+      `${r.isa}, ${r.threads} thread(s)`,
+    `config:   ${r.method} keep_x ${r.keepX.toFixed(3)} keep_h ${r.keepH.toFixed(3)}` +
+      `${r.attentionDensity < 1 ? `, attention density ${r.attentionDensity.toFixed(3)}` : ''}, memory budget ` +
+      `${r.memoryBudget === null ? 'none' : mib(r.memoryBudget)} (columns cached: ${(100 * r.cacheFraction).toFixed(1)}%)`,
     `page cache: ${r.dropCache ? `dropped with ${r.dropCache.method} (${mib(r.dropCache.residentBefore)} resident before, ` +
       `${mib(r.dropCache.residentAfter)} after)` : 'left as it was'}`,
     `load:     ${r.loadSeconds.toFixed(2)} s`,
     `prefill:  ${r.prefillTokensPerSecond.toFixed(2)} tok/s (${r.promptTokens} tokens)`,
     `decode:   ${r.decodeTokensPerSecond.toFixed(2)} tok/s (${r.generatedTokens} tokens)`,
-    `MLP:      hit rate ${(100 * r.hitRate).toFixed(1)}%, flash ${mib(r.flashBytesPerToken)}/token, DRAM ${mib(r.dramBytesPerToken)}/token, ` +
+    `columns:  hit rate ${(100 * r.hitRate).toFixed(1)}%, flash ${mib(r.flashBytesPerToken)}/token, DRAM ${mib(r.dramBytesPerToken)}/token, ` +
       `read from the store ${mib(r.storeBytesPerToken)}/token`,
     `memory:   resident ${mib(r.residentBytes)} (peak ${mib(r.maxResidentBytes)})`,
   ];

@@ -23,6 +23,8 @@ export const calibrateCommand: Command = {
       example: '0.6', api: ['keepX', 'sparsity.keepX'] },
     { name: 'keep-h', arg: 'R', description: 'target kept fraction of h', default: 'from --density', example: '0.4',
       api: ['keepH', 'sparsity.keepH'] },
+    { name: 'attn-density', arg: 'R', description: 'also calibrate attention DIP for this attention density in (0, 1]', default: 'none',
+      example: '0.5', api: ['attentionDensity', 'sparsity.attentionDensity'] },
     { name: 'tokens', arg: 'N', description: 'use at most N tokens of the text', default: '8192', example: '500', api: 'tokens' },
     { name: 'ctx', arg: 'N', description: 'tokens per window, BOS included', default: '512', example: '128', api: 'ctx' },
     { name: 'mode', arg: 'MODE', description: 'masked (measure with the top-k masks applied) or dense', default: 'masked', example: 'dense',
@@ -46,6 +48,7 @@ export const calibrateCommand: Command = {
       density: numberFlag('density', v.density),
       keepX: numberFlag('keep-x', v['keep-x']),
       keepH: numberFlag('keep-h', v['keep-h']),
+      attentionDensity: numberFlag('attn-density', v['attn-density']),
       tokens: intFlag('tokens', v.tokens),
       ctx: intFlag('ctx', v.ctx),
       mode: v.mode as CalibrationMode | undefined,
@@ -66,7 +69,7 @@ export const calibrateCommand: Command = {
       else
         io.out(
           `wrote ${out}: ${table.method} thresholds for density ${table.density.toFixed(3)} (keep_x ${table.keepX.toFixed(3)}, ` +
-            `keep_h ${table.keepH.toFixed(3)}) over ${table.model.layers} layers, from ${table.calibration!.tokens} tokens\n`,
+            `keep_h ${table.keepH.toFixed(3)}${table.attentionDensity !== undefined ? `, attention ${table.attentionDensity.toFixed(3)}` : ''}) over ${table.model.layers} layers, from ${table.calibration!.tokens} tokens\n`,
         );
       return 0;
     } finally {

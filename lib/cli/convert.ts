@@ -13,10 +13,11 @@ export const convertCommand: Command = {
       example: 'model.gguf' },
     { name: 'out', short: 'o', arg: 'FILE', description: 'the converted file to write (or give it as the last argument)', default: 'required',
       example: 'model.dip.gguf' },
-    { name: 'type', arg: 'TYPE', description: 'MLP row type: keep, f32, f16, q8_0 or q4_0', default: 'keep', example: 'q8_0', api: 'type' },
+    { name: 'type', arg: 'TYPE', description: 'row type (MLP and attention): keep, f32, f16, q8_0 or q4_0', default: 'keep', example: 'q8_0', api: 'type' },
     { name: 'align', arg: 'BYTES', description: 'alignment of tensor data, a power of two from 32 to 1 MiB', default: '4096', example: '65536',
       api: 'alignment' },
     { name: 'force', description: 'overwrite OUT if it exists', default: 'off' },
+    { name: 'mlp-only', description: 'leave attention as it is (layout version 1): attention DIP then saves no reads', default: 'off' },
   ],
   examples: [
     'flashdip convert model.gguf model.dip.gguf',
@@ -37,6 +38,7 @@ export const convertCommand: Command = {
       type: v.type as ConvertType | undefined,
       alignment: intFlag('align', v.align),
       force: v.force === true,
+      attention: v['mlp-only'] === true ? false : undefined,
       onProgress: bar.onProgress,
       signal: io.signal,
     };
@@ -47,7 +49,7 @@ export const convertCommand: Command = {
       throw err;
     }).finally(() => bar.stop());
     if (io.json) io.out(JSON.stringify(r) + '\n');
-    else io.out(`${r.output}: ${r.layers} layers, MLP rows ${r.mlpType}, ${(r.outputBytes / 2 ** 20).toFixed(1)} MiB in ${r.seconds.toFixed(1)} s\n`);
+    else io.out(`${r.output}: ${r.layers} layers, MLP rows ${r.mlpType}${r.attention ? ', attention rows' : ''}, ${(r.outputBytes / 2 ** 20).toFixed(1)} MiB in ${r.seconds.toFixed(1)} s\n`);
     return 0;
   },
 };

@@ -88,6 +88,8 @@ export const MODEL_FLAGS: Flag[] = [
     example: '64KiB', api: 'sparsity.readBlock' },
   { name: 'read-cover', arg: 'C', description: 'DIP-CA with --read-block: blocks hold C times as many candidates as misses (>= 1)',
     default: '1', example: '1.5', api: 'sparsity.readCover' },
+  { name: 'attn-density', arg: 'R', description: 'fraction of attention inputs kept per token in (0, 1] (DIP on q/k/v and W_o inputs)',
+    default: '1 (dense attention)', example: '0.5', api: 'sparsity.attentionDensity' },
   { name: 'policy', arg: 'NAME', description: 'column cache policy: lru, lfu or none', default: 'lfu', example: 'lru', api: 'cache.policy' },
   { name: 'memory-budget', arg: 'SIZE', description: 'DRAM budget for the model (B, kB, MB, GB, KiB, MiB, GiB)', default: 'everything in DRAM',
     example: '650MB', api: 'memoryBudget' },
@@ -202,6 +204,7 @@ export function loadOptionsFromFlags(v: Values): LoadOptions {
       readBlock: bytesFlag('read-block', v['read-block']),
       readCover: numberFlag('read-cover', v['read-cover']),
       thresholds: typeof v.thresholds === 'string' ? readableFlag('thresholds', v.thresholds) : undefined,
+      attentionDensity: numberFlag('attn-density', v['attn-density']),
     },
     cache: { policy: v.policy as CachePolicy | undefined },
   };

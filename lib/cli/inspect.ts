@@ -32,11 +32,11 @@ export const inspectCommand: Command = {
     const h = await readGgufAsync(file);
     // MLP weights are what DIP prunes and streams; everything else is static (kept in DRAM), but for
     // the embedding table of a converted untied model (read a row per token under a budget).
-    const { mlp, static: stat, streamed } = splitBytes(h);
-    const total = mlp + stat + streamed;
+    const { mlp, attn, static: stat, streamed } = splitBytes(h);
+    const total = mlp + attn + stat + streamed;
     const metadata: Record<string, unknown> = {};
     for (const [k, val] of Object.entries(h.metadata)) metadata[k] = summarize(val);
-    const bytes = { total, mlp, static: stat, streamed, mlpFraction: total ? mlp / total : 0 };
+    const bytes = { total, mlp, attn, static: stat, streamed, mlpFraction: total ? mlp / total : 0 };
     if (io.json) {
       io.out(JSON.stringify({ path: file, version: h.version, alignment: h.alignment, fileSize: h.fileSize,
         metadata, tensors: h.tensors, bytes }) + '\n');
@@ -49,7 +49,8 @@ export const inspectCommand: Command = {
     for (const t of h.tensors)
       lines.push(`  ${t.name.padEnd(w)}  ${t.typeName.padEnd(6)}  [${t.dims.join(', ')}]  ${formatBytes(t.bytes)}`);
     const embd = streamed ? `, token embedding read per token ${formatBytes(streamed)}` : '';
-    lines.push('', `bytes: total ${formatBytes(total)}, static ${formatBytes(stat)}, MLP ${formatBytes(mlp)} (${(100 * bytes.mlpFraction).toFixed(1)}%)${embd}`);
+    const att = attn ? `, attention rows ${formatBytes(attn)}` : '';
+    lines.push('', `bytes: total ${formatBytes(total)}, static ${formatBytes(stat)}, MLP ${formatBytes(mlp)} (${(100 * bytes.mlpFraction).toFixed(1)}%)${att}${embd}`);
     io.out(lines.join('\n') + '\n');
     return 0;
   },

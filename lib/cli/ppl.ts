@@ -56,7 +56,8 @@ export const pplCommand: Command = {
       io.out(
         `${partial ? 'partial (interrupted): ' : ''}perplexity ${r.ppl.toFixed(5)} over ${r.tokens} tokens (${r.chunks} windows of ${r.ctx}, ${r.mode}), ` +
           `${r.method}${r.thresholds ? ' (calibrated thresholds)' : ''} keep_x ${r.keepX.toFixed(3)} keep_h ${r.keepH.toFixed(3)}, ` +
-          `realized density ${r.density.toFixed(3)} (x ${r.keptX.toFixed(3)}, h ${r.keptH.toFixed(3)}), hit rate ${(100 * r.hitRate).toFixed(1)}%, ` +
+          `realized density ${r.density.toFixed(3)} (x ${r.keptX.toFixed(3)}, h ${r.keptH.toFixed(3)})` +
+          `${r.keepAttn < 1 ? `, attention ${r.keptAttn.toFixed(3)}` : ''}, hit rate ${(100 * r.hitRate).toFixed(1)}%, ` +
           `${r.tokensPerSecond.toFixed(0)} tok/s\n`,
       );
     return 0;

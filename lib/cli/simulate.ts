@@ -79,7 +79,7 @@ export const simulateCommand: Command = {
         const out = { ...trace, counts: Array.from(trace.counts), times: Array.from(trace.times ?? []), masks: trace.masks.map((m) => Array.from(m)), policy: model.defaults.sparsity.policy };
         writeFlagFile('trace', v.trace, JSON.stringify(out));
       }
-      const memory = model.defaults.memoryBudget ?? model.defaults.bytes.mlp + model.defaults.bytes.static;
+      const memory = model.defaults.memoryBudget ?? model.defaults.bytes.mlp + model.defaults.bytes.attn + model.defaults.bytes.static;
       if (io.json) io.out(JSON.stringify({ ...r, memoryBytes: memory, ...(partial ? { partial } : {}) }) + '\n');
       else
         io.out(

@@ -126,6 +126,8 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
       o.Set("tokens", static_cast<double>(s.tokens));
       o.Set("ugUnitBytes", s.ug_unit_bytes);
       o.Set("downUnitBytes", s.down_unit_bytes);
+      o.Set("qkvUnitBytes", s.qkv_unit_bytes);
+      o.Set("oUnitBytes", s.o_unit_bytes);
       o.Set("ioBytes", static_cast<double>(s.io.bytes_read));
       o.Set("ioReads", static_cast<double>(s.io.reads));
       o.Set("ioSeconds", s.io.seconds);
@@ -140,6 +142,10 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
         lo.Set("ugMisses", static_cast<double>(l.ug_misses));
         lo.Set("downHits", static_cast<double>(l.down_hits));
         lo.Set("downMisses", static_cast<double>(l.down_misses));
+        lo.Set("qkvHits", static_cast<double>(l.qkv_hits));
+        lo.Set("qkvMisses", static_cast<double>(l.qkv_misses));
+        lo.Set("oHits", static_cast<double>(l.o_hits));
+        lo.Set("oMisses", static_cast<double>(l.o_misses));
         lo.Set("seconds", l.seconds);
         lo.Set("ioWaitSeconds", l.io_wait_seconds);
         layers.Set(static_cast<uint32_t>(i), lo);
@@ -159,31 +165,45 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
           masks.Set(static_cast<uint32_t>(i), mk);
         }
         o.Set("masks", masks);
+        if (!s.attn_trace.empty() || !s.attn_masks.empty()) {
+          Napi::Int32Array at = Napi::Int32Array::New(env, s.attn_trace.size());
+          if (!s.attn_trace.empty()) std::memcpy(at.Data(), s.attn_trace.data(), s.attn_trace.size() * sizeof(int32_t));
+          o.Set("attnTrace", at);
+          Napi::Array am = Napi::Array::New(env, s.attn_masks.size());
+          for (size_t i = 0; i < s.attn_masks.size(); ++i) {
+            Napi::Int32Array mk = Napi::Int32Array::New(env, s.attn_masks[i].size());
+            if (!s.attn_masks[i].empty()) std::memcpy(mk.Data(), s.attn_masks[i].data(), s.attn_masks[i].size() * sizeof(int32_t));
+            am.Set(static_cast<uint32_t>(i), mk);
+          }
+          o.Set("attnMasks", am);
+        }
       }
     });
     if (reset) ctx_->reset_sparsity_stats();
     return o;
   }
-  // { shift, bins, x: Float64Array[layer], h: Float64Array[layer] }: the score histograms of a
-  // context made with `histograms` (fd::Context::score_histograms), or null.
+  // { shift, bins, x: Float64Array[layer], h: Float64Array[layer] (and with attention DIP attnIn,
+  // attnOut) }: the score histograms of a context made with `histograms` (fd::Context::score_histograms), or null.
   Napi::Value Histograms(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     usable(env);  // not while a worker evaluates: the counts are being written
     const std::vector<uint64_t>& h = ctx_->score_histograms();
     if (h.empty()) return env.Null();
-    const size_t bins = static_cast<size_t>(fd::kScoreHistBins), layers = h.size() / (2 * bins);
+    const size_t masks = static_cast<size_t>(ctx_->score_hist_masks());
+    const size_t bins = static_cast<size_t>(fd::kScoreHistBins), layers = h.size() / (masks * bins);
     Napi::Object o = Napi::Object::New(env);
     o.Set("shift", fd::kScoreHistShift);
     o.Set("bins", static_cast<double>(bins));
-    for (int unit = 0; unit < 2; ++unit) {
+    static const char* const names[4] = {"x", "h", "attnIn", "attnOut"};
+    for (size_t unit = 0; unit < masks; ++unit) {
       Napi::Array arr = Napi::Array::New(env, layers);
       for (size_t l = 0; l < layers; ++l) {
         Napi::Float64Array a = Napi::Float64Array::New(env, bins);
-        const uint64_t* src = h.data() + (l * 2 + static_cast<size_t>(unit)) * bins;
+        const uint64_t* src = h.data() + (l * masks + unit) * bins;
         for (size_t b = 0; b < bins; ++b) a[b] = static_cast<double>(src[b]);
         arr.Set(static_cast<uint32_t>(l), a);
       }
-      o.Set(unit == 0 ? "x" : "h", arr);
+      o.Set(names[unit], arr);
     }
     return o;
   }
@@ -307,6 +327,7 @@ Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
   o.Set("threads", m->pool().size());
   o.Set("fileSize", static_cast<double>(m->file().file_size()));
   o.Set("dipLayout", c.dip_layout);
+  o.Set("dipAttention", c.dip_attention);
   return o;
 }
 
@@ -347,8 +368,12 @@ Napi::Value NativeModel::CreateContext(const Napi::CallbackInfo& info) {
     c.alpha_blend = opt_number(sp, "alphaBlend", 0) != 0;
     c.thr_x = opt_floats(sp, "thresholdsX");
     c.thr_h = opt_floats(sp, "thresholdsH");
+    c.keep_attn = opt_number(sp, "keepAttn", 1);
+    c.thr_attn_in = opt_floats(sp, "thresholdsAttnIn");
+    c.thr_attn_out = opt_floats(sp, "thresholdsAttnOut");
   }
   co.histograms = opt_number(o, "histograms", 0) != 0;
+  co.attn_histograms = opt_number(o, "histograms", 0) == 2;  // 2: the attention masks' too
   co.adapter_bytes = static_cast<size_t>(opt_number(o, "loraBytes", 0));
   return guard(env, [&]() -> Napi::Value {
     std::shared_ptr<fd::Context> ctx = std::make_shared<fd::Context>(*m, co);
@@ -382,6 +407,7 @@ Napi::Value NativeModel::Memory(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   Napi::Object bytes = Napi::Object::New(env);
   bytes.Set("mlp", static_cast<double>(b.mlp));
+  bytes.Set("attn", static_cast<double>(b.attn));
   bytes.Set("static", static_cast<double>(b.fixed));
   bytes.Set("streamed", static_cast<double>(b.streamed));
   bytes.Set("mlpLayer", static_cast<double>(b.mlp_layer));

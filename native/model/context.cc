@@ -64,7 +64,7 @@ Context::Context(Model& model, const ContextOptions& o)
 
   sp_ = o.sparsity;
   if (!(sp_.keep_x > 0 && sp_.keep_x <= 1 && sp_.keep_h > 0 && sp_.keep_h <= 1 && sp_.gamma >= 0 && sp_.gamma <= 1 &&
-        sp_.fixed_top_n >= 0 && sp_.read_block >= 0 && sp_.read_cover >= 1))
+        sp_.fixed_top_n >= 0 && sp_.read_block >= 0 && sp_.read_cover >= 1 && sp_.keep_attn > 0 && sp_.keep_attn <= 1))
     fail("ERR_INVALID_ARGUMENT", "sparsity options are out of range");
   // Columns kept per token: k = floor(keep * width), at least 1 (PAPER.md); x is pruned by DIP only.
   const bool dip = sp_.method == SparseMethod::Dip || sp_.method == SparseMethod::DipCa;
@@ -81,11 +81,23 @@ Context::Context(Model& model, const ContextOptions& o)
       for (float v : *t)
         if (!(v >= 0) || !std::isfinite(v)) fail("ERR_INVALID_ARGUMENT", "sparsity thresholds must be finite and >= 0");
   }
-  if (o.histograms) hist_.assign(static_cast<size_t>(c.n_layers * 2 * kScoreHistBins), 0);
+  // Attention DIP: k of the q/k/v input [dim] and of W_o's input [q_dim], or per-layer thresholds.
+  if (!sp_.thr_attn_in.empty() || !sp_.thr_attn_out.empty()) {
+    const size_t layers = static_cast<size_t>(c.n_layers);
+    if (sp_.thr_attn_in.size() != layers || sp_.thr_attn_out.size() != layers)
+      fail("ERR_INVALID_ARGUMENT", "attention thresholds: expected " + std::to_string(layers) + " per layer for each attention mask");
+    for (const std::vector<float>* t : {&sp_.thr_attn_in, &sp_.thr_attn_out})
+      for (float v : *t)
+        if (!(v >= 0) || !std::isfinite(v)) fail("ERR_INVALID_ARGUMENT", "sparsity thresholds must be finite and >= 0");
+  }
+  attn_sparse_ = sp_.keep_attn < 1 || !sp_.thr_attn_in.empty() || (o.histograms && o.attn_histograms);
+  keep_a_ = attn_sparse_ ? keep_count(sp_.keep_attn, c.dim) : c.dim;
+  keep_o_ = attn_sparse_ ? keep_count(sp_.keep_attn, c.q_dim()) : c.q_dim();
+  if (o.histograms) hist_.assign(static_cast<size_t>(c.n_layers * score_hist_masks() * kScoreHistBins), 0);
   store_ = model.store();
-  track_ = sp_.method != SparseMethod::Dense || store_ || o.record;
+  track_ = sp_.method != SparseMethod::Dense || store_ || o.record || attn_sparse_;
   stats_.record = o.record;
-  const int64_t widest_mlp = std::max(c.dim, c.ffn);
+  const int64_t widest_mlp = std::max({c.dim, c.ffn, c.q_dim()});
   mask_.resize(static_cast<size_t>(widest_mlp));
   gather_tmp_.resize(static_cast<size_t>(threads_) * 32);
   keep_.resize(static_cast<size_t>(widest_mlp));
@@ -97,13 +109,29 @@ Context::Context(Model& model, const ContextOptions& o)
       cache_down_.emplace_back(c.ffn, c.ffn, CachePolicyKind::None, true);
     }
   }
+  // The attention units' bookkeeping when attention has masks or rows. On layout version 2 under a
+  // budget the store's caches serve them (shared, sized from the budget like the MLP's); otherwise
+  // attention is in DRAM: full caches, every use a hit (and nothing down-weighted by DIP-CA).
+  if (track_ && (attn_sparse_ || c.dip_attention) && !(store_ && c.dip_attention))
+    for (int64_t l = 0; l < c.n_layers; ++l) {
+      cache_qkv_.emplace_back(c.dim, c.dim, CachePolicyKind::None, true);
+      cache_o_.emplace_back(c.q_dim(), c.q_dim(), CachePolicyKind::None, true);
+    }
+  if (c.dip_attention) qkv_tmp_.resize(static_cast<size_t>(c.q_dim() + 2 * c.kv_dim()));
   row_ptr_.resize(static_cast<size_t>(widest_mlp));
   row_coef_.resize(static_cast<size_t>(widest_mlp));
   pending_.resize(static_cast<size_t>(widest_mlp));
   // Bytes per unit as stored in this file, averaged over the layers.
-  double ug = 0, down = 0;
+  double ug = 0, down = 0, qkv_bytes = 0, o_bytes = 0;
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = model.layer(l);
+    if (L.dip_qkv.data) {
+      qkv_bytes += static_cast<double>(L.dip_qkv.nbytes());
+      o_bytes += static_cast<double>(L.dip_o.nbytes());
+    } else {
+      qkv_bytes += static_cast<double>(L.wqkv.data ? L.wqkv.nbytes() : L.wq.nbytes() + L.wk.nbytes() + L.wv.nbytes());
+      o_bytes += static_cast<double>(L.wo.nbytes());
+    }
     if (L.dip_gate_up.data) {
       ug += static_cast<double>(L.dip_gate_up.nbytes());
       down += static_cast<double>(L.dip_down.nbytes());
@@ -114,17 +142,22 @@ Context::Context(Model& model, const ContextOptions& o)
   }
   stats_.ug_unit_bytes = ug / static_cast<double>(c.n_layers * c.dim);
   stats_.down_unit_bytes = down / static_cast<double>(c.n_layers * c.ffn);
+  stats_.qkv_unit_bytes = qkv_bytes / static_cast<double>(c.n_layers * c.dim);
+  stats_.o_unit_bytes = o_bytes / static_cast<double>(c.n_layers * c.q_dim());
   if (sp_.method == SparseMethod::DipCa && sp_.read_block > 0) {
     block_cols_[0] = static_cast<int64_t>(sp_.read_block / stats_.ug_unit_bytes);
     block_cols_[1] = static_cast<int64_t>(sp_.read_block / stats_.down_unit_bytes);
+    block_cols_[2] = static_cast<int64_t>(sp_.read_block / stats_.qkv_unit_bytes);
+    block_cols_[3] = static_cast<int64_t>(sp_.read_block / stats_.o_unit_bytes);
   }
   published_ = stats_;
   scratch_bytes_ = xq_.size() + mask_.size() * sizeof(int32_t) + keep_.size() + pending_.size() +
                    row_ptr_.size() * sizeof(void*) + hist_.size() * sizeof(uint64_t) +
                    sizeof(float) * (x_.size() + xn_.size() + q_.size() + k_.size() + v_.size() + att_out_.size() + gate_.size() +
                                     up_.size() + att_scores_.size() + rope_cos_.size() + rope_sin_.size() + row_coef_.size() +
-                                    gather_tmp_.size()) +
-                   static_cast<size_t>(c.dim + c.ffn) * static_cast<size_t>(cache_ug_.size()) * 6;  // own cache states
+                                    gather_tmp_.size() + qkv_tmp_.size()) +
+                   (static_cast<size_t>(c.dim + c.ffn) * cache_ug_.size() +
+                    static_cast<size_t>(c.dim + c.q_dim()) * cache_qkv_.size()) * 6;  // own cache states
   if (store_) {
     store_->join(this, {this->kv_bytes(), scratch_bytes_, o.adapter_bytes});
     stats_.io_engine = store_->io_engine();
@@ -136,16 +169,13 @@ Context::~Context() {
   if (store_) store_->leave(this);
 }
 
-CacheState& Context::cache_at(int unit, int64_t layer) {
-  if (store_) return store_->cache(unit, layer);
-  return (unit == 0 ? cache_ug_ : cache_down_)[static_cast<size_t>(layer)];
-}
-
 void Context::reset_sparsity_stats() {
   stats_.tokens = 0;
   stats_.trace.clear();
   stats_.times.clear();
   stats_.masks.clear();
+  stats_.attn_trace.clear();
+  stats_.attn_masks.clear();
   stats_.io = IoStats();
   for (LayerStats& s : stats_.layers) s = LayerStats();
   std::lock_guard<std::mutex> lock(stats_mu_);
@@ -179,9 +209,13 @@ void Context::publish_stats() {
   p.trace.insert(p.trace.end(), stats_.trace.begin(), stats_.trace.end());
   p.times.insert(p.times.end(), stats_.times.begin(), stats_.times.end());
   for (std::vector<int32_t>& m : stats_.masks) p.masks.push_back(std::move(m));
+  p.attn_trace.insert(p.attn_trace.end(), stats_.attn_trace.begin(), stats_.attn_trace.end());
+  for (std::vector<int32_t>& m : stats_.attn_masks) p.attn_masks.push_back(std::move(m));
   stats_.trace.clear();
   stats_.times.clear();
   stats_.masks.clear();
+  stats_.attn_trace.clear();
+  stats_.attn_masks.clear();
 }
 
 size_t Context::owned_bytes() const {
@@ -286,7 +320,8 @@ void Context::attention(int64_t layer, int64_t n, int64_t pos0) {
 
 
 // Masks a[0..total) of the token at position pos, the input of mask `unit` (0: x, the W_up/W_gate
-// columns; 1: h, the W_down columns) of `layer`, to the columns it keeps, zeroing the rest; leaves
+// columns; 1: h, the W_down columns; 2: the q/k/v input; 3: W_o's input) of `layer`, to the columns
+// it keeps, zeroing the rest; leaves
 // the kept indices (ascending) in mask_ and records the access in the layer's cache. Columns are
 // ranked by |score_src| (|a| when null). Returns the number kept: the top-k count, or under
 // calibrated thresholds however many pass the layer's threshold (SparsityConfig).
@@ -295,9 +330,13 @@ int64_t Context::select_columns(float* a, int64_t total, int64_t layer, int unit
   const SparseMethod m = sp_.method;
   const size_t l = static_cast<size_t>(layer);
   const float* s = score_src ? score_src : a;
-  if (!hist_.empty()) score_hist_add(s, total, hist_.data() + (l * 2 + static_cast<size_t>(unit)) * kScoreHistBins);
-  const std::vector<float>& thr = unit == 0 ? sp_.thr_x : sp_.thr_h;
-  int64_t k = unit == 0 ? keep_x_ : keep_h_;
+  const int masks = score_hist_masks();
+  if (!hist_.empty() && unit < masks)
+    score_hist_add(s, total, hist_.data() + (l * static_cast<size_t>(masks) + static_cast<size_t>(unit)) * kScoreHistBins);
+  const std::vector<float>* thrs[4] = {&sp_.thr_x, &sp_.thr_h, &sp_.thr_attn_in, &sp_.thr_attn_out};
+  const std::vector<float>& thr = *thrs[unit];
+  const int64_t keeps[4] = {keep_x_, keep_h_, keep_a_, keep_o_};
+  int64_t k = keeps[unit];
   if (!thr.empty() && m != SparseMethod::DipCa) {
     // Threshold: keep r_i >= t, in one pass (t = 0 keeps everything and zeroes nothing).
     const float t = thr[l];
@@ -319,9 +358,11 @@ int64_t Context::select_columns(float* a, int64_t total, int64_t layer, int unit
       double gamma_t = 1.0;
       if (m == SparseMethod::DipCa)
         gamma_t = sp_.warmup ? 1.0 - (1.0 - sp_.gamma) * (1.0 - std::pow(sp_.gamma, static_cast<double>(pos) / 4.0)) : sp_.gamma;
-      // With every MLP column in DRAM (no budget, or one that holds them all) nothing is down-weighted.
+      // With every column in DRAM (no budget, one that holds them all, or attention that is not
+      // stored as rows) nothing is down-weighted.
+      const bool stored = store_ && (unit < 2 || cfg_.dip_attention);
       const uint8_t* flags =
-          m == SparseMethod::DipCa && store_ && store_->cache_fraction() < 1 ? cache_at(unit, layer).flags() : nullptr;
+          m == SparseMethod::DipCa && stored && store_->cache_fraction() < 1 ? cache_of(unit, layer)->flags() : nullptr;
       topk_select(s, total, k, flags, static_cast<float>(gamma_t), sp_.fixed_top_n, sp_.alpha_blend, mask_.data(), nullptr);
       if (flags && block_cols_[unit] > 1)
         dipca_block_misses(s, total, mask_.data(), k, flags, block_cols_[unit], sp_.read_cover, sp_.fixed_top_n);
@@ -334,30 +375,45 @@ int64_t Context::select_columns(float* a, int64_t total, int64_t layer, int unit
       for (int64_t i = 0; i < total; ++i) mask_[static_cast<size_t>(i)] = static_cast<int32_t>(i);
     }
   }
-  if (track_) {
-    CacheState& cache = cache_at(unit, layer);
+  if (CacheState* cache = cache_of(unit, layer)) {
     LayerStats& st = stats_.layers[l];
-    const int64_t h = cache.access(mask_.data(), k);
-    (unit == 0 ? st.ug_hits : st.down_hits) += h;
-    (unit == 0 ? st.ug_misses : st.down_misses) += k - h;
+    const int64_t h = cache->access(mask_.data(), k);
+    int64_t* hits[4] = {&st.ug_hits, &st.down_hits, &st.qkv_hits, &st.o_hits};
+    int64_t* misses[4] = {&st.ug_misses, &st.down_misses, &st.qkv_misses, &st.o_misses};
+    *hits[unit] += h;
+    *misses[unit] += k - h;
     if (trace) {
       trace[0] = static_cast<int32_t>(h), trace[1] = static_cast<int32_t>(k - h);
       // The mask itself, in the slot of this trace entry (two ints per unit of the 4-int entry).
-      const size_t slot = static_cast<size_t>(trace - stats_.trace.data()) / 2;
-      if (stats_.masks.size() <= slot) stats_.masks.resize(slot + 1);
-      stats_.masks[slot].assign(mask_.begin(), mask_.begin() + k);
+      const bool attn = unit >= 2;
+      const size_t slot = static_cast<size_t>(trace - (attn ? stats_.attn_trace : stats_.trace).data()) / 2;
+      std::vector<std::vector<int32_t>>& masks = attn ? stats_.attn_masks : stats_.masks;
+      if (masks.size() <= slot) masks.resize(slot + 1);
+      masks[slot].assign(mask_.begin(), mask_.begin() + k);
     }
   }
   return k;
 }
 
+// The cache bookkeeping of a unit's mask in `layer` (select_columns), or nullptr when not tracked:
+// under a budget the model's column store's (the MLP's, and attention's on layout version 2),
+// else the context's own full caches.
+CacheState* Context::cache_of(int unit, int64_t layer) {
+  if (!track_) return nullptr;
+  if (store_ && (unit < 2 || cfg_.dip_attention)) return &store_->cache(unit, layer);
+  std::vector<CacheState>* states[4] = {&cache_ug_, &cache_down_, &cache_qkv_, &cache_o_};
+  std::vector<CacheState>& v = *states[unit];
+  return static_cast<size_t>(layer) < v.size() ? &v[static_cast<size_t>(layer)] : nullptr;
+}
+
 // The trace entry of token t of the current batch at layer l (nullptr when not recording); the
 // working trace holds the current batch only (publish_stats).
-int32_t* Context::trace_at(int64_t t, int64_t l) {
-  if (!stats_.record || !track_) return nullptr;
+int32_t* Context::trace_at(int64_t t, int64_t l, bool attn) {
+  if (!stats_.record || !track_ || (attn && !cache_of(2, l))) return nullptr;
+  std::vector<int32_t>& trace = attn ? stats_.attn_trace : stats_.trace;
   const size_t at = (static_cast<size_t>(t) * static_cast<size_t>(cfg_.n_layers) + static_cast<size_t>(l)) * 4;
-  if (stats_.trace.size() < at + 4) stats_.trace.resize(at + 4, 0);
-  return stats_.trace.data() + at;
+  if (trace.size() < at + 4) trace.resize(at + 4, 0);
+  return trace.data() + at;
 }
 
 void Context::act_mul(float* g, const float* u, float* h, int64_t n) const {
@@ -418,8 +474,8 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
 void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
   const int64_t dim = cfg_.dim, F = cfg_.ffn;
   const SparseMethod m = sp_.method;
-  CacheState* cache_ug = track_ ? &cache_at(0, l) : nullptr;
-  CacheState* cache_down = track_ ? &cache_at(1, l) : nullptr;
+  CacheState* cache_ug = cache_of(0, l);
+  CacheState* cache_down = cache_of(1, l);
   RowCache* rc_ug = store_ ? store_->rows(0, l) : nullptr;
   RowCache* rc_down = store_ ? store_->rows(1, l) : nullptr;
   float* gu = gate_.data();  // [2F]: gate then up, for one token
@@ -440,6 +496,39 @@ void Context::mlp_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_
     const int64_t k2 = select_columns(h, F, l, 1, pos0 + t, h_scores(m, gu, gu + F), tr ? tr + 2 : nullptr);
     gather_rows(L.dip_down, rc_down, cache_down, h, k2, dim, x);
     lora(l, LoraTarget::Down, h, 1, x, dim);
+  }
+}
+
+void Context::qkv_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
+  const int64_t dim = cfg_.dim, qd = cfg_.q_dim(), kvd = cfg_.kv_dim(), w = qd + 2 * kvd;
+  RowCache* rc = store_ ? store_->rows(2, l) : nullptr;
+  float* qkv = qkv_tmp_.data();  // [q_dim + 2 kv_dim]: q, k, v of one token
+  for (int64_t t = 0; t < n; ++t) {
+    float* x = xn_.data() + t * dim;
+    const int64_t k = select_columns(x, dim, l, 2, pos0 + t, nullptr, trace_at(t, l, true));
+    gather_rows(L.dip_qkv, rc, cache_of(2, l), x, k, w, qkv);
+    // LoRA on the masked x, in the original orientation (phi3's fused qkv covers all three).
+    if (cfg_.arch == "phi3") {
+      lora(l, LoraTarget::QKV, x, 1, qkv, w);
+    } else {
+      lora(l, LoraTarget::Q, x, 1, qkv, qd);
+      lora(l, LoraTarget::K, x, 1, qkv + qd, kvd);
+      lora(l, LoraTarget::V, x, 1, qkv + qd + kvd, kvd);
+    }
+    std::memcpy(q_.data() + t * qd, qkv, static_cast<size_t>(qd) * sizeof(float));
+    std::memcpy(k_.data() + t * kvd, qkv + qd, static_cast<size_t>(kvd) * sizeof(float));
+    std::memcpy(v_.data() + t * kvd, qkv + qd + kvd, static_cast<size_t>(kvd) * sizeof(float));
+  }
+}
+
+void Context::o_dip_layout(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
+  const int64_t dim = cfg_.dim, qd = cfg_.q_dim();
+  RowCache* rc = store_ ? store_->rows(3, l) : nullptr;
+  for (int64_t t = 0; t < n; ++t) {
+    float* a = att_out_.data() + t * qd;
+    int32_t* tr = trace_at(t, l, true);
+    const int64_t k = select_columns(a, qd, l, 3, pos0 + t, nullptr, tr ? tr + 2 : nullptr);
+    gather_rows(L.dip_o, rc, cache_of(3, l), a, k, dim, xn_.data() + t * dim);
   }
 }
 
@@ -507,6 +596,8 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
   stats_.trace.clear();
   stats_.times.clear();
   stats_.masks.clear();
+  stats_.attn_trace.clear();
+  stats_.attn_masks.clear();
 
   const Weight& e = m.token_embd();
   for (int64_t t = 0; t < n; ++t) {
@@ -568,7 +659,13 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     const double wait_start = stats_.io.wait_seconds;
     for (int64_t t = 0; t < n; ++t) rmsnorm_f32(x_.data() + t * dim, L.attn_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);
 
-    if (L.wqkv.data) {
+    // Attention DIP on a file without attention rows: the q/k/v input keeps its top columns, the
+    // rest zeroed, which computes exactly the sum over the kept columns (every weight is still read).
+    if (attn_sparse_ && !L.dip_qkv.data)
+      for (int64_t t = 0; t < n; ++t) select_columns(xn_.data() + t * dim, dim, l, 2, pos0 + t, nullptr, trace_at(t, l, true));
+    if (L.dip_qkv.data) {
+      qkv_dip_layout(L, l, n, pos0);
+    } else if (L.wqkv.data) {
       const int64_t w = qd + 2 * kvd;
       matmul(L.wqkv, xn_.data(), n, q_.data(), w);
       lora(l, LoraTarget::QKV, xn_.data(), n, q_.data(), w);
@@ -606,7 +703,16 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
       }
     }
     attention(l, n, pos0);
-    matmul(L.wo, att_out_.data(), n, xn_.data(), dim);
+    if (L.dip_o.data) {
+      o_dip_layout(L, l, n, pos0);
+    } else {
+      if (attn_sparse_)  // W_o's input likewise
+        for (int64_t t = 0; t < n; ++t) {
+          int32_t* tr = trace_at(t, l, true);
+          select_columns(att_out_.data() + t * qd, qd, l, 3, pos0 + t, nullptr, tr ? tr + 2 : nullptr);
+        }
+      matmul(L.wo, att_out_.data(), n, xn_.data(), dim);
+    }
     lora(l, LoraTarget::O, att_out_.data(), n, xn_.data(), dim);
     if (!L.attn_post_norm.empty())
       for (int64_t t = 0; t < n; ++t) rmsnorm_f32(xn_.data() + t * dim, L.attn_post_norm.data(), xn_.data() + t * dim, dim, c.norm_eps);

@@ -269,9 +269,11 @@ std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const Mo
     if (layout != "dip-input-major")
       fail("ERR_MODEL_INVALID", f.path() + ": unknown flashdip.layout '" + layout + "'");
     uint64_t version = 0;
-    if (!f.get_u64("flashdip.layout_version", &version) || version != 1)
-      fail("ERR_MODEL_INVALID", f.path() + ": flashdip.layout_version must be 1 (convert the model again)");
+    // Version 1: the MLP input-major; version 2: attention too (files of either version run).
+    if (!f.get_u64("flashdip.layout_version", &version) || (version != 1 && version != 2))
+      fail("ERR_MODEL_INVALID", f.path() + ": flashdip.layout_version must be 1 or 2 (convert the model again)");
     c.dip_layout = true;
+    c.dip_attention = version == 2;
   }
 
   m->layers_.resize(static_cast<size_t>(c.n_layers));
@@ -288,13 +290,19 @@ std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const Mo
       L.attn_post_norm = ld.vec(p + "post_attention_norm.weight", c.dim);
       L.ffn_post_norm = ld.vec(p + "post_ffw_norm.weight", c.dim);
     }
+    if (c.dip_attention) {
+      L.dip_qkv = ld.rows(p + "attn_qkv.dip.weight", c.q_dim() + 2 * c.kv_dim(), c.dim);
+      L.dip_o = ld.rows(p + "attn_output.dip.weight", c.dim, c.q_dim());
+    }
     if (c.arch == "phi3") {
-      L.wqkv = ld.matrix(p + "attn_qkv.weight", c.dim, c.q_dim() + 2 * c.kv_dim());
+      if (!c.dip_attention) L.wqkv = ld.matrix(p + "attn_qkv.weight", c.dim, c.q_dim() + 2 * c.kv_dim());
       if (!c.dip_layout) L.w_gate_up = ld.matrix(p + "ffn_up.weight", c.dim, 2 * c.ffn);
     } else {
-      L.wq = ld.matrix(p + "attn_q.weight", c.dim, c.q_dim());
-      L.wk = ld.matrix(p + "attn_k.weight", c.dim, c.kv_dim());
-      L.wv = ld.matrix(p + "attn_v.weight", c.dim, c.kv_dim());
+      if (!c.dip_attention) {
+        L.wq = ld.matrix(p + "attn_q.weight", c.dim, c.q_dim());
+        L.wk = ld.matrix(p + "attn_k.weight", c.dim, c.kv_dim());
+        L.wv = ld.matrix(p + "attn_v.weight", c.dim, c.kv_dim());
+      }
       if (!c.dip_layout) {
         L.w_gate = ld.matrix(p + "ffn_gate.weight", c.dim, c.ffn);
         L.w_up = ld.matrix(p + "ffn_up.weight", c.dim, c.ffn);
@@ -303,7 +311,7 @@ std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const Mo
       L.bk = ld.vec(p + "attn_k.bias", c.kv_dim(), false);
       L.bv = ld.vec(p + "attn_v.bias", c.kv_dim(), false);
     }
-    L.wo = ld.matrix(p + "attn_output.weight", c.q_dim(), c.dim);
+    if (!c.dip_attention) L.wo = ld.matrix(p + "attn_output.weight", c.q_dim(), c.dim);
     if (c.dip_layout) {
       L.dip_gate_up = ld.rows(p + "ffn_gate_up.dip.weight", 2 * c.ffn, c.dim);
       L.dip_down = ld.rows(p + "ffn_down.dip.weight", c.dim, c.ffn);

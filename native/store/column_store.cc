@@ -25,6 +25,17 @@ int64_t mlp_layer_of(const std::string& name) {
   return -1;
 }
 
+// blk.<n>.attn_{qkv,output}.dip.weight: attention stored as rows (layout version 2).
+bool attn_rows_tensor(const std::string& name) {
+  if (name.compare(0, 4, "blk.") != 0) return false;
+  const size_t dot = name.find('.', 4);
+  if (dot == std::string::npos || dot == 4) return false;
+  for (size_t i = 4; i < dot; ++i)
+    if (name[i] < '0' || name[i] > '9') return false;
+  const std::string rest = name.substr(dot + 1);
+  return rest == "attn_qkv.dip.weight" || rest == "attn_output.dip.weight";
+}
+
 std::string num(double v) {
   char b[32];
   std::snprintf(b, sizeof b, "%.0f", v);
@@ -39,6 +50,10 @@ ByteSplit split_bytes(const Model& model, bool budgeted) {
   std::map<int64_t, size_t> per_layer;
   for (const GgufTensor& t : model.file().tensors()) {
     all += t.nbytes;
+    if (attn_rows_tensor(t.name)) {
+      s.attn += t.nbytes;
+      continue;
+    }
     const int64_t l = mlp_layer_of(t.name);
     if (l < 0) continue;
     s.mlp += t.nbytes;
@@ -47,7 +62,7 @@ ByteSplit split_bytes(const Model& model, bool budgeted) {
   // Context::forward_batch reads an untied embedding row per token through the store.
   if (budgeted && model.config().dip_layout && model.output().data != model.token_embd().data)
     if (const GgufTensor* e = model.file().tensor("token_embd.weight")) s.streamed = e->nbytes;
-  s.fixed = all - s.mlp - s.streamed;
+  s.fixed = all - s.mlp - s.attn - s.streamed;
   for (const auto& [l, b] : per_layer) s.mlp_layer = std::max(s.mlp_layer, b);
   return s;
 }
@@ -73,8 +88,10 @@ ColumnStore::ColumnStore(const Model& model, const StoreOptions& o) : model_(mod
 
 double ColumnStore::fraction_for(size_t kv, size_t scratch, size_t adapters) const {
   const double left = opt_.budget - static_cast<double>(bytes_.fixed + bytes_.mlp_layer + adapters + kv + scratch);
-  if (bytes_.mlp == 0) return 1;
-  return std::max(0.0, std::min(1.0, left / static_cast<double>(bytes_.mlp)));
+  // One fraction of every matrix the caches hold: the MLP's and, on layout version 2, attention's.
+  const double columns = static_cast<double>(bytes_.mlp + bytes_.attn);
+  if (columns == 0) return 1;
+  return std::max(0.0, std::min(1.0, left / columns));
 }
 
 void ColumnStore::join(const void* who, const ContextBytes& b) {
@@ -105,6 +122,8 @@ void ColumnStore::join(const void* who, const ContextBytes& b) {
     // rebuilt over the new one at the next sync.
     rc_ug_.clear();
     rc_down_.clear();
+    rc_qkv_.clear();
+    rc_o_.clear();
     reader_.reset();
     reader_ = std::make_unique<Reader>(direct_ ? row_file_->direct_fd() : row_file_->fd());
     io_engine_ = std::string(reader_->engine()) + (direct_ ? " direct" : " buffered");
@@ -142,10 +161,10 @@ void ColumnStore::sync() {
   }
   if (target != applied_fraction_) return rebuild(target);
   if (!reset) return;
-  for (CacheState& cs : cache_ug_) cs.reset();
-  for (CacheState& cs : cache_down_) cs.reset();
-  for (RowCache& rc : rc_ug_) rc.reset();
-  for (RowCache& rc : rc_down_) rc.reset();
+  for (int unit = 0; unit < 4; ++unit) {
+    for (CacheState& cs : *caches(unit)) cs.reset();
+    for (RowCache& rc : *row_caches(unit)) rc.reset();
+  }
 }
 
 // New, empty caches of the fraction's capacity; each layer's old slots are freed before its new ones
@@ -153,18 +172,29 @@ void ColumnStore::sync() {
 void ColumnStore::rebuild(double fraction) {
   const ModelConfig& c = model_.config();
   const size_t L = static_cast<size_t>(c.n_layers);
+  const bool attn = c.dip_attention;  // attention rows: served like the MLP's
   cache_ug_.resize(L);
   cache_down_.resize(L);
+  cache_qkv_.resize(attn ? L : 0);
+  cache_o_.resize(attn ? L : 0);
   const bool rows = c.dip_layout;
   if (rows) {
     rc_ug_.reserve(L);
     rc_down_.reserve(L);
+    if (attn) {
+      rc_qkv_.reserve(L);
+      rc_o_.reserve(L);
+    }
   }
   const GgufFile& f = model_.file();
   auto offset = [&](const Weight& w) { return static_cast<uint64_t>(w.data - f.base()); };
   for (size_t l = 0; l < L; ++l) {
     cache_ug_[l] = CacheState(c.dim, static_cast<int64_t>(fraction * static_cast<double>(c.dim)), opt_.policy);
     cache_down_[l] = CacheState(c.ffn, static_cast<int64_t>(fraction * static_cast<double>(c.ffn)), opt_.policy);
+    if (attn) {
+      cache_qkv_[l] = CacheState(c.dim, static_cast<int64_t>(fraction * static_cast<double>(c.dim)), opt_.policy);
+      cache_o_[l] = CacheState(c.q_dim(), static_cast<int64_t>(fraction * static_cast<double>(c.q_dim())), opt_.policy);
+    }
     if (!rows) continue;
     const LayerWeights& W = model_.layer(static_cast<int64_t>(l));
     auto make = [&](const Weight& w, int64_t n_rows, int64_t capacity) {
@@ -178,6 +208,15 @@ void ColumnStore::rebuild(double fraction) {
     rc_ug_[l] = make(W.dip_gate_up, c.dim, cache_ug_[l].capacity());
     rc_down_[l] = make(W.dip_down, c.ffn, 0);
     rc_down_[l] = make(W.dip_down, c.ffn, cache_down_[l].capacity());
+    if (!attn) continue;
+    if (rc_qkv_.size() <= l) {
+      rc_qkv_.push_back(make(W.dip_qkv, c.dim, 0));
+      rc_o_.push_back(make(W.dip_o, c.q_dim(), 0));
+    }
+    rc_qkv_[l] = make(W.dip_qkv, c.dim, 0);
+    rc_qkv_[l] = make(W.dip_qkv, c.dim, cache_qkv_[l].capacity());
+    rc_o_[l] = make(W.dip_o, c.q_dim(), 0);
+    rc_o_[l] = make(W.dip_o, c.q_dim(), cache_o_[l].capacity());
   }
   applied_fraction_ = fraction;
 }
@@ -194,7 +233,7 @@ BudgetReport ColumnStore::report() const {
     r.adapters = std::max(r.adapters, m.adapters);
   }
   r.cache_fraction = target_fraction_;
-  r.cache_bytes = target_fraction_ * static_cast<double>(bytes_.mlp);
+  r.cache_bytes = target_fraction_ * static_cast<double>(bytes_.mlp + bytes_.attn);
   r.hits = hits_;
   r.misses = misses_;
   r.io = io_;
@@ -214,8 +253,8 @@ void ColumnStore::account(int64_t hits, int64_t misses, const IoStats& io) {
 
 size_t ColumnStore::owned_bytes() const {
   size_t n = stream_.capacity() + embd_row_.size() + (reader_ ? reader_->bounce_bytes() : 0);
-  for (const RowCache& rc : rc_ug_) n += rc.owned_bytes();
-  for (const RowCache& rc : rc_down_) n += rc.owned_bytes();
+  for (const std::vector<RowCache>* v : {&rc_ug_, &rc_down_, &rc_qkv_, &rc_o_})
+    for (const RowCache& rc : *v) n += rc.owned_bytes();
   return n;
 }
 

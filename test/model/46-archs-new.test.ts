@@ -89,6 +89,11 @@ describe('46 new architectures: parity with llama.cpp (random weights)', functio
           const down = (layer.downHits + layer.downMisses) / fx.promptTokens.length;
           assert.deepStrictEqual([ug, down], [fx.model.dim / 2, fx.model.ffn / 2], method);
         }
+        // Attention DIP on the attention rows (q/k norms, GQA): half of the q/k/v input's columns.
+        const attn = await logits({ method, density: 1, attentionDensity: 0.5 });
+        assert.ok(maxAbsDiff(attn.l, dense.l) > 1e-3, `${method} with attention density 0.5 changes the logits`);
+        for (const layer of attn.st.layers)
+          assert.strictEqual((layer.qkvHits + layer.qkvMisses) / fx.promptTokens.length, fx.model.dim / 2);
       }
     } finally {
       await model.dispose();

@@ -189,16 +189,17 @@ describe('47 LoRA adapters', function () {
       const dip = path.join(dir, 'one.dip.gguf');
       await convert(files.model, dip, { type: 'f32' });
       // The static weights, the KV cache (128 f16 positions), a layer's buffer, the adapter of the
-      // fixture (its A and B in f32: (n_in + n_out) * rank floats per matrix) and half the MLP rows.
+      // fixture (its A and B in f32: (n_in + n_out) * rank floats per matrix) and half the column rows
+      // (MLP and attention).
       const split = splitBytes(readGguf(dip));
-      mlpBytes = split.mlp;
+      mlpBytes = split.mlp + split.attn;
       const { dim, ffn, layers, heads } = fx.model;
       const kvDim = fx.model.kvHeads! * (dim / heads);
       const perLayer = (dim + dim) + 2 * (dim + kvDim) + (dim + dim) + 2 * (dim + ffn) + (ffn + dim);
       adapterBytes = (perLayer * layers + dim + 32000) * fx.adapters[0].rank! * 4;
       const kv = 2 * layers * 128 * kvDim * 2;
       const scratch = await sessionScratch(dip, 128);
-      model = await loadModel(dip, { memoryBudget: split.static + kv + scratch + split.mlpLayer + adapterBytes + split.mlp / 2 });
+      model = await loadModel(dip, { memoryBudget: split.static + kv + scratch + split.mlpLayer + adapterBytes + (split.mlp + split.attn) / 2 });
     });
     after(() => model.dispose());
 

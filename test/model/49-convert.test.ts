@@ -5,6 +5,7 @@ import * as assert from 'assert';
 import * as path from 'path';
 import { FlashdipError, loadModel, perplexity, readGguf } from '../../lib';
 import { convert } from '../../lib/convert';
+import { splitBytes } from '../../lib/sparsity';
 import { ARCHS, makeModel } from '../../scripts/make-model';
 import { promptReferences, readJson, REFERENCE, sessionScratch, STORIES, tmpFile } from '../helpers';
 
@@ -30,14 +31,17 @@ describe('49 convert to the DIP layout', function () {
     await convert(STORIES, dip);
   });
 
-  it('keeps metadata and non-MLP tensors, adds the layout keys and two row tensors per layer', () => {
+  it('keeps metadata and non-MLP, non-attention tensors, adds the layout keys and four row tensors per layer', () => {
     const a = readGguf(STORIES), b = readGguf(dip);
     assert.strictEqual(b.metadata['flashdip.layout'], 'dip-input-major');
+    assert.strictEqual(b.metadata['flashdip.layout_version'], 2);
     assert.strictEqual(b.alignment, 4096);
-    for (const t of a.tensors.filter((t) => !/ffn_(gate|up|down)\.weight$/.test(t.name)))
+    for (const t of a.tensors.filter((t) => !/(ffn_(gate|up|down)|attn_(q|k|v|output))\.weight$/.test(t.name)))
       assert.deepStrictEqual(b.tensors.find((u) => u.name === t.name)?.dims, t.dims, t.name);
     assert.deepStrictEqual(b.tensors.find((t) => t.name === 'blk.0.ffn_gate_up.dip.weight')?.dims, [2 * 172, 64]);
     assert.deepStrictEqual(b.tensors.find((t) => t.name === 'blk.0.ffn_down.dip.weight')?.dims, [64, 172]);
+    assert.deepStrictEqual(b.tensors.find((t) => t.name === 'blk.0.attn_qkv.dip.weight')?.dims, [64 + 2 * 32, 64]);
+    assert.deepStrictEqual(b.tensors.find((t) => t.name === 'blk.0.attn_output.dip.weight')?.dims, [64, 64]);
     for (const t of b.tensors) assert.strictEqual((b.dataOffset + t.offset) % 4096, 0, t.name);
   });
 
@@ -54,12 +58,16 @@ describe('49 convert to the DIP layout', function () {
   it('DIP and DIP-CA give the same perplexity on both layouts', async () => {
     const text = readJson(path.join(REFERENCE, 'perplexity_tinystories.json')).text;
     for (const sparsity of [{ method: 'dip', density: 0.5 }, { method: 'dip-ca', density: 0.5, gamma: 0.3 }] as const) {
-      const budget = 900_000 + (await sessionScratch(dip, 128));
-      const b = await loadModel(dip, { sparsity, memoryBudget: budget });
-      // The converted file's embedding table is read per token, not held: the same cache takes that much less.
-      const a = await loadModel(STORIES, { sparsity, memoryBudget: budget + b.defaults.bytes.streamed });
+      // The converted file's embedding table is read per token, not held, and its attention rows share
+      // the cache with the MLP: the budget that gives the MLP the same cache fraction (each with its
+      // session's scratch, which the budget counts).
+      const scratchA = await sessionScratch(STORIES, 128), scratchB = await sessionScratch(dip, 128);
+      const a = await loadModel(STORIES, { sparsity, memoryBudget: 900_000 + scratchA });
       const pa = await perplexity(a, text, { ctx: 128, maxTokens: 500 });
+      const split = splitBytes(readGguf(dip)), std = a.defaults.bytes;
+      const b = await loadModel(dip, { sparsity, memoryBudget: Math.round(900_000 + scratchB - std.static + split.static + pa.cacheFraction * split.attn) });
       const pb = await perplexity(b, text, { ctx: 128, maxTokens: 500 });
+      assert.ok(Math.abs(pa.cacheFraction - pb.cacheFraction) < 1e-6);
       assert.ok(Math.abs(pa.ppl / pb.ppl - 1) <= 1e-5, `${sparsity.method}: ${pa.ppl} vs ${pb.ppl}`);
       await a.dispose();
       await b.dispose();

@@ -16,7 +16,9 @@ describe('72 column store (converted model under a budget)', function () {
   let text: string;
   before(async () => {
     process.removeAllListeners('warning');
-    await convert(STORIES, dip);
+    // The MLP store against the mapping: attention stays as it was (layout version 1), so both files
+    // give the MLP the same cache fraction (48-attention covers attention rows in the store).
+    await convert(STORIES, dip, { attention: false });
     text = readJson(path.join(REFERENCE, 'perplexity_tinystories.json')).text;
   });
 

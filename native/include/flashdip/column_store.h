@@ -29,7 +29,8 @@ class Model;
 // The model file's bytes by what a budget does with them.
 struct ByteSplit {
   size_t mlp = 0;        // MLP weights: what DIP prunes and the column cache holds
-  size_t fixed = 0;      // everything else kept in DRAM (attention, norms, the output head...): "static"
+  size_t attn = 0;       // attention stored as rows (layout version 2): the column cache holds them too
+  size_t fixed = 0;      // everything else kept in DRAM (other attention, norms, the output head...): "static"
   size_t streamed = 0;   // an untied token embedding read one row per token under the store (converted files)
   size_t mlp_layer = 0;  // the largest layer's MLP: the streaming buffer can need this much
 };
@@ -57,8 +58,8 @@ struct BudgetReport {
   size_t adapters = 0;          // reserved for LoRA adapters (once for the model)
   int64_t sessions = 0;         // contexts counted
   size_t kv = 0, scratch = 0;   // theirs, summed
-  double cache_bytes = 0;       // what is left for the column caches (<= bytes.mlp)
-  double cache_fraction = 1;    // cache_bytes / bytes.mlp (1 when there is no MLP)
+  double cache_bytes = 0;       // what is left for the column caches (<= bytes.mlp + bytes.attn)
+  double cache_fraction = 1;    // cache_bytes / (bytes.mlp + bytes.attn): of every matrix they hold (1 when none)
   // Totals over every context since the store was made: MLP column units used (hits: in the cache)
   // and reads from the file.
   int64_t hits = 0, misses = 0;
@@ -88,11 +89,12 @@ class ColumnStore {
   const StoreOptions& options() const { return opt_; }
   // The fraction the caches hold now (as of the last sync).
   double cache_fraction() const { return applied_fraction_; }
-  // unit 0: x-mask (W_gate/W_up columns), 1: h-mask (W_down columns).
-  CacheState& cache(int unit, int64_t layer) { return (unit == 0 ? cache_ug_ : cache_down_)[static_cast<size_t>(layer)]; }
+  // unit 0: x-mask (W_gate/W_up columns), 1: h-mask (W_down columns), and on layout version 2
+  // (attention stored as rows) 2: the q/k/v input (W_q/W_k/W_v columns), 3: W_o's input.
+  CacheState& cache(int unit, int64_t layer) { return (*caches(unit))[static_cast<size_t>(layer)]; }
   // The rows' slots, or nullptr on a file in the standard layout (the caches then only count).
   RowCache* rows(int unit, int64_t layer) {
-    std::vector<RowCache>& v = unit == 0 ? rc_ug_ : rc_down_;
+    std::vector<RowCache>& v = *row_caches(unit);
     return v.empty() ? nullptr : &v[static_cast<size_t>(layer)];
   }
   std::vector<uint8_t>& stream() { return stream_; }
@@ -111,6 +113,14 @@ class ColumnStore {
   // Caller holds mu_.
   double fraction_for(size_t kv, size_t scratch, size_t adapters) const;
   void rebuild(double fraction);
+  std::vector<CacheState>* caches(int unit) {
+    std::vector<CacheState>* v[4] = {&cache_ug_, &cache_down_, &cache_qkv_, &cache_o_};
+    return v[unit];
+  }
+  std::vector<RowCache>* row_caches(int unit) {
+    std::vector<RowCache>* v[4] = {&rc_ug_, &rc_down_, &rc_qkv_, &rc_o_};
+    return v[unit];
+  }
 
   const Model& model_;
   StoreOptions opt_;
@@ -124,10 +134,12 @@ class ColumnStore {
   // Used under the compute mutex only.
   double applied_fraction_ = -1;  // < 0: not built yet
   std::vector<CacheState> cache_ug_, cache_down_;  // [layer]
+  std::vector<CacheState> cache_qkv_, cache_o_;    // [layer], layout version 2 only
   std::unique_ptr<RowFile> row_file_;              // the model file, opened for the store's reads
   std::unique_ptr<Reader> reader_;                 // the reads of all the row caches
   bool direct_ = false;
   std::vector<RowCache> rc_ug_, rc_down_;          // [layer]
+  std::vector<RowCache> rc_qkv_, rc_o_;            // [layer], layout version 2 only
   std::vector<uint8_t> stream_;                    // rows read for one mask and not cached
   std::vector<uint8_t> embd_row_;
   std::string io_engine_;

@@ -37,6 +37,7 @@ struct ModelConfig {
   float norm_eps = 1e-5f;
   bool tied_embeddings = false;
   bool dip_layout = false;  // MLP stored input-major by flashdip convert
+  bool dip_attention = false;  // attention stored input-major too (layout version 2)
   Activation act = Activation::Silu;
   float embd_scale = 1.0f;      // token embeddings are multiplied by this (gemma: sqrt(dim))
   float attn_scale = 0;         // query scale (1 / sqrt(head_dim) unless the architecture says otherwise)
@@ -80,6 +81,9 @@ struct LayerWeights {
   // Weight::n_in is the row length (outputs) and n_out the number of rows (inputs).
   Weight dip_gate_up;                 // [dim rows][2 ffn]: gate column j, then up column j
   Weight dip_down;                    // [ffn rows][dim]: down column i
+  // Layout version 2 also stores attention so (wq/wk/wv/wqkv/wo are then absent):
+  Weight dip_qkv;                     // [dim rows][q_dim + 2 kv_dim]: column j of W_q, W_k, W_v (phi3: of W_qkv)
+  Weight dip_o;                       // [q_dim rows][dim]: column i of W_o
 };
 
 // The matrices a LoRA adapter may target, per block (llama.cpp's base tensor names in comments).
@@ -213,12 +217,15 @@ struct ContextOptions {
   bool record = false;        // keep per-token statistics and masks (the simulator's trace)
   bool histograms = false;    // accumulate score histograms per layer and mask (calibration)
   size_t adapter_bytes = 0;   // under a budget: the LoRA adapters loaded on the model (counted once per model)
+  bool attn_histograms = false;  // with histograms: of the attention masks too (which then run, keeping everything at keep_attn 1)
 };
 
 // Per-layer counts of MLP column units used, split by where the cache says they came from.
 struct LayerStats {
   int64_t ug_hits = 0, ug_misses = 0;      // x-mask units: column j of W_up and W_gate
   int64_t down_hits = 0, down_misses = 0;  // h-mask units: column i of W_down
+  int64_t qkv_hits = 0, qkv_misses = 0;    // attention input units: column j of W_q, W_k, W_v (attention DIP
+  int64_t o_hits = 0, o_misses = 0;        // or layout version 2), and column i of W_o; else 0
   double seconds = 0;                      // wall time in the layer (attention + MLP)
   double io_wait_seconds = 0;              // of which waiting for the column store's reads
 };
@@ -231,6 +238,8 @@ struct SparsityStats {
   std::string io_engine;
   double ug_unit_bytes = 0;      // bytes of one x-mask unit in the model file
   double down_unit_bytes = 0;
+  double qkv_unit_bytes = 0;     // bytes of one attention input unit (W_q, W_k, W_v columns)
+  double o_unit_bytes = 0;       // bytes of one W_o column
   std::vector<LayerStats> layers;
   // Per token and layer, when recording: [token][layer][ug hits, ug misses, down hits, down misses].
   bool record = false;
@@ -240,6 +249,10 @@ struct SparsityStats {
   std::vector<float> times;
   // And the masks themselves: [token][layer][unit (0: ug, 1: down)] -> kept indices, ascending.
   std::vector<std::vector<int32_t>> masks;
+  // With attention DIP, when recording, the same for the attention masks: [token][layer][qkv hits,
+  // qkv misses, o hits, o misses] and [token][layer][unit (0: q/k/v input, 1: W_o input)] -> kept indices.
+  std::vector<int32_t> attn_trace;
+  std::vector<std::vector<int32_t>> attn_masks;
 };
 
 class Context {
@@ -279,10 +292,12 @@ class Context {
   }
   // Not while eval runs.
   void reset_sparsity_stats();
-  // With ContextOptions::histograms: [layer][mask (0: x, 1: h)][kScoreHistBins] counts of the score
-  // magnitudes each mask ranked, before masking, over every token since the context was made (a
-  // new sequence does not clear them). Empty otherwise.
+  // With ContextOptions::histograms: [layer][mask][kScoreHistBins] counts of the score magnitudes
+  // each mask ranked, before masking, over every token since the context was made (a new sequence
+  // does not clear them). Masks: 0 x, 1 h, and with attention DIP 2 the q/k/v input, 3 W_o's input
+  // (score_hist_masks() of them). Empty otherwise.
   const std::vector<uint64_t>& score_histograms() const { return hist_; }
+  int score_hist_masks() const { return attn_sparse_ ? 4 : 2; }
   // The adapters applied from the next eval on (not while eval runs). Throws ERR_INVALID_ARGUMENT
   // for an adapter loaded for another model or a scale that is not finite and >= 0.
   void set_loras(std::vector<ActiveLora> loras);
@@ -290,9 +305,14 @@ class Context {
  private:
   void mlp(const LayerWeights& L, int64_t layer, int64_t n, int64_t pos0);
   void mlp_dip_layout(const LayerWeights& L, int64_t layer, int64_t n, int64_t pos0);
+  // Attention on layout version 2: q/k/v of xn_ into q_, k_, v_ (no biases yet) and W_o of
+  // att_out_ into xn_, per token from the rows of the kept columns (all of them without attention DIP).
+  void qkv_dip_layout(const LayerWeights& L, int64_t layer, int64_t n, int64_t pos0);
+  void o_dip_layout(const LayerWeights& L, int64_t layer, int64_t n, int64_t pos0);
+  CacheState* cache_of(int unit, int64_t layer);
   int64_t select_columns(float* a, int64_t total, int64_t layer, int unit, int64_t pos, const float* score_src,
                          int32_t* trace);
-  int32_t* trace_at(int64_t t, int64_t layer);
+  int32_t* trace_at(int64_t t, int64_t layer, bool attn = false);
   // y[0..m) = sum over i < k of coef[i] * rows[i] (+ y with accumulate), rows of m elements of `type`.
   void gather(uint32_t type, int64_t m, const uint8_t* const* rows, const float* coef, int64_t k, float* y,
               bool accumulate = false);
@@ -334,22 +354,30 @@ class Context {
   SparsityConfig sp_;
   bool track_ = false;                     // keep cache state and statistics
   int64_t keep_x_ = 0, keep_h_ = 0;        // columns kept per token of x [dim] and h [ffn]
-  int64_t block_cols_[2] = {0, 0};         // DIP-CA block reads: columns per block of x and h (<= 1: off)
-  std::vector<CacheState> cache_ug_, cache_down_;  // [layer], without a budget (everything cached)
-  CacheState& cache_at(int unit, int64_t layer);   // the store's under a budget, else the above
+  int64_t block_cols_[4] = {0, 0, 0, 0};   // DIP-CA block reads: columns per block of each unit (<= 1: off)
+  // Without a budget (everything cached): [layer]. Under one the store's serve the MLP, and
+  // attention on layout version 2 (cache_of).
+  std::vector<CacheState> cache_ug_, cache_down_;
+  // Attention DIP: columns kept per token of the q/k/v input [dim] and of W_o's input [q_dim], and
+  // the attention units' own bookkeeping ([layer]; kept when track_ and attention has columns, and
+  // its rows are not the store's).
+  bool attn_sparse_ = false;               // attention masks run: keep_attn < 1, attention thresholds, or attn_histograms
+  int64_t keep_a_ = 0, keep_o_ = 0;
+  std::vector<CacheState> cache_qkv_, cache_o_;
   // The worker's running statistics; trace, times and masks hold only the batch being evaluated
   // (indexed from its first token). publish_stats() moves them to published_ after each batch.
   SparsityStats stats_;
   mutable std::mutex stats_mu_;            // guards published_
   SparsityStats published_;
   void publish_stats();
-  std::vector<int32_t> mask_;              // [max(dim, ffn)]
-  std::vector<uint8_t> keep_;              // [max(dim, ffn)]
+  std::vector<int32_t> mask_;              // [max(dim, ffn, q_dim)]
+  std::vector<uint8_t> keep_;              // [max(dim, ffn, q_dim)]
   std::vector<float> score_tmp_;           // [n][ffn]: the up method's scores
   std::vector<uint64_t> hist_;             // [layer][2][kScoreHistBins] (ContextOptions::histograms)
   std::vector<float> gather_tmp_;          // [threads][32]: an f32/f16 row tail
   ColumnStore* store_ = nullptr;           // the model's, under a budget (rows through its RowCaches on the DIP layout)
   size_t scratch_bytes_ = 0;
+  std::vector<float> qkv_tmp_;             // [q_dim + 2 kv_dim]: one token's q, k, v from the rows
   std::vector<const uint8_t*> row_ptr_;    // [max(dim, ffn)]
   std::vector<float> row_coef_;            // [max(dim, ffn)]
   std::vector<uint8_t> pending_;           // [max(dim, ffn)]: row i is still being read

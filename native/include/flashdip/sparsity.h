@@ -2,7 +2,8 @@
 // DRAM column cache those columns come from.
 //
 // Units of caching, per layer: "ug" unit j = column j of W_up and of W_gate (the x-mask), "down"
-// unit i = column i of W_down (the h-mask).
+// unit i = column i of W_down (the h-mask); with attention DIP also "qkv" unit j = column j of W_q,
+// W_k and W_v, and "o" unit i = column i of W_o.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -39,6 +40,13 @@ struct SparsityConfig {
   // Both empty: top-k. Otherwise thr_h has one entry per layer, and thr_x too for dip/dip-ca only.
   std::vector<float> thr_x;     // [n_layers] x-mask thresholds (dip, dip-ca)
   std::vector<float> thr_h;     // [n_layers] h-mask thresholds (every sparse method)
+  // DIP on attention inputs (TEAL-style, beyond the paper), independent of the MLP method: a token
+  // keeps this fraction of the attention block's input (after its RMSNorm; one mask for the columns
+  // of W_q, W_k and W_v) and of W_o's input. 1 with no thresholds: dense attention, computed exactly
+  // as without this option. DIP-CA's cache-aware scoring applies to these masks too (method dip-ca).
+  double keep_attn = 1.0;
+  std::vector<float> thr_attn_in;   // [n_layers] thresholds of the q/k/v input mask (empty: top-k)
+  std::vector<float> thr_attn_out;  // [n_layers] thresholds of the W_o input mask (given with thr_attn_in)
 };
 
 // r = |v| with NaN as 0: the magnitude top-k and the thresholds rank by.
