@@ -12,7 +12,7 @@ import { dequantizeRow } from '../../lib/kernels';
 import { splitBytes } from '../../lib/sparsity';
 import { calibrate } from '../../lib/thresholds';
 import { cli } from '../cli/cli';
-import { readJson, REFERENCE, STORIES, tmpFile } from '../helpers';
+import { readJson, REFERENCE, sessionScratch, STORIES, tmpFile } from '../helpers';
 
 const isCode = (code: string, name?: string) => (e: unknown) =>
   e instanceof FlashdipError && e.code === code && (name === undefined || e.message.includes(name));
@@ -161,9 +161,14 @@ describe('48 attention DIP (stories260K)', function () {
     assert.strictEqual(s2.attn, attnRows);
     assert.strictEqual(s2.mlp, s1.mlp);
     assert.strictEqual(s1.static - s2.static, 5 * (64 + 32 + 32 + 64) * 64 * 4);  // f32 q, k, v, o of 5 layers, now rows
-    const kv = 2 * 5 * 128 * 32 * 4;  // perplexity's f32 KV cache of 128 positions
-    const budget = s2.static + kv + s2.mlpLayer + Math.ceil((s2.mlp + s2.attn) / 2);
+    // perplexity's f32 KV cache of 128 positions and the session's scratch, which the model's budget counts
+    const kv = 2 * 5 * 128 * 32 * 4, scratch = await sessionScratch(v2, 128);
+    const budget = s2.static + kv + scratch + s2.mlpLayer + Math.ceil((s2.mlp + s2.attn) / 2);
     const m = await loadModel(v2, { memoryBudget: budget, sparsity: { method: 'dip-ca', density: 0.5, attentionDensity: 0.5 } });
+    // The engine's split (the model's one column store) agrees with the header's.
+    const mem = m.memory();
+    assert.strictEqual(mem.bytes.attn, s2.attn);
+    assert.strictEqual(mem.bytes.static, s2.static);
     const r = await perplexity(m, text, { ctx: 128, maxTokens: 300 });
     const s = m.createSession({ contextSize: 128, record: true });
     await s.evaluate(toks);
