@@ -170,7 +170,15 @@ export async function plan(path: string, text: string, options: PlanOptions): Pr
         // Thresholds calibrated on the text for this density: dip's table also serves dip-ca.
         let table = tables.get(c.calibrateDensity);
         if (!table) {
-          table = await calibrate(model, text, { method: 'dip', density: c.calibrateDensity, ctx, tokens, signal, onProgress: progress });
+          // On the model without the budget: the calibration session's score histograms are scratch
+          // the budget would have to hold (megabytes), and dip's masks, hence its thresholds, do not
+          // depend on the cache.
+          const free = await loadModel(path, { threads, sparsity: { method: 'dense' } });
+          try {
+            table = await calibrate(free, text, { method: 'dip', density: c.calibrateDensity, ctx, tokens, signal, onProgress: progress });
+          } finally {
+            await free.dispose();
+          }
           tables.set(c.calibrateDensity, table);
           base += tokens;
         }
