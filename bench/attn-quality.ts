@@ -8,9 +8,8 @@ import { execSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { DEVICES, loadModel, perplexity, readGguf, recordRun, simulate, SparsityOptions } from '../lib';
+import { DEVICES, loadModel, perplexity, recordRun, simulate, SparsityOptions } from '../lib';
 import { convert } from '../lib/convert';
-import { splitBytes } from '../lib/sparsity';
 
 const root = path.join(__dirname, '..');
 const shared = path.join(root, '..', 'shared', 'data');
@@ -42,10 +41,14 @@ const DENSITIES = [1, 0.75, 0.5];
     await model.dispose();
 
     // The converted file under a budget holding half of every column matrix (MLP and attention rows):
-    // budget = static + KV cache (f32, ctx) + streaming buffer + (MLP + attention rows) / 2.
-    const bytes = splitBytes(readGguf(dip));
-    const kv = 2 * 5 * ctx * 32 * 4;
-    const budget = bytes.static + kv + bytes.mlpLayer + Math.ceil((bytes.mlp + bytes.attn) / 2);
+    // budget = static + streaming buffer + the session's KV cache (f32, ctx) and scratch + (MLP +
+    // attention rows) / 2, as the engine counts them (model.memory()).
+    const probe = await loadModel(dip, { memoryBudget: 1e12 });
+    const bytes = probe.memory().bytes;
+    probe.createSession({ contextSize: ctx, kvCacheType: 'f32' });
+    const session = probe.memory().budget!;
+    await probe.dispose();
+    const budget = bytes.static + bytes.mlpLayer + session.kvCache + session.scratch + Math.ceil((bytes.mlp + bytes.attn) / 2);
     const budgeted: { mlp: number; attn: number; ppl: number; hitRate: number; flashBytesPerToken: number; phone: number; cacheFraction: number }[] = [];
     for (const mlp of DENSITIES)
       for (const attn of DENSITIES) {

@@ -31,13 +31,13 @@ const ctx = 256;
   await model.dispose();
 
   // Half of every MLP matrix cached: budget = static + streaming buffer + the session's KV cache and
-  // scratch + MLP / 2, as the engine counts them (model.memory()).
+  // scratch + (MLP + attention rows, on a file converted with them) / 2, as the engine counts them (model.memory()).
   const probe = await loadModel(modelPath, { memoryBudget: 1e12 });
   const bytes = probe.memory().bytes;
   probe.createSession({ contextSize: ctx, kvCacheType: 'f32' });
   const session = probe.memory().budget!;
   await probe.dispose();
-  const budget = bytes.static + bytes.mlpLayer + session.kvCache + session.scratch + Math.ceil(bytes.mlp / 2);
+  const budget = bytes.static + bytes.mlpLayer + session.kvCache + session.scratch + Math.ceil((bytes.mlp + bytes.attn) / 2);
   const hits: { method: string; policy: string; hitRate: number; belady: number; ppl: number; flashBytesPerToken: number; phoneTokensPerSecond: number }[] = [];
   for (const policy of ['lru', 'lfu'] as const)
     for (const [method, extra] of [['dense', {}], ['dip', {}], ['dip-ca', { gamma: 0.2 }], ['dip-ca', { gamma: 0 }]] as const) {
