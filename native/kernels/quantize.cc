@@ -183,6 +183,24 @@ void pack_2bit(const uint8_t* L, uint8_t* qs) {
 
 }  // namespace
 
+// q8_1 activations (for q4_1 / q5_1 weights), as ggml's quantize_row_q8_1_ref: q8_0's codes
+// (d = amax / 127, q = round(x / d)) and s = d * sum(q) for the weights' min term.
+void quantize_row_q8_1_act(const float* x, block_q8_1* y, int64_t n) {
+  for (int64_t i = 0; i < n / QK8_0; ++i, x += QK8_0) {
+    float amax = 0.0f;
+    for (int j = 0; j < QK8_0; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    int sum = 0;
+    for (int j = 0; j < QK8_0; ++j) {
+      y[i].qs[j] = static_cast<int8_t>(round_clamp(x[j] * id, -127, 127));
+      sum += y[i].qs[j];
+    }
+    y[i].d = fp32_to_fp16(d);
+    y[i].s = fp32_to_fp16(static_cast<float>(sum) * d);
+  }
+}
+
 // q4_1: x = d * q + m with m the block minimum and d = (max - min) / 15.
 void quant_q4_1(const float* x, block_q4_1* b, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += QK4_1) {

@@ -129,6 +129,11 @@ struct FD_PACKED block_q8_0 {
   uint16_t d;
   int8_t qs[QK8_0];
 };
+// Activations for q4_1 / q5_1 dot products: x = d * q; s = d * sum(qs) (fp16), for the min term.
+struct FD_PACKED block_q8_1 {
+  uint16_t d, s;
+  int8_t qs[QK8_0];
+};
 // 16 sub-blocks of 16: x = d * (scales[j] & 15) * q - dmin * (scales[j] >> 4), q 2-bit.
 struct FD_PACKED block_q2_K {
   uint8_t scales[QK_K / 16];
@@ -174,6 +179,7 @@ static_assert(sizeof(block_q4_1) == 20, "q4_1 block size");
 static_assert(sizeof(block_q5_0) == 22, "q5_0 block size");
 static_assert(sizeof(block_q5_1) == 24, "q5_1 block size");
 static_assert(sizeof(block_q8_0) == 34, "q8_0 block size");
+static_assert(sizeof(block_q8_1) == 36, "q8_1 block size");
 static_assert(sizeof(block_q2_K) == 84, "q2_k block size");
 static_assert(sizeof(block_q3_K) == 110, "q3_k block size");
 static_assert(sizeof(block_q4_K) == 144, "q4_k block size");
