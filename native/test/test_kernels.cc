@@ -773,6 +773,21 @@ void test_dispatch_misc() {
         "vec_dot_type k-quants");
   check(vec_dot_type(TYPE_Q5_0) == TYPE_Q8_0 && vec_dot_type(TYPE_Q4_1) == TYPE_Q8_1 && vec_dot_type(TYPE_Q5_1) == TYPE_Q8_1,
         "vec_dot_type q5_0 / q4_1 / q5_1");
+  {  // q3_k_scales (the kernels' word-wise unpacking) against the element-wise definition
+    Rng rng(11);
+    bool ok = true;
+    for (int it = 0; it < 1000; ++it) {
+      uint8_t s[12];
+      for (auto& b : s) b = static_cast<uint8_t>(rng.next());
+      int8_t got[16];
+      q3_k_scales(s, got);
+      for (int j = 0; j < 16; ++j) {
+        const int lo = j < 8 ? (s[j] & 0xf) : (s[j - 8] >> 4);
+        ok = ok && got[j] == (lo | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+      }
+    }
+    check(ok, "q3_k_scales unpacks the 16 signed 6-bit scales");
+  }
   {  // q8_1 activations: q8_0's codes and scale, s = d * sum(q)
     Rng rng(9);
     const std::vector<float> x = gaussian(rng, 96, 1.0f, true);

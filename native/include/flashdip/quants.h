@@ -213,4 +213,20 @@ static inline void k4_scales_mins(const uint8_t* s, uint8_t sc[8], uint8_t m[8])
   std::memcpy(m + 4, &m_hi, 4);
 }
 
+// Unpacks the sixteen signed 6-bit scales of a q3_k block (low 4 bits: scale j < 8 in the low nibble of
+// s[j], j >= 8 in the high nibble of s[j - 8]; high 2 bits: bits 2 (j / 4) of s[8 + j % 4]; minus 32),
+// four at a time in 32-bit words as ggml does.
+static inline void q3_k_scales(const uint8_t* s, int8_t out[16]) {
+  uint32_t a[4];
+  std::memcpy(a, s, 12);
+  const uint32_t m2 = 0x0f0f0f0fu, m1 = 0x03030303u, hi = a[2];
+  a[2] = ((a[0] >> 4) & m2) | (((hi >> 4) & m1) << 4);
+  a[3] = ((a[1] >> 4) & m2) | (((hi >> 6) & m1) << 4);
+  a[0] = (a[0] & m2) | ((hi & m1) << 4);
+  a[1] = (a[1] & m2) | (((hi >> 2) & m1) << 4);
+  uint8_t u[16];
+  std::memcpy(u, a, 16);
+  for (int j = 0; j < 16; ++j) out[j] = static_cast<int8_t>(u[j] - 32);
+}
+
 }  // namespace fd

@@ -579,11 +579,9 @@ struct KQ23K {
   // q2_k, the 16 mins.
   static void scales(const uint8_t* b, int16_t sc[16], int16_t mn[16]) {
     if (kQ3) {
-      const uint8_t* s = b + offsetof(block_q3_K, scales);
-      for (int j = 0; j < 16; ++j) {
-        const int lo = j < 8 ? (s[j] & 0xf) : (s[j - 8] >> 4);
-        sc[j] = static_cast<int16_t>((lo | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32);
-      }
+      int8_t s8[16];
+      q3_k_scales(b + offsetof(block_q3_K, scales), s8);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(sc), _mm256_cvtepi8_epi16(loadu128(s8)));
     } else {
       const __m128i raw = loadu128(b + offsetof(block_q2_K, scales));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(sc), _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0f))));
