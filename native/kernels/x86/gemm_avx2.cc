@@ -339,51 +339,85 @@ struct Q51 {
 
 // Per block and (row, token): u . a with the unsigned codes u straight into maddubs (pairs <= 2 * 31 *
 // 127), minus kOffset * sum(a) (maddubs of the constant, once per token and block), scaled by d * dx;
-// the affine types add m * s (s = dx * sum(a) from the q8_1 block) in a scalar accumulator.
+// the affine types add m * s (s = dx * sum(a) from the q8_1 block). Blocks go in groups of 4 so the
+// fp16 scales (and mins, and the activations' d and s) of 4 blocks are converted by one vcvtph2ps, as
+// KQ80; the m * s terms accumulate 4 blocks wide.
 template <class Q>
 struct KQ32 {
   static constexpr int kDecodeRows = 2;
   static constexpr int kPromptRows = 2;
   static constexpr size_t kPrefetch = 1024;
+  static constexpr size_t kAct = sizeof(typename Q::Act);
+
+  // Adds block i's integer sums times sc(t, r) = d_w[r] * d_x[t] of that block.
+  template <int R, int T, class Scale>
+  static inline void block(const uint8_t* const* wr, const uint8_t* const* xt, int64_t i, Scale sc, __m256 (&acc)[R][T]) {
+    const __m256i ones = _mm256_set1_epi16(1), offset = _mm256_set1_epi8(Q::kOffset);
+    __m256i u[R];
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* b = wr[r] + static_cast<size_t>(i) * Q::kBlock;
+      _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetch), _MM_HINT_T0);
+      u[r] = Q::codes(b);
+    }
+    for (int t = 0; t < T; ++t) {
+      const __m256i a = loadu256(xt[t] + static_cast<size_t>(i) * kAct + offsetof(typename Q::Act, qs));
+      const __m256i bias = Q::kOffset ? _mm256_maddubs_epi16(offset, a) : _mm256_setzero_si256();
+      for (int r = 0; r < R; ++r) {
+        __m256i p16 = _mm256_maddubs_epi16(u[r], a);
+        if (Q::kOffset) p16 = _mm256_sub_epi16(p16, bias);
+        const __m256 sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+        acc[r][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(sc(t, r)), sum, acc[r][t]);
+      }
+    }
+  }
+
   template <int R, int T>
   static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
     __m256 acc[R][T];
-    float accm[R][T];
+    __m128 accm[R][T];
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = _mm_setzero_ps();
     const uint8_t* wr[R];
     const uint8_t* xt[T];
     for (int r = 0; r < R; ++r) wr[r] = g.row(r0 + r);
     for (int t = 0; t < T; ++t) xt[t] = g.tok(t0 + t);
-    const __m256i ones = _mm256_set1_epi16(1), offset = _mm256_set1_epi8(Q::kOffset);
     const int64_t nb = g.n / 32;
-    for (int64_t i = 0; i < nb; ++i) {
-      __m256i u[R];
-      float dw[R], mw[R];
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+      alignas(16) float sc[T][R][4];  // d_w[r] * d_x[t] of blocks i .. i+3
+      __m128 dw[R], mw[R];
       for (int r = 0; r < R; ++r) {
-        const uint8_t* b = wr[r] + static_cast<size_t>(i) * Q::kBlock;
-        _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetch), _MM_HINT_T0);
-        u[r] = Q::codes(b);
-        dw[r] = fp16_at(b + Q::kD);
-        mw[r] = Q::kAffine ? fp16_at(b + Q::kM) : 0.0f;
+        const uint8_t* p[4];
+        for (int k = 0; k < 4; ++k) p[k] = wr[r] + static_cast<size_t>(i + k) * Q::kBlock;
+        dw[r] = gather_fp16<4>(p, Q::kD);
+        if (Q::kAffine) mw[r] = gather_fp16<4>(p, Q::kM);
       }
       for (int t = 0; t < T; ++t) {
-        const uint8_t* xb = xt[t] + static_cast<size_t>(i) * sizeof(typename Q::Act);
-        const __m256i a = loadu256(xb + offsetof(typename Q::Act, qs));
-        const float dx = fp16_at(xb);
-        const __m256i bias = Q::kOffset ? _mm256_maddubs_epi16(offset, a) : _mm256_setzero_si256();
-        const float sx = Q::kAffine ? fp16_at(xb + 2) : 0.0f;  // block_q8_1::s
+        const uint8_t* p[4];
+        for (int k = 0; k < 4; ++k) p[k] = xt[t] + static_cast<size_t>(i + k) * kAct;
+        const __m128 dx = gather_fp16<4>(p, 0);
+        const __m128 sx = Q::kAffine ? gather_fp16<4>(p, 2) : _mm_setzero_ps();  // block_q8_1::s
         for (int r = 0; r < R; ++r) {
-          __m256i p16 = _mm256_maddubs_epi16(u[r], a);
-          if (Q::kOffset) p16 = _mm256_sub_epi16(p16, bias);
-          const __m256 sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * dx), sum, acc[r][t]);
-          if (Q::kAffine) accm[r][t] += mw[r] * sx;
+          _mm_store_ps(sc[t][r], _mm_mul_ps(dw[r], dx));
+          if (Q::kAffine) accm[r][t] = _mm_fmadd_ps(mw[r], sx, accm[r][t]);
         }
       }
+      for (int k = 0; k < 4; ++k) block<R, T>(wr, xt, i + k, [&](int t, int r) { return &sc[t][r][k]; }, acc);
+    }
+    for (; i < nb; ++i) {
+      float sc[T][R];
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* xb = xt[t] + static_cast<size_t>(i) * kAct;
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* b = wr[r] + static_cast<size_t>(i) * Q::kBlock;
+          sc[t][r] = fp16_at(b + Q::kD) * fp16_at(xb);
+          if (Q::kAffine) accm[r][t] = _mm_add_ss(accm[r][t], _mm_set_ss(fp16_at(b + Q::kM) * fp16_at(xb + 2)));
+        }
+      }
+      block<R, T>(wr, xt, i, [&](int t, int r) { return &sc[t][r]; }, acc);
     }
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) out[r][t] = hsum(acc[r][t]) + accm[r][t];
+      for (int t = 0; t < T; ++t) out[r][t] = hsum(acc[r][t]) + hsum128(accm[r][t]);
   }
 };
 
