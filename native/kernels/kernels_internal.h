@@ -174,4 +174,12 @@ struct KernelFn {
 void quantize_row_q8_0_act(const float* x, block_q8_0* y, int64_t n);
 void quantize_row_q8_K(const float* x, block_q8_K* y, int64_t n);
 
+// Reference weight quantizers of kernels/quantize.cc (nb blocks each; quantize_row dispatches to them).
+void quant_q4_1(const float* x, block_q4_1* b, int64_t nb);
+void quant_q5_0(const float* x, block_q5_0* b, int64_t nb);
+void quant_q5_1(const float* x, block_q5_1* b, int64_t nb);
+void quant_q2_K(const float* x, block_q2_K* b, int64_t nb);
+void quant_q3_K(const float* x, block_q3_K* b, int64_t nb);
+void quant_q5_K(const float* x, block_q5_K* b, int64_t nb);
+
 }  // namespace fd

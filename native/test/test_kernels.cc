@@ -338,7 +338,9 @@ void test_roundtrip() {
     double rms_bound;
   };
   const T types[] = {{TYPE_F32, 0.0},    {TYPE_F16, 5e-4},   {TYPE_BF16, 4e-3}, {TYPE_Q8_0, 0.01},
-                     {TYPE_Q4_0, 0.12},  {TYPE_Q4_K, 0.11},  {TYPE_Q6_K, 0.03}, {TYPE_Q8_K, 0.01}};
+                     {TYPE_Q4_0, 0.12},  {TYPE_Q4_K, 0.11},  {TYPE_Q6_K, 0.03}, {TYPE_Q8_K, 0.01},
+                     {TYPE_Q4_1, 0.12},  {TYPE_Q5_0, 0.06},  {TYPE_Q5_1, 0.06}, {TYPE_Q2_K, 0.45},
+                     {TYPE_Q3_K, 0.25},  {TYPE_Q5_K, 0.06}};
   Rng rng(42);
   for (const T& t : types) {
     for (int pass = 0; pass < 2; ++pass) {
@@ -393,25 +395,60 @@ void test_roundtrip() {
     check(ok8, "q8_0 per-element error <= 0.57 amax/127");
     check(ok4, "q4_0 per-element error <= amax/8 (1 + 2^-7)");
   }
+  // Per-element bounds of the 32-element affine and 5-bit types, over an odd number of blocks:
+  //   q4_1 / q5_1: q = round((x - min) / d), d = range / nmax: |x - x'| <= d/2 plus the fp16 rounding
+  //                of d (nmax * |d| 2^-11) and of min (|min| 2^-11).
+  //   q5_0: as q4_0 with 16 levels a side: |x - x'| <= |d| (1 + 32 * 2^-11) with |d| = amax/16.
+  {
+    const int64_t n = 32 * 201;
+    const std::vector<float> x = gaussian(rng, n, 1.0f, true);
+    const uint32_t ts[] = {TYPE_Q4_1, TYPE_Q5_1, TYPE_Q5_0};
+    for (uint32_t t : ts) {
+      std::vector<uint8_t> q(row_bytes(t, n));
+      quantize_row(t, x.data(), q.data(), n);
+      std::vector<float> y(n, kNaN);
+      dequantize_row(t, q.data(), y.data(), n);
+      bool ok = true;
+      for (int64_t b = 0; b < n / 32; ++b) {
+        float mn = x[b * 32], mx = x[b * 32], amax = 0;
+        for (int j = 0; j < 32; ++j) {
+          const float v = x[b * 32 + j];
+          mn = std::fmin(mn, v), mx = std::fmax(mx, v), amax = std::fmax(amax, std::fabs(v));
+        }
+        const float nmax = t == TYPE_Q4_1 ? 15.0f : 31.0f, d = (mx - mn) / nmax;
+        const float bound = t == TYPE_Q5_0 ? (amax / 16.0f) * (1.0f + 32.0f / 2048.0f)
+                                           : d * (0.5f + nmax / 2048.0f) + std::fabs(mn) / 2048.0f + 1e-6f;
+        for (int j = 0; j < 32; ++j) ok = ok && std::fabs(y[b * 32 + j] - x[b * 32 + j]) <= bound;
+      }
+      check(ok, "%s per-element error within its bound over %lld blocks", type_name(t), (long long)(n / 32));
+    }
+  }
   {  // garbage input (NaN, inf, huge) must not crash or trip UBSan; blocks without it stay accurate
     const int64_t n = 512;
     std::vector<float> x = gaussian(rng, n, 1.0f, false);
     x[3] = kNaN, x[40] = std::numeric_limits<float>::infinity(), x[77] = -1e38f, x[100] = 3e38f;
-    const uint32_t ts[] = {TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_K};
+    const uint32_t ts[] = {TYPE_F16,  TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_K,
+                           TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q2_K, TYPE_Q3_K, TYPE_Q5_K};
     for (uint32_t t : ts) {
       std::vector<uint8_t> q(t == TYPE_Q8_K ? 2 * sizeof(block_q8_K) : row_bytes(t, n));
       quantize_row(t, x.data(), q.data(), n);
       std::vector<float> y(n, kNaN);
       dequantize_row(t, q.data(), y.data(), n);
-      bool ok = true;  // the second 256 elements hold no garbage
-      for (int64_t i = 256; i < n; ++i) ok = ok && std::fabs(y[i] - x[i]) < 0.5f;
+      // the second 256 elements hold no garbage: they decode as when quantized on their own
+      std::vector<uint8_t> q2(q.size() / 2);
+      quantize_row(t, x.data() + 256, q2.data(), 256);
+      std::vector<float> y2(256, kNaN);
+      dequantize_row(t, q2.data(), y2.data(), 256);
+      bool ok = true;
+      for (int64_t i = 256; i < n; ++i) ok = ok && y[i] == y2[i - 256] && std::fabs(y[i] - x[i]) < 1.5f;
       check(ok, "%s quantizes NaN/inf input without harm to other blocks", type_name(t));
     }
   }
   {  // all-zero blocks must give zeros (no NaN from 0/0)
     const int64_t n = 256;
     std::vector<float> z(n, 0.0f);
-    const uint32_t ts[] = {TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_K};
+    const uint32_t ts[] = {TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_K, TYPE_Q4_1,
+                           TYPE_Q5_0, TYPE_Q5_1, TYPE_Q2_K, TYPE_Q3_K, TYPE_Q5_K};
     for (uint32_t t : ts) {
       std::vector<uint8_t> q(t == TYPE_Q8_K ? sizeof(block_q8_K) : row_bytes(t, n));
       quantize_row(t, z.data(), q.data(), n);
