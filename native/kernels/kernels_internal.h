@@ -37,7 +37,7 @@ using GemvFn = void (*)(const void* w, size_t row_stride, int64_t n, int64_t nro
   K(gemv, bf16, TYPE_BF16, scalar) K(gemm, bf16, TYPE_BF16, scalar)                                    \
   K(gather, f32, TYPE_F32, scalar) K(gather, f16, TYPE_F16, scalar)                                    \
   K(gather, q8_0, TYPE_Q8_0, scalar) K(gather, q4_0, TYPE_Q4_0, scalar)                                \
-  K(gather, q4_k, TYPE_Q4_K, scalar) K(gather, q6_k, TYPE_Q6_K, scalar)                                \
+  K(gather, q4_k, TYPE_Q4_K, scalar) K(gather, q5_k, TYPE_Q5_K, scalar) K(gather, q6_k, TYPE_Q6_K, scalar)\
   FD_OPS_KERNELS(K, scalar) FD_TOPK_KERNELS(U, scalar)
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -52,7 +52,7 @@ using GemvFn = void (*)(const void* w, size_t row_stride, int64_t n, int64_t nro
   K(gemv, bf16, TYPE_BF16, avx2) K(gemm, bf16, TYPE_BF16, avx2)                                        \
   K(gather, f32, TYPE_F32, avx2) K(gather, f16, TYPE_F16, avx2)                                        \
   K(gather, q8_0, TYPE_Q8_0, avx2) K(gather, q4_0, TYPE_Q4_0, avx2)                                    \
-  K(gather, q4_k, TYPE_Q4_K, avx2) K(gather, q6_k, TYPE_Q6_K, avx2)                                    \
+  K(gather, q4_k, TYPE_Q4_K, avx2) K(gather, q5_k, TYPE_Q5_K, avx2) K(gather, q6_k, TYPE_Q6_K, avx2)   \
   FD_OPS_KERNELS(K, avx2) FD_TOPK_KERNELS(U, avx2)
 #else
 #define FD_KERNELS_AVX2(K, U)
@@ -70,7 +70,7 @@ using GemvFn = void (*)(const void* w, size_t row_stride, int64_t n, int64_t nro
   K(gemv, bf16, TYPE_BF16, neon) K(gemm, bf16, TYPE_BF16, neon)                                        \
   K(gather, f32, TYPE_F32, neon) K(gather, f16, TYPE_F16, neon)                                        \
   K(gather, q8_0, TYPE_Q8_0, neon) K(gather, q4_0, TYPE_Q4_0, neon)                                    \
-  K(gather, q4_k, TYPE_Q4_K, neon) K(gather, q6_k, TYPE_Q6_K, neon)                                    \
+  K(gather, q4_k, TYPE_Q4_K, neon) K(gather, q5_k, TYPE_Q5_K, neon) K(gather, q6_k, TYPE_Q6_K, neon)   \
   FD_OPS_KERNELS(K, neon) FD_TOPK_KERNELS(U, neon)
 // Dot-product kernels exist for the integer types only: the float types, the gathers (float FMAs and
 // byte shuffles) and the ops fall back to the baseline NEON ones.

@@ -96,8 +96,8 @@ void test_gather_reference() {
             const double t = static_cast<double>(coef[j]) * rows.deq[j][i];
             ref[i] += t;
             mag[i] += std::fabs(t);
-            if (type == TYPE_Q4_K) {  // d sc q - dmin m rounds at the scale of both terms (here and in dequantize_row)
-              const uint8_t* blk = rows.ptr[j] + i / QK_K * sizeof(block_q4_K);
+            if (type == TYPE_Q4_K || type == TYPE_Q5_K) {  // d sc q - dmin m rounds at the scale of both terms (here and in dequantize_row)
+              const uint8_t* blk = rows.ptr[j] + i / QK_K * row_bytes(type, QK_K);
               uint8_t sc, mn;
               k4_scale_min(blk + 4, static_cast<int>(i % QK_K / 32), &sc, &mn);
               mag[i] += 2.0 * std::fabs(coef[j] * load_fp16(blk + 2) * mn);
@@ -158,8 +158,8 @@ void test_gather_isas() {
             mag[i] += std::fabs(coef[j] * rows.deq[idx[j]][offset + i]);
             if (type == TYPE_Q4_0)
               mag[i] += 16.0 * std::fabs(coef[j] * load_fp16(rows.ptr[idx[j]] + (offset + i) / 32 * sizeof(block_q4_0)));
-            if (type == TYPE_Q4_K) {  // the mins, added apart (2 |x dmin m|)
-              const uint8_t* blk = rows.ptr[idx[j]] + (offset + i) / QK_K * sizeof(block_q4_K);
+            if (type == TYPE_Q4_K || type == TYPE_Q5_K) {  // the mins, added apart (2 |x dmin m|)
+              const uint8_t* blk = rows.ptr[idx[j]] + (offset + i) / QK_K * row_bytes(type, QK_K);
               uint8_t sc, mn;
               k4_scale_min(blk + 4, static_cast<int>((offset + i) % QK_K / 32), &sc, &mn);
               mag[i] += 2.0 * std::fabs(coef[j] * load_fp16(blk + 2) * mn);

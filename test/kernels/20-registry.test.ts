@@ -22,7 +22,7 @@ describe('20 kernel registry', () => {
     }
     const ops = new Set(list.map((k) => k.op));
     for (const op of ['gemv', 'gemm', 'gather', 'rmsnorm', 'attn_scores', 'collect_range']) assert.ok(ops.has(op), op);
-    assert.deepStrictEqual(list.filter((k) => k.op === 'gather' && k.isa === 'scalar').map((k) => k.type).sort(), ['f16', 'f32', 'q4_0', 'q4_k', 'q6_k', 'q8_0']);
+    assert.deepStrictEqual(list.filter((k) => k.op === 'gather' && k.isa === 'scalar').map((k) => k.type).sort(), ['f16', 'f32', 'q4_0', 'q4_k', 'q5_k', 'q6_k', 'q8_0']);
   });
 
   it('marks as active, per (op, type), the ISA in use or the ISA it falls back to, and follows setIsa', () => {

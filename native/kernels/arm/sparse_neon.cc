@@ -156,6 +156,30 @@ struct KQ4K {
   }
 };
 
+// q5_k: q4_k's scales and mins; the fifth bits (qh) are set into bit 4 of the nibbles in bytes.
+struct KQ5K {
+  static constexpr int64_t BB = 176;
+  static constexpr int NS = 8;
+  static constexpr bool kBias = true;
+  static inline void scales(const uint8_t* blk, float c, float* sc, float* mn) { KQ4K::scales(blk, c, sc, mn); }
+  static inline void acc(const uint8_t* blk, int s, const float* sc, float32x4_t* a) {
+    const uint8_t* qh = blk + 4 + K_SCALE_SIZE;
+    const uint8_t* q = qh + 32 + 32 * s;
+    const float s0 = sc[2 * s], s1 = sc[2 * s + 1];
+    const uint8x16_t m = vdupq_n_u8(0x0f), b4 = vdupq_n_u8(0x10);
+    const uint8x16_t u1 = vdupq_n_u8(static_cast<uint8_t>(1 << (2 * s))), u2 = vdupq_n_u8(static_cast<uint8_t>(2 << (2 * s)));
+    for (int h = 0; h < 2; ++h) {
+      const uint8x16_t v = vld1q_u8(q + 16 * h), hb = vld1q_u8(qh + 16 * h);
+      const int8x16_t lo = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(v, m), vandq_u8(vtstq_u8(hb, u1), b4)));
+      const int8x16_t hi = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(v, 4), vandq_u8(vtstq_u8(hb, u2), b4)));
+      acc8(vget_low_s8(lo), s0, a + 4 * h);
+      acc8(vget_high_s8(lo), s0, a + 4 * h + 2);
+      acc8(vget_low_s8(hi), s1, a + 8 + 4 * h);
+      acc8(vget_high_s8(hi), s1, a + 8 + 4 * h + 2);
+    }
+  }
+};
+
 struct KQ6K {
   static constexpr int64_t BB = 210;
   static constexpr int NS = 16;
@@ -260,6 +284,9 @@ void gather_q4_0__neon(const uint8_t* const* rows, const float* coef, int64_t k,
 }
 void gather_q4_k__neon(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
   gather_k<KQ4K>(rows, coef, k, m, y);
+}
+void gather_q5_k__neon(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather_k<KQ5K>(rows, coef, k, m, y);
 }
 void gather_q6_k__neon(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
   gather_k<KQ6K>(rows, coef, k, m, y);

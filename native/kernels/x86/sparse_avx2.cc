@@ -195,6 +195,15 @@ void gather(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m,
 // once per group of rows (as q4_0's -8), q6_k's -32 is subtracted from the 6-bit values in bytes.
 constexpr int64_t kTileSuper = 8;  // 2048 outputs, as kTileBlocks
 
+// 32 int8 values (outputs 0..15 times sa, 16..31 times sb) added to a[0..4).
+inline void add32(__m256i v, __m256 sa, __m256 sb, __m256* a) {
+  const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+  a[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), sa, a[0]);
+  a[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), sa, a[1]);
+  a[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), sb, a[2]);
+  a[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), sb, a[3]);
+}
+
 struct KQ4K {
   static constexpr int64_t BB = 144;
   static constexpr int NS = 8;  // scales per super-block
@@ -223,6 +232,27 @@ struct KQ4K {
   }
 };
 
+// q5_k: q4_k's scales and mins; the fifth bits (qh) are set into bit 4 of the nibbles in bytes.
+struct KQ5K {
+  static constexpr int64_t BB = 176;
+  static constexpr int NS = 8;
+  static constexpr bool kBias = true;
+  static inline void scales(const uint8_t* blk, float c, float* sc, float* mn) { KQ4K::scales(blk, c, sc, mn); }
+  static inline void acc(const uint8_t* blk, int s, const float* sc, __m256* a) {
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 4 + K_SCALE_SIZE));
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 4 + K_SCALE_SIZE + 32 + 32 * s));
+    const __m256i m4 = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);
+    const __m256i u1 = _mm256_set1_epi8(static_cast<char>(1 << (2 * s))), u2 = _mm256_set1_epi8(static_cast<char>(2 << (2 * s)));
+    const __m256i h0 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, u1), u1), b4);
+    const __m256i h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, u2), u2), b4);
+    const __m256i v0 = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
+    const __m256i v1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
+    const __m256 s0 = _mm256_broadcast_ss(sc + 2 * s), s1 = _mm256_broadcast_ss(sc + 2 * s + 1);
+    add32(v0, s0, s0, a);
+    add32(v1, s1, s1, a + 4);
+  }
+};
+
 struct KQ6K {
   static constexpr int64_t BB = 210;
   static constexpr int NS = 16;
@@ -233,15 +263,6 @@ struct KQ6K {
       const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 192 + 8 * h));
       _mm256_storeu_ps(sc + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), d));
     }
-  }
-  // 32 int8 values (outputs 0..15 with scale s[0], 16..31 with s[1]) added to a[0..4).
-  static inline void add32(__m256i v, const float* s, __m256* a) {
-    const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
-    const __m256 sa = _mm256_broadcast_ss(s), sb = _mm256_broadcast_ss(s + 1);
-    a[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), sa, a[0]);
-    a[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), sa, a[1]);
-    a[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), sb, a[2]);
-    a[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), sb, a[3]);
   }
   // Step s: half n = s / 2 of the super-block, quarters g = 2 (s % 2) and g + 1 of it (scalar twin).
   static inline void acc(const uint8_t* blk, int s, const float* sc, __m256* a) {
@@ -261,8 +282,8 @@ struct KQ6K {
                            _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xc0))), 2));
     }
     const float* sg = sc + 8 * n + 4 * (s & 1);
-    add32(_mm256_sub_epi8(v0, off), sg, a);
-    add32(_mm256_sub_epi8(v1, off), sg + 2, a + 4);
+    add32(_mm256_sub_epi8(v0, off), _mm256_broadcast_ss(sg), _mm256_broadcast_ss(sg + 1), a);
+    add32(_mm256_sub_epi8(v1, off), _mm256_broadcast_ss(sg + 2), _mm256_broadcast_ss(sg + 3), a + 4);
   }
 };
 
@@ -380,6 +401,9 @@ void gather_q4_0__avx2(const uint8_t* const* rows, const float* coef, int64_t k,
 
 void gather_q4_k__avx2(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
   gather_k<KQ4K>(rows, coef, k, m, y);
+}
+void gather_q5_k__avx2(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather_k<KQ5K>(rows, coef, k, m, y);
 }
 void gather_q6_k__avx2(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
   gather_k<KQ6K>(rows, coef, k, m, y);
