@@ -47,7 +47,7 @@ describe('20 kernel registry', () => {
       assert.strictEqual(ggmlType(name), ggmlType(id));
     }
     const q4k = ggmlType('Q4_K');
-    assert.deepStrictEqual([q4k.blockSize, q4k.blockBytes, q4k.canCompute, q4k.gatherRows], [256, 144, true, false]);
+    assert.deepStrictEqual([q4k.blockSize, q4k.blockBytes, q4k.canCompute, q4k.gatherRows], [256, 144, true, true]);
     assert.strictEqual(ggmlRowBytes(GGML_TYPE.Q8_0, 64), 68);
     const registered = (op: string) => new Set(kernels.info().kernels.filter((k) => k.op === op).map((k) => k.type));
     for (const t of types) {
