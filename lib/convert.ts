@@ -74,16 +74,18 @@ const MLP = /^blk\.(\d+)\.ffn_(gate|up|down)\.weight$/;
 // the bits where a gather kernel exists; the next ones are fallbacks for rows whose length is no
 // multiple of the first's block (the k-quants' super-blocks are 256 values; q4_0/q8_0 blocks 32);
 // f16 takes any length. A type without gather kernels in this build (kernels.types()) is skipped.
-//   q4_1, q2_k, q3_k -> q4_k: no 2/3-bit or q4_1 rows; q4_k is the 4-bit asymmetric format (scale and min
-//     per 32 values like q4_1, at 4.5 bits per weight instead of 5), and for 2-3-bit sources its finer grid
-//     adds little error to theirs, at +31% (q3_k) / +64% (q2_k) of their size.
-//   q5_0, q5_1 -> q5_k, or q6_k: 5-bit sources stay at 5 bits (q5_k, 5.5 bits per weight), or move up to
-//     q6_k (6.56) rather than down to 4 bits. Without 256-long rows, q8_0 as before.
+//   q4_k, q4_1 -> q5_k: re-quantizing 4-bit values along the other axis into 4 bits again adds about
+//     the source's own error (relative error 0.074 on top of it): +4.8% perplexity on stories260K padded
+//     to 256 (bench/RESULTS.md), against +1.5% with q5_k rows (+22% MLP bytes) and +7.9% with the old
+//     q4_0. `--type q4_k` gives same-size rows. Without 256-long rows: q8_0 (q4_0 would cost +7.9%).
+//   q2_k, q3_k -> q4_k (no 2/3-bit rows; 4 bits add little to their own larger error), else q4_0.
+//   q5_0, q5_1 -> q5_k, or q6_k: 5-bit sources stay at 5 bits; without 256-long rows, q8_0.
 //   bf16 -> f16 (no bf16 rows); other types (i-quants, ...) -> q8_0, which keeps up to 8 bits.
 const KEEP: Record<string, string[]> = {
   f32: ['f32'], f16: ['f16'], bf16: ['f16'],
   q8_0: ['q8_0', 'f16'], q4_0: ['q4_0', 'f16'],
-  q4_k: ['q4_k', 'q4_0', 'f16'], q4_1: ['q4_k', 'q4_0', 'f16'], q2_k: ['q4_k', 'q4_0', 'f16'], q3_k: ['q4_k', 'q4_0', 'f16'],
+  q4_k: ['q5_k', 'q6_k', 'q8_0', 'f16'], q4_1: ['q5_k', 'q6_k', 'q8_0', 'f16'],
+  q2_k: ['q4_k', 'q4_0', 'f16'], q3_k: ['q4_k', 'q4_0', 'f16'],
   q5_k: ['q5_k', 'q6_k', 'q8_0', 'f16'], q5_0: ['q5_k', 'q6_k', 'q8_0', 'f16'], q5_1: ['q5_k', 'q6_k', 'q8_0', 'f16'],
   q6_k: ['q6_k', 'q8_0', 'f16'],
 };
