@@ -147,7 +147,8 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { tokens: { type: 'string' }, json: { type: 'boolean' } } });
   const tokens = Number(values.tokens ?? 2000);
   const text = fs.readFileSync(TEXT, 'utf8').slice(0, 60000);
-  const dir = fs.mkdtempSync(path.join(ROOT, '.tmp-requant-'));
+  fs.mkdirSync(path.join(ROOT, '.tmp'), { recursive: true });
+  const dir = fs.mkdtempSync(path.join(ROOT, '.tmp', 'requant-'));  // .tmp: ignored by git
   const rows: Record<string, unknown>[] = [];
   const measure = async (model: string, source: string, src: string, ref: string, ctx: number) => {
     const p0 = await ppl(ref, text, tokens, ctx);

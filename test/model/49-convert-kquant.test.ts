@@ -9,7 +9,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as path from 'path';
 import { padStories, ppl, makeCase } from '../../bench/convert-requant';
-import { readGguf } from '../../lib';
+import { loadModel, perplexity, readGguf } from '../../lib';
 import { convert } from '../../lib/convert';
 import { GGML_TYPE, ggmlType } from '../../lib/ggml-types';
 import { quantizeRow, dequantizeRow } from '../../lib/kernels';
@@ -43,6 +43,14 @@ describe('49 convert --type keep on k-quant models', function () {
       assert.strictEqual(types.get('blk.4.ffn_down.dip.weight'), ggmlType(ROWS[source]).id);
       const p0 = await ppl(ref, TEXT, 600, 256), p1 = await ppl(out, TEXT, 600, 256);
       assert.ok(p0 > 3 && p0 < 10 && Math.abs(p1 / p0 - 1) <= 0.02, `${source}: ${p0} -> ${p1}`);
+      // The rows through the column store (a budget that caches a fifth of them): the same DIP perplexity.
+      const sparsity = { method: 'dip', density: 0.5 } as const;
+      const dense = await loadModel(out, { sparsity });
+      const stored = await loadModel(out, { sparsity, memoryBudget: 2_000_000 });
+      const pa = await perplexity(dense, TEXT, { ctx: 128, maxTokens: 300 }), pb = await perplexity(stored, TEXT, { ctx: 128, maxTokens: 300 });
+      assert.ok(Math.abs(pa.ppl / pb.ppl - 1) <= 1e-5, `${pa.ppl} vs ${pb.ppl}`);
+      await dense.dispose();
+      await stored.dispose();
       if (source === 'q4_k') {
         // asked for: same-size q4_k rows, at about twice the source's quantization error
         const r4 = await convert(src, out, { type: 'q4_k', force: true });
