@@ -95,7 +95,7 @@ export function padStories(stories: string, out: string, type: string, dequantiz
       dims = [keepC, keepR];
     }
     const mlp = MLP.test(t.name);
-    let data = new Uint8Array(v.buffer), tt = GGML_TYPE.F32;
+    let data = new Uint8Array(v.buffer), tt: number = GGML_TYPE.F32;
     if (mlp && qt.id !== GGML_TYPE.F32) {
       const q = quantizeRow(qt.id, v);
       if (dequantized) data = new Uint8Array(dequantizeRow(qt.id, q, v.length).buffer);
