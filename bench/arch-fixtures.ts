@@ -1,6 +1,8 @@
 // Records llama.cpp parity fixtures for the architectures of random-weight models (qwen3, gemma,
 // gemma2, gemma3, and llama as a control of the recording), into test/fixtures/archs/<id>.json, which
-// test/model/46-archs-new.test.ts replays against flashdip.
+// test/model/46-archs-new.test.ts replays against flashdip; and for the tensor types flashdip computes
+// natively since issue 11 (llama models quantized to q5_k, q3_k, q4_1, q5_0), into
+// test/fixtures/quants/<id>.json, which test/model/46-quant-types.test.ts replays.
 //
 // Not recorded: phi3 with partial rotary (Phi-4-mini rotates 96 of 128 dims). node-llama-cpp
 // 3.22.1's llama.cpp fails to load make-model's phi3 files (error loading model vocabulary:
@@ -9,8 +11,9 @@
 //
 //   npx ts-node bench/arch-fixtures.ts [id ...]      (default: every spec below)
 //
-// Each model is made by scripts/make-model.ts from a fixed seed at f32 with the Llama SentencePiece
-// vocabulary of the shared data, so the test regenerates exactly the same file. llama.cpp runs
+// Each model is made by scripts/make-model.ts from a fixed seed (at f32 unless the spec names a type:
+// make-model's reference quantizers are deterministic) with the Llama SentencePiece vocabulary of the
+// shared data, so the test regenerates exactly the same file. llama.cpp runs
 // through node-llama-cpp (bench/.deps, installed by `npm run bench -- --engines` or by hand with
 // `npm install --prefix bench/.deps node-llama-cpp@<version> --ignore-scripts`; never a dependency)
 // on one thread with an f32 KV cache. A fixture holds the prompt tokens, 16 greedy tokens (argmax of
@@ -25,12 +28,13 @@ const ROOT = path.resolve(__dirname, '..');
 const DEPS_MODULES = path.join(ROOT, 'bench', '.deps', 'node_modules');
 export const LLAMA_SPM_VOCAB = path.resolve(ROOT, '../shared/data/tokenizer/vocab/ggml-vocab-llama-spm.gguf');
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'archs');
+export const QUANT_FIXTURES = path.join(ROOT, 'test', 'fixtures', 'quants');
 const PROMPT = 'Once upon a time, there was a little girl named Lily who loved to play outside in the sunshine.';
 const GREEDY_TOKENS = 16;
 const CONTEXT = 128;
 
-// make-model options without out/vocabFrom/type (f32, the Llama SPM vocabulary).
-type Shape = Omit<MakeModelOptions, 'out' | 'vocabFrom' | 'type' | 'quantizeRow' | 'readGguf' | 'onTensor'>;
+// make-model options without out/vocabFrom (the Llama SPM vocabulary); type defaults to f32.
+type Shape = Omit<MakeModelOptions, 'out' | 'vocabFrom' | 'quantizeRow' | 'readGguf' | 'onTensor'>;
 
 export interface ArchFixture {
   id: string;
@@ -60,8 +64,17 @@ const SPECS: { id: string; what: string; model: Shape }[] = [
   },
 ];
 
+// Dims of 256 (the k-quant super-block) for every matrix; 2 layers.
+const quant = { arch: 'llama' as const, dim: 256, heads: 4, kvHeads: 2, ffn: 512, ctx: CONTEXT, layers: 2 };
+const QUANT_SPECS: { id: string; what: string; model: Shape }[] = [
+  { id: 'q5_k', what: 'every matrix q5_k (Q5_K_S-like)', model: { ...quant, type: 'q5_k', seed: 51 } },
+  { id: 'q3_k', what: 'every matrix q3_k', model: { ...quant, type: 'q3_k', seed: 52 } },
+  { id: 'q4_1', what: 'every matrix q4_1', model: { ...quant, type: 'q4_1', seed: 53 } },
+  { id: 'q5_0', what: 'every matrix q5_0', model: { ...quant, type: 'q5_0', seed: 54 } },
+];
+
 export function fixtureModel(shape: Shape, out: string): void {
-  makeModel({ ...shape, out, type: 'f32', vocabFrom: LLAMA_SPM_VOCAB });
+  makeModel({ type: 'f32', ...shape, out, vocabFrom: LLAMA_SPM_VOCAB });
 }
 
 async function main(): Promise<void> {
@@ -74,11 +87,12 @@ async function main(): Promise<void> {
   const { getLlama, LlamaLogLevel } = await esmImport(pathToFileURL(path.join(pkg, 'dist', 'index.js')).href);
   const llama = await getLlama({ build: 'never', gpu: false, maxThreads: 0, logLevel: LlamaLogLevel.error });
   const release = `${llama.llamaCppRelease.repo}@${llama.llamaCppRelease.release}`;
-  fs.mkdirSync(FIXTURES, { recursive: true });
+  const specs = [...SPECS.map((x) => ({ ...x, dir: FIXTURES })), ...QUANT_SPECS.map((x) => ({ ...x, dir: QUANT_FIXTURES }))];
+  for (const dir of [FIXTURES, QUANT_FIXTURES]) fs.mkdirSync(dir, { recursive: true });
   fs.mkdirSync(path.join(ROOT, '.tmp'), { recursive: true });
   const tmpDir = fs.mkdtempSync(path.join(ROOT, '.tmp', 'arch-fixtures-'));
   try {
-    for (const spec of SPECS) {
+    for (const spec of specs) {
       if (only.length && !only.includes(spec.id)) continue;
       const file = path.join(tmpDir, `${spec.id}.gguf`);
       fixtureModel(spec.model, file);
@@ -114,7 +128,7 @@ async function main(): Promise<void> {
         prompt: PROMPT, promptTokens, greedyTokens,
         logitIds: ids, logits: ids.map((i) => Number(first.get(i)!.toPrecision(8))),
       };
-      fs.writeFileSync(path.join(FIXTURES, `${spec.id}.json`), JSON.stringify(fixture) + '\n');
+      fs.writeFileSync(path.join(spec.dir, `${spec.id}.json`), JSON.stringify(fixture) + '\n');
       process.stdout.write(`${spec.id}: ${promptTokens.length} prompt tokens, greedy ${greedyTokens.join(' ')}\n`);
       await context.dispose();
       await model.dispose();

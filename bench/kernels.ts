@@ -53,7 +53,8 @@ export function measureKernels(quick = false, storeBytes = STORE_BYTES): KernelR
   for (const k of runnable('gather')) {
     const t = ggmlType(k.type);
     for (const target of ROW_TARGETS) {
-      const m = Math.ceil((target * t.blockSize) / t.blockBytes / 32) * 32;
+      const unit = Math.max(32, t.blockSize);  // a gather's outputs are whole groups of 32 or whole blocks (k-quants: 256)
+      const m = Math.ceil((target * t.blockSize) / t.blockBytes / unit) * unit;
       gather.push({ type: k.type, isa: k.isa, ...withIsa(k.isa, () => kernels.bench.gather(t.id, m, 0.5, storeBytes, reps)) });
     }
   }

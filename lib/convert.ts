@@ -17,14 +17,20 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { GgufHeader, GgufTensorInfo } from './binding';
 import { FlashdipError, invalidArgument } from './errors';
-import { GGML_TYPE, ggmlType } from './ggml-types';
+import { findGgmlType, GgmlType, ggmlType, ggmlTypes } from './ggml-types';
 import { GgufWriter, metadataEntries } from './gguf-writer';
 import { readGguf } from './gguf';
 import { dequantizeRow, quantizeRow } from './kernels';
 import { checkEnum, checkInt, checkKeys, checkObject, checkProgress } from './options';
 
-export type ConvertType = 'keep' | 'f32' | 'f16' | 'q8_0' | 'q4_0';
-export const CONVERT_TYPES: readonly ConvertType[] = ['keep', 'f32', 'f16', 'q8_0', 'q4_0'];
+/** 'keep' (each tensor's own family and bits, see keepTypes), or a row type: a type with gather kernels
+ * that convert can write (convertTypes() lists them; kernels.types(): gatherRows and canQuantize). */
+export type ConvertType = string;
+
+/** 'keep' and every row type (from the native type traits and the kernel registry: no list to keep). */
+export function convertTypes(): string[] {
+  return ['keep', ...ggmlTypes().filter((t) => t.gatherRows && t.canQuantize).map((t) => t.name)];
+}
 
 export interface ConvertOptions {
   type?: ConvertType;
@@ -44,13 +50,29 @@ export interface ConvertOptions {
 }
 const OPTION_KEYS = ['type', 'alignment', 'force', 'signal', 'onProgress', 'attention'];
 
+/** What convert did with one DIP tensor. */
+export interface ConvertedTensor {
+  name: string;          // 'blk.0.ffn_gate_up.dip.weight'
+  sources: string[];     // the source tensors ('blk.0.ffn_gate.weight', 'blk.0.ffn_up.weight')
+  sourceType: string;    // the source type the row type was chosen for ('q4_k'; of gate and up, the finer)
+  rowType: string;       // the type of the rows written
+  rows: number;          // rows (inputs)
+  rowLength: number;     // values per row (outputs)
+  /** Why rowType is not the type --type asked for (with 'keep': the type keeping the source's family and bits). */
+  fallback?: string;
+  /** Relative error of the rows against the dequantized source: ||W' - W||_F / ||W||_F (0 for an all-zero W). */
+  relError: number;
+}
+
 export interface ConvertResult {
   input: string;
   output: string;
   layers: number;
+  /** The row type of the last layer's gate/up rows (every tensor's is in `tensors`). */
   mlpType: string;
   /** Attention stored input-major (layout version 2). */
   attention: boolean;
+  tensors: ConvertedTensor[];
   inputBytes: number;
   outputBytes: number;
   seconds: number;
@@ -60,15 +82,41 @@ export const DIP_LAYOUT = 'dip-input-major';
 const MLP = /^blk\.(\d+)\.ffn_(gate|up|down)\.weight$/;
 const ATTN = /^blk\.(\d+)\.attn_(q|k|v|qkv|output)\.weight$/;
 
-// The row types the column store computes with; other sources map to the closest.
-function rowType(src: number, want: ConvertType): number {
-  if (want !== 'keep') return GGML_TYPE[want.toUpperCase() as 'F32' | 'F16' | 'Q8_0' | 'Q4_0'];
-  switch (src) {
-    case GGML_TYPE.F32: case GGML_TYPE.F16: case GGML_TYPE.Q8_0: case GGML_TYPE.Q4_0: return src;
-    case GGML_TYPE.BF16: return GGML_TYPE.F16;
-    case GGML_TYPE.Q4_1: case GGML_TYPE.Q2_K: case GGML_TYPE.Q3_K: case GGML_TYPE.Q4_K: return GGML_TYPE.Q4_0;
-    default: return GGML_TYPE.Q8_0;  // q5_0, q5_1, q5_k, q6_k: 8 bits keeps their precision
+// --type keep: per source type, the row types in order of preference. The first keeps the family and
+// the bits where a gather kernel exists; the next ones are fallbacks for rows whose length is no
+// multiple of the first's block (the k-quants' super-blocks are 256 values; q4_0/q8_0 blocks 32);
+// f16 takes any length. A type without gather kernels in this build (kernels.types()) is skipped.
+//   q4_k, q4_1 -> q5_k: re-quantizing 4-bit values along the other axis into 4 bits again adds about
+//     the source's own error (relative error 0.074 on top of it): +4.8% perplexity on stories260K padded
+//     to 256 (bench/RESULTS.md), against +1.5% with q5_k rows (+22% MLP bytes) and +7.9% with the old
+//     q4_0. `--type q4_k` gives same-size rows. Without 256-long rows: q8_0 (q4_0 would cost +7.9%).
+//   q2_k, q3_k -> q4_k (no 2/3-bit rows; 4 bits add little to their own larger error), else q4_0.
+//   q5_0, q5_1 -> q5_k, or q6_k: 5-bit sources stay at 5 bits; without 256-long rows, q8_0.
+//   bf16 -> f16 (no bf16 rows); other types (i-quants, ...) -> q8_0, which keeps up to 8 bits.
+const KEEP: Record<string, string[]> = {
+  f32: ['f32'], f16: ['f16'], bf16: ['f16'],
+  q8_0: ['q8_0', 'f16'], q4_0: ['q4_0', 'f16'],
+  q4_k: ['q5_k', 'q6_k', 'q8_0', 'f16'], q4_1: ['q5_k', 'q6_k', 'q8_0', 'f16'],
+  q2_k: ['q4_k', 'q4_0', 'f16'], q3_k: ['q4_k', 'q4_0', 'f16'],
+  q5_k: ['q5_k', 'q6_k', 'q8_0', 'f16'], q5_0: ['q5_k', 'q6_k', 'q8_0', 'f16'], q5_1: ['q5_k', 'q6_k', 'q8_0', 'f16'],
+  q6_k: ['q6_k', 'q8_0', 'f16'],
+};
+
+// The row type for rows of n values of a source of type src, and why it is not the preferred one.
+function rowType(src: number, want: ConvertType, n: number): { type: number; fallback?: string } {
+  const usable = (name: string) => {
+    const t = findGgmlType(name);
+    return t !== undefined && t.gatherRows && t.canQuantize ? t : undefined;
+  };
+  const fits = (t: GgmlType) => n % t.blockSize === 0;
+  if (want !== 'keep') {
+    const t = ggmlType(want);
+    if (!fits(t)) throw invalidArgument('type', `${t.name} rows need a multiple of ${t.blockSize} outputs, the model has ${n}`);
+    return { type: t.id };
   }
+  const prefs = (KEEP[ggmlType(src).name] ?? ['q8_0', 'f16']).map(usable).filter((t): t is GgmlType => t !== undefined);
+  const t = prefs.find(fits)!;  // f16 fits any length
+  return t === prefs[0] ? { type: t.id } : { type: t.id, fallback: `${prefs[0].name} rows need a multiple of ${prefs[0].blockSize} values, these have ${n}` };
 }
 
 // A file system call whose failure is ERR_IO naming what was being done.
@@ -112,7 +160,7 @@ function dequantize(fd: number, header: GgufHeader, t: GgufTensorInfo): Float32A
 export async function convert(input: string, output: string, options: ConvertOptions = {}): Promise<ConvertResult> {
   const o = checkObject('options', options);
   checkKeys('options', o, OPTION_KEYS);
-  const type = checkEnum('type', o.type, CONVERT_TYPES, 'keep');
+  const type = checkEnum('type', o.type, convertTypes(), 'keep');
   const alignment = checkInt('alignment', o.alignment, 32, 1 << 20, 4096);
   if ((alignment & (alignment - 1)) !== 0) throw invalidArgument('alignment', 'must be a power of two between 32 and 1 MiB');
   if (o.force !== undefined && typeof o.force !== 'boolean') throw invalidArgument('force', 'must be a boolean');
@@ -138,6 +186,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
   // Plan: every non-MLP tensor as is, then two DIP tensors per layer.
   interface Out { name: string; dims: number[]; type: number; make: () => Uint8Array }
   const outs: Out[] = [];
+  const report: ConvertedTensor[] = [];
   let mlpType = -1;
   for (const t of header.tensors) {
     if (MLP.test(t.name) || (attention && ATTN.test(t.name))) continue;
@@ -152,30 +201,34 @@ export async function convert(input: string, output: string, options: ConvertOpt
     for (const t of fused ? [fused, down] : [gate!, up!, down])
       if (!canDequantize(t.type))
         throw new FlashdipError('ERR_UNSUPPORTED_TYPE', `${input}: tensor ${t.name} has type ${ggmlType(t.type).name}, which convert cannot read`);
-    // Rows of 2F (gate and up) and of d (down) values must be whole blocks of their type. With 'keep'
-    // the type comes from the file, and one that does not fit (q4_0 gate rows of d beside an FFN
-    // width that is no multiple of 32) gives f16 rows; a type the caller asked for is an argument.
-    const fits = (rt: number, n: number) => n % ggmlType(rt).blockSize === 0;
-    const rows = (src: number, n: number) => {
-      const rt = rowType(src, type);
-      if (fits(rt, n)) return rt;
-      if (type === 'keep') return GGML_TYPE.F16;
-      throw invalidArgument('type', `${ggmlType(rt).name} rows need a multiple of ${ggmlType(rt).blockSize} outputs, the model has ${n}`);
-    };
-    const ugType = rows(src.type, 2 * F), downType = rows(down.type, d);
+    // Rows of 2F (gate and up) and of d (down) values must be whole blocks of their type: with 'keep' a
+    // type that does not fit falls back (rowType), a type the caller asked for is an argument error.
+    // Gate and up of different types (some mixes do that) give rows for the finer of the two.
+    const ugSrc = fused ?? finer([gate!, up!]);
+    const ug = rowType(ugSrc.type, type, 2 * F), dn = rowType(down.type, type, d);
+    const ugType = ug.type, downType = dn.type;
     mlpType = ugType;
+    const ugInfo: ConvertedTensor = {
+      name: `${p}ffn_gate_up.dip.weight`, sources: (fused ? [fused] : [gate!, up!]).map((t) => t.name), sourceType: ggmlType(ugSrc.type).name,
+      rowType: ggmlType(ugType).name, rows: d, rowLength: 2 * F, ...(ug.fallback ? { fallback: ug.fallback } : {}), relError: 0,
+    };
+    const dnInfo: ConvertedTensor = {
+      name: `${p}ffn_down.dip.weight`, sources: [down.name], sourceType: ggmlType(down.type).name,
+      rowType: ggmlType(downType).name, rows: F, rowLength: d, ...(dn.fallback ? { fallback: dn.fallback } : {}), relError: 0,
+    };
+    report.push(ugInfo, dnInfo);
     outs.push({
-      name: `${p}ffn_gate_up.dip.weight`, dims: [2 * F, d], type: ugType,
+      name: ugInfo.name, dims: [2 * F, d], type: ugType,
       make: () => {
         // W_gate and W_up are [F rows][d]; row j of the result is column j of both.
         const g = fused ? dequantize(fd, header, fused) : dequantize(fd, header, gate!);
         const u = fused ? g.subarray(F * d) : dequantize(fd, header, up!);
-        return transposeRows([g.subarray(0, F * d), u], F, d, ugType);
+        return transposeRows([g.subarray(0, F * d), u], d, ugType, ugInfo);
       },
     });
     outs.push({
-      name: `${p}ffn_down.dip.weight`, dims: [d, F], type: downType,
-      make: () => transposeRows([dequantize(fd, header, down)], d, F, downType),
+      name: dnInfo.name, dims: [d, F], type: downType,
+      make: () => transposeRows([dequantize(fd, header, down)], F, downType, dnInfo),
     });
     if (!attention) continue;
     // Attention: q, k and v (phi3: the fused qkv) bundled per input column, and W_o.
@@ -186,14 +239,24 @@ export async function convert(input: string, output: string, options: ConvertOpt
       if (!canDequantize(t.type))
         throw new FlashdipError('ERR_UNSUPPORTED_TYPE', `${input}: tensor ${t.name} has type ${ggmlType(t.type).name}, which convert cannot read`);
     const qkvOut = qkvSrc.reduce((a, t) => a + t.dims[1], 0);
-    const qkvType = rows(qkvSrc[0].type, qkvOut), oType = rows(wo.type, d);
+    const qkvFrom = finer(qkvSrc);
+    const qkv = rowType(qkvFrom.type, type, qkvOut), o = rowType(wo.type, type, d);
+    const qkvInfo: ConvertedTensor = {
+      name: `${p}attn_qkv.dip.weight`, sources: qkvSrc.map((t) => t.name), sourceType: ggmlType(qkvFrom.type).name,
+      rowType: ggmlType(qkv.type).name, rows: d, rowLength: qkvOut, ...(qkv.fallback ? { fallback: qkv.fallback } : {}), relError: 0,
+    };
+    const oInfo: ConvertedTensor = {
+      name: `${p}attn_output.dip.weight`, sources: [wo.name], sourceType: ggmlType(wo.type).name,
+      rowType: ggmlType(o.type).name, rows: qDim, rowLength: d, ...(o.fallback ? { fallback: o.fallback } : {}), relError: 0,
+    };
+    report.push(qkvInfo, oInfo);
     outs.push({
-      name: `${p}attn_qkv.dip.weight`, dims: [qkvOut, d], type: qkvType,
-      make: () => transposeRowsConcat(qkvSrc.map((t) => dequantize(fd, header, t)), d, qkvType),
+      name: qkvInfo.name, dims: [qkvOut, d], type: qkv.type,
+      make: () => transposeRows(qkvSrc.map((t) => dequantize(fd, header, t)), d, qkv.type, qkvInfo),
     });
     outs.push({
-      name: `${p}attn_output.dip.weight`, dims: [d, qDim], type: oType,
-      make: () => transposeRows([dequantize(fd, header, wo)], d, qDim, oType),
+      name: oInfo.name, dims: [d, qDim], type: o.type,
+      make: () => transposeRows([dequantize(fd, header, wo)], qDim, o.type, oInfo),
     });
   }
 
@@ -227,7 +290,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
     fs.closeSync(fd);
   }
   return {
-    input, output, layers, mlpType: ggmlType(mlpType).name, attention,
+    input, output, layers, mlpType: ggmlType(mlpType).name, attention, tensors: report,
     inputBytes: header.fileSize, outputBytes: io(`stat ${target}`, () => fs.statSync(target)).size, seconds: (performance.now() - t0) / 1000,
   };
 }
@@ -365,37 +428,38 @@ function checkAttentionShapes(input: string, header: GgufHeader, arch: string, d
   return q;
 }
 
-// Sources are [rows_s][cols] f32 matrices (rows_s may differ); the result has one row per column c:
-// the concatenation of every source's column c, quantized to `type`.
-function transposeRowsConcat(sources: Float32Array[], cols: number, type: number): Uint8Array {
+// Of tensors whose rows are stored together, the one with the most bits per value: the rows get a type
+// for it (gate and up, or q, k and v, of different types in some mixes).
+function finer(ts: GgufTensorInfo[]): GgufTensorInfo {
+  const bits = (t: GgufTensorInfo) => ggmlType(t.type).blockBytes / ggmlType(t.type).blockSize;
+  return ts.reduce((a, t) => (bits(t) > bits(a) ? t : a));
+}
+
+// Sources are [rows_s][cols] f32 matrices (rows_s may differ); the result has one row per column c: the
+// concatenation of every source's column c, quantized to `type`. info.relError gets the relative error
+// of the quantized rows against the sources.
+function transposeRows(sources: Float32Array[], cols: number, type: number, info: ConvertedTensor): Uint8Array {
   const heights = sources.map((m) => m.length / cols);
-  const row = new Float32Array(heights.reduce((a, b) => a + b, 0));
+  const width = heights.reduce((a, b) => a + b, 0);
+  const row = new Float32Array(width);
   const first = quantizeRow(type, row);
   const out = new Uint8Array(first.length * cols);
+  let err = 0, norm = 0;
   for (let c = 0; c < cols; c++) {
     let at = 0;
     for (let s = 0; s < sources.length; s++) {
       const m = sources[s];
       for (let r = 0; r < heights[s]; r++) row[at++] = m[r * cols + c];
     }
-    out.set(quantizeRow(type, row), c * first.length);
-  }
-  return out;
-}
-
-// Sources are [rows][cols] f32 matrices (all rows x cols); the result has one row per column c: the
-// concatenation of every source's column c, quantized to `type`.
-function transposeRows(sources: Float32Array[], rows: number, cols: number, type: number): Uint8Array {
-  const width = rows * sources.length;
-  const row = new Float32Array(width);
-  const first = quantizeRow(type, row);
-  const out = new Uint8Array(first.length * cols);
-  for (let c = 0; c < cols; c++) {
-    for (let s = 0; s < sources.length; s++) {
-      const m = sources[s];
-      for (let r = 0; r < rows; r++) row[s * rows + r] = m[r * cols + c];
+    const q = quantizeRow(type, row);
+    out.set(q, c * first.length);
+    const back = dequantizeRow(type, q, width);
+    for (let i = 0; i < width; i++) {
+      const e = back[i] - row[i];
+      err += e * e;
+      norm += row[i] * row[i];
     }
-    out.set(quantizeRow(type, row), c * first.length);
   }
+  info.relError = norm > 0 ? Math.sqrt(err / norm) : 0;
   return out;
 }

@@ -37,7 +37,7 @@ import { GgufValueType, GgufWriter, metadataEntries } from '../lib/gguf-writer';
 
 export type Arch = 'llama' | 'qwen2' | 'qwen3' | 'phi3' | 'gemma' | 'gemma2' | 'gemma3';
 export const ARCHS: readonly Arch[] = ['llama', 'qwen2', 'qwen3', 'phi3', 'gemma', 'gemma2', 'gemma3'];
-export const WEIGHT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_k', 'q6_k'] as const;
+export const WEIGHT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as const;
 export type WeightType = (typeof WEIGHT_TYPES)[number];
 
 export type QuantizeRow = (typeId: number, src: Float32Array) => Uint8Array;
@@ -85,8 +85,11 @@ export interface MakeModelResult {
   vocab: number;
 }
 
-// llama.cpp's llama_ftype for a file whose weights are all of one type.
-const FILE_TYPE: Record<WeightType, number> = { f32: 0, f16: 1, q4_0: 2, q8_0: 7, q4_k: 14, q6_k: 18, bf16: 32 };
+// llama.cpp's llama_ftype for a file whose weights are all of one type (the _S variant for the k-quants
+// that have several mixes).
+const FILE_TYPE: Record<WeightType, number> = {
+  f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18, bf16: 32,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Float encodings (ggml's: round to nearest, ties to even)

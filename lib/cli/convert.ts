@@ -1,4 +1,4 @@
-import { convert, ConvertOptions, ConvertType } from '../convert';
+import { convert, ConvertOptions } from '../convert';
 import { FlashdipError } from '../errors';
 import type { Command } from './command';
 import { progress } from './progress';
@@ -13,7 +13,7 @@ export const convertCommand: Command = {
       example: 'model.gguf' },
     { name: 'out', short: 'o', arg: 'FILE', description: 'the converted file to write (or give it as the last argument)', default: 'required',
       example: 'model.dip.gguf' },
-    { name: 'type', arg: 'TYPE', description: 'row type (MLP and attention): keep, f32, f16, q8_0 or q4_0', default: 'keep', example: 'q8_0', api: 'type' },
+    { name: 'type', arg: 'TYPE', description: "row type (MLP and attention): keep (each tensor's own family and bits), or f32, f16, q8_0, q4_0, q4_k, q5_k, q6_k (every type with gather kernels)", default: 'keep', example: 'q8_0', api: 'type' },
     { name: 'align', arg: 'BYTES', description: 'alignment of tensor data, a power of two from 32 to 1 MiB', default: '4096', example: '65536',
       api: 'alignment' },
     { name: 'force', description: 'overwrite OUT if it exists', default: 'off' },
@@ -35,7 +35,7 @@ export const convertCommand: Command = {
     const input = modelFlag(v, args.shift(), false);
     const bar = progress(io, 'convert', 'bytes');
     const options: ConvertOptions = {
-      type: v.type as ConvertType | undefined,
+      type: v.type as string | undefined,
       alignment: intFlag('align', v.align),
       force: v.force === true,
       attention: v['mlp-only'] === true ? false : undefined,
@@ -49,7 +49,15 @@ export const convertCommand: Command = {
       throw err;
     }).finally(() => bar.stop());
     if (io.json) io.out(JSON.stringify(r) + '\n');
-    else io.out(`${r.output}: ${r.layers} layers, MLP rows ${r.mlpType}${r.attention ? ', attention rows' : ''}, ${(r.outputBytes / 2 ** 20).toFixed(1)} MiB in ${r.seconds.toFixed(1)} s\n`);
+    else {
+      // One line per DIP tensor: source type -> row type, the error of the re-quantization, any fallback.
+      const w = Math.max(...r.tensors.map((t) => t.name.length));
+      for (const t of r.tensors)
+        io.out(`  ${t.name.padEnd(w)}  ${t.sourceType.padStart(4)} -> ${t.rowType.padEnd(4)}  rel. error ${t.relError.toExponential(2)}` +
+          `${t.fallback ? `  (${t.fallback})` : ''}\n`);
+      io.out(`${r.output}: ${r.layers} layers, rows ${[...new Set(r.tensors.map((t) => t.rowType))].join('/')}${r.attention ? ' (MLP and attention)' : ' (MLP)'}, ` +
+        `${(r.outputBytes / 2 ** 20).toFixed(1)} MiB in ${r.seconds.toFixed(1)} s\n`);
+    }
     return 0;
   },
 };

@@ -154,7 +154,7 @@ Napi::Value BenchGather(const Napi::CallbackInfo& info) {
   const uint32_t type = static_cast<uint32_t>(bench_int(info, 0, "type", 0, fd::TYPE_COUNT - 1));
   check(fd::gather_row_type_supported(type), env, std::string("gather rows of type ") + fd::type_name(type) + " are not supported");
   const int m = bench_int(info, 1, "m", 32, 1 << 22);
-  check(m % 32 == 0, env, "m must be a multiple of 32");
+  check(m % fd::gather_unit(type) == 0, env, "m must be a multiple of " + std::to_string(fd::gather_unit(type)) + " for " + fd::type_name(type) + " rows");
   const double density = arg_number(info, 2, "density");
   check(density > 0 && density <= 1, env, "density must be in (0, 1]");
   const size_t store = bench_store(info, 3);

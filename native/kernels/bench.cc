@@ -71,7 +71,7 @@ double bench_memcpy(size_t store_bytes, int reps) {
 GatherBench bench_gather(uint32_t type, int64_t m, double density, size_t store_bytes, int reps, uint64_t seed) {
   GatherBench out{m, 0, 0, 0, 0, 0};
   const size_t rb = row_bytes(type, m);
-  if (!gather_row_type_supported(type) || m <= 0 || m % 32 != 0 || rb == 0 || store_bytes < 2 * rb) return out;
+  if (!gather_row_type_supported(type) || m <= 0 || m % gather_unit(type) != 0 || rb == 0 || store_bytes < 2 * rb) return out;
   Rng rng(seed);
   std::vector<uint8_t> store = make_store(store_bytes), dst(store_bytes / 2);
   std::memset(dst.data(), 0, dst.size());

@@ -422,6 +422,12 @@ void quantize_row(uint32_t type, const float* src, void* dst, int64_t n) {
       return;
     case TYPE_Q4_0: quant_q4_0(src, static_cast<block_q4_0*>(dst), n / QK4_0); return;
     case TYPE_Q8_0: quant_q8_0(src, static_cast<block_q8_0*>(dst), n / QK8_0); return;
+    case TYPE_Q4_1: quant_q4_1(src, static_cast<block_q4_1*>(dst), n / QK4_1); return;   // kernels/quantize.cc
+    case TYPE_Q5_0: quant_q5_0(src, static_cast<block_q5_0*>(dst), n / QK5_0); return;
+    case TYPE_Q5_1: quant_q5_1(src, static_cast<block_q5_1*>(dst), n / QK5_1); return;
+    case TYPE_Q2_K: quant_q2_K(src, static_cast<block_q2_K*>(dst), n / QK_K); return;
+    case TYPE_Q3_K: quant_q3_K(src, static_cast<block_q3_K*>(dst), n / QK_K); return;
+    case TYPE_Q5_K: quant_q5_K(src, static_cast<block_q5_K*>(dst), n / QK_K); return;
     case TYPE_Q4_K: quant_q4_K(src, static_cast<block_q4_K*>(dst), n / QK_K); return;
     case TYPE_Q6_K: quant_q6_K(src, static_cast<block_q6_K*>(dst), n / QK_K); return;
     case TYPE_Q8_K: quantize_row_q8_K(src, static_cast<block_q8_K*>(dst), n); return;  // tests

@@ -306,14 +306,21 @@ bool kernels_set_isa(const char* isa) {
   return true;
 }
 
-// Activation types: q8_0 for q4_0/q8_0 weights, q8_k for the k-quants. f16 and bf16 weights take f32
+// Activation types (as llama.cpp): q8_0 for q4_0/q5_0/q8_0 weights, q8_1 (q8_0 plus d * sum(q)) for
+// the affine q4_1/q5_1, q8_k for the k-quants. f16 and bf16 weights take f32
 // activations and are widened to f32 inside the kernels (more accurate than rounding x to f16, and the
 // cost is hidden under the weight stream).
 uint32_t vec_dot_type(uint32_t wtype) {
   switch (wtype) {
     case TYPE_Q4_0:
+    case TYPE_Q5_0:
     case TYPE_Q8_0: return TYPE_Q8_0;
+    case TYPE_Q4_1:
+    case TYPE_Q5_1: return TYPE_Q8_1;
+    case TYPE_Q2_K:
+    case TYPE_Q3_K:
     case TYPE_Q4_K:
+    case TYPE_Q5_K:
     case TYPE_Q6_K: return TYPE_Q8_K;
     default: return TYPE_F32;
   }
@@ -322,6 +329,7 @@ uint32_t vec_dot_type(uint32_t wtype) {
 void quantize_activation(uint32_t wtype, const float* x, void* dst, int64_t n) {
   switch (vec_dot_type(wtype)) {
     case TYPE_Q8_0: quantize_row_q8_0_act(x, static_cast<block_q8_0*>(dst), n); return;
+    case TYPE_Q8_1: quantize_row_q8_1_act(x, static_cast<block_q8_1*>(dst), n); return;
     case TYPE_Q8_K: quantize_row_q8_K(x, static_cast<block_q8_K*>(dst), n); return;
     default: std::memcpy(dst, x, static_cast<size_t>(n) * sizeof(float)); return;
   }

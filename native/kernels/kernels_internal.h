@@ -32,11 +32,18 @@ using GemvFn = void (*)(const void* w, size_t row_stride, int64_t n, int64_t nro
   K(gemv, q4_0, TYPE_Q4_0, scalar) K(gemm, q4_0, TYPE_Q4_0, scalar)                                    \
   K(gemv, q4_k, TYPE_Q4_K, scalar) K(gemm, q4_k, TYPE_Q4_K, scalar)                                    \
   K(gemv, q6_k, TYPE_Q6_K, scalar) K(gemm, q6_k, TYPE_Q6_K, scalar)                                    \
+  K(gemv, q4_1, TYPE_Q4_1, scalar) K(gemm, q4_1, TYPE_Q4_1, scalar)                                    \
+  K(gemv, q5_0, TYPE_Q5_0, scalar) K(gemm, q5_0, TYPE_Q5_0, scalar)                                    \
+  K(gemv, q5_1, TYPE_Q5_1, scalar) K(gemm, q5_1, TYPE_Q5_1, scalar)                                    \
+  K(gemv, q2_k, TYPE_Q2_K, scalar) K(gemm, q2_k, TYPE_Q2_K, scalar)                                    \
+  K(gemv, q3_k, TYPE_Q3_K, scalar) K(gemm, q3_k, TYPE_Q3_K, scalar)                                    \
+  K(gemv, q5_k, TYPE_Q5_K, scalar) K(gemm, q5_k, TYPE_Q5_K, scalar)                                    \
   K(gemv, f32, TYPE_F32, scalar) K(gemm, f32, TYPE_F32, scalar)                                        \
   K(gemv, f16, TYPE_F16, scalar) K(gemm, f16, TYPE_F16, scalar)                                        \
   K(gemv, bf16, TYPE_BF16, scalar) K(gemm, bf16, TYPE_BF16, scalar)                                    \
   K(gather, f32, TYPE_F32, scalar) K(gather, f16, TYPE_F16, scalar)                                    \
   K(gather, q8_0, TYPE_Q8_0, scalar) K(gather, q4_0, TYPE_Q4_0, scalar)                                \
+  K(gather, q4_k, TYPE_Q4_K, scalar) K(gather, q5_k, TYPE_Q5_K, scalar) K(gather, q6_k, TYPE_Q6_K, scalar)\
   FD_OPS_KERNELS(K, scalar) FD_TOPK_KERNELS(U, scalar)
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -46,11 +53,18 @@ using GemvFn = void (*)(const void* w, size_t row_stride, int64_t n, int64_t nro
   K(gemv, q4_0, TYPE_Q4_0, avx2) K(gemm, q4_0, TYPE_Q4_0, avx2)                                        \
   K(gemv, q4_k, TYPE_Q4_K, avx2) K(gemm, q4_k, TYPE_Q4_K, avx2)                                        \
   K(gemv, q6_k, TYPE_Q6_K, avx2) K(gemm, q6_k, TYPE_Q6_K, avx2)                                        \
+  K(gemv, q4_1, TYPE_Q4_1, avx2) K(gemm, q4_1, TYPE_Q4_1, avx2)                                        \
+  K(gemv, q5_0, TYPE_Q5_0, avx2) K(gemm, q5_0, TYPE_Q5_0, avx2)                                        \
+  K(gemv, q5_1, TYPE_Q5_1, avx2) K(gemm, q5_1, TYPE_Q5_1, avx2)                                        \
+  K(gemv, q2_k, TYPE_Q2_K, avx2) K(gemm, q2_k, TYPE_Q2_K, avx2)                                        \
+  K(gemv, q3_k, TYPE_Q3_K, avx2) K(gemm, q3_k, TYPE_Q3_K, avx2)                                        \
+  K(gemv, q5_k, TYPE_Q5_K, avx2) K(gemm, q5_k, TYPE_Q5_K, avx2)                                        \
   K(gemv, f32, TYPE_F32, avx2) K(gemm, f32, TYPE_F32, avx2)                                            \
   K(gemv, f16, TYPE_F16, avx2) K(gemm, f16, TYPE_F16, avx2)                                            \
   K(gemv, bf16, TYPE_BF16, avx2) K(gemm, bf16, TYPE_BF16, avx2)                                        \
   K(gather, f32, TYPE_F32, avx2) K(gather, f16, TYPE_F16, avx2)                                        \
   K(gather, q8_0, TYPE_Q8_0, avx2) K(gather, q4_0, TYPE_Q4_0, avx2)                                    \
+  K(gather, q4_k, TYPE_Q4_K, avx2) K(gather, q5_k, TYPE_Q5_K, avx2) K(gather, q6_k, TYPE_Q6_K, avx2)   \
   FD_OPS_KERNELS(K, avx2) FD_TOPK_KERNELS(U, avx2)
 #else
 #define FD_KERNELS_AVX2(K, U)
@@ -63,11 +77,18 @@ using GemvFn = void (*)(const void* w, size_t row_stride, int64_t n, int64_t nro
   K(gemv, q4_0, TYPE_Q4_0, neon) K(gemm, q4_0, TYPE_Q4_0, neon)                                        \
   K(gemv, q4_k, TYPE_Q4_K, neon) K(gemm, q4_k, TYPE_Q4_K, neon)                                        \
   K(gemv, q6_k, TYPE_Q6_K, neon) K(gemm, q6_k, TYPE_Q6_K, neon)                                        \
+  K(gemv, q4_1, TYPE_Q4_1, neon) K(gemm, q4_1, TYPE_Q4_1, neon)                                        \
+  K(gemv, q5_0, TYPE_Q5_0, neon) K(gemm, q5_0, TYPE_Q5_0, neon)                                        \
+  K(gemv, q5_1, TYPE_Q5_1, neon) K(gemm, q5_1, TYPE_Q5_1, neon)                                        \
+  K(gemv, q2_k, TYPE_Q2_K, neon) K(gemm, q2_k, TYPE_Q2_K, neon)                                        \
+  K(gemv, q3_k, TYPE_Q3_K, neon) K(gemm, q3_k, TYPE_Q3_K, neon)                                        \
+  K(gemv, q5_k, TYPE_Q5_K, neon) K(gemm, q5_k, TYPE_Q5_K, neon)                                        \
   K(gemv, f32, TYPE_F32, neon) K(gemm, f32, TYPE_F32, neon)                                            \
   K(gemv, f16, TYPE_F16, neon) K(gemm, f16, TYPE_F16, neon)                                            \
   K(gemv, bf16, TYPE_BF16, neon) K(gemm, bf16, TYPE_BF16, neon)                                        \
   K(gather, f32, TYPE_F32, neon) K(gather, f16, TYPE_F16, neon)                                        \
   K(gather, q8_0, TYPE_Q8_0, neon) K(gather, q4_0, TYPE_Q4_0, neon)                                    \
+  K(gather, q4_k, TYPE_Q4_K, neon) K(gather, q5_k, TYPE_Q5_K, neon) K(gather, q6_k, TYPE_Q6_K, neon)   \
   FD_OPS_KERNELS(K, neon) FD_TOPK_KERNELS(U, neon)
 // Dot-product kernels exist for the integer types only: the float types, the gathers (float FMAs and
 // byte shuffles) and the ops fall back to the baseline NEON ones.
@@ -75,7 +96,13 @@ using GemvFn = void (*)(const void* w, size_t row_stride, int64_t n, int64_t nro
   K(gemv, q8_0, TYPE_Q8_0, neon_dotprod) K(gemm, q8_0, TYPE_Q8_0, neon_dotprod)                        \
   K(gemv, q4_0, TYPE_Q4_0, neon_dotprod) K(gemm, q4_0, TYPE_Q4_0, neon_dotprod)                        \
   K(gemv, q4_k, TYPE_Q4_K, neon_dotprod) K(gemm, q4_k, TYPE_Q4_K, neon_dotprod)                        \
-  K(gemv, q6_k, TYPE_Q6_K, neon_dotprod) K(gemm, q6_k, TYPE_Q6_K, neon_dotprod)
+  K(gemv, q6_k, TYPE_Q6_K, neon_dotprod) K(gemm, q6_k, TYPE_Q6_K, neon_dotprod)                        \
+  K(gemv, q4_1, TYPE_Q4_1, neon_dotprod) K(gemm, q4_1, TYPE_Q4_1, neon_dotprod)                        \
+  K(gemv, q5_0, TYPE_Q5_0, neon_dotprod) K(gemm, q5_0, TYPE_Q5_0, neon_dotprod)                        \
+  K(gemv, q5_1, TYPE_Q5_1, neon_dotprod) K(gemm, q5_1, TYPE_Q5_1, neon_dotprod)                        \
+  K(gemv, q2_k, TYPE_Q2_K, neon_dotprod) K(gemm, q2_k, TYPE_Q2_K, neon_dotprod)                        \
+  K(gemv, q3_k, TYPE_Q3_K, neon_dotprod) K(gemm, q3_k, TYPE_Q3_K, neon_dotprod)                        \
+  K(gemv, q5_k, TYPE_Q5_K, neon_dotprod) K(gemm, q5_k, TYPE_Q5_K, neon_dotprod)
 #else
 #define FD_KERNELS_NEON(K, U)
 #define FD_KERNELS_NEON_DOTPROD(K, U)
@@ -170,5 +197,22 @@ struct KernelFn {
 // Activation quantizers (scalar; a per-token cost, negligible next to the weight stream).
 void quantize_row_q8_0_act(const float* x, block_q8_0* y, int64_t n);
 void quantize_row_q8_K(const float* x, block_q8_K* y, int64_t n);
+void quantize_row_q8_1_act(const float* x, block_q8_1* y, int64_t n);  // kernels/quantize.cc
+
+// Reference weight quantizers of kernels/quantize.cc (nb blocks each; quantize_row dispatches to them).
+void quant_q4_1(const float* x, block_q4_1* b, int64_t nb);
+void quant_q5_0(const float* x, block_q5_0* b, int64_t nb);
+void quant_q5_1(const float* x, block_q5_1* b, int64_t nb);
+void quant_q2_K(const float* x, block_q2_K* b, int64_t nb);
+void quant_q3_K(const float* x, block_q3_K* b, int64_t nb);
+void quant_q5_K(const float* x, block_q5_K* b, int64_t nb);
+
+// Reference weight quantizers of kernels/quantize.cc (nb blocks each; quantize_row dispatches to them).
+void quant_q4_1(const float* x, block_q4_1* b, int64_t nb);
+void quant_q5_0(const float* x, block_q5_0* b, int64_t nb);
+void quant_q5_1(const float* x, block_q5_1* b, int64_t nb);
+void quant_q2_K(const float* x, block_q2_K* b, int64_t nb);
+void quant_q3_K(const float* x, block_q3_K* b, int64_t nb);
+void quant_q5_K(const float* x, block_q5_K* b, int64_t nb);
 
 }  // namespace fd

@@ -38,12 +38,18 @@ GatherFn gather_fn(uint32_t type) { return type < TYPE_COUNT ? sparse_kernels().
 
 bool gather_row_type_supported(uint32_t type) { return gather_fn(type) != nullptr; }
 
+int64_t gather_unit(uint32_t type) {
+  const TypeTraits* tr = type_traits(type);
+  return tr && tr->block_size > 32 ? tr->block_size : 32;
+}
+
 void gather_axpy(uint32_t type, const void* const* rows, const float* coef, int64_t k, int64_t offset,
                  int64_t m, float* y) {
   if (m <= 0) return;
   const GatherFn f = gather_fn(type);
   assert(f && "gather_axpy: unsupported row type");
-  assert(m % 32 == 0 && offset % 32 == 0 && offset >= 0 && "gather_axpy: m and offset must be multiples of 32");
+  assert(m % gather_unit(type) == 0 && offset % gather_unit(type) == 0 && offset >= 0 &&
+         "gather_axpy: m and offset must be multiples of gather_unit(type)");
   if (!f) return fill_nan(y, m);
   if (k <= 0) return;
   const size_t off = row_bytes(type, offset);
@@ -60,7 +66,8 @@ void gather_axpy_indexed(uint32_t type, const void* base, size_t row_stride, con
   if (m <= 0) return;
   const GatherFn f = gather_fn(type);
   assert(f && "gather_axpy_indexed: unsupported row type");
-  assert(m % 32 == 0 && offset % 32 == 0 && offset >= 0 && "gather_axpy_indexed: m and offset must be multiples of 32");
+  assert(m % gather_unit(type) == 0 && offset % gather_unit(type) == 0 && offset >= 0 &&
+         "gather_axpy_indexed: m and offset must be multiples of gather_unit(type)");
   if (!f) return fill_nan(y, m);
   if (k <= 0) return;
   const uint8_t* b = static_cast<const uint8_t*>(base) + row_bytes(type, offset);

@@ -566,15 +566,16 @@ void Context::gather(uint32_t type, int64_t m, const uint8_t* const* rows, const
   const TypeTraits* tr = type_traits(type);
   const int64_t bs = tr->block_size;
   const int threads = threads_for(static_cast<double>(m) * static_cast<double>(k));
-  // Slices of whole 32-output groups (q8_0/q4_0 blocks are 32 outputs).
-  const int64_t slice = threads == 1 ? m : std::max<int64_t>(32, (m / (threads * 4) + 31) / 32 * 32);
+  // Slices of whole gather units (32 outputs; a k-quant super-block of 256).
+  const int64_t u = gather_unit(type);
+  const int64_t slice = threads == 1 ? m : std::max<int64_t>(u, (m / (threads * 4) + u - 1) / u * u);
   const int64_t n_tasks = (m + slice - 1) / slice;
   model_.pool().run(n_tasks, threads, [&](int64_t task, int thread) {
     const int64_t o0 = task * slice, len = std::min(slice, m - o0);
     float* out = y + o0;
     if (!accumulate) std::fill(out, out + len, 0.0f);
-    // The kernel takes whole groups of 32 outputs; an f32/f16 row's tail is done here.
-    const int64_t body = len / 32 * 32;
+    // The kernel takes whole units; an f32/f16 row's tail (< 32 outputs) is done here.
+    const int64_t body = len / u * u;
     gather_axpy(type, reinterpret_cast<const void* const*>(rows), coef, k, o0, body, out);
     if (body < len) {
       float* tmp = gather_tmp_.data() + static_cast<size_t>(thread) * 32;

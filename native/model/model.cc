@@ -48,6 +48,16 @@ void positive_float(const GgufFile& f, const std::string& k, float* out, bool ze
   *out = v;
 }
 
+// "f32, f16, ..." : the types with dense kernels (can_compute), for error messages.
+std::string compute_types() {
+  std::string out;
+  for (uint32_t t = 0; t < TYPE_COUNT; ++t) {
+    const TypeTraits* tr = type_traits(t);
+    if (tr && tr->can_compute) out += (out.empty() ? "" : ", ") + std::string(tr->name);
+  }
+  return out;
+}
+
 class Loader {
  public:
   Loader(const GgufFile& f, const ModelConfig& c, size_t* owned) : f_(f), c_(c), owned_(owned) {}
@@ -60,7 +70,7 @@ class Loader {
     const TypeTraits* tr = type_traits(t.type);
     if (!tr->can_compute)
       fail("ERR_UNSUPPORTED_TYPE", f_.path() + ": tensor '" + name + "' has type " + tr->name +
-                                       ", which flashdip cannot compute with (supported: f32, f16, bf16, q8_0, q4_0, q4_k, q6_k)");
+                                       ", which flashdip cannot compute with (supported: " + compute_types() + ")");
     return weight(t, n_in, n_out);
   }
 

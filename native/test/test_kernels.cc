@@ -338,7 +338,9 @@ void test_roundtrip() {
     double rms_bound;
   };
   const T types[] = {{TYPE_F32, 0.0},    {TYPE_F16, 5e-4},   {TYPE_BF16, 4e-3}, {TYPE_Q8_0, 0.01},
-                     {TYPE_Q4_0, 0.12},  {TYPE_Q4_K, 0.11},  {TYPE_Q6_K, 0.03}, {TYPE_Q8_K, 0.01}};
+                     {TYPE_Q4_0, 0.12},  {TYPE_Q4_K, 0.11},  {TYPE_Q6_K, 0.03}, {TYPE_Q8_K, 0.01},
+                     {TYPE_Q4_1, 0.12},  {TYPE_Q5_0, 0.06},  {TYPE_Q5_1, 0.06}, {TYPE_Q2_K, 0.45},
+                     {TYPE_Q3_K, 0.25},  {TYPE_Q5_K, 0.06}};
   Rng rng(42);
   for (const T& t : types) {
     for (int pass = 0; pass < 2; ++pass) {
@@ -393,25 +395,60 @@ void test_roundtrip() {
     check(ok8, "q8_0 per-element error <= 0.57 amax/127");
     check(ok4, "q4_0 per-element error <= amax/8 (1 + 2^-7)");
   }
+  // Per-element bounds of the 32-element affine and 5-bit types, over an odd number of blocks:
+  //   q4_1 / q5_1: q = round((x - min) / d), d = range / nmax: |x - x'| <= d/2 plus the fp16 rounding
+  //                of d (nmax * |d| 2^-11) and of min (|min| 2^-11).
+  //   q5_0: as q4_0 with 16 levels a side: |x - x'| <= |d| (1 + 32 * 2^-11) with |d| = amax/16.
+  {
+    const int64_t n = 32 * 201;
+    const std::vector<float> x = gaussian(rng, n, 1.0f, true);
+    const uint32_t ts[] = {TYPE_Q4_1, TYPE_Q5_1, TYPE_Q5_0};
+    for (uint32_t t : ts) {
+      std::vector<uint8_t> q(row_bytes(t, n));
+      quantize_row(t, x.data(), q.data(), n);
+      std::vector<float> y(n, kNaN);
+      dequantize_row(t, q.data(), y.data(), n);
+      bool ok = true;
+      for (int64_t b = 0; b < n / 32; ++b) {
+        float mn = x[b * 32], mx = x[b * 32], amax = 0;
+        for (int j = 0; j < 32; ++j) {
+          const float v = x[b * 32 + j];
+          mn = std::fmin(mn, v), mx = std::fmax(mx, v), amax = std::fmax(amax, std::fabs(v));
+        }
+        const float nmax = t == TYPE_Q4_1 ? 15.0f : 31.0f, d = (mx - mn) / nmax;
+        const float bound = t == TYPE_Q5_0 ? (amax / 16.0f) * (1.0f + 32.0f / 2048.0f)
+                                           : d * (0.5f + nmax / 2048.0f) + std::fabs(mn) / 2048.0f + 1e-6f;
+        for (int j = 0; j < 32; ++j) ok = ok && std::fabs(y[b * 32 + j] - x[b * 32 + j]) <= bound;
+      }
+      check(ok, "%s per-element error within its bound over %lld blocks", type_name(t), (long long)(n / 32));
+    }
+  }
   {  // garbage input (NaN, inf, huge) must not crash or trip UBSan; blocks without it stay accurate
     const int64_t n = 512;
     std::vector<float> x = gaussian(rng, n, 1.0f, false);
     x[3] = kNaN, x[40] = std::numeric_limits<float>::infinity(), x[77] = -1e38f, x[100] = 3e38f;
-    const uint32_t ts[] = {TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_K};
+    const uint32_t ts[] = {TYPE_F16,  TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_K,
+                           TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q2_K, TYPE_Q3_K, TYPE_Q5_K};
     for (uint32_t t : ts) {
       std::vector<uint8_t> q(t == TYPE_Q8_K ? 2 * sizeof(block_q8_K) : row_bytes(t, n));
       quantize_row(t, x.data(), q.data(), n);
       std::vector<float> y(n, kNaN);
       dequantize_row(t, q.data(), y.data(), n);
-      bool ok = true;  // the second 256 elements hold no garbage
-      for (int64_t i = 256; i < n; ++i) ok = ok && std::fabs(y[i] - x[i]) < 0.5f;
+      // the second 256 elements hold no garbage: they decode as when quantized on their own
+      std::vector<uint8_t> q2(q.size() / 2);
+      quantize_row(t, x.data() + 256, q2.data(), 256);
+      std::vector<float> y2(256, kNaN);
+      dequantize_row(t, q2.data(), y2.data(), 256);
+      bool ok = true;
+      for (int64_t i = 256; i < n; ++i) ok = ok && y[i] == y2[i - 256] && std::fabs(y[i] - x[i]) < 1.5f;
       check(ok, "%s quantizes NaN/inf input without harm to other blocks", type_name(t));
     }
   }
   {  // all-zero blocks must give zeros (no NaN from 0/0)
     const int64_t n = 256;
     std::vector<float> z(n, 0.0f);
-    const uint32_t ts[] = {TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_K};
+    const uint32_t ts[] = {TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_K, TYPE_Q4_1,
+                           TYPE_Q5_0, TYPE_Q5_1, TYPE_Q2_K, TYPE_Q3_K, TYPE_Q5_K};
     for (uint32_t t : ts) {
       std::vector<uint8_t> q(t == TYPE_Q8_K ? sizeof(block_q8_K) : row_bytes(t, n));
       quantize_row(t, z.data(), q.data(), n);
@@ -437,21 +474,59 @@ size_t act_bytes(uint32_t wtype, int64_t n) {
 std::vector<float> act_values(uint32_t wtype, const uint8_t* xq, int64_t n) {
   std::vector<float> v(static_cast<size_t>(n));
   const uint32_t at = vec_dot_type(wtype);
+  if (at == TYPE_Q8_1) {  // q8_0's values (s is not an element)
+    for (int64_t b = 0; b < n / 32; ++b) {
+      block_q8_1 blk;
+      std::memcpy(&blk, xq + static_cast<size_t>(b) * sizeof blk, sizeof blk);
+      for (int j = 0; j < 32; ++j) v[static_cast<size_t>(b * 32 + j)] = fp16_to_fp32(blk.d) * blk.qs[j];
+    }
+    return v;
+  }
   dequantize_row(at, xq, v.data(), n);  // q8_k is supported by dequantize_row for tests
   return v;
+}
+
+// q4_1 / q5_1 take the min term from the activation block's s = fp16(d * sum(q)) (as llama.cpp), not
+// from the elements: the float64 reference adds m * (s - d * sum(q)) per block to match.
+double q8_1_sum_correction(uint32_t wtype, const uint8_t* wrow, const uint8_t* xq, int64_t n) {
+  if (vec_dot_type(wtype) != TYPE_Q8_1) return 0.0;
+  double c = 0.0;
+  const size_t wb = type_traits(wtype)->block_bytes;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    block_q8_1 blk;
+    std::memcpy(&blk, xq + static_cast<size_t>(b) * sizeof blk, sizeof blk);
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) sum += blk.qs[j];
+    const double m = load_fp16(wrow + static_cast<size_t>(b) * wb + 2);  // q4_1 / q5_1: m after d
+    c += m * (static_cast<double>(fp16_to_fp32(blk.s)) - static_cast<double>(fp16_to_fp32(blk.d)) * sum);
+  }
+  return c;
 }
 
 // |component| weights for the error scale: for q4_k the terms d*sc*q and dmin*m are accumulated
 // separately, so the scale must be sum(|d sc q| + |dmin m|) |x|, not sum |w x| (which can cancel):
 // dequantizing a copy with d := |d| and dmin := -|dmin| gives exactly |d| sc q + |dmin| m.
+// The affine types (q4_1, q5_1: x = d q + m; q2_k, q5_k: as q4_k) the same way.
 std::vector<float> abs_components(uint32_t type, const uint8_t* row, int64_t n) {
   std::vector<float> v(static_cast<size_t>(n));
-  if (type == TYPE_Q4_K) {
+  // byte offsets of the fp16 (scale, offset) pair in a block, and whether the offset is subtracted
+  size_t d_off = 0, m_off = 0;
+  bool affine = true, minus = true;
+  switch (type) {
+    case TYPE_Q4_K: d_off = offsetof(block_q4_K, d), m_off = offsetof(block_q4_K, dmin); break;
+    case TYPE_Q5_K: d_off = offsetof(block_q5_K, d), m_off = offsetof(block_q5_K, dmin); break;
+    case TYPE_Q2_K: d_off = offsetof(block_q2_K, d), m_off = offsetof(block_q2_K, dmin); break;
+    case TYPE_Q4_1: d_off = offsetof(block_q4_1, d), m_off = offsetof(block_q4_1, m), minus = false; break;
+    case TYPE_Q5_1: d_off = offsetof(block_q5_1, d), m_off = offsetof(block_q5_1, m), minus = false; break;
+    default: affine = false;
+  }
+  if (affine) {
     std::vector<uint8_t> copy(row, row + row_bytes(type, n));
-    for (int64_t b = 0; b < n / QK_K; ++b) {
-      block_q4_K* k = reinterpret_cast<block_q4_K*>(copy.data()) + b;
-      k->d &= 0x7fff;
-      k->dmin |= 0x8000;
+    const size_t bb = type_traits(type)->block_bytes;
+    for (int64_t b = 0; b < n / type_traits(type)->block_size; ++b) {
+      uint8_t* blk = copy.data() + static_cast<size_t>(b) * bb;
+      blk[d_off + 1] &= 0x7f;  // fp16 sign bits (little-endian high bytes)
+      blk[m_off + 1] = static_cast<uint8_t>(minus ? blk[m_off + 1] | 0x80 : blk[m_off + 1] & 0x7f);
     }
     dequantize_row(type, copy.data(), v.data(), n);
   } else {
@@ -487,7 +562,22 @@ std::vector<uint8_t> make_weights(Rng& rng, uint32_t type, int64_t n, int64_t ro
       uint16_t h;
       switch (type) {
         case TYPE_Q8_0:
-        case TYPE_Q4_0: h = scale(-12, 2), std::memcpy(blk, &h, 2); break;
+        case TYPE_Q4_0:
+        case TYPE_Q5_0: h = scale(-12, 2), std::memcpy(blk, &h, 2); break;
+        case TYPE_Q4_1:
+        case TYPE_Q5_1:  // d then m
+          h = scale(-12, 2), std::memcpy(blk, &h, 2);
+          h = scale(-12, 2), std::memcpy(blk + 2, &h, 2);
+          break;
+        case TYPE_Q5_K:
+          h = scale(-14, -4), std::memcpy(blk + offsetof(block_q5_K, d), &h, 2);
+          h = scale(-14, -4), std::memcpy(blk + offsetof(block_q5_K, dmin), &h, 2);
+          break;
+        case TYPE_Q2_K:
+          h = scale(-14, -4), std::memcpy(blk + offsetof(block_q2_K, d), &h, 2);
+          h = scale(-14, -4), std::memcpy(blk + offsetof(block_q2_K, dmin), &h, 2);
+          break;
+        case TYPE_Q3_K: h = scale(-14, -4), std::memcpy(blk + offsetof(block_q3_K, d), &h, 2); break;
         case TYPE_Q4_K:
           h = scale(-14, -4), std::memcpy(blk + offsetof(block_q4_K, d), &h, 2);
           h = scale(-14, -4), std::memcpy(blk + offsetof(block_q4_K, dmin), &h, 2);
@@ -524,7 +614,8 @@ double dot_tolerance(int64_t terms, double S) { return 2.0 * static_cast<double>
 int64_t float_terms(uint32_t type, int64_t n) {
   const uint32_t bs = type_traits(type)->block_size;
   if (bs == 1) return n;
-  return (n / bs) * (type == TYPE_Q4_K ? 2 : 1);
+  const bool two = type == TYPE_Q4_K || type == TYPE_Q5_K || type == TYPE_Q2_K || type == TYPE_Q4_1 || type == TYPE_Q5_1;
+  return (n / bs) * (two ? 2 : 1);  // the affine types add a scale term and a min term per block
 }
 
 // The weight types with dense kernels: those with a registered scalar gemv.
@@ -602,6 +693,7 @@ void test_kernels_against_scalar() {
             const std::vector<float> xv = act_values(type, xq + xs * static_cast<size_t>(t), n);
             double e = 0, s = 0;
             for (int64_t i = 0; i < n; ++i) e += static_cast<double>(wv[i]) * xv[i], s += std::fabs(static_cast<double>(wa[i]) * xv[i]);
+            e += q8_1_sum_correction(type, w + rb * static_cast<size_t>(r), xq + xs * static_cast<size_t>(t), n);
             exact[t * rows + r] = e;
             S[t * rows + r] = s;
           }
@@ -676,7 +768,44 @@ void test_kernels_against_scalar() {
 
 void test_dispatch_misc() {
   check(vec_dot_type(TYPE_Q4_0) == TYPE_Q8_0 && vec_dot_type(TYPE_Q8_0) == TYPE_Q8_0, "vec_dot_type q4_0/q8_0");
-  check(vec_dot_type(TYPE_Q4_K) == TYPE_Q8_K && vec_dot_type(TYPE_Q6_K) == TYPE_Q8_K, "vec_dot_type k-quants");
+  check(vec_dot_type(TYPE_Q4_K) == TYPE_Q8_K && vec_dot_type(TYPE_Q6_K) == TYPE_Q8_K && vec_dot_type(TYPE_Q5_K) == TYPE_Q8_K &&
+            vec_dot_type(TYPE_Q3_K) == TYPE_Q8_K && vec_dot_type(TYPE_Q2_K) == TYPE_Q8_K,
+        "vec_dot_type k-quants");
+  check(vec_dot_type(TYPE_Q5_0) == TYPE_Q8_0 && vec_dot_type(TYPE_Q4_1) == TYPE_Q8_1 && vec_dot_type(TYPE_Q5_1) == TYPE_Q8_1,
+        "vec_dot_type q5_0 / q4_1 / q5_1");
+  {  // q3_k_scales (the kernels' word-wise unpacking) against the element-wise definition
+    Rng rng(11);
+    bool ok = true;
+    for (int it = 0; it < 1000; ++it) {
+      uint8_t s[12];
+      for (auto& b : s) b = static_cast<uint8_t>(rng.next());
+      int8_t got[16];
+      q3_k_scales(s, got);
+      for (int j = 0; j < 16; ++j) {
+        const int lo = j < 8 ? (s[j] & 0xf) : (s[j - 8] >> 4);
+        ok = ok && got[j] == (lo | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
+      }
+    }
+    check(ok, "q3_k_scales unpacks the 16 signed 6-bit scales");
+  }
+  {  // q8_1 activations: q8_0's codes and scale, s = d * sum(q)
+    Rng rng(9);
+    const std::vector<float> x = gaussian(rng, 96, 1.0f, true);
+    std::vector<uint8_t> a1(row_bytes(TYPE_Q8_1, 96)), a0(row_bytes(TYPE_Q8_0, 96));
+    quantize_activation(TYPE_Q4_1, x.data(), a1.data(), 96);
+    quantize_activation(TYPE_Q4_0, x.data(), a0.data(), 96);
+    bool ok = true;
+    for (int b = 0; b < 3; ++b) {
+      block_q8_1 p;
+      block_q8_0 q;
+      std::memcpy(&p, a1.data() + b * sizeof p, sizeof p);
+      std::memcpy(&q, a0.data() + b * sizeof q, sizeof q);
+      int sum = 0;
+      for (int j = 0; j < 32; ++j) ok = ok && p.qs[j] == q.qs[j], sum += p.qs[j];
+      ok = ok && p.d == q.d && std::fabs(fp16_to_fp32(p.s) - sum * fp16_to_fp32(q.d)) <= std::fabs(sum * fp16_to_fp32(q.d)) * 0x1p-10f;
+    }
+    check(ok, "q8_1 activations: q8_0 codes and scale, s = d * sum(q)");
+  }
   check(vec_dot_type(TYPE_F32) == TYPE_F32 && vec_dot_type(TYPE_F16) == TYPE_F32 && vec_dot_type(TYPE_BF16) == TYPE_F32,
         "vec_dot_type float types");
   for (uint32_t t : kComputeTypes) {

@@ -81,7 +81,7 @@ void test_gather_reference() {
   Rng rng(11);
   for (uint32_t type : kTypes) {
     for (int64_t mb : {1, 2, 3, 7, 65}) {
-      const int64_t m = mb * 32;
+      const int64_t m = mb * gather_unit(type);
       Rows rows;
       rows.build(type, 9, m, rng);
       for (int64_t k : {0, 1, 2, 5, 9}) {
@@ -96,6 +96,12 @@ void test_gather_reference() {
             const double t = static_cast<double>(coef[j]) * rows.deq[j][i];
             ref[i] += t;
             mag[i] += std::fabs(t);
+            if (type == TYPE_Q4_K || type == TYPE_Q5_K) {  // d sc q - dmin m rounds at the scale of both terms (here and in dequantize_row)
+              const uint8_t* blk = rows.ptr[j] + i / QK_K * row_bytes(type, QK_K);
+              uint8_t sc, mn;
+              k4_scale_min(blk + 4, static_cast<int>(i % QK_K / 32), &sc, &mn);
+              mag[i] += 2.0 * std::fabs(coef[j] * load_fp16(blk + 2) * mn);
+            }
           }
         sparse_impl::sparse_kernels_for("scalar")->gather[type](rows.ptr.data(), coef.data(), k, m, yy);
         tested(KernelOp::gather, type, "scalar");
@@ -114,12 +120,13 @@ void test_gather_reference() {
 void test_gather_isas() {
   const std::vector<std::string> list = isas();
   Rng rng(12);
-  const int64_t tile = 64;  // blocks per output tile in the SIMD kernels
-  const int64_t mbs[] = {1, 2, 3, 5, 7, 15, 17, 31, 33, tile - 1, tile, tile + 1, 2 * tile + 1, 3 * (tile + 1)};
   const int64_t ks[] = {0, 1, 2, 3, 4, 5, 7, 8, 9, 13, 31, 257, 300};
   for (uint32_t type : kTypes) {
+    const int64_t unit = gather_unit(type);  // 32 outputs, or a k-quant super-block of 256
+    const int64_t tile = unit == 32 ? 64 : 8;  // units per output tile in the SIMD kernels
+    const int64_t mbs[] = {1, 2, 3, 5, 7, 15, 17, 31, 33, tile - 1, tile, tile + 1, 2 * tile + 1, 3 * (tile + 1)};
     for (int64_t mb : mbs) {
-      const int64_t m = mb * 32;
+      const int64_t m = mb * unit;
       Rows rows;
       rows.build(type, 300, m, rng);
       const size_t rb = row_bytes(type, m);
@@ -139,8 +146,8 @@ void test_gather_isas() {
           ptrs[j] = rows.ptr[idx[j]];
           coef[j] = xfull[idx[j]];
         }
-        const int64_t offset = mb > 2 ? 32 * rng.below(mb / 2) : 0;
-        const int64_t mm = m - offset - (mb > 4 ? 32 * rng.below(2) : 0);
+        const int64_t offset = mb > 2 ? unit * rng.below(mb / 2) : 0;
+        const int64_t mm = m - offset - (mb > 4 ? unit * rng.below(2) : 0);
         std::vector<float> y0(static_cast<size_t>(mm));
         for (auto& v : y0) v = rng.gauss();
         std::vector<float> ref;
@@ -151,6 +158,12 @@ void test_gather_isas() {
             mag[i] += std::fabs(coef[j] * rows.deq[idx[j]][offset + i]);
             if (type == TYPE_Q4_0)
               mag[i] += 16.0 * std::fabs(coef[j] * load_fp16(rows.ptr[idx[j]] + (offset + i) / 32 * sizeof(block_q4_0)));
+            if (type == TYPE_Q4_K || type == TYPE_Q5_K) {  // the mins, added apart (2 |x dmin m|)
+              const uint8_t* blk = rows.ptr[idx[j]] + (offset + i) / QK_K * row_bytes(type, QK_K);
+              uint8_t sc, mn;
+              k4_scale_min(blk + 4, static_cast<int>((offset + i) % QK_K / 32), &sc, &mn);
+              mag[i] += 2.0 * std::fabs(coef[j] * load_fp16(blk + 2) * mn);
+            }
           }
         for (const std::string& isa : list) {
           kernels_set_isa(isa.c_str());
@@ -189,13 +202,15 @@ void test_gather_isas() {
 void test_gather_edge() {
   float y[32];
   for (auto& v : y) v = 1.0f;
-  gather_axpy(TYPE_Q4_K, nullptr, nullptr, 3, 0, 0, y);  // m = 0: nothing
+  gather_axpy(TYPE_Q2_K, nullptr, nullptr, 3, 0, 0, y);  // m = 0: nothing
   check(y[0] == 1.0f, "gather m=0 is a no-op");
-  check(!gather_row_type_supported(TYPE_Q4_K) && gather_row_type_supported(TYPE_Q4_0), "gather supported types");
+  check(!gather_row_type_supported(TYPE_Q2_K) && gather_row_type_supported(TYPE_Q4_0) && gather_row_type_supported(TYPE_Q4_K),
+        "gather supported types");
+  check(gather_unit(TYPE_F32) == 32 && gather_unit(TYPE_Q4_0) == 32 && gather_unit(TYPE_Q6_K) == 256, "gather units");
 #ifdef NDEBUG
   const void* p = y;
   float c = 1.0f;
-  gather_axpy(TYPE_Q4_K, &p, &c, 1, 0, 32, y);
+  gather_axpy(TYPE_Q2_K, &p, &c, 1, 0, 32, y);
   check(std::isnan(y[0]) && std::isnan(y[31]), "gather: unsupported type fills y with NaN");
 #endif
 }

@@ -22,7 +22,7 @@ describe('20 kernel registry', () => {
     }
     const ops = new Set(list.map((k) => k.op));
     for (const op of ['gemv', 'gemm', 'gather', 'rmsnorm', 'attn_scores', 'collect_range']) assert.ok(ops.has(op), op);
-    assert.deepStrictEqual(list.filter((k) => k.op === 'gather' && k.isa === 'scalar').map((k) => k.type).sort(), ['f16', 'f32', 'q4_0', 'q8_0']);
+    assert.deepStrictEqual(list.filter((k) => k.op === 'gather' && k.isa === 'scalar').map((k) => k.type).sort(), ['f16', 'f32', 'q4_0', 'q4_k', 'q5_k', 'q6_k', 'q8_0']);
   });
 
   it('marks as active, per (op, type), the ISA in use or the ISA it falls back to, and follows setIsa', () => {
@@ -47,7 +47,7 @@ describe('20 kernel registry', () => {
       assert.strictEqual(ggmlType(name), ggmlType(id));
     }
     const q4k = ggmlType('Q4_K');
-    assert.deepStrictEqual([q4k.blockSize, q4k.blockBytes, q4k.canCompute, q4k.gatherRows], [256, 144, true, false]);
+    assert.deepStrictEqual([q4k.blockSize, q4k.blockBytes, q4k.canCompute, q4k.gatherRows], [256, 144, true, true]);
     assert.strictEqual(ggmlRowBytes(GGML_TYPE.Q8_0, 64), 68);
     const registered = (op: string) => new Set(kernels.info().kernels.filter((k) => k.op === op).map((k) => k.type));
     for (const t of types) {

@@ -198,18 +198,24 @@ describe('49 convert: every dimension checked against the tensors', function () 
       assert.deepStrictEqual(fs.readdirSync(d), ['hostile.gguf']);
     });
 
-  it('--type keep on q4_0 gate rows beside an FFN width of 172 (2F no multiple of 32): f16 rows for that layer', async () => {
-    const name = 'blk.3.ffn_gate.weight', h = readGguf(STORIES), t = h.tensors.find((u) => u.name === name)!;
-    const f32 = Buffer.alloc(t.bytes);
+  it('--type keep on q4_0 gate and up rows beside an FFN width of 172 (2F no multiple of 32): f16 rows for that layer', async () => {
+    const h = readGguf(STORIES);
     const fd = fs.openSync(STORIES, 'r');
-    fs.readSync(fd, f32, 0, t.bytes, h.dataOffset + t.offset);
+    const edit: Record<string, number> = {}, data: Record<string, Uint8Array> = {};
+    for (const name of ['blk.3.ffn_gate.weight', 'blk.3.ffn_up.weight']) {
+      const t = h.tensors.find((u) => u.name === name)!;
+      const f32 = Buffer.alloc(t.bytes);
+      fs.readSync(fd, f32, 0, t.bytes, h.dataOffset + t.offset);
+      edit[name] = GGML_TYPE.Q4_0;
+      data[name] = quantizeRow(GGML_TYPE.Q4_0, new Float32Array(f32.buffer, f32.byteOffset, t.bytes / 4));
+    }
     fs.closeSync(fd);
-    const q4 = quantizeRow(GGML_TYPE.Q4_0, new Float32Array(f32.buffer, f32.byteOffset, t.bytes / 4));
-    const d = freshDir(), src = rewriteGguf(STORIES, path.join(d, 'q4gate.gguf'), { types: { [name]: GGML_TYPE.Q4_0 }, data: { [name]: q4 } });
+    const d = freshDir(), src = rewriteGguf(STORIES, path.join(d, 'q4gate.gguf'), { types: edit, data });
     const out = path.join(d, 'out.gguf');
     const r = await convert(src, out);
     const types = new Map(readGguf(out).tensors.map((u) => [u.name, u.type]));
     assert.strictEqual(types.get('blk.3.ffn_gate_up.dip.weight'), GGML_TYPE.F16);
+    assert.match(r.tensors.find((t) => t.name === 'blk.3.ffn_gate_up.dip.weight')!.fallback!, /q4_0 rows need a multiple of 32 values, these have 344/);
     assert.strictEqual(types.get('blk.2.ffn_gate_up.dip.weight'), GGML_TYPE.F32);
     assert.strictEqual(r.layers, 5);
     // Same logits as the source, up to f16 rounding of the dequantized q4_0 values.
@@ -221,7 +227,8 @@ describe('49 convert: every dimension checked against the tensors', function () 
     };
     const a = await logits(src), b = await logits(out);
     const top = a.reduce((x, y) => Math.max(x, Math.abs(y)), 0);
-    assert.ok(top > 0 && maxAbsDiff(a, b) / top <= 2e-3, `relative difference ${maxAbsDiff(a, b) / top}`);
+    // (and of the q8_0 activations the source's q4_0 GEMVs use: two matrices, so 4e-3 where one took 2e-3)
+    assert.ok(top > 0 && maxAbsDiff(a, b) / top <= 4e-3, `relative difference ${maxAbsDiff(a, b) / top}`);
     // An explicit type that cannot hold the rows is the caller's: an argument error.
     await assert.rejects(convert(STORIES, path.join(d, 'q4.gguf'), { type: 'q4_0' }), code('ERR_INVALID_ARGUMENT', 'multiple of 32'));
   });

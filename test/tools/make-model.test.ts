@@ -287,6 +287,6 @@ describe('tools: make-model', () => {
     bad({ vocab: 100 }, /vocab/);
     bad({ layers: 0 }, /layers/);
     bad({ arch: 'gpt2' as never }, /arch/);
-    bad({ type: 'q5_0' as never }, /type/);
+    bad({ type: 'q3_m' as never }, /type/);
   });
 });

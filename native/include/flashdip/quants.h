@@ -129,6 +129,11 @@ struct FD_PACKED block_q8_0 {
   uint16_t d;
   int8_t qs[QK8_0];
 };
+// Activations for q4_1 / q5_1 dot products: x = d * q; s = d * sum(qs) (fp16), for the min term.
+struct FD_PACKED block_q8_1 {
+  uint16_t d, s;
+  int8_t qs[QK8_0];
+};
 // 16 sub-blocks of 16: x = d * (scales[j] & 15) * q - dmin * (scales[j] >> 4), q 2-bit.
 struct FD_PACKED block_q2_K {
   uint8_t scales[QK_K / 16];
@@ -174,6 +179,7 @@ static_assert(sizeof(block_q4_1) == 20, "q4_1 block size");
 static_assert(sizeof(block_q5_0) == 22, "q5_0 block size");
 static_assert(sizeof(block_q5_1) == 24, "q5_1 block size");
 static_assert(sizeof(block_q8_0) == 34, "q8_0 block size");
+static_assert(sizeof(block_q8_1) == 36, "q8_1 block size");
 static_assert(sizeof(block_q2_K) == 84, "q2_k block size");
 static_assert(sizeof(block_q3_K) == 110, "q3_k block size");
 static_assert(sizeof(block_q4_K) == 144, "q4_k block size");
@@ -205,6 +211,22 @@ static inline void k4_scales_mins(const uint8_t* s, uint8_t sc[8], uint8_t m[8])
   std::memcpy(sc + 4, &sc_hi, 4);
   std::memcpy(m, &m_lo, 4);
   std::memcpy(m + 4, &m_hi, 4);
+}
+
+// Unpacks the sixteen signed 6-bit scales of a q3_k block (low 4 bits: scale j < 8 in the low nibble of
+// s[j], j >= 8 in the high nibble of s[j - 8]; high 2 bits: bits 2 (j / 4) of s[8 + j % 4]; minus 32),
+// four at a time in 32-bit words as ggml does.
+static inline void q3_k_scales(const uint8_t* s, int8_t out[16]) {
+  uint32_t a[4];
+  std::memcpy(a, s, 12);
+  const uint32_t m2 = 0x0f0f0f0fu, m1 = 0x03030303u, hi = a[2];
+  a[2] = ((a[0] >> 4) & m2) | (((hi >> 4) & m1) << 4);
+  a[3] = ((a[1] >> 4) & m2) | (((hi >> 6) & m1) << 4);
+  a[0] = (a[0] & m2) | ((hi & m1) << 4);
+  a[1] = (a[1] & m2) | (((hi >> 2) & m1) << 4);
+  uint8_t u[16];
+  std::memcpy(u, a, 16);
+  for (int j = 0; j < 16; ++j) out[j] = static_cast<int8_t>(u[j] - 32);
 }
 
 }  // namespace fd

@@ -19,15 +19,21 @@ namespace fd {
 //
 // Row types: those with a gather kernel in the registry (kernels/kernels_internal.h): today TYPE_F32,
 // TYPE_F16, TYPE_Q8_0, TYPE_Q4_0 (ggml block layouts, flashdip/quants.h; quantized values are d * q and
-// d * (q - 8), and the kernels fold x_j * d into one float per block).
+// d * (q - 8), and the kernels fold x_j * d into one float per block), and the k-quants TYPE_Q4_K,
+// TYPE_Q5_K and TYPE_Q6_K, whose super-blocks span 256 outputs (a row of them needs a length that is a multiple of 256).
 // Rows need no alignment (a row may start anywhere: a cache slot, an mmap'd file).
 bool gather_row_type_supported(uint32_t type);
 
+// The granule of a gather over rows of `type`: 32 outputs, or the block size when it is larger (256 for
+// the k-quants). offset and m below are multiples of it.
+int64_t gather_unit(uint32_t type);
+
 // y[i] += sum_{j < k} coef[j] * row_j[offset + i]  for i in [0, m), row_j starting at rows[j].
-// offset and m are element counts, multiples of 32 (offset lets threads split the outputs); rows of
+// offset and m are element counts, multiples of gather_unit(type) (offset lets threads split the outputs); rows of
 // different j may live anywhere. Rows are accumulated in order j = 0, 1, ... for every i. The SIMD
 // versions round differently from the scalar twin (FMA; q4_0 adds s*q and the -8*s of 4 rows apart);
-// the tests bound the difference by 4 (k + 2) eps sum_j |x_j| (|row_j[i]| + 16 |d_j| for q4_0).
+// the tests bound the difference by 4 (k + 2) eps sum_j |x_j| (|row_j[i]| + 16 |d_j| for q4_0, + 2 dmin_j m_j
+// for q4_k and q5_k, whose SIMD versions add the mins of 4 rows apart too).
 // k <= 0 or m <= 0: no-op. An unsupported type fills y[0..m) with NaN.
 // Speed (AVX2, one Zen 3 core, density 0.5, rows >= 4 KiB from DRAM): f32/f16/q8_0 run faster than a
 // memcpy of the same bytes, q4_0 at ~0.85x (it is bound by the nibble decoding, not by memory).

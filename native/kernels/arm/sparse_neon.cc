@@ -127,6 +127,147 @@ void gather(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m,
   }
 }
 
+// ---- k-quant rows: super-blocks of 256 outputs ---------------------------------------------------
+// Per group of rows and super-block, the sub-block scales (times the coefficient) are unpacked first;
+// then the super-block is walked 64 outputs (16 accumulators) at a time. q4_k's mins go into a
+// per-sub-block bias subtracted once per group of rows; q6_k's -32 is subtracted from the bytes.
+struct KQ4K {
+  static constexpr int64_t BB = 144;
+  static constexpr int NS = 8;
+  static constexpr bool kBias = true;
+  static inline void scales(const uint8_t* blk, float c, float* sc, float* mn) {
+    uint8_t s8[8], m8[8];
+    k4_scales_mins(blk + 4, s8, m8);
+    const float d = c * load_scale(blk), dm = c * load_scale(blk + 2);
+    for (int j = 0; j < 8; ++j) sc[j] = d * s8[j], mn[j] += dm * m8[j];
+  }
+  static inline void acc(const uint8_t* blk, int s, const float* sc, float32x4_t* a) {
+    const uint8_t* q = blk + 4 + K_SCALE_SIZE + 32 * s;
+    const float s0 = sc[2 * s], s1 = sc[2 * s + 1];
+    const uint8x16_t m = vdupq_n_u8(0x0f);
+    for (int h = 0; h < 2; ++h) {
+      const uint8x16_t v = vld1q_u8(q + 16 * h);
+      const int8x16_t lo = vreinterpretq_s8_u8(vandq_u8(v, m)), hi = vreinterpretq_s8_u8(vshrq_n_u8(v, 4));
+      acc8(vget_low_s8(lo), s0, a + 4 * h);
+      acc8(vget_high_s8(lo), s0, a + 4 * h + 2);
+      acc8(vget_low_s8(hi), s1, a + 8 + 4 * h);
+      acc8(vget_high_s8(hi), s1, a + 8 + 4 * h + 2);
+    }
+  }
+};
+
+// q5_k: q4_k's scales and mins; the fifth bits (qh) are set into bit 4 of the nibbles in bytes.
+struct KQ5K {
+  static constexpr int64_t BB = 176;
+  static constexpr int NS = 8;
+  static constexpr bool kBias = true;
+  static inline void scales(const uint8_t* blk, float c, float* sc, float* mn) { KQ4K::scales(blk, c, sc, mn); }
+  static inline void acc(const uint8_t* blk, int s, const float* sc, float32x4_t* a) {
+    const uint8_t* qh = blk + 4 + K_SCALE_SIZE;
+    const uint8_t* q = qh + 32 + 32 * s;
+    const float s0 = sc[2 * s], s1 = sc[2 * s + 1];
+    const uint8x16_t m = vdupq_n_u8(0x0f), b4 = vdupq_n_u8(0x10);
+    const uint8x16_t u1 = vdupq_n_u8(static_cast<uint8_t>(1 << (2 * s))), u2 = vdupq_n_u8(static_cast<uint8_t>(2 << (2 * s)));
+    for (int h = 0; h < 2; ++h) {
+      const uint8x16_t v = vld1q_u8(q + 16 * h), hb = vld1q_u8(qh + 16 * h);
+      const int8x16_t lo = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(v, m), vandq_u8(vtstq_u8(hb, u1), b4)));
+      const int8x16_t hi = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(v, 4), vandq_u8(vtstq_u8(hb, u2), b4)));
+      acc8(vget_low_s8(lo), s0, a + 4 * h);
+      acc8(vget_high_s8(lo), s0, a + 4 * h + 2);
+      acc8(vget_low_s8(hi), s1, a + 8 + 4 * h);
+      acc8(vget_high_s8(hi), s1, a + 8 + 4 * h + 2);
+    }
+  }
+};
+
+struct KQ6K {
+  static constexpr int64_t BB = 210;
+  static constexpr int NS = 16;
+  static constexpr bool kBias = false;
+  static inline void scales(const uint8_t* blk, float c, float* sc, float*) {
+    const float d = c * load_scale(blk + 208);
+    for (int j = 0; j < 16; ++j) sc[j] = d * static_cast<float>(static_cast<int8_t>(blk[192 + j]));
+  }
+  // Step s: half n = s / 2, quarters g = 2 (s % 2) and g + 1 (see the scalar twin).
+  static inline void acc(const uint8_t* blk, int s, const float* sc, float32x4_t* a) {
+    const int n = s >> 1;
+    const uint8x16_t m4 = vdupq_n_u8(0x0f);
+    const int8x16_t off = vdupq_n_s8(32);
+    const float* sg = sc + 8 * n + 4 * (s & 1);
+    for (int h = 0; h < 2; ++h) {  // l in [16h, 16h + 16)
+      const uint8x16_t qa = vld1q_u8(blk + 64 * n + 16 * h), qb = vld1q_u8(blk + 64 * n + 32 + 16 * h);
+      const uint8x16_t qh = vld1q_u8(blk + 128 + 32 * n + 16 * h);
+      uint8x16_t v0, v1;
+      if ((s & 1) == 0) {
+        v0 = vorrq_u8(vandq_u8(qa, m4), vshlq_n_u8(vandq_u8(qh, vdupq_n_u8(0x03)), 4));
+        v1 = vorrq_u8(vandq_u8(qb, m4), vshlq_n_u8(vandq_u8(qh, vdupq_n_u8(0x0c)), 2));
+      } else {
+        v0 = vorrq_u8(vshrq_n_u8(qa, 4), vandq_u8(qh, vdupq_n_u8(0x30)));
+        v1 = vorrq_u8(vshrq_n_u8(qb, 4), vshrq_n_u8(vandq_u8(qh, vdupq_n_u8(0xc0)), 2));
+      }
+      const int8x16_t w0 = vsubq_s8(vreinterpretq_s8_u8(v0), off), w1 = vsubq_s8(vreinterpretq_s8_u8(v1), off);
+      acc8(vget_low_s8(w0), sg[h], a + 4 * h);
+      acc8(vget_high_s8(w0), sg[h], a + 4 * h + 2);
+      acc8(vget_low_s8(w1), sg[2 + h], a + 8 + 4 * h);
+      acc8(vget_high_s8(w1), sg[2 + h], a + 8 + 4 * h + 2);
+    }
+  }
+};
+
+constexpr int64_t kTileSuper = 8;  // 2048 outputs, as kTileBlocks
+
+template <class K, int R>
+inline void group_k(const uint8_t* const* rows, const float* coef, int64_t s0, int64_t ns, float* y,
+                    const uint8_t* const* pf) {
+  const uint8_t* p[R];
+  const uint8_t* q[R];
+  for (int r = 0; r < R; ++r) p[r] = rows[r] + s0 * K::BB, q[r] = pf[r];
+  float* yb = y + s0 * QK_K;
+  for (int64_t b = 0; b < ns; ++b) {
+    float sc[R][K::NS];
+    float bias[8] = {};
+    for (int r = 0; r < R; ++r) {
+      K::scales(p[r] + b * K::BB, coef[r], sc[r], bias);
+      for (int64_t o = 0; o < K::BB; o += 64) __builtin_prefetch(q[r] + b * K::BB + o, 0, 3);
+    }
+    for (int s = 0; s < 4; ++s, yb += 64) {
+      float32x4_t a[16];
+      for (int t = 0; t < 16; ++t) a[t] = vld1q_f32(yb + 4 * t);
+      if (K::kBias)
+        for (int t = 0; t < 8; ++t)
+          a[t] = vsubq_f32(a[t], vdupq_n_f32(bias[2 * s])), a[t + 8] = vsubq_f32(a[t + 8], vdupq_n_f32(bias[2 * s + 1]));
+      for (int r = 0; r < R; ++r) K::acc(p[r] + b * K::BB, s, sc[r], a);
+      for (int t = 0; t < 16; ++t) vst1q_f32(yb + 4 * t, a[t]);
+    }
+  }
+}
+
+template <class K>
+void gather_k(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  const int64_t ms = m / QK_K;
+  for (int64_t t0 = 0; t0 < ms; t0 += kTileSuper) {
+    const int64_t ns = ms - t0 < kTileSuper ? ms - t0 : kTileSuper;
+    for (int64_t j = 0; j < k; j += kGroup) {
+      const uint8_t* pf[kGroup];
+      for (int r = 0; r < kGroup; ++r) {
+        const int64_t nj = j + kGroup + r;
+        if (nj < k)
+          pf[r] = rows[nj] + t0 * K::BB;
+        else if (t0 + kTileSuper < ms && r < k)
+          pf[r] = rows[r] + (t0 + kTileSuper) * K::BB;
+        else
+          pf[r] = rows[j] + t0 * K::BB;
+      }
+      switch (k - j < kGroup ? k - j : kGroup) {
+        case 1: group_k<K, 1>(rows + j, coef + j, t0, ns, y, pf); break;
+        case 2: group_k<K, 2>(rows + j, coef + j, t0, ns, y, pf); break;
+        case 3: group_k<K, 3>(rows + j, coef + j, t0, ns, y, pf); break;
+        default: group_k<K, kGroup>(rows + j, coef + j, t0, ns, y, pf); break;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void gather_f32__neon(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
@@ -140,6 +281,15 @@ void gather_q8_0__neon(const uint8_t* const* rows, const float* coef, int64_t k,
 }
 void gather_q4_0__neon(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
   gather<KQ4>(rows, coef, k, m, y);
+}
+void gather_q4_k__neon(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather_k<KQ4K>(rows, coef, k, m, y);
+}
+void gather_q5_k__neon(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather_k<KQ5K>(rows, coef, k, m, y);
+}
+void gather_q6_k__neon(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather_k<KQ6K>(rows, coef, k, m, y);
 }
 
 // ---- top-k primitives ---------------------------------------------------------------------------

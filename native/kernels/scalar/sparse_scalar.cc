@@ -84,6 +84,82 @@ void gather_q4_0__scalar(const uint8_t* const* rows, const float* coef, int64_t 
   }
 }
 
+// q4_k: super-blocks of 256 outputs, 8 sub-blocks of 32 with 6-bit scale and min each: the value is
+// d * sc * q - dmin * mn; sub-blocks 2p and 2p + 1 take the low and the high nibbles of qs[32p .. 32p + 31].
+void gather_q4_k__scalar(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  for (int64_t j = 0; j < k; ++j) {
+    const uint8_t* r = rows[j];
+    for (int64_t b = 0; b < m / QK_K; ++b) {
+      const uint8_t* blk = r + b * static_cast<int64_t>(sizeof(block_q4_K));
+      const float d = coef[j] * load_fp16(blk), dmin = coef[j] * load_fp16(blk + 2);
+      uint8_t sc[8], mn[8];
+      k4_scales_mins(blk + 4, sc, mn);
+      const uint8_t* q = blk + 4 + K_SCALE_SIZE;
+      float* yb = y + b * QK_K;
+      for (int p = 0; p < 4; ++p) {
+        const float s0 = d * sc[2 * p], m0 = dmin * mn[2 * p], s1 = d * sc[2 * p + 1], m1 = dmin * mn[2 * p + 1];
+        for (int l = 0; l < 32; ++l) {
+          yb[64 * p + l] += s0 * static_cast<float>(q[32 * p + l] & 0xf) - m0;
+          yb[64 * p + 32 + l] += s1 * static_cast<float>(q[32 * p + l] >> 4) - m1;
+        }
+      }
+    }
+  }
+}
+
+// q5_k: as q4_k with a fifth bit per value: bit 2p of qh[l] for the low nibble of qs[32p + l], bit
+// 2p + 1 for its high nibble (values 0..31).
+void gather_q5_k__scalar(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  for (int64_t j = 0; j < k; ++j) {
+    const uint8_t* r = rows[j];
+    for (int64_t b = 0; b < m / QK_K; ++b) {
+      const uint8_t* blk = r + b * static_cast<int64_t>(sizeof(block_q5_K));
+      const float d = coef[j] * load_fp16(blk), dmin = coef[j] * load_fp16(blk + 2);
+      uint8_t sc[8], mn[8];
+      k4_scales_mins(blk + 4, sc, mn);
+      const uint8_t* qh = blk + 4 + K_SCALE_SIZE;
+      const uint8_t* q = qh + QK_K / 8;
+      float* yb = y + b * QK_K;
+      for (int p = 0; p < 4; ++p) {
+        const float s0 = d * sc[2 * p], m0 = dmin * mn[2 * p], s1 = d * sc[2 * p + 1], m1 = dmin * mn[2 * p + 1];
+        for (int l = 0; l < 32; ++l) {
+          const int lo = (q[32 * p + l] & 0xf) | (((qh[l] >> (2 * p)) & 1) << 4);
+          const int hi = (q[32 * p + l] >> 4) | (((qh[l] >> (2 * p + 1)) & 1) << 4);
+          yb[64 * p + l] += s0 * static_cast<float>(lo) - m0;
+          yb[64 * p + 32 + l] += s1 * static_cast<float>(hi) - m1;
+        }
+      }
+    }
+  }
+}
+
+// q6_k: super-blocks of 256 outputs, 16 sub-blocks of 16 with int8 scales: d * sc * (q - 32), q of 6
+// bits (ggml's layout: in each half of 128, the low 4 bits of l, l + 32, l + 64, l + 96 are the low and
+// high nibbles of ql[l] and ql[l + 32], the high 2 bits the four bit pairs of qh[l]).
+void gather_q6_k__scalar(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  for (int64_t j = 0; j < k; ++j) {
+    const uint8_t* r = rows[j];
+    for (int64_t b = 0; b < m / QK_K; ++b) {
+      const uint8_t* blk = r + b * static_cast<int64_t>(sizeof(block_q6_K));
+      const float d = coef[j] * load_fp16(blk + 208);
+      const int8_t* sc = reinterpret_cast<const int8_t*>(blk + 192);
+      float* yb = y + b * QK_K;
+      for (int n = 0; n < 2; ++n) {
+        const uint8_t* ql = blk + 64 * n;
+        const uint8_t* qh = blk + 128 + 32 * n;
+        for (int l = 0; l < 32; ++l) {
+          const int q[4] = {(ql[l] & 0xf) | ((qh[l] & 3) << 4), (ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4),
+                            (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4), (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)};
+          for (int g = 0; g < 4; ++g) {
+            const float s = d * static_cast<float>(sc[8 * n + 2 * g + l / 16]);
+            yb[128 * n + 32 * g + l] += s * static_cast<float>(q[g] - 32);
+          }
+        }
+      }
+    }
+  }
+}
+
 // ---- top-k primitives ---------------------------------------------------------------------------
 
 void abs_hist__scalar(const float* a, int64_t n, uint32_t* s, uint32_t* hist) {

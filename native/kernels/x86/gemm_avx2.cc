@@ -294,6 +294,133 @@ struct KQ4_0 : KQ80<true> {
   }
 };
 
+// ---- q4_1 / q5_0 / q5_1 weights x q8_1 / q8_0 activations ----------------------------------------
+
+// Byte j of the result is 0xff where bit j of the little-endian 32 bits at p is set (ggml's
+// bytes_from_bits_32): byte j / 8 of the word broadcast to byte j, then all other bits forced on.
+inline __m256i bytes_from_bits_32(const uint8_t* p) {
+  uint32_t x;
+  std::memcpy(&x, p, 4);
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(x)),
+                                             _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                               0x0101010101010101, 0x0000000000000000));
+  return _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)), _mm256_set1_epi64x(-1));
+}
+
+// The unsigned codes of one 32-element block in element order, the fp16 scale's and (affine types)
+// the fp16 min's byte offsets, the activation block type, and the code offset subtracted (q5_0: 16).
+struct Q41 {
+  using Act = block_q8_1;
+  static constexpr size_t kBlock = sizeof(block_q4_1), kD = 0, kM = 2;
+  static constexpr bool kAffine = true;
+  static constexpr int kOffset = 0;
+  static __m256i codes(const uint8_t* b) { return unpack_nibbles(b + offsetof(block_q4_1, qs)); }
+};
+struct Q50 {
+  using Act = block_q8_0;
+  static constexpr size_t kBlock = sizeof(block_q5_0), kD = 0, kM = 0;
+  static constexpr bool kAffine = false;
+  static constexpr int kOffset = 16;
+  static __m256i codes(const uint8_t* b) {
+    const __m256i hi = _mm256_and_si256(bytes_from_bits_32(b + offsetof(block_q5_0, qh)), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(unpack_nibbles(b + offsetof(block_q5_0, qs)), hi);
+  }
+};
+struct Q51 {
+  using Act = block_q8_1;
+  static constexpr size_t kBlock = sizeof(block_q5_1), kD = 0, kM = 2;
+  static constexpr bool kAffine = true;
+  static constexpr int kOffset = 0;
+  static __m256i codes(const uint8_t* b) {
+    const __m256i hi = _mm256_and_si256(bytes_from_bits_32(b + offsetof(block_q5_1, qh)), _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(unpack_nibbles(b + offsetof(block_q5_1, qs)), hi);
+  }
+};
+
+// Per block and (row, token): u . a with the unsigned codes u straight into maddubs (pairs <= 2 * 31 *
+// 127), minus kOffset * sum(a) (maddubs of the constant, once per token and block), scaled by d * dx;
+// the affine types add m * s (s = dx * sum(a) from the q8_1 block). Blocks go in groups of 4 so the
+// fp16 scales (and mins, and the activations' d and s) of 4 blocks are converted by one vcvtph2ps, as
+// KQ80; the m * s terms accumulate 4 blocks wide.
+template <class Q>
+struct KQ32 {
+  static constexpr int kDecodeRows = 2;
+  static constexpr int kPromptRows = 2;
+  static constexpr size_t kPrefetch = 1024;
+  static constexpr size_t kAct = sizeof(typename Q::Act);
+
+  // Adds block i's integer sums times sc(t, r) = d_w[r] * d_x[t] of that block.
+  template <int R, int T, class Scale>
+  static inline void block(const uint8_t* const* wr, const uint8_t* const* xt, int64_t i, Scale sc, __m256 (&acc)[R][T]) {
+    const __m256i ones = _mm256_set1_epi16(1), offset = _mm256_set1_epi8(Q::kOffset);
+    __m256i u[R];
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* b = wr[r] + static_cast<size_t>(i) * Q::kBlock;
+      _mm_prefetch(reinterpret_cast<const char*>(b + kPrefetch), _MM_HINT_T0);
+      u[r] = Q::codes(b);
+    }
+    for (int t = 0; t < T; ++t) {
+      const __m256i a = loadu256(xt[t] + static_cast<size_t>(i) * kAct + offsetof(typename Q::Act, qs));
+      const __m256i bias = Q::kOffset ? _mm256_maddubs_epi16(offset, a) : _mm256_setzero_si256();
+      for (int r = 0; r < R; ++r) {
+        __m256i p16 = _mm256_maddubs_epi16(u[r], a);
+        if (Q::kOffset) p16 = _mm256_sub_epi16(p16, bias);
+        const __m256 sum = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+        acc[r][t] = _mm256_fmadd_ps(_mm256_broadcast_ss(sc(t, r)), sum, acc[r][t]);
+      }
+    }
+  }
+
+  template <int R, int T>
+  static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
+    __m256 acc[R][T];
+    __m128 accm[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = _mm_setzero_ps();
+    const uint8_t* wr[R];
+    const uint8_t* xt[T];
+    for (int r = 0; r < R; ++r) wr[r] = g.row(r0 + r);
+    for (int t = 0; t < T; ++t) xt[t] = g.tok(t0 + t);
+    const int64_t nb = g.n / 32;
+    int64_t i = 0;
+    for (; i + 4 <= nb; i += 4) {
+      alignas(16) float sc[T][R][4];  // d_w[r] * d_x[t] of blocks i .. i+3
+      __m128 dw[R], mw[R];
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* p[4];
+        for (int k = 0; k < 4; ++k) p[k] = wr[r] + static_cast<size_t>(i + k) * Q::kBlock;
+        dw[r] = gather_fp16<4>(p, Q::kD);
+        if (Q::kAffine) mw[r] = gather_fp16<4>(p, Q::kM);
+      }
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* p[4];
+        for (int k = 0; k < 4; ++k) p[k] = xt[t] + static_cast<size_t>(i + k) * kAct;
+        const __m128 dx = gather_fp16<4>(p, 0);
+        const __m128 sx = Q::kAffine ? gather_fp16<4>(p, 2) : _mm_setzero_ps();  // block_q8_1::s
+        for (int r = 0; r < R; ++r) {
+          _mm_store_ps(sc[t][r], _mm_mul_ps(dw[r], dx));
+          if (Q::kAffine) accm[r][t] = _mm_fmadd_ps(mw[r], sx, accm[r][t]);
+        }
+      }
+      for (int k = 0; k < 4; ++k) block<R, T>(wr, xt, i + k, [&](int t, int r) { return &sc[t][r][k]; }, acc);
+    }
+    for (; i < nb; ++i) {
+      float sc[T][R];
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* xb = xt[t] + static_cast<size_t>(i) * kAct;
+        for (int r = 0; r < R; ++r) {
+          const uint8_t* b = wr[r] + static_cast<size_t>(i) * Q::kBlock;
+          sc[t][r] = fp16_at(b + Q::kD) * fp16_at(xb);
+          if (Q::kAffine) accm[r][t] = _mm_add_ss(accm[r][t], _mm_set_ss(fp16_at(b + Q::kM) * fp16_at(xb + 2)));
+        }
+      }
+      block<R, T>(wr, xt, i, [&](int t, int r) { return &sc[t][r]; }, acc);
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) out[r][t] = hsum(acc[r][t]) + hsum128(accm[r][t]);
+  }
+};
+
 // ---- q4_k weights x q8_k activations ------------------------------------------------------------
 
 // pshufb control that copies int16 lane j (bytes 2j, 2j+1) of each 128-bit half into all 8 lanes of
@@ -376,6 +503,202 @@ struct KQ4K {
       for (int r = 0; r < R; ++r)
         for (int t = 0; t < T; ++t)
           acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d[r] * dx[t]), _mm256_cvtepi32_ps(sumi[r][t]), acc[r][t]);
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) out[r][t] = hsum(acc[r][t]) - accm[r][t];
+  }
+};
+
+// ---- q5_k weights x q8_k activations ------------------------------------------------------------
+
+// As KQ4K with 5-bit codes (<= 31, so maddubs pairs stay below 2 * 31 * 127): the fifth bit of element
+// l of sub-block k is bit k of qh[l], one 32-byte load per block turned into 0x10 bytes by a compare.
+struct KQ5K {
+  static constexpr int kDecodeRows = 1;
+  static constexpr size_t kPrefetch = 1024;
+  static constexpr int kPromptRows = 2;
+  template <int R, int T>
+  static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
+    __m256 acc[R][T];
+    float accm[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
+    const uint8_t* wr[R];
+    const uint8_t* xt[T];
+    for (int r = 0; r < R; ++r) wr[r] = g.row(r0 + r);
+    for (int t = 0; t < T; ++t) xt[t] = g.tok(t0 + t);
+    const __m256i mask = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);
+    const int64_t nb = g.n / QK_K;
+    for (int64_t i = 0; i < nb; ++i) {
+      const uint8_t* wb[R];
+      const block_q8_K* xb[T];
+      uint8_t sc[R][8], mn[R][8];
+      float d[R], dmin[R], dx[T];
+      __m256i qh[R];
+      for (int r = 0; r < R; ++r) {
+        wb[r] = wr[r] + static_cast<size_t>(i) * sizeof(block_q5_K);
+        for (size_t off = 0; off < sizeof(block_q5_K); off += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(wb[r] + kPrefetch + off), _MM_HINT_T0);
+        d[r] = fp16_at(wb[r] + offsetof(block_q5_K, d));
+        dmin[r] = fp16_at(wb[r] + offsetof(block_q5_K, dmin));
+        k4_scales_mins(wb[r] + offsetof(block_q5_K, scales), sc[r], mn[r]);
+        qh[r] = loadu256(wb[r] + offsetof(block_q5_K, qh));
+      }
+      for (int t = 0; t < T; ++t) {
+        xb[t] = reinterpret_cast<const block_q8_K*>(xt[t] + static_cast<size_t>(i) * sizeof(block_q8_K));
+        dx[t] = xb[t]->d;
+      }
+      for (int t = 0; t < T; ++t) {  // min term, as KQ4K
+        const __m128i pairs = _mm_hadd_epi16(loadu128(xb[t]->bsums), loadu128(xb[t]->bsums + 8));
+        for (int r = 0; r < R; ++r) {
+          int64_t mbits;
+          std::memcpy(&mbits, mn[r], 8);
+          const __m128i m8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(mbits));
+          accm[r][t] += dmin[r] * dx[t] * static_cast<float>(hsum_epi32(_mm_madd_epi16(m8, pairs)));
+        }
+      }
+      __m256i sumi[R][T], sc16[R];
+      for (int r = 0; r < R; ++r) {
+        int64_t bits;
+        std::memcpy(&bits, sc[r], 8);
+        sc16[r] = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(bits)));
+        for (int t = 0; t < T; ++t) sumi[r][t] = _mm256_setzero_si256();
+      }
+      for (int c = 0; c < 4; ++c) {
+        for (int h = 0; h < 2; ++h) {  // sub-block k = 2c + h: low (h = 0) or high nibbles, bit k of qh
+          __m256i q[R], s[R];
+          const int k = 2 * c + h;
+          const __m256i ctrl = lane_splat_ctrl(k, k);
+          const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << k));
+          for (int r = 0; r < R; ++r) {
+            const __m256i raw = loadu256(wb[r] + offsetof(block_q5_K, qs) + 32 * c);
+            const __m256i hi = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh[r], bit), bit), b4);
+            q[r] = _mm256_or_si256(_mm256_and_si256(h ? _mm256_srli_epi16(raw, 4) : raw, mask), hi);
+            s[r] = _mm256_shuffle_epi8(sc16[r], ctrl);
+          }
+          for (int t = 0; t < T; ++t) {
+            const __m256i a = loadu256(xb[t]->qs + 64 * c + 32 * h);
+            for (int r = 0; r < R; ++r)
+              sumi[r][t] = _mm256_add_epi32(sumi[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], a), s[r]));
+          }
+        }
+      }
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < T; ++t)
+          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d[r] * dx[t]), _mm256_cvtepi32_ps(sumi[r][t]), acc[r][t]);
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) out[r][t] = hsum(acc[r][t]) - accm[r][t];
+  }
+};
+
+// ---- q2_k / q3_k weights x q8_k activations -------------------------------------------------------
+
+// Both keep 2-bit codes in qs (byte 32c + l holds elements 128c + 32s + l at bits 2s, 2s+1) in 16
+// sub-blocks of 16 with their own scales: 32 consecutive elements are one 32-byte load, a shift and a
+// mask, covering sub-blocks 8c + 2s and 8c + 2s + 1, whose scales a pshufb splats (as KQ6K).
+// q2_k: u in 0..3, x = d * (sc & 15) * u - dmin * (sc >> 4): the min term from bsums (exact int32).
+// q3_k: u = low bits + 4 * (bit 4c + s of hmask[l]) in 0..7 for q = u - 4, x = d * scale * q: the
+//       -4 * sum_j scale_j * bsums_j term starts the integer sum (as KQ6K's -32).
+template <bool kQ3>
+struct KQ23K {
+  static constexpr int kDecodeRows = 1;
+  static constexpr size_t kPrefetch = 1024;
+  static constexpr int kPromptRows = 2;
+  static constexpr size_t kBlock = kQ3 ? sizeof(block_q3_K) : sizeof(block_q2_K);
+  static constexpr size_t kQs = kQ3 ? offsetof(block_q3_K, qs) : offsetof(block_q2_K, qs);
+  static constexpr size_t kD = kQ3 ? offsetof(block_q3_K, d) : offsetof(block_q2_K, d);
+
+  // The 16 sub-block scales as int16 (q2_k: the low nibbles; q3_k: the signed 6-bit values) and, for
+  // q2_k, the 16 mins.
+  static void scales(const uint8_t* b, int16_t sc[16], int16_t mn[16]) {
+    if (kQ3) {
+      int8_t s8[16];
+      q3_k_scales(b + offsetof(block_q3_K, scales), s8);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(sc), _mm256_cvtepi8_epi16(loadu128(s8)));
+    } else {
+      const __m128i raw = loadu128(b + offsetof(block_q2_K, scales));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(sc), _mm256_cvtepu8_epi16(_mm_and_si128(raw, _mm_set1_epi8(0x0f))));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(mn),
+                          _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0f))));
+    }
+  }
+
+  template <int R, int T>
+  static void tile(const GemmArgs& g, int64_t r0, int64_t t0, float out[R][T]) {
+    __m256 acc[R][T];
+    float accm[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps(), accm[r][t] = 0.0f;
+    const uint8_t* wr[R];
+    const uint8_t* xt[T];
+    for (int r = 0; r < R; ++r) wr[r] = g.row(r0 + r);
+    for (int t = 0; t < T; ++t) xt[t] = g.tok(t0 + t);
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    const int64_t nb = g.n / QK_K;
+    for (int64_t i = 0; i < nb; ++i) {
+      const uint8_t* wb[R];
+      const block_q8_K* xb[T];
+      float d[R], dmin[R];
+      alignas(32) int16_t sc[R][16], mn[R][16];
+      __m256i sumi[R][T], hm[R];
+      for (int r = 0; r < R; ++r) {
+        wb[r] = wr[r] + static_cast<size_t>(i) * kBlock;
+        for (size_t off = 0; off < kBlock; off += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(wb[r] + kPrefetch + off), _MM_HINT_T0);
+        d[r] = fp16_at(wb[r] + kD);
+        dmin[r] = kQ3 ? 0.0f : fp16_at(wb[r] + offsetof(block_q2_K, dmin));
+        scales(wb[r], sc[r], mn[r]);
+        if (kQ3) hm[r] = loadu256(wb[r] + offsetof(block_q3_K, hmask));
+      }
+      for (int t = 0; t < T; ++t)
+        xb[t] = reinterpret_cast<const block_q8_K*>(xt[t] + static_cast<size_t>(i) * sizeof(block_q8_K));
+      for (int r = 0; r < R; ++r) {
+        const __m256i s16 = _mm256_load_si256(reinterpret_cast<const __m256i*>(sc[r]));
+        for (int t = 0; t < T; ++t) {
+          const __m256i bsums = loadu256(xb[t]->bsums);
+          if (kQ3) {
+            sumi[r][t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(s16, bsums), 2));
+          } else {
+            sumi[r][t] = _mm256_setzero_si256();
+            const __m256i m16 = _mm256_load_si256(reinterpret_cast<const __m256i*>(mn[r]));
+            const __m256i p = _mm256_madd_epi16(m16, bsums);
+            accm[r][t] += dmin[r] * xb[t]->d *
+                          static_cast<float>(hsum_epi32(_mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1))));
+          }
+        }
+      }
+      for (int c = 0; c < 2; ++c) {
+        __m256i sc16[R];  // scales 8c .. 8c+7 as int16 lanes, in both halves
+        for (int r = 0; r < R; ++r) sc16[r] = _mm256_broadcastsi128_si256(loadu128(sc[r] + 8 * c));
+        for (int sh = 0; sh < 4; ++sh) {  // elements 128c + 32sh .. +31: sub-blocks 8c + 2sh, 8c + 2sh + 1
+          __m256i q[R], s[R];
+          const __m256i ctrl = lane_splat_ctrl(2 * sh, 2 * sh + 1);
+          const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << (4 * c + sh)));
+          for (int r = 0; r < R; ++r) {
+            const __m256i raw = loadu256(wb[r] + kQs + 32 * c);
+            __m256i u;
+            switch (sh) {
+              case 0: u = raw; break;
+              case 1: u = _mm256_srli_epi16(raw, 2); break;
+              case 2: u = _mm256_srli_epi16(raw, 4); break;
+              default: u = _mm256_srli_epi16(raw, 6); break;
+            }
+            u = _mm256_and_si256(u, m3);
+            if (kQ3) u = _mm256_or_si256(u, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hm[r], bit), bit), four));
+            q[r] = u;
+            s[r] = _mm256_shuffle_epi8(sc16[r], ctrl);
+          }
+          for (int t = 0; t < T; ++t) {
+            const __m256i a = loadu256(xb[t]->qs + 128 * c + 32 * sh);
+            for (int r = 0; r < R; ++r)
+              sumi[r][t] = _mm256_add_epi32(sumi[r][t], _mm256_madd_epi16(_mm256_maddubs_epi16(q[r], a), s[r]));
+          }
+        }
+      }
+      for (int r = 0; r < R; ++r)
+        for (int t = 0; t < T; ++t)
+          acc[r][t] = _mm256_fmadd_ps(_mm256_set1_ps(d[r] * xb[t]->d), _mm256_cvtepi32_ps(sumi[r][t]), acc[r][t]);
     }
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) out[r][t] = hsum(acc[r][t]) - accm[r][t];
@@ -544,6 +867,12 @@ FD_AVX2_GEMM(q8_0, KQ8_0)
 FD_AVX2_GEMM(q4_0, KQ4_0)
 FD_AVX2_GEMM(q4_k, KQ4K)
 FD_AVX2_GEMM(q6_k, KQ6K)
+FD_AVX2_GEMM(q4_1, KQ32<Q41>)
+FD_AVX2_GEMM(q5_0, KQ32<Q50>)
+FD_AVX2_GEMM(q5_1, KQ32<Q51>)
+FD_AVX2_GEMM(q2_k, KQ23K<false>)
+FD_AVX2_GEMM(q3_k, KQ23K<true>)
+FD_AVX2_GEMM(q5_k, KQ5K)
 FD_AVX2_GEMM(f32, KF32)
 FD_AVX2_GEMM(f16, KF16)
 FD_AVX2_GEMM(bf16, KBF16)

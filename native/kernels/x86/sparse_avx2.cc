@@ -187,6 +187,162 @@ void gather(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m,
   }
 }
 
+// ---- k-quant rows: super-blocks of 256 outputs ---------------------------------------------------
+// Same scheme over tiles of kTileSuper super-blocks: per group of rows, the sub-block scales (times the
+// row's coefficient) of the whole tile are unpacked first, then each super-block is walked 64 outputs
+// (8 accumulators) at a time. K::acc adds step s in [0, 4) (outputs 64s .. 64s + 63) of one row's
+// super-block given its unpacked scales; q4_k's mins go into a per-sub-block bias that is subtracted
+// once per group of rows (as q4_0's -8), q6_k's -32 is subtracted from the 6-bit values in bytes.
+constexpr int64_t kTileSuper = 8;  // 2048 outputs, as kTileBlocks
+
+// 32 int8 values (outputs 0..15 times sa, 16..31 times sb) added to a[0..4).
+inline void add32(__m256i v, __m256 sa, __m256 sb, __m256* a) {
+  const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+  a[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(lo)), sa, a[0]);
+  a[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(lo, 8))), sa, a[1]);
+  a[2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(hi)), sb, a[2]);
+  a[3] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(hi, 8))), sb, a[3]);
+}
+
+struct KQ4K {
+  static constexpr int64_t BB = 144;
+  static constexpr int NS = 8;  // scales per super-block
+  static constexpr bool kBias = true;
+  // sc[0..8) = c d sc_j; mn[0..8) += c dmin m_j.
+  static inline void scales(const uint8_t* blk, float c, float* sc, float* mn) {
+    uint8_t s8[8], m8[8];
+    k4_scales_mins(blk + 4, s8, m8);
+    const __m256 d = _mm256_set1_ps(c * _cvtsh_ss(load_u16(blk)));
+    const __m256 dm = _mm256_set1_ps(c * _cvtsh_ss(load_u16(blk + 2)));
+    const __m256 vs = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s8))));
+    const __m256 vm = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(m8))));
+    _mm256_storeu_ps(sc, _mm256_mul_ps(vs, d));
+    _mm256_storeu_ps(mn, _mm256_fmadd_ps(vm, dm, _mm256_loadu_ps(mn)));
+  }
+  // Sub-blocks 2s and 2s + 1: the low and high nibbles of qs[32s .. 32s + 31].
+  static inline void acc(const uint8_t* blk, int s, const float* sc, __m256* a) {
+    const uint8_t* q = blk + 4 + K_SCALE_SIZE + 32 * s;
+    const __m256 s0 = _mm256_broadcast_ss(sc + 2 * s), s1 = _mm256_broadcast_ss(sc + 2 * s + 1);
+    const __m256i m = _mm256_set1_epi32(0x0f);
+    for (int t = 0; t < 4; ++t) {
+      const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + 8 * t)));
+      a[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_and_si256(b, m)), s0, a[t]);
+      a[t + 4] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4)), s1, a[t + 4]);
+    }
+  }
+};
+
+// q5_k: q4_k's scales and mins; the fifth bits (qh) are set into bit 4 of the nibbles in bytes.
+struct KQ5K {
+  static constexpr int64_t BB = 176;
+  static constexpr int NS = 8;
+  static constexpr bool kBias = true;
+  static inline void scales(const uint8_t* blk, float c, float* sc, float* mn) { KQ4K::scales(blk, c, sc, mn); }
+  static inline void acc(const uint8_t* blk, int s, const float* sc, __m256* a) {
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 4 + K_SCALE_SIZE));
+    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 4 + K_SCALE_SIZE + 32 + 32 * s));
+    const __m256i m4 = _mm256_set1_epi8(0x0f), b4 = _mm256_set1_epi8(0x10);
+    const __m256i u1 = _mm256_set1_epi8(static_cast<char>(1 << (2 * s))), u2 = _mm256_set1_epi8(static_cast<char>(2 << (2 * s)));
+    const __m256i h0 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, u1), u1), b4);
+    const __m256i h1 = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(qh, u2), u2), b4);
+    const __m256i v0 = _mm256_or_si256(_mm256_and_si256(q, m4), h0);
+    const __m256i v1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), h1);
+    const __m256 s0 = _mm256_broadcast_ss(sc + 2 * s), s1 = _mm256_broadcast_ss(sc + 2 * s + 1);
+    add32(v0, s0, s0, a);
+    add32(v1, s1, s1, a + 4);
+  }
+};
+
+struct KQ6K {
+  static constexpr int64_t BB = 210;
+  static constexpr int NS = 16;
+  static constexpr bool kBias = false;
+  static inline void scales(const uint8_t* blk, float c, float* sc, float*) {
+    const __m256 d = _mm256_set1_ps(c * _cvtsh_ss(load_u16(blk + 208)));
+    for (int h = 0; h < 2; ++h) {
+      const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(blk + 192 + 8 * h));
+      _mm256_storeu_ps(sc + 8 * h, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)), d));
+    }
+  }
+  // Step s: half n = s / 2 of the super-block, quarters g = 2 (s % 2) and g + 1 of it (scalar twin).
+  static inline void acc(const uint8_t* blk, int s, const float* sc, __m256* a) {
+    const int n = s >> 1;
+    const __m256i qa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * n));
+    const __m256i qb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 64 * n + 32));
+    const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 128 + 32 * n));
+    const __m256i m4 = _mm256_set1_epi8(0x0f), off = _mm256_set1_epi8(32);
+    __m256i v0, v1;
+    // 16-bit shifts of masked bytes: no bit crosses into the neighbouring byte
+    if ((s & 1) == 0) {
+      v0 = _mm256_or_si256(_mm256_and_si256(qa, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x03)), 4));
+      v1 = _mm256_or_si256(_mm256_and_si256(qb, m4), _mm256_slli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(0x0c)), 2));
+    } else {
+      v0 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qa, 4), m4), _mm256_and_si256(qh, _mm256_set1_epi8(0x30)));
+      v1 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(qb, 4), m4),
+                           _mm256_srli_epi16(_mm256_and_si256(qh, _mm256_set1_epi8(static_cast<char>(0xc0))), 2));
+    }
+    const float* sg = sc + 8 * n + 4 * (s & 1);
+    add32(_mm256_sub_epi8(v0, off), _mm256_broadcast_ss(sg), _mm256_broadcast_ss(sg + 1), a);
+    add32(_mm256_sub_epi8(v1, off), _mm256_broadcast_ss(sg + 2), _mm256_broadcast_ss(sg + 3), a + 4);
+  }
+};
+
+// R rows over super-blocks [s0, s0 + ns) of y (ns <= kTileSuper); pf as in group<>.
+template <class K, int R>
+inline void group_k(const uint8_t* const* rows, const float* coef, int64_t s0, int64_t ns, float* y,
+                    const uint8_t* const* pf) {
+  const uint8_t* p[R];
+  const uint8_t* q[R];
+  alignas(32) float sc[R][kTileSuper * K::NS];
+  alignas(32) float bias[kTileSuper * 8] = {};  // sum_r c dmin m of each sub-block (q4_k)
+  for (int r = 0; r < R; ++r) {
+    p[r] = rows[r] + s0 * K::BB;
+    q[r] = pf[r];
+    for (int64_t b = 0; b < ns; ++b) K::scales(p[r] + b * K::BB, coef[r], sc[r] + b * K::NS, bias + 8 * b);
+  }
+  float* yb = y + s0 * QK_K;
+  for (int64_t b = 0; b < ns; ++b) {
+    for (int r = 0; r < R; ++r)
+      for (int64_t o = 0; o < K::BB; o += 64) _mm_prefetch(reinterpret_cast<const char*>(q[r] + b * K::BB + o), _MM_HINT_T0);
+    for (int s = 0; s < 4; ++s, yb += 64) {
+      __m256 a[8];
+      for (int t = 0; t < 8; ++t) a[t] = _mm256_loadu_ps(yb + 8 * t);
+      if (K::kBias) {
+        const __m256 v0 = _mm256_broadcast_ss(bias + 8 * b + 2 * s), v1 = _mm256_broadcast_ss(bias + 8 * b + 2 * s + 1);
+        for (int t = 0; t < 4; ++t) a[t] = _mm256_sub_ps(a[t], v0), a[t + 4] = _mm256_sub_ps(a[t + 4], v1);
+      }
+      for (int r = 0; r < R; ++r) K::acc(p[r] + b * K::BB, s, sc[r] + b * K::NS, a);
+      for (int t = 0; t < 8; ++t) _mm256_storeu_ps(yb + 8 * t, a[t]);
+    }
+  }
+}
+
+template <class K>
+void gather_k(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  const int64_t ms = m / QK_K;
+  for (int64_t t0 = 0; t0 < ms; t0 += kTileSuper) {
+    const int64_t ns = ms - t0 < kTileSuper ? ms - t0 : kTileSuper;
+    for (int64_t j = 0; j < k; j += kGroup) {
+      const uint8_t* pf[kGroup];
+      for (int r = 0; r < kGroup; ++r) {
+        const int64_t nj = j + kGroup + r;
+        if (nj < k)
+          pf[r] = rows[nj] + t0 * K::BB;
+        else if (t0 + kTileSuper < ms && r < k)
+          pf[r] = rows[r] + (t0 + kTileSuper) * K::BB;
+        else
+          pf[r] = rows[j] + t0 * K::BB;
+      }
+      switch (k - j < kGroup ? k - j : kGroup) {
+        case 1: group_k<K, 1>(rows + j, coef + j, t0, ns, y, pf); break;
+        case 2: group_k<K, 2>(rows + j, coef + j, t0, ns, y, pf); break;
+        case 3: group_k<K, 3>(rows + j, coef + j, t0, ns, y, pf); break;
+        default: group_k<K, kGroup>(rows + j, coef + j, t0, ns, y, pf); break;
+      }
+    }
+  }
+}
+
 // Compress LUT: for an 8-bit lane mask, the indices of the set lanes packed as 4-bit nibbles. Built at
 // compile time: this file is compiled with -mavx2, so it must not run code at load (static init) on
 // CPUs without AVX2.
@@ -241,6 +397,16 @@ void gather_q8_0__avx2(const uint8_t* const* rows, const float* coef, int64_t k,
 }
 void gather_q4_0__avx2(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
   gather<KQ4>(rows, coef, k, m, y);
+}
+
+void gather_q4_k__avx2(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather_k<KQ4K>(rows, coef, k, m, y);
+}
+void gather_q5_k__avx2(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather_k<KQ5K>(rows, coef, k, m, y);
+}
+void gather_q6_k__avx2(const uint8_t* const* rows, const float* coef, int64_t k, int64_t m, float* y) {
+  gather_k<KQ6K>(rows, coef, k, m, y);
 }
 
 void abs_hist__avx2(const float* a, int64_t n, uint32_t* s, uint32_t* hist) {
