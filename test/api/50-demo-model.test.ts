@@ -42,5 +42,5 @@ describe('50 the embedded demo model', function () {
   });
 });
 
-// The shipped model scores about 134 here (README); a little headroom, far below 1024.
-const DEMO_MAX_PPL = 200;
+// The shipped model scores about 47 on the held-out text (README); headroom for this excerpt, far below 1024.
+const DEMO_MAX_PPL = 100;

@@ -1,5 +1,6 @@
 // The fine-tuning recipe (scripts/finetune): trains a few LoRA steps with DIP's masks on a tiny random model
-// (PyTorch, python3 on the PATH with torch >= 1.13 and numpy), writes the adapter GGUF with the project's
+// (PyTorch >= 1.13 with numpy: $FLASHDIP_PYTHON, else python3 on the PATH, else the system's
+// /usr/bin/python3, whichever imports them first; CI installs Debian's python3-torch), writes the adapter GGUF with the project's
 // writer, and checks that flashdip loads it and that its logits with the adapter are the PyTorch model's
 // within 1e-4 (f32): dense, with DIP masks on the standard layout, and on the DIP layout. This checks the
 // mechanics (masks, LoRA placement and scale, file format), not the quality of the training.
@@ -16,8 +17,17 @@ import { maxAbsDiff, SHARED, TMP } from '../helpers';
 const REPO = path.resolve(__dirname, '../..');
 const RECIPE = path.join(REPO, 'scripts/finetune/recipe.py');
 
+// The first interpreter that has torch and numpy (a pyenv python3 on the PATH may not see the system's
+// packages). None is a failure that says what to install, not a skipped test.
+const PYTHON = (() => {
+  const candidates = [process.env.FLASHDIP_PYTHON, 'python3', '/usr/bin/python3'].filter((c): c is string => !!c);
+  const found = candidates.find((c) => spawnSync(c, ['-c', 'import torch, numpy'], { stdio: 'ignore' }).status === 0);
+  return { found, candidates };
+})();
+
 function python(args: string[]): string {
-  const r = spawnSync('python3', [RECIPE, ...args], { cwd: REPO, encoding: 'utf8', timeout: 600000 });
+  if (!PYTHON.found) throw new Error(`no python with torch and numpy among ${PYTHON.candidates.join(', ')} (Debian: apt-get install python3-torch python3-numpy)`);
+  const r = spawnSync(PYTHON.found, [RECIPE, ...args], { cwd: REPO, encoding: 'utf8', timeout: 600000 });
   if (r.error) throw r.error;
   assert.strictEqual(r.status, 0, `recipe.py ${args[0]} failed:\n${r.stdout}\n${r.stderr}`);
   return r.stdout;
