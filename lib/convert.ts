@@ -103,7 +103,7 @@ const KEEP: Record<string, string[]> = {
 };
 
 // The row type for rows of n values of a source of type src, and why it is not the preferred one.
-function rowType(src: number, want: ConvertType, n: number): { type: number; fallback?: string } {
+function rowType(src: number, want: ConvertType, n: number, rows: string): { type: number; fallback?: string } {
   const usable = (name: string) => {
     const t = findGgmlType(name);
     return t !== undefined && t.gatherRows && t.canQuantize ? t : undefined;
@@ -111,7 +111,7 @@ function rowType(src: number, want: ConvertType, n: number): { type: number; fal
   const fits = (t: GgmlType) => n % t.blockSize === 0;
   if (want !== 'keep') {
     const t = ggmlType(want);
-    if (!fits(t)) throw invalidArgument('type', `${t.name} rows need a multiple of ${t.blockSize} outputs, the model has ${n}`);
+    if (!fits(t)) throw invalidArgument('type', `${t.name} rows need a multiple of ${t.blockSize} outputs, ${rows} has ${n}${rows.includes('attn_') ? ' (--mlp-only leaves attention as it is)' : ''}`);
     return { type: t.id };
   }
   const prefs = (KEEP[ggmlType(src).name] ?? ['q8_0', 'f16']).map(usable).filter((t): t is GgmlType => t !== undefined);
@@ -205,7 +205,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
     // type that does not fit falls back (rowType), a type the caller asked for is an argument error.
     // Gate and up of different types (some mixes do that) give rows for the finer of the two.
     const ugSrc = fused ?? finer([gate!, up!]);
-    const ug = rowType(ugSrc.type, type, 2 * F), dn = rowType(down.type, type, d);
+    const ug = rowType(ugSrc.type, type, 2 * F, `${p}ffn_gate_up.dip.weight`), dn = rowType(down.type, type, d, `${p}ffn_down.dip.weight`);
     const ugType = ug.type, downType = dn.type;
     mlpType = ugType;
     const ugInfo: ConvertedTensor = {
@@ -240,7 +240,7 @@ export async function convert(input: string, output: string, options: ConvertOpt
         throw new FlashdipError('ERR_UNSUPPORTED_TYPE', `${input}: tensor ${t.name} has type ${ggmlType(t.type).name}, which convert cannot read`);
     const qkvOut = qkvSrc.reduce((a, t) => a + t.dims[1], 0);
     const qkvFrom = finer(qkvSrc);
-    const qkv = rowType(qkvFrom.type, type, qkvOut), o = rowType(wo.type, type, d);
+    const qkv = rowType(qkvFrom.type, type, qkvOut, `${p}attn_qkv.dip.weight`), o = rowType(wo.type, type, d, `${p}attn_output.dip.weight`);
     const qkvInfo: ConvertedTensor = {
       name: `${p}attn_qkv.dip.weight`, sources: qkvSrc.map((t) => t.name), sourceType: ggmlType(qkvFrom.type).name,
       rowType: ggmlType(qkv.type).name, rows: d, rowLength: qkvOut, ...(qkv.fallback ? { fallback: qkv.fallback } : {}), relError: 0,
