@@ -4,15 +4,13 @@
 // per converted matrix the relative error against the dequantized source, and the perplexity of every
 // file on a TinyStories excerpt.
 //   npx ts-node --transpile-only bench/convert-requant.ts [--tokens N] [--json]
-// The unconverted reference of a q5_k model is its f32 copy (the same values): flashdip has no dense
-// q5_k kernel yet, so the q5_k source keeps only its MLP in q5_k and everything else in f32.
 import * as fs from 'fs';
 import * as path from 'path';
 import { parseArgs } from 'util';
 import { loadModel, perplexity, readGguf } from '../lib';
 import { convert, ConvertResult } from '../lib/convert';
 import { GGML_TYPE, ggmlType } from '../lib/ggml-types';
-import { dequantizeRow, quantizeRow } from '../lib/kernels';
+import { quantizeRow } from '../lib/kernels';
 import { makeModel } from '../scripts/make-model';
 import { GgufValueType, GgufWriter, metadataEntries } from '../lib/gguf-writer';
 
@@ -28,31 +26,6 @@ export interface RequantCase {
   layers: number;
 }
 
-// Rewrites a GGUF with the tensors `which` selects dequantized to f32 (same values, so the same model).
-export function toF32(src: string, out: string, which: (name: string) => boolean): string {
-  const h = readGguf(src);
-  const w = new GgufWriter(out, { alignment: h.alignment });
-  const fd = fs.openSync(src, 'r');
-  try {
-    for (const e of metadataEntries(h, src, (k) => k !== 'general.alignment')) w.addKv(e.key, e.type, e.value, e.elem);
-    const data = h.tensors.map((t) => {
-      const raw = Buffer.alloc(t.bytes);
-      fs.readSync(fd, raw, 0, t.bytes, h.dataOffset + t.offset);
-      const f = which(t.name) && t.type !== GGML_TYPE.F32;
-      w.addTensor(t.name, t.dims, f ? GGML_TYPE.F32 : t.type);
-      const n = t.dims.reduce((a, b) => a * b, 1);
-      const bytes = f ? new Uint8Array(dequantizeRow(t.type, raw, n).buffer) : raw;
-      return { name: t.name, bytes };
-    });
-    w.writeHeader();
-    for (const d of data) w.writeTensorData(d.name, d.bytes);
-    w.close();
-  } finally {
-    fs.closeSync(fd);
-  }
-  return out;
-}
-
 const MLP = /^blk\.\d+\.ffn_(gate|up|down)\.weight$/;
 
 // stories260K (dim 64, FFN 172) holds no k-quant: a q4_k tensor needs rows (ne0) of a multiple of 256
@@ -60,10 +33,8 @@ const MLP = /^blk\.\d+\.ffn_(gate|up|down)\.weight$/;
 // FFN 256: zero columns and rows around every matrix, key_length 8 (the head width it had), the RMS
 // norms' weights halved and epsilon quartered (the mean of x^2 over 256 values is a quarter of the one
 // over the 64 non-zero ones, so each norm gives the same output; powers of two, so bit for bit in
-// exact arithmetic). Its MLP matrices are then quantized to `type` (the rest stays f32); with
-// `dequantized`, the same quantized values are written as f32 (the reference for a type flashdip cannot
-// compute dense).
-export function padStories(stories: string, out: string, type: string, dequantized = false): void {
+// exact arithmetic). Its MLP matrices are then quantized to `type` (the rest stays f32).
+export function padStories(stories: string, out: string, type: string): void {
   const h = readGguf(stories);
   const D = 64, F = 172, P = 256;
   const fd = fs.openSync(stories, 'r');
@@ -94,14 +65,8 @@ export function padStories(stories: string, out: string, type: string, dequantiz
       v = pad(v, c, r, keepC, keepR);
       dims = [keepC, keepR];
     }
-    const mlp = MLP.test(t.name);
-    let data = new Uint8Array(v.buffer), tt: number = GGML_TYPE.F32;
-    if (mlp && qt.id !== GGML_TYPE.F32) {
-      const q = quantizeRow(qt.id, v);
-      if (dequantized) data = new Uint8Array(dequantizeRow(qt.id, q, v.length).buffer);
-      else (data = q), (tt = qt.id);
-    }
-    tensors.push({ name: t.name, dims, type: tt, data });
+    const quantize = MLP.test(t.name) && qt.id !== GGML_TYPE.F32;
+    tensors.push({ name: t.name, dims, type: quantize ? qt.id : GGML_TYPE.F32, data: quantize ? quantizeRow(qt.id, v) : new Uint8Array(v.buffer) });
   }
   fs.closeSync(fd);
   const w = new GgufWriter(out, { alignment: h.alignment });
@@ -118,16 +83,12 @@ export function padStories(stories: string, out: string, type: string, dequantiz
   w.close();
 }
 
-/** Makes the source and its unconverted reference for a case; returns [source, reference]. */
-export function makeCase(c: RequantCase, dir: string, seed = 7): [string, string] {
+/** Makes the random-weight source model of a case; returns its path. */
+export function makeCase(c: RequantCase, dir: string, seed = 7): string {
   const base = path.join(dir, `${c.source}-${c.dim}x${c.ffn}.gguf`);
   makeModel({ out: base, arch: 'llama', dim: c.dim, layers: c.layers, heads: c.dim / 64, kvHeads: c.dim / 128, ffn: c.ffn, ctx: 512,
     type: c.source, seed, tied: true, vocabFrom: VOCAB });
-  if (c.source !== 'q5_k') return [base, base];
-  const src = toF32(base, path.join(dir, `q5_k-mlp-${c.dim}x${c.ffn}.gguf`), (n) => !MLP.test(n));
-  const ref = toF32(base, path.join(dir, `q5_k-f32-${c.dim}x${c.ffn}.gguf`), () => true);
-  fs.rmSync(base);
-  return [src, ref];
+  return base;
 }
 
 export async function ppl(file: string, text: string, tokens: number, ctx = 128): Promise<number> {
@@ -150,8 +111,8 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.join(ROOT, '.tmp'), { recursive: true });
   const dir = fs.mkdtempSync(path.join(ROOT, '.tmp', 'requant-'));  // .tmp: ignored by git
   const rows: Record<string, unknown>[] = [];
-  const measure = async (model: string, source: string, src: string, ref: string, ctx: number) => {
-    const p0 = await ppl(ref, text, tokens, ctx);
+  const measure = async (model: string, source: string, src: string, ctx: number) => {
+    const p0 = await ppl(src, text, tokens, ctx);
     for (const type of TYPES[source]) {
       const out = path.join(dir, `${source}-${type}.dip.gguf`);
       const r: ConvertResult = await convert(src, out, { type });
@@ -170,14 +131,12 @@ async function main(): Promise<void> {
       // stories260K padded to 256 (see padStories), MLP in the k-quant
       const src = path.join(dir, `stories-${source}.gguf`);
       padStories(STORIES, src, source);
-      let ref = src;
-      if (source === 'q5_k') padStories(STORIES, (ref = path.join(dir, `stories-${source}-f32.gguf`)), source, true);
-      await measure('stories260K padded to 256', source, src, ref, 256);
+      await measure('stories260K padded to 256', source, src, 256);
     }
     for (const source of ['q4_k', 'q5_k', 'q6_k'] as const) {
       const c: RequantCase = { source, dim: 512, ffn: 1536, layers: 4 };
-      const [src, ref] = makeCase(c, dir);
-      await measure(`random ${c.dim}/${c.ffn}x${c.layers}, llama-spm vocab`, source, src, ref, 128);
+      const src = makeCase(c, dir);
+      await measure(`random ${c.dim}/${c.ffn}x${c.layers}, llama-spm vocab`, source, src, 128);
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -64,7 +64,7 @@ describe('49 convert --type keep on k-quant models', function () {
 
   it('random-weight q4_k model: q5_k rows, perplexity within 2%', async () => {
     const dir = fs.mkdtempSync(tmpFile('kq-'));
-    const [src] = makeCase({ source: 'q4_k', dim: 256, ffn: 512, layers: 2 }, dir);
+    const src = makeCase({ source: 'q4_k', dim: 256, ffn: 512, layers: 2 }, dir);
     const out = path.join(dir, 'out.gguf');
     const r = await convert(src, out);
     assert.deepStrictEqual([...new Set(r.tensors.map((t) => t.rowType))], ['q5_k']);
