@@ -26,7 +26,7 @@ describe('50 the embedded demo model', function () {
     }
   });
 
-  it('is trained: held-out perplexity far below a uniform guess, dense and with DIP at density 0.75', async () => {
+  it('is trained: held-out perplexity far below a uniform guess, and DIP at density 0.75 within 5% of it', async () => {
     const book = fs.readFileSync(path.join(SHARED, 'text/gutenberg/alice-in-wonderland.txt'), 'utf8');
     const heldOut = book.slice(book.length - 4000); // inside the last 5%, which training never saw
     const model = await loadModel();
@@ -35,12 +35,14 @@ describe('50 the embedded demo model', function () {
       // A uniform guess over the 1024 tokens is perplexity 1024.
       assert.ok(dense.ppl < DEMO_MAX_PPL, `dense.ppl ${dense.ppl}`);
       const sparse = await perplexity(model, heldOut, { ctx: 128, maxTokens: 1024, sparsity: { method: 'dip', density: 0.75 } });
-      assert.ok(sparse.ppl < 2 * DEMO_MAX_PPL, `dip 0.75 perplexity ${sparse.ppl}`);
+      // DIP at 0.75 costs this model about nothing (48.4 and 48.4 at 2d72702).
+      assert.ok(sparse.ppl < 1.05 * dense.ppl, `dip 0.75 perplexity ${sparse.ppl}, dense ${dense.ppl}`);
     } finally {
       await model.dispose();
     }
   });
 });
 
-// The shipped model scores about 47 on the held-out text (README); headroom for this excerpt, far below 1024.
-const DEMO_MAX_PPL = 100;
+// The shipped model scores 47.2 on the held-out text (README) and 48.4 on this excerpt; a model trained
+// less (step 100 of the schedule scored 133) or broken fails, a uniform guess is 1024.
+const DEMO_MAX_PPL = 60;
