@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # DIP-aware LoRA fine-tuning on stories260K (issue 13's evidence; results in bench/RESULTS.md).
-#   bash bench/finetune-stories.sh [train|eval|all]   (default all; work files in .tmp/finetune-stories)
+#   bash bench/finetune-stories.sh [train|eval|eval-ca|all]   (default all; work files in .tmp/finetune-stories)
 # Splits ../shared/data/text/tinystories-sample.txt at the first story start after 80% of its characters:
 # the LoRA adapters train on the first part only, perplexity is measured on the rest (held out).
 # train: one adapter per MLP density (0.25, 0.5, 0.75) trained with DIP's masks in the forward pass, and one
 # trained dense; the four runs go in parallel (python3 with torch >= 1.13 and numpy).
 # eval: `flashdip ppl` on the held-out part for dense, dip, dip + the masked adapter of that density and
 # dip + the dense adapter, at each density.
+# eval-ca: the same for dip-ca under a memory budget whose column cache holds half the MLP (static weights
+# 510,720 + one layer's streaming buffer 132,096 + the f32 KV cache of 256 positions 327,680 + scratch 225,432
+# + half the MLP 330,240 = 1,526,168 bytes; with an adapter, its 184,960 bytes more, so every run caches the
+# same columns), at the gamma `flashdip plan` picks for that budget on the training text (0.5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=../shared/data/models/stories260K.gguf
 W=.tmp/finetune-stories
 STEPS=${STEPS:-120} BATCH=${BATCH:-8} CTX=${CTX:-128} LR=${LR:-5e-3} RANK=${RANK:-8} SEED=${SEED:-1}
 EVAL_TOKENS=${EVAL_TOKENS:-16384}
+BUDGET=${BUDGET:-1526168} ADAPTER_BYTES=${ADAPTER_BYTES:-184960} GAMMA=${GAMMA:-0.5}
 mkdir -p "$W"
 phase=${1:-all}
 
@@ -60,9 +65,22 @@ evaluate() {
   done
 }
 
+evaluate_ca() {
+  local ca=(--method dip-ca --gamma "$GAMMA" --memory-budget "$BUDGET")
+  local cal=(--method dip-ca --gamma "$GAMMA" --memory-budget $((BUDGET + ADAPTER_BYTES)))
+  echo "dip-ca, gamma $GAMMA, memoryBudget $BUDGET bytes (+ $ADAPTER_BYTES with an adapter)"
+  echo
+  echo "| MLP density | dip-ca | dip-ca + LoRA trained with masks | dip-ca + LoRA trained dense |"
+  echo "| --- | --- | --- | --- |"
+  for d in 0.25 0.5 0.75; do
+    echo "| $d | $(ppl "${ca[@]}" --density $d) | $(ppl "${cal[@]}" --density $d --lora "$W/lora-$d.gguf") | $(ppl "${cal[@]}" --density $d --lora "$W/lora-dense.gguf") |"
+  done
+}
+
 case "$phase" in
   train) train ;;
   eval) evaluate ;;
-  all) train; evaluate ;;
-  *) echo "usage: $0 [train|eval|all]" >&2; exit 2 ;;
+  eval-ca) evaluate_ca ;;
+  all) train; evaluate; evaluate_ca ;;
+  *) echo "usage: $0 [train|eval|eval-ca|all]" >&2; exit 2 ;;
 esac
