@@ -56,6 +56,8 @@ const USAGE = `usage: npm run bench -- --headline [options]
   --ppl-text FILE         text for --ppl-model (default ../shared/data/text/tinystories-sample.txt)
   --ppl-tokens N          tokens of --ppl-text (default 8192; chunks of 255 + BOS)
   --no-cgroup             no memory cap (for comparison; the page cache is still dropped)
+  --ts-worker             run the worker under ts-node as before (the TypeScript compiler in every capped
+                          process: ~100 MiB more RSS); by default it runs compiled, as a user's program would
   --json                  one JSON object on stdout`;
 
 interface Options {
@@ -80,6 +82,7 @@ interface Options {
   pplText: string;
   pplTokens: number;
   cgroup: boolean;
+  tsWorker: boolean;
   json: boolean;
 }
 
@@ -108,6 +111,7 @@ function parseOptions(argv: string[]): Options {
       'ppl-text': { type: 'string', default: path.join(ROOT, '..', 'shared', 'data', 'text', 'tinystories-sample.txt') },
       'ppl-tokens': { type: 'string', default: '8192' },
       'no-cgroup': { type: 'boolean', default: false },
+      'ts-worker': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -152,6 +156,7 @@ function parseOptions(argv: string[]): Options {
     pplText: path.resolve(values['ppl-text']!),
     pplTokens: int('ppl-tokens', values['ppl-tokens'], 256),
     cgroup: !values['no-cgroup'],
+    tsWorker: values['ts-worker']!,
     json: values.json!,
   };
 }
@@ -306,6 +311,29 @@ function dropModelCache(file: string): RunResult['pageCache'] & { file: string; 
   return { ...d, residentBefore: r.residentAfter, file: dst, privateCopy: true };
 }
 
+// The worker as a user's program runs: plain JavaScript, flashdip from its compiled dist/. Under
+// ts-node (--ts-worker) every capped process also holds the TypeScript compiler: ~100 MiB of RSS
+// (measured: a process with ts-node and lib/ loaded, 153 MiB; with dist/ loaded, 49 MiB), which
+// the cap then takes from the engine's page cache.
+let compiled: { worker: string; entry: string } | undefined;
+function compiledWorker(): { worker: string; entry: string } {
+  if (compiled) return compiled;
+  log('compiling lib/ to dist/ (tsc -p tsconfig.json) and bench/worker.ts to .tmp/headline/worker.js...');
+  const r = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.json')], { cwd: ROOT, stdio: ['ignore', 2, 2] });
+  if (r.status !== 0) throw new Error(`tsc -p tsconfig.json failed (exit ${r.status})`);
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const ts = require('typescript') as typeof import('typescript');
+  const js = ts.transpileModule(fs.readFileSync(path.join(__dirname, 'worker.ts'), 'utf8'), {
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+  });
+  const dir = path.join(ROOT, '.tmp', 'headline');
+  fs.mkdirSync(dir, { recursive: true });
+  const worker = path.join(dir, 'worker.js');
+  fs.writeFileSync(worker, js.outputText);
+  compiled = { worker, entry: path.join(ROOT, 'dist', 'index.js') };
+  return compiled;
+}
+
 /** flashdip's sparsity options of a configuration (the same in the headline run and for its perplexity). */
 function sparsityOf(opts: Options, config: Config): import('../lib').SparsityOptions {
   return config === 'dip-ca'
@@ -320,6 +348,7 @@ async function runOne(opts: Options, config: Config, rep: number, prompt: number
   const job: Job = {
     engine, model, threads: opts.threads, prompt, tokens, contextSize: 256, warmupTokens: 0, depsDir: DEPS_MODULES,
     loadOptions: engine === 'flashdip' ? { memoryBudget: opts.budget, sparsity: sparsityOf(opts, config) } : undefined,
+    flashdipEntry: opts.tsWorker ? undefined : compiledWorker().entry,
   };
   const pageCache = dropModelCache(model);
   job.model = pageCache.file;
@@ -337,7 +366,9 @@ async function runOne(opts: Options, config: Config, rep: number, prompt: number
     }
   };
   try {
-    const node = [process.execPath, '-r', 'ts-node/register/transpile-only', path.join(__dirname, 'worker.ts')];
+    const node = opts.tsWorker
+      ? [process.execPath, '-r', 'ts-node/register/transpile-only', path.join(__dirname, 'worker.ts')]
+      : [process.execPath, compiledWorker().worker];
     // The shell joins the cgroup, then becomes node: the child is charged from its first page on.
     const argv = cg ? ['sh', '-c', `echo $$ > "${cg.dir}/cgroup.procs" && exec "$@"`, 'sh', ...node] : node;
     const child = spawn(argv[0], argv.slice(1), {
@@ -416,6 +447,9 @@ interface EngineSummary {
   maxRssBytes: number;
   hitRate?: number;
   storeBytesPerToken?: number;
+  /** flashdip: bytes read between the rows (gaps read through, O_DIRECT's alignment) and read requests, per token. */
+  storeGapBytesPerToken?: number;
+  storeReadsPerToken?: number;
   /** flashdip: seconds per token waiting for the store's reads, and the rest (compute, page faults included). */
   ioSecondsPerToken?: number;
   computeSecondsPerToken?: number;
@@ -426,7 +460,10 @@ interface EngineSummary {
 }
 
 interface FlashdipStats {
-  sparsity?: { hitRate: number; storeBytesPerToken: number; ioSecondsPerToken: number; computeSecondsPerToken: number; cacheFraction: number };
+  sparsity?: {
+    hitRate: number; storeBytesPerToken: number; storeGapBytesPerToken: number; storeReadsPerToken: number;
+    ioSecondsPerToken: number; computeSecondsPerToken: number; cacheFraction: number;
+  };
 }
 
 function summarize(runs: RunResult[], dense: RunResult[]): EngineSummary {
@@ -450,6 +487,8 @@ function summarize(runs: RunResult[], dense: RunResult[]): EngineSummary {
     maxRssBytes: median(m.map((x) => x.maxRssBytes)),
     hitRate: stat((s) => s.hitRate),
     storeBytesPerToken: stat((s) => s.storeBytesPerToken),
+    storeGapBytesPerToken: stat((s) => s.storeGapBytesPerToken),
+    storeReadsPerToken: stat((s) => s.storeReadsPerToken),
     ioSecondsPerToken: stat((s) => s.ioSecondsPerToken),
     computeSecondsPerToken: stat((s) => s.computeSecondsPerToken),
     cacheFraction: stat((s) => s.cacheFraction),
@@ -594,16 +633,18 @@ async function main(): Promise<void> {
   const pplCell = (s: EngineSummary) => (s.ppl ? s.ppl.ppl.toFixed(3) : '-');
   const ms = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? '-' : (1000 * x).toFixed(0));
   const row = (config: Config, s: EngineSummary | undefined, model: string, what: string) =>
-    s && !s.runs.some((r) => r.ok) ? `| ${CONFIG_NAMES[config]} | ${what} | ${path.basename(model)} | failed (see below) | | | | | | | | | | ${pplCell(s)} |` :
+    s && !s.runs.some((r) => r.ok) ? `| ${CONFIG_NAMES[config]} | ${what} | ${path.basename(model)} | failed (see below) | | | | | | | | | | | | ${pplCell(s)} |` :
     s ? `| ${CONFIG_NAMES[config]} | ${what} | ${path.basename(model)} | ${s.decodeTokensPerSecond.toFixed(2)} | ` +
       `${Number.isFinite(s.vsDense) ? s.vsDense.toFixed(2) + 'x' : '-'} | ${s.prefillTokensPerSecond.toFixed(2)} | ` +
       `${s.hitRate === undefined ? '-' : (100 * s.hitRate).toFixed(1) + '%'} | ${mib(s.readBytesPerToken)} | ` +
-      `${s.storeBytesPerToken === undefined ? '-' : mib(s.storeBytesPerToken)} | ${ms(s.ioSecondsPerToken)} | ${ms(s.computeSecondsPerToken)} | ` +
+      `${s.storeBytesPerToken === undefined ? '-' : mib(s.storeBytesPerToken)} | ` +
+      `${s.storeGapBytesPerToken === undefined ? '-' : mib(s.storeGapBytesPerToken)} | ` +
+      `${s.storeReadsPerToken === undefined ? '-' : s.storeReadsPerToken.toFixed(0)} | ${ms(s.ioSecondsPerToken)} | ${ms(s.computeSecondsPerToken)} | ` +
       `${mib(s.maxRssBytes)} | ${mib(s.maxUsageBytes)} | ${pplCell(s)} |` : undefined;
   const budget = `memoryBudget ${mib(opts.budget)}`;
   lines.push('| engine | configuration | model | decode tok/s | vs dense streaming | prefill tok/s | hit rate | disk read / token | ' +
-    'store read / token | I/O wait ms/token | the rest ms/token | max RSS | cgroup peak | perplexity |');
-  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+    'store read / token | gap read / token | requests / token | I/O wait ms/token | the rest ms/token | max RSS | cgroup peak | perplexity |');
+  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const l of [
     row('llamacpp', llamacpp, opts.model, 'dense, mmap'),
     row('dense', dense, opts.dipModel, `dense, ${budget}`),
@@ -623,7 +664,8 @@ async function main(): Promise<void> {
   }
   lines.push('');
   lines.push('How it was measured:');
-  lines.push('- Each run is a fresh child process (bench/worker.ts) started inside its own cgroup v1 memory cgroup');
+  lines.push(`- Each run is a fresh child process (bench/worker.ts${opts.tsWorker ? ' under ts-node' : ', compiled to JavaScript, flashdip from dist/'}) ` +
+    'started inside its own cgroup v1 memory cgroup');
   lines.push(`  (${CGROUP_ROOT}/flashdip-bench-<pid>-<configuration>-<rep>, memory.limit_in_bytes = the cap${swap ? ', memory.memsw.limit_in_bytes too' : '; no swap, so memsw is not limited'});`);
   lines.push('  a shell writes its pid to cgroup.procs and execs node, so the runtime, the engine, its anonymous memory and the');
   lines.push('  page cache it reads are all charged to the cap. The cgroup is removed after the run.');
@@ -634,7 +676,9 @@ async function main(): Promise<void> {
   lines.push('  vs dense streaming: decode tok/s over flashdip dense streaming\'s in the same repetition, median over repetitions.');
   lines.push('- disk read / token: /proc/<child>/io read_bytes between the first and the last token, divided by the steps');
   lines.push("  (everything the process fetched from storage: mmap faults for llama.cpp, flashdip's reads of missed rows");
-  lines.push('  and any static weights the kernel had to evict under the cap). store read / token: flashdip\'s own count of its reads.');
+  lines.push('  and any static weights the kernel had to evict under the cap). store read / token: flashdip\'s own count of the row');
+  lines.push('  bytes it read; gap read: the bytes between rows read through (runs merged over gaps) and O_DIRECT\'s alignment,');
+  lines.push('  so store + gap is what the device is asked for; requests: the reads issued.');
   lines.push('- I/O wait: flashdip\'s time waiting for the store\'s reads per token (prompt and decode); the rest: everything else');
   lines.push('  in the engine per token (compute, page faults on the static weights included).');
   lines.push('- hit rate: the fraction of column units (MLP, and attention rows) found in flashdip\'s DRAM cache (session.stats()).');
