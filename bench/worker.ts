@@ -24,6 +24,9 @@ export interface Job {
   depsDir: string;
   /** flashdip only: loadModel options besides threads (memoryBudget, sparsity, cache). */
   loadOptions?: Omit<import('../lib').LoadOptions, 'threads'>;
+  /** flashdip only: the library to load, e.g. the compiled dist/index.js (default ../lib: this
+   *  file's TypeScript sources, which need ts-node in the child). */
+  flashdipEntry?: string;
 }
 
 export interface Measurement {
@@ -69,7 +72,7 @@ interface Engine {
 async function openFlashdip(job: Job): Promise<Engine> {
   // Loaded here, not at the top, so a llama.cpp child never loads flashdip's addon.
   // eslint-disable-next-line @typescript-eslint/no-var-requires
-  const { loadModel } = require('../lib') as typeof import('../lib');
+  const { loadModel } = require(job.flashdipEntry ?? '../lib') as typeof import('../lib');
   const model = await loadModel(job.model, { ...job.loadOptions, threads: job.threads });
   const session = model.createSession({ contextSize: job.contextSize, kvCacheType: 'f16' });
   // generate() stops at end-of-generation tokens; a speed run must produce exactly N tokens, so
