@@ -475,8 +475,9 @@ Napi::Value NativeContext::Truncate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   usable(env);
   const double n = arg_number(info, 0, "n");
-  guard(env, [&] { ctx_->truncate(static_cast<int64_t>(n)); });
-  return env.Undefined();
+  int64_t kept = 0;
+  guard(env, [&] { kept = ctx_->truncate(static_cast<int64_t>(n)); });
+  return Napi::Number::New(env, static_cast<double>(kept));
 }
 
 // An adapter handle crossing to JS: an External owning a reference, whose memory V8 is told of.
