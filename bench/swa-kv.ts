@@ -31,7 +31,9 @@ async function child(root: string, file: string, ctx: number): Promise<void> {
     await session.evaluate(chunk);
   }
   const seconds = (performance.now() - t0) / 1000;
-  const kvBytes = session.trace().kvBytesPerPosition * ctx;
+  // The KV cache the session reserves, as the budget counts it (the native context's, which the
+  // commit before this change has too).
+  const kvBytes = (session as unknown as { native: { bytes(): { kv: number } } }).native.bytes().kv;
   const run: Run = { root, kvBytes, rssBeforeEval, maxRss: process.resourceUsage().maxRSS * 1024, seconds };
   process.stdout.write(JSON.stringify(run) + '\n');
   await session.dispose();

@@ -60,6 +60,8 @@ export interface NativeContext {
    * positions on full layers, the window plus a batch on sliding-window layers) and its scratch buffers.
    */
   bytes(): { kv: number; scratch: number };
+  /** The KV cache's bytes for the first `positions` positions (a sliding-window layer holds at most its ring). */
+  kvBytes(positions: number): number;
   /** MLP column-unit counts per layer; `reset` clears them after reading. */
   stats(reset: boolean): NativeSparsityStats;
   /** Score histograms per layer and mask, of a context made with `histograms: 1`; else null. */

@@ -461,14 +461,20 @@ export class Session {
     const st = native.stats(false);
     const info = this.model.info;
     const tokens = st.tokens;
+    const averageLength = tokens > 0 ? (tokens + 1) / 2 : 0;
+    // The KV bytes at the average length (linear between whole positions).
+    const low = Math.floor(averageLength), kvLow = native.kvBytes(low);
+    const kvAtAverage = kvLow + (averageLength - low) * (native.kvBytes(low + 1) - kvLow);
     return {
       layers: info.layers,
       counts: st.trace ?? new Int32Array(0),
       ugUnitBytes: st.ugUnitBytes,
       downUnitBytes: st.downUnitBytes,
       staticBytes: this.model.defaults.bytes.static,
-      kvBytesPerPosition: native.bytes().kv / this.contextSize,
-      averageLength: tokens > 0 ? (tokens + 1) / 2 : 0,
+      // What attention reads per token at the run's average length, per position of it (a
+      // sliding-window layer reads at most its ring, so this is not the reserved cache / contextSize).
+      kvBytesPerPosition: averageLength > 0 ? kvAtAverage / averageLength : native.bytes().kv / this.contextSize,
+      averageLength,
       units: { ug: info.dim, down: info.ffn },
       cacheFraction: this.cacheFraction,
       policy: this.sparsity.policy,

@@ -228,9 +228,14 @@ void Context::publish_stats() {
   stats_.attn_masks.clear();
 }
 
+size_t Context::kv_bytes(int64_t positions) const {
+  size_t rows = 0;
+  for (int64_t slots : kv_slots_) rows += static_cast<size_t>(std::min(slots, std::max<int64_t>(0, positions)));
+  return 2 * kv_row_bytes_ * rows;
+}
+
 size_t Context::owned_bytes() const {
-  size_t kv = 0;
-  for (int64_t slots : kv_slots_) kv += 2 * kv_row_bytes_ * static_cast<size_t>(std::min(slots, kv_high_));
+  const size_t kv = kv_bytes(kv_high_);
   const size_t scores = att_scores_.size() / static_cast<size_t>(n_ctx_) * static_cast<size_t>(kv_high_);
   return kv + scratch_bytes_ - sizeof(float) * (att_scores_.size() - scores);
 }

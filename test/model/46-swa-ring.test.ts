@@ -145,6 +145,11 @@ describe('46 sliding-window KV ring: parity with llama.cpp over many wraps, rewi
       const session = model.createSession({ contextSize: CONTEXT, kvCacheType: 'f32', batchSize: 3, sparsity: { method: 'dense' } });
       try {
         assert.deepStrictEqual(await greedy(session, fx, 0, fx.greedyTokens.length, fx.promptTokens), fx.greedyTokens);
+        // The simulator's KV read per token at the run's average length (36.5 positions): the full
+        // layer reads them all, the sliding ones at most their ring of 10.
+        const t = session.trace();
+        assert.strictEqual(t.averageLength, 36.5);
+        assert.ok(Math.abs(t.kvBytesPerPosition * t.averageLength - 2 * 256 * (36.5 + 5 * 10)) < 1e-6, String(t.kvBytesPerPosition));
       } finally {
         await session.dispose();
       }

@@ -284,7 +284,10 @@ class Context {
   size_t owned_bytes() const;
   // What the context counts in a budget: the KV cache as reserved (n_ctx positions on full layers,
   // ring_slots() on sliding-window layers) and the scratch buffers.
-  size_t kv_bytes() const { return 2 * kv_row_bytes_ * static_cast<size_t>(kv_rows_); }
+  size_t kv_bytes() const { return kv_bytes(n_ctx_); }
+  // The KV cache's bytes for the first `positions` positions (what attention reads at that length,
+  // where a sliding-window layer holds at most its ring; the pages touched by a sequence that long).
+  size_t kv_bytes(int64_t positions) const;
   // The positions a sliding-window layer keeps: its window and what one batch writes past it,
   // min(n_ctx, swa_window + max_batch - 1); n_ctx on a model without such layers.
   int64_t ring_slots() const { return ring_slots_; }
