@@ -79,6 +79,40 @@ describe('46 sliding-window KV ring: parity with llama.cpp over many wraps, rewi
         });
       }
 
+      for (const batchSize of [5, 32]) {
+        it(`the whole sequence in one evaluate, batchSize ${batchSize} (prefill batches across the ring, on threads): every step's logits`, async () => {
+          const session = model.createSession({ contextSize: CONTEXT, kvCacheType: 'f32', batchSize });
+          try {
+            const seq = [...fx.promptTokens, ...fx.greedyTokens.slice(0, G - 1)];
+            const all = await session.evaluate(seq, { allLogits: true });
+            const V = model.info.vocabSize;
+            let worst = 0;
+            fx.steps!.forEach((s, k) => s.ids.forEach((id, i) => { worst = Math.max(worst, Math.abs(all[(P - 1 + k) * V + id] - s.logits[i])); }));
+            assert.ok(worst <= 1e-3, `max |logit diff| ${worst}`);
+          } finally {
+            await session.dispose();
+          }
+        });
+      }
+
+      it('f16 KV cache: a ring of 8 (batchSize 1) gives the tokens and logits of no ring (batchSize 128 >= contextSize)', async () => {
+        const run = async (batchSize: number) => {
+          const session = model.createSession({ contextSize: CONTEXT, kvCacheType: 'f16', batchSize });
+          const logits: Float32Array[] = [];
+          try {
+            for await (const _ of session.generate(fx.promptTokens, { maxTokens: G, temperature: 0, onLogits: (l) => { logits.push(l.slice()); } }));
+            return { tokens: session.tokens.slice(P), logits };
+          } finally {
+            await session.dispose();
+          }
+        };
+        const ring = await run(1), full = await run(128);
+        assert.deepStrictEqual(ring.tokens, full.tokens);
+        let worst = 0;
+        ring.logits.forEach((l, k) => l.forEach((v, i) => { worst = Math.max(worst, Math.abs(v - full.logits[k][i])); }));
+        assert.ok(worst <= 1e-3, `max |logit diff| ${worst}`);
+      });
+
       it('truncate within the ring keeps the cache, further back evaluates again, reset starts over: the same tokens', async () => {
         const batchSize = 3;
         const session = model.createSession({ contextSize: CONTEXT, kvCacheType: 'f32', batchSize });
