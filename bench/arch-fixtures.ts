@@ -2,7 +2,10 @@
 // gemma2, gemma3, and llama as a control of the recording), into test/fixtures/archs/<id>.json, which
 // test/model/46-archs-new.test.ts replays against flashdip; and for the tensor types flashdip computes
 // natively since issue 11 (llama models quantized to q5_k, q3_k, q4_1, q5_0), into
-// test/fixtures/quants/<id>.json, which test/model/46-quant-types.test.ts replays.
+// test/fixtures/quants/<id>.json, which test/model/46-quant-types.test.ts replays; and for the
+// sliding-window layers' ring-buffer KV cache (issue 11), the gemma2 and gemma3 models over a longer
+// run (48 greedy tokens, window 8: the sequence is ~9 windows long) with the top logits of every
+// step, into test/fixtures/swa/<id>.json, which test/model/46-swa-ring.test.ts replays.
 //
 // Not recorded: phi3 with partial rotary (Phi-4-mini rotates 96 of 128 dims). node-llama-cpp
 // 3.22.1's llama.cpp fails to load make-model's phi3 files (error loading model vocabulary:
@@ -29,6 +32,7 @@ const DEPS_MODULES = path.join(ROOT, 'bench', '.deps', 'node_modules');
 export const LLAMA_SPM_VOCAB = path.resolve(ROOT, '../shared/data/tokenizer/vocab/ggml-vocab-llama-spm.gguf');
 export const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'archs');
 export const QUANT_FIXTURES = path.join(ROOT, 'test', 'fixtures', 'quants');
+export const SWA_FIXTURES = path.join(ROOT, 'test', 'fixtures', 'swa');
 const PROMPT = 'Once upon a time, there was a little girl named Lily who loved to play outside in the sunshine.';
 const GREEDY_TOKENS = 16;
 const CONTEXT = 128;
@@ -46,6 +50,8 @@ export interface ArchFixture {
   greedyTokens: number[];
   logitIds: number[];
   logits: number[];
+  /** SWA fixtures: the top STEP_TOP logits of every greedy step (after the prompt, then after each greedy token but the last). */
+  steps?: { ids: number[]; logits: number[] }[];
 }
 
 const base = { dim: 64, heads: 4, kvHeads: 2, ffn: 128, ctx: CONTEXT };
@@ -73,6 +79,13 @@ const QUANT_SPECS: { id: string; what: string; model: Shape }[] = [
   { id: 'q5_0', what: 'every matrix q5_0', model: { ...quant, type: 'q5_0', seed: 54 } },
 ];
 
+// The arch fixtures' gemma2 and gemma3 models, run for longer (GREEDY_SWA tokens).
+const GREEDY_SWA = 48;
+const STEP_TOP = 8;
+const SWA_SPECS = SPECS.filter((x) => x.id === 'gemma2' || x.id === 'gemma3').map((x) => ({
+  ...x, id: `${x.id}-long`, what: `${x.what}; ${GREEDY_SWA} greedy tokens, the top ${STEP_TOP} logits of every step`,
+}));
+
 export function fixtureModel(shape: Shape, out: string): void {
   makeModel({ type: 'f32', ...shape, out, vocabFrom: LLAMA_SPM_VOCAB });
 }
@@ -87,8 +100,12 @@ async function main(): Promise<void> {
   const { getLlama, LlamaLogLevel } = await esmImport(pathToFileURL(path.join(pkg, 'dist', 'index.js')).href);
   const llama = await getLlama({ build: 'never', gpu: false, maxThreads: 0, logLevel: LlamaLogLevel.error });
   const release = `${llama.llamaCppRelease.repo}@${llama.llamaCppRelease.release}`;
-  const specs = [...SPECS.map((x) => ({ ...x, dir: FIXTURES })), ...QUANT_SPECS.map((x) => ({ ...x, dir: QUANT_FIXTURES }))];
-  for (const dir of [FIXTURES, QUANT_FIXTURES]) fs.mkdirSync(dir, { recursive: true });
+  const specs = [
+    ...SPECS.map((x) => ({ ...x, dir: FIXTURES, greedy: GREEDY_TOKENS, steps: false })),
+    ...QUANT_SPECS.map((x) => ({ ...x, dir: QUANT_FIXTURES, greedy: GREEDY_TOKENS, steps: false })),
+    ...SWA_SPECS.map((x) => ({ ...x, dir: SWA_FIXTURES, greedy: GREEDY_SWA, steps: true })),
+  ];
+  for (const dir of [FIXTURES, QUANT_FIXTURES, SWA_FIXTURES]) fs.mkdirSync(dir, { recursive: true });
   fs.mkdirSync(path.join(ROOT, '.tmp'), { recursive: true });
   const tmpDir = fs.mkdtempSync(path.join(ROOT, '.tmp', 'arch-fixtures-'));
   try {
@@ -114,10 +131,15 @@ async function main(): Promise<void> {
       let logits = await step(promptTokens);
       const first = logits;
       const greedyTokens: number[] = [];
-      for (let k = 0; k < GREEDY_TOKENS; k++) {
+      const steps: { ids: number[]; logits: number[] }[] = [];
+      for (let k = 0; k < spec.greedy; k++) {
         const next = logits.keys().next().value as number; // the map is sorted, highest first
         greedyTokens.push(next);
-        if (k + 1 < GREEDY_TOKENS) logits = await step([next]);
+        if (spec.steps) {
+          const ids = [...logits.keys()].slice(0, STEP_TOP);
+          steps.push({ ids, logits: ids.map((i) => Number(logits.get(i)!.toPrecision(8))) });
+        }
+        if (k + 1 < spec.greedy) logits = await step([next]);
       }
       const top = [...first.keys()].slice(0, 16);
       const vocab = first.size;
@@ -127,6 +149,7 @@ async function main(): Promise<void> {
         llamaCpp: { release, nodeLlamaCpp: nlcVersion },
         prompt: PROMPT, promptTokens, greedyTokens,
         logitIds: ids, logits: ids.map((i) => Number(first.get(i)!.toPrecision(8))),
+        ...(spec.steps ? { steps } : {}),
       };
       fs.writeFileSync(path.join(spec.dir, `${spec.id}.json`), JSON.stringify(fixture) + '\n');
       process.stdout.write(`${spec.id}: ${promptTokens.length} prompt tokens, greedy ${greedyTokens.join(' ')}\n`);

@@ -49,10 +49,19 @@ export interface NativeModelInfo {
 
 export interface NativeContext {
   eval(tokens: Int32Array, allLogits: boolean, out: Float32Array): Promise<void>;
-  truncate(n: number): void;
+  /**
+   * Forgets positions >= n; returns the positions kept: n, or 0 when a sliding-window layer's ring no
+   * longer holds what position n attends to (the caller evaluates the first n tokens again).
+   */
+  truncate(n: number): number;
   nPast(): number;
-  /** What the context counts in its model's memoryBudget: the KV cache as reserved and its scratch buffers. */
+  /**
+   * What the context counts in its model's memoryBudget: the KV cache as reserved (contextSize
+   * positions on full layers, the window plus a batch on sliding-window layers) and its scratch buffers.
+   */
   bytes(): { kv: number; scratch: number };
+  /** The KV cache's bytes for the first `positions` positions (a sliding-window layer holds at most its ring). */
+  kvBytes(positions: number): number;
   /** MLP column-unit counts per layer; `reset` clears them after reading. */
   stats(reset: boolean): NativeSparsityStats;
   /** Score histograms per layer and mask, of a context made with `histograms: 1`; else null. */

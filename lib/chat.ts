@@ -230,8 +230,13 @@ export class Chat {
       let keep = 0;
       while (keep < held.length && keep < tokens.length && held[keep] === tokens[keep]) keep++;
       if (keep === tokens.length) keep--; // something must be evaluated for the next logits
-      if (keep < held.length) this.session.truncate(keep);
-      this.lastTurn = { reusedTokens: keep, evaluatedTokens: tokens.length - keep, droppedMessages: dropped };
+      let reused = keep;
+      if (keep < held.length) {
+        this.session.truncate(keep);
+        // A sliding-window model's rewind empties the KV cache when its rings lost the window before keep.
+        reused = Math.min(keep, this.session.cachedTokens);
+      }
+      this.lastTurn = { reusedTokens: reused, evaluatedTokens: tokens.length - reused, droppedMessages: dropped };
 
       // SentencePiece adds a space before text that follows a special token (llama.cpp's
       // is_prev_special); the reply, which the template puts after its header, is written without it,

@@ -96,7 +96,10 @@ export interface ModelMemory {
     budget: number;
     /** LoRA adapters, reserved once for the model (the largest any live session was made with). */
     adapters: number;
-    /** Live sessions and what they hold, summed: KV caches as reserved (contextSize positions) and scratch. */
+    /**
+     * Live sessions and what they hold, summed: KV caches as reserved (contextSize positions; on a
+     * sliding-window layer its window plus one batch, when fewer) and scratch.
+     */
     sessions: number;
     kvCache: number;
     scratch: number;
@@ -152,8 +155,9 @@ export class Model {
 
   /**
    * A new sequence over this model. Under a memoryBudget its KV cache (contextSize positions, as
-   * reserved) and scratch are counted in the model's one budget now, and the column cache shared by
-   * the model's sessions shrinks to make room (from the next evaluation on, emptied then); a session
+   * reserved; a sliding-window layer's window plus one batch, when fewer) and scratch are counted in
+   * the model's one budget now, and the column cache shared by the model's sessions shrinks to make
+   * room (from the next evaluation on, emptied then); a session
    * that does not fit gets ERR_BUDGET_TOO_SMALL saying what it needs and what is left. The sessions
    * of a model evaluate one at a time (a per-model lock): sessions generating at once interleave,
    * each waiting for the others' forward passes.

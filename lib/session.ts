@@ -162,6 +162,8 @@ export class Session {
   /** Every token of the sequence; the first nPast are in the KV cache. */
   private readonly history: number[] = [];
   private readonly logits: Float32Array;
+  /** The length of the sequence whose next-token logits `logits` holds (after a truncate, none may). */
+  private logitsFor = -1;
   /** The open generator or running evaluate that has the sequence; others get ERR_BUSY. */
   private holder: object | undefined;
   /** The adapters applied, in order. */
@@ -217,6 +219,11 @@ export class Session {
     }
     this.activeLoras = loras.adapters;
     this.logits = new Float32Array(model.info.vocabSize);
+  }
+
+  /** @internal tokens of the sequence whose keys and values are in the KV cache (the rest are evaluated next). */
+  get cachedTokens(): number {
+    return this.alive().nPast();
   }
 
   /** Tokens in the sequence so far (prompt and generated). */
@@ -276,6 +283,8 @@ export class Session {
     const out = all ? new Float32Array(input.length * vocab) : this.logits;
     await this.run(native, input, all, out);
     this.history.push(...tokens);
+    if (all) this.logits.set(out.subarray((input.length - 1) * vocab));
+    this.logitsFor = this.history.length;
     return all ? out.subarray(pending.length * vocab) : out;
   }
 
@@ -325,6 +334,10 @@ export class Session {
       this.counters.promptTokens += promptTokens.length;
     } else if (native.nPast() < this.history.length) {
       await this.advance([], false);
+    } else if (this.logitsFor !== this.history.length) {
+      // Truncated to tokens all in the cache: evaluate the last one again for its logits.
+      native.truncate(this.history.length - 1);
+      await this.advance([], false);
     }
 
     for (const t of this.history.slice(-sampler.options.repeatLastN)) sampler.accept(t);
@@ -349,6 +362,7 @@ export class Session {
       if (produced < maxTokens) {
         const t0 = performance.now();
         await this.run(native, Int32Array.of(token), false, this.logits);
+        this.logitsFor = this.history.length;
         this.counters.decodeSeconds += (performance.now() - t0) / 1000;
       }
     }
@@ -447,14 +461,20 @@ export class Session {
     const st = native.stats(false);
     const info = this.model.info;
     const tokens = st.tokens;
+    const averageLength = tokens > 0 ? (tokens + 1) / 2 : 0;
+    // The KV bytes at the average length (linear between whole positions).
+    const low = Math.floor(averageLength), kvLow = native.kvBytes(low);
+    const kvAtAverage = kvLow + (averageLength - low) * (native.kvBytes(low + 1) - kvLow);
     return {
       layers: info.layers,
       counts: st.trace ?? new Int32Array(0),
       ugUnitBytes: st.ugUnitBytes,
       downUnitBytes: st.downUnitBytes,
       staticBytes: this.model.defaults.bytes.static,
-      kvBytesPerPosition: native.bytes().kv / this.contextSize,
-      averageLength: tokens > 0 ? (tokens + 1) / 2 : 0,
+      // What attention reads per token at the run's average length, per position of it (a
+      // sliding-window layer reads at most its ring, so this is not the reserved cache / contextSize).
+      kvBytesPerPosition: averageLength > 0 ? kvAtAverage / averageLength : native.bytes().kv / this.contextSize,
+      averageLength,
       units: { ug: info.dim, down: info.ffn },
       cacheFraction: this.cacheFraction,
       policy: this.sparsity.policy,
@@ -480,7 +500,9 @@ export class Session {
 
   /**
    * Keeps the first n tokens of the sequence and drops the rest from the KV cache (a chat rewinds to
-   * what its next prompt shares with the sequence).
+   * what its next prompt shares with the sequence). On a model with sliding-window layers (gemma2,
+   * gemma3), whose KV cache keeps only the window and a batch there, a rewind further back than that
+   * empties the cache instead: the next evaluation computes the n kept tokens again.
    */
   truncate(n: number): void {
     const native = this.alive();

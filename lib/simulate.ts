@@ -56,7 +56,10 @@ export interface RunTrace {
   downUnitBytes: number;
   /** Weights always in DRAM (attention, embeddings, norms, LM head). */
   staticBytes: number;
-  /** KV cache bytes per position, and the average context length over the run. */
+  /**
+   * KV cache bytes per position, and the average context length over the run: their product is what
+   * attention reads per token (recordRun: at the average length, with sliding-window layers read up to their ring).
+   */
   kvBytesPerPosition: number;
   averageLength: number;
   /** Column units per layer (x-mask: dim, h-mask: ffn), cached fraction, and the masks themselves:

@@ -111,6 +111,13 @@ class NativeContext : public Napi::ObjectWrap<NativeContext> {
     o.Set("scratch", static_cast<double>(ctx_->scratch_bytes()));
     return o;
   }
+  // The KV cache's bytes for the first n positions (a sliding-window layer holds at most its ring).
+  Napi::Value KvBytes(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!ctx_) throw make_error(env, "ERR_DISPOSED", "the session has been disposed");
+    const double n = arg_number(info, 0, "positions");
+    return Napi::Number::New(env, static_cast<double>(ctx_->kv_bytes(static_cast<int64_t>(n))));
+  }
   Napi::Value NPast(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), ctx_ ? static_cast<double>(ctx_->n_past()) : 0);
   }
@@ -441,6 +448,7 @@ Napi::Function NativeContext::Init(Napi::Env env) {
                       InstanceMethod("truncate", &NativeContext::Truncate),
                       InstanceMethod("nPast", &NativeContext::NPast),
                       InstanceMethod("bytes", &NativeContext::Bytes),
+                      InstanceMethod("kvBytes", &NativeContext::KvBytes),
                       InstanceMethod("stats", &NativeContext::Stats),
                       InstanceMethod("histograms", &NativeContext::Histograms),
                       InstanceMethod("setLoras", &NativeContext::SetLoras),
@@ -475,8 +483,9 @@ Napi::Value NativeContext::Truncate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   usable(env);
   const double n = arg_number(info, 0, "n");
-  guard(env, [&] { ctx_->truncate(static_cast<int64_t>(n)); });
-  return env.Undefined();
+  int64_t kept = 0;
+  guard(env, [&] { kept = ctx_->truncate(static_cast<int64_t>(n)); });
+  return Napi::Number::New(env, static_cast<double>(kept));
 }
 
 // An adapter handle crossing to JS: an External owning a reference, whose memory V8 is told of.

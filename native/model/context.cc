@@ -40,12 +40,22 @@ Context::Context(Model& model, const ContextOptions& o)
   if (n_ctx_ < 1 || n_ctx_ > (int64_t(1) << 24)) fail("ERR_INVALID_ARGUMENT", "contextSize is out of range");
   const ModelConfig& c = cfg_;
   kv_row_bytes_ = row_bytes(kv_type_, c.kv_dim());
-  const double kv_bytes = static_cast<double>(kv_row_bytes_) * static_cast<double>(n_ctx_) * static_cast<double>(c.n_layers);
+  // Sliding-window layers keep a ring of their window plus what one batch writes; full layers n_ctx.
+  bool any_swa = false;
+  for (int64_t l = 0; l < c.n_layers; ++l) any_swa = any_swa || c.is_swa(l);
+  ring_slots_ = any_swa ? std::min(n_ctx_, c.swa_window + max_batch_ - 1) : n_ctx_;
+  for (int64_t l = 0; l < c.n_layers; ++l) {
+    kv_first_.push_back(kv_rows_);
+    kv_slots_.push_back(c.is_swa(l) ? ring_slots_ : n_ctx_);
+    kv_rows_ += kv_slots_.back();
+  }
+  const double kv_bytes = static_cast<double>(kv_row_bytes_) * static_cast<double>(kv_rows_);
   const int64_t group = c.n_heads / c.n_kv_heads;
   if (kv_bytes > 0x1p60 || !k_cache_.allocate(static_cast<size_t>(kv_bytes)) || !v_cache_.allocate(static_cast<size_t>(kv_bytes)) ||
       !att_scores_.allocate(static_cast<size_t>(threads_ * group * n_ctx_)))
     fail("ERR_INVALID_ARGUMENT", "contextSize " + std::to_string(n_ctx_) + " needs " + std::to_string(2 * kv_bytes / 1e9) +
                                      " GB of KV cache, which this machine cannot reserve; use a smaller contextSize (or kvCacheType f16)");
+  if (ring_slots_ < n_ctx_) att_tmp_.resize(static_cast<size_t>(threads_ * group * c.head_dim));
   const size_t B = static_cast<size_t>(max_batch_);
   x_.resize(B * c.dim);
   xn_.resize(B * c.dim);
@@ -155,7 +165,7 @@ Context::Context(Model& model, const ContextOptions& o)
                    row_ptr_.size() * sizeof(void*) + hist_.size() * sizeof(uint64_t) +
                    sizeof(float) * (x_.size() + xn_.size() + q_.size() + k_.size() + v_.size() + att_out_.size() + gate_.size() +
                                     up_.size() + att_scores_.size() + rope_cos_.size() + rope_sin_.size() + row_coef_.size() +
-                                    gather_tmp_.size() + qkv_tmp_.size()) +
+                                    gather_tmp_.size() + qkv_tmp_.size() + att_tmp_.size()) +
                    (static_cast<size_t>(c.dim + c.ffn) * cache_ug_.size() +
                     static_cast<size_t>(c.dim + c.q_dim()) * cache_qkv_.size()) * 6;  // own cache states
   if (store_) {
@@ -218,19 +228,31 @@ void Context::publish_stats() {
   stats_.attn_masks.clear();
 }
 
+size_t Context::kv_bytes(int64_t positions) const {
+  size_t rows = 0;
+  for (int64_t slots : kv_slots_) rows += static_cast<size_t>(std::min(slots, std::max<int64_t>(0, positions)));
+  return 2 * kv_row_bytes_ * rows;
+}
+
 size_t Context::owned_bytes() const {
-  const size_t kv = 2 * kv_row_bytes_ * static_cast<size_t>(kv_high_ * cfg_.n_layers);
+  const size_t kv = kv_bytes(kv_high_);
   const size_t scores = att_scores_.size() / static_cast<size_t>(n_ctx_) * static_cast<size_t>(kv_high_);
   return kv + scratch_bytes_ - sizeof(float) * (att_scores_.size() - scores);
 }
 
 int Context::threads_for(double work) const { return work < kMinParallelWork ? 1 : threads_; }
 
-void Context::truncate(int64_t n) {
+int64_t Context::truncate(int64_t n) {
   if (n < 0 || n > n_past()) fail("ERR_INVALID_ARGUMENT", "cannot truncate the context to " + std::to_string(n));
-  n_past_.store(n, std::memory_order_release);
   // A new sequence starts with empty caches (PAPER.md), unless other sessions share them.
   if (n == 0 && store_) store_->request_reset(this);
+  // Position n attends back to n + 1 - window on sliding-window layers: if the rings lost any of
+  // those, keep nothing (the caller evaluates the sequence again, as llama.cpp does).
+  const int64_t needed = std::max<int64_t>(0, n + 1 - cfg_.swa_window);
+  const int64_t kept = n == n_past() || ring_lo_ <= needed ? n : 0;
+  if (kept == 0) ring_lo_ = 0;
+  n_past_.store(kept, std::memory_order_release);
+  return kept;
 }
 
 void Context::eval(const int32_t* tokens, int64_t n, bool all_logits, float* out) {
@@ -288,8 +310,9 @@ void Context::attention(int64_t layer, int64_t n, int64_t pos0) {
   const int64_t hd = c.head_dim, group = c.n_heads / c.n_kv_heads;
   const float scale = c.attn_scale, cap = c.attn_softcap;
   const int64_t window = c.is_swa(layer) ? c.swa_window : 0;
-  const uint8_t* kbase = k_cache_.data() + static_cast<size_t>(layer * n_ctx_) * kv_row_bytes_;
-  const uint8_t* vbase = v_cache_.data() + static_cast<size_t>(layer * n_ctx_) * kv_row_bytes_;
+  const int64_t slots = kv_slots_[static_cast<size_t>(layer)];
+  const uint8_t* kbase = k_cache_.data() + static_cast<size_t>(kv_first_[static_cast<size_t>(layer)]) * kv_row_bytes_;
+  const uint8_t* vbase = v_cache_.data() + static_cast<size_t>(kv_first_[static_cast<size_t>(layer)]) * kv_row_bytes_;
   const size_t elem = kv_type_ == TYPE_F32 ? 4 : 2;
   double work = 0;
   for (int64_t t = 0; t < n; ++t) work += static_cast<double>(pos0 + t + 1);
@@ -302,11 +325,15 @@ void Context::attention(int64_t layer, int64_t n, int64_t pos0) {
     const int64_t end = pos0 + t + 1;
     const int64_t first = window > 0 ? std::max<int64_t>(0, end - window) : 0;
     const int64_t len = end - first;
-    // The group query heads of this KV head against its slice of every cache row.
+    // The group query heads of this KV head against its slice of every cache row. Positions
+    // first..end-1 are in slots from first % slots on, in two runs when a ring wraps (len1 + len2).
     float* scores = att_scores_.data() + static_cast<size_t>(thread * group * n_ctx_);  // [group][n_ctx]
-    const size_t off = static_cast<size_t>(kvh * hd) * elem + static_cast<size_t>(first) * kv_row_bytes_;
+    const int64_t s0 = first % slots, len1 = std::min(len, slots - s0), len2 = len - len1;
+    const size_t head = static_cast<size_t>(kvh * hd) * elem;
+    const size_t off = head + static_cast<size_t>(s0) * kv_row_bytes_;
     const float* q = q_.data() + t * c.q_dim() + kvh * group * hd;
-    attn_scores(kv_type_, q, group, hd, kbase + off, kv_row_bytes_, len, scale, scores, n_ctx_);
+    attn_scores(kv_type_, q, group, hd, kbase + off, kv_row_bytes_, len1, scale, scores, n_ctx_);
+    if (len2 > 0) attn_scores(kv_type_, q, group, hd, kbase + head, kv_row_bytes_, len2, scale, scores + len1, n_ctx_);
     for (int64_t g = 0; g < group; ++g) {
       float* sg = scores + g * n_ctx_;
       if (cap > 0)  // gemma2's soft-capping: s = cap * tanh(s / cap), as ggml computes it
@@ -314,7 +341,12 @@ void Context::attention(int64_t layer, int64_t n, int64_t pos0) {
       softmax_f32(sg, len);
     }
     float* out = att_out_.data() + t * c.q_dim() + kvh * group * hd;
-    attn_values(kv_type_, scores, n_ctx_, group, hd, vbase + off, kv_row_bytes_, len, out);
+    attn_values(kv_type_, scores, n_ctx_, group, hd, vbase + off, kv_row_bytes_, len1, out);
+    if (len2 > 0) {
+      float* tmp = att_tmp_.data() + static_cast<size_t>(thread * group * hd);
+      attn_values(kv_type_, scores + len1, n_ctx_, group, hd, vbase + head, kv_row_bytes_, len2, tmp);
+      for (int64_t i = 0; i < group * hd; ++i) out[i] += tmp[i];
+    }
   });
 }
 
@@ -651,6 +683,9 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
   };
 
   if (stats_.record) stats_.times.resize(static_cast<size_t>(n * c.n_layers) * 2, 0.0f);
+  // The batch writes positions pos0..pos0+n-1 into the rings, over positions up to pos0 + n - 1 -
+  // ring_slots_ (before any layer runs, so a batch that fails part way leaves ring_lo_ true).
+  ring_lo_ = std::max(ring_lo_, pos0 + n - ring_slots_);
   for (int64_t l = 0; l < c.n_layers; ++l) {
     const LayerWeights& L = m.layer(l);
     const bool own_rope = c.own_swa_rope() && c.is_swa(l);
@@ -694,7 +729,8 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
       if (!L.attn_k_norm.empty()) head_norm(k_.data() + t * kvd, c.n_kv_heads, L.attn_k_norm);
       rope(q_.data() + t * qd, t, c.n_heads);
       rope(k_.data() + t * kvd, t, c.n_kv_heads);
-      const size_t at = static_cast<size_t>(l * n_ctx_ + pos0 + t) * kv_row_bytes_;
+      const size_t li = static_cast<size_t>(l);
+      const size_t at = static_cast<size_t>(kv_first_[li] + (pos0 + t) % kv_slots_[li]) * kv_row_bytes_;
       if (kv_type_ == TYPE_F32) {
         std::memcpy(k_cache_.data() + at, k_.data() + t * kvd, kv_row_bytes_);
         std::memcpy(v_cache_.data() + at, v_.data() + t * kvd, kv_row_bytes_);

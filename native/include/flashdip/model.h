@@ -274,13 +274,23 @@ class Context {
   // Safe to read from another thread while eval runs (it is the count before or after a batch).
   int64_t n_past() const { return n_past_.load(std::memory_order_acquire); }
   int64_t n_ctx() const { return n_ctx_; }
-  // Forgets positions >= n (n <= n_past), so a sequence can be rewound or restarted.
-  void truncate(int64_t n);
+  // Forgets positions >= n (n <= n_past), so a sequence can be rewound or restarted. Returns the
+  // positions kept: n, or 0 when a sliding-window layer's ring no longer holds the window that
+  // position n attends to (it was overwritten by later positions): the caller then evaluates the
+  // first n tokens again. A rewind by at most what one batch of max_batch tokens wrote is always kept.
+  int64_t truncate(int64_t n);
   // Bytes this context holds in RAM: scratch, and the KV cache as far as positions have been
   // written (its pages are touched only then). The column store's are the model's.
   size_t owned_bytes() const;
-  // What the context counts in a budget: the KV cache as reserved and the scratch buffers.
-  size_t kv_bytes() const { return 2 * kv_row_bytes_ * static_cast<size_t>(n_ctx_ * cfg_.n_layers); }
+  // What the context counts in a budget: the KV cache as reserved (n_ctx positions on full layers,
+  // ring_slots() on sliding-window layers) and the scratch buffers.
+  size_t kv_bytes() const { return kv_bytes(n_ctx_); }
+  // The KV cache's bytes for the first `positions` positions (what attention reads at that length,
+  // where a sliding-window layer holds at most its ring; the pages touched by a sequence that long).
+  size_t kv_bytes(int64_t positions) const;
+  // The positions a sliding-window layer keeps: its window and what one batch writes past it,
+  // min(n_ctx, swa_window + max_batch - 1); n_ctx on a model without such layers.
+  int64_t ring_slots() const { return ring_slots_; }
   size_t scratch_bytes() const { return scratch_bytes_; }
   // Calls f(const SparsityStats&) with the statistics as of the last finished batch: safe from any
   // thread at any time, also while eval runs (eval publishes after each batch of at most max_batch
@@ -339,8 +349,18 @@ class Context {
   int threads_;
   std::atomic<int64_t> n_past_{0};
   size_t kv_row_bytes_;
-  ZeroedArray<uint8_t> k_cache_, v_cache_;  // [layer][n_ctx][kv_dim] in kv_type
-  int64_t kv_high_ = 0;                     // positions ever written (pages of the caches touched)
+  // The KV cache, in kv_type: per layer kv_slots_[l] rows of kv_dim from row kv_first_[l]. Position p
+  // of layer l is in row kv_first_[l] + p % kv_slots_[l]: a full layer has n_ctx slots (p itself), a
+  // sliding-window layer ring_slots_, used as a ring. A batch of b <= max_batch tokens at pos0
+  // attends to positions >= pos0 + 1 - window and writes up to pos0 + b - 1, which ring_slots_ =
+  // window + max_batch - 1 holds at once.
+  ZeroedArray<uint8_t> k_cache_, v_cache_;
+  std::vector<int64_t> kv_first_, kv_slots_;  // [layer]
+  int64_t kv_rows_ = 0;                       // sum of kv_slots_
+  int64_t ring_slots_ = 0;
+  int64_t ring_lo_ = 0;                       // the rings hold every position in [ring_lo_, n_past)
+  int64_t kv_high_ = 0;                       // positions ever written (pages of the caches touched)
+  std::vector<float> att_tmp_;                // [threads][group * head_dim]: values of a wrapped ring's second part
   // Scratch for one batch of B tokens.
   std::vector<float> x_, xn_;        // [B][dim]
   std::vector<float> q_, k_, v_;     // [B][q_dim], [B][kv_dim] x2 (phi3: qkv in q_ as [B][q+2kv])
