@@ -22,7 +22,8 @@ export interface KernelResults {
   isa: string;
   storeBytes: number;
   memcpyBps: number;
-  gather: (GatherBench & { type: string; isa: string })[];
+  /** target: the row size aimed at (ROW_TARGETS), which pairs the types' rows for the per-byte ratios. */
+  gather: (GatherBench & { type: string; isa: string; target: number })[];
   gemv: (GemvBench & { type: string; isa: string })[];
   topk: TopkBench[];
 }
@@ -55,7 +56,7 @@ export function measureKernels(quick = false, storeBytes = STORE_BYTES): KernelR
     for (const target of ROW_TARGETS) {
       const unit = Math.max(32, t.blockSize);  // a gather's outputs are whole groups of 32 or whole blocks (k-quants: 256)
       const m = Math.ceil((target * t.blockSize) / t.blockBytes / unit) * unit;
-      gather.push({ type: k.type, isa: k.isa, ...withIsa(k.isa, () => kernels.bench.gather(t.id, m, 0.5, storeBytes, reps)) });
+      gather.push({ type: k.type, isa: k.isa, target, ...withIsa(k.isa, () => kernels.bench.gather(t.id, m, 0.5, storeBytes, reps)) });
     }
   }
   const gemv = runnable('gemv')
@@ -90,14 +91,21 @@ export function kernelTables(k: KernelResults, step?: DecodeStep): string {
   out.push('');
   out.push('gather-GEMV (gather_axpy) at density 0.5, GB/s of the selected rows:');
   out.push('');
+  // Per byte against q4_0 and q8_0 on the same ISA and row size, each as a fraction of its own memcpy
+  // (measured beside it), so that a change in the machine's load between the rows cancels.
+  const vs = (g: KernelResults['gather'][number], type: string) => {
+    const o = k.gather.find((x) => x.type === type && x.isa === g.isa && x.target === g.target);
+    return o && o.gatherBps > 0 && g.memcpyBps > 0 ? ((g.gatherBps / g.memcpyBps) / (o.gatherBps / o.memcpyBps)).toFixed(2) + 'x' : '-';
+  };
   out.push(...mdTable([
-    ['type', 'isa', 'm (outputs)', 'row bytes', 'rows k', 'gather GB/s', 'memcpy GB/s', 'read GB/s', 'gather / memcpy', 'gather / read'],
+    ['type', 'isa', 'm (outputs)', 'row bytes', 'rows k', 'gather GB/s', 'memcpy GB/s', 'read GB/s', 'gather / memcpy', 'gather / read', 'vs q4_0', 'vs q8_0'],
     ...k.gather.map((g) => [g.type, g.isa, String(g.m), String(g.rowBytes), String(g.k), gbs(g.gatherBps), gbs(g.memcpyBps), gbs(g.readBps),
-      (g.gatherBps / g.memcpyBps).toFixed(2) + 'x', (g.gatherBps / g.readBps).toFixed(2) + 'x']),
+      (g.gatherBps / g.memcpyBps).toFixed(2) + 'x', (g.gatherBps / g.readBps).toFixed(2) + 'x', vs(g, 'q4_0'), vs(g, 'q8_0')]),
   ]));
   out.push('');
   out.push('memcpy: one memcpy of half the store between the gathers (same run, same rows); read: a plain 64-bit sum over');
   out.push('the same selected rows in the same order (no decoding, no writes). Above 1x: the gather streams its rows faster.');
+  out.push('vs q4_0 / q8_0: gather / memcpy of this row over that of q4_0 / q8_0 on the same ISA and row size (per byte).');
   out.push('');
   const g0 = k.gemv[0];
   out.push(`dense GEMV (gemv), ${g0 ? `${g0.n} inputs x ${g0.rows} rows` : ''}, GB/s of weight bytes:`);
