@@ -352,9 +352,12 @@ void gather_k(const uint8_t* const* rows, const float* coef, int64_t k, int64_t 
   for (int64_t t0 = 0; t0 < ms; t0 += kTileSuper) {
     const int64_t ns = ms - t0 < kTileSuper ? ms - t0 : kTileSuper;
     for (int64_t j = 0; j < k; j += kGroup) {
+      // What to prefetch: the rows two groups ahead over this tile (a group's rows are all read at
+      // its start, to decode them; one group ahead measured 5-15% slower from DRAM), or the first
+      // rows over the next tile.
       const uint8_t* pf[kGroup];
       for (int r = 0; r < kGroup; ++r) {
-        const int64_t nj = j + kGroup + r;
+        const int64_t nj = j + 2 * kGroup + r;
         if (nj < k)
           pf[r] = rows[nj] + t0 * K::BB;
         else if (t0 + kTileSuper < ms && r < k)
