@@ -1,7 +1,7 @@
 // The kernel section of `npm run bench`: gather-GEMV (gather_axpy) bandwidth at density 0.5 of every
 // registered gather kernel (kernels.info().kernels: each row type on each ISA this CPU runs) for rows of
 // several sizes against this machine's single-thread memcpy, measured in the same run (interleaved
-// with the gathers); dense GEMV bandwidth of every registered GEMV kernel; top-k
+// with the gathers, which are timed in rounds over all of them); dense GEMV bandwidth of every registered GEMV kernel; top-k
 // (topk_select) microseconds per call. The timing loops are native (flashdip/bench.h, through
 // `kernels.bench`); this file only picks the sizes and formats the table.
 //
@@ -22,7 +22,12 @@ export interface KernelResults {
   isa: string;
   storeBytes: number;
   memcpyBps: number;
-  gather: (GatherBench & { type: string; isa: string })[];
+  /** Rounds over the gathers and repetitions per gather per round (absent in reports saved before). */
+  rounds?: number;
+  gatherReps?: number;
+  /** target: the row size aimed at (ROW_TARGETS), which pairs the types' rows for the per-byte ratios. */
+  // perMemcpy, perRead: the median over the rounds of gather / memcpy and gather / read.
+  gather: (GatherBench & { type: string; isa: string; target: number; perMemcpy?: number; perRead?: number })[];
   gemv: (GemvBench & { type: string; isa: string })[];
   topk: TopkBench[];
 }
@@ -49,20 +54,40 @@ export function measureKernels(quick = false, storeBytes = STORE_BYTES): KernelR
     }
   };
   const memcpyBps = kernels.bench.memcpy(storeBytes, reps);
-  const gather: KernelResults['gather'] = [];
-  for (const k of runnable('gather')) {
-    const t = ggmlType(k.type);
-    for (const target of ROW_TARGETS) {
+  // The gathers are timed in rounds, each round timing every (kernel, row size) once, and each reported
+  // as the median over the rounds: on a shared machine the load changes over the minutes this takes,
+  // and rounds spread those changes over all kernels alike (the per-byte ratios between types compare
+  // rows measured side by side).
+  const rounds = quick ? 1 : 3, gatherReps = quick ? 3 : 5;
+  const plan = runnable('gather').flatMap((k) => ROW_TARGETS.map((target) => ({ k, target })));
+  const runs: GatherBench[][] = plan.map(() => []);
+  for (let round = 0; round < rounds; ++round) {
+    plan.forEach(({ k, target }, i) => {
+      const t = ggmlType(k.type);
       const unit = Math.max(32, t.blockSize);  // a gather's outputs are whole groups of 32 or whole blocks (k-quants: 256)
       const m = Math.ceil((target * t.blockSize) / t.blockBytes / unit) * unit;
-      gather.push({ type: k.type, isa: k.isa, ...withIsa(k.isa, () => kernels.bench.gather(t.id, m, 0.5, storeBytes, reps)) });
-    }
+      runs[i].push(withIsa(k.isa, () => kernels.bench.gather(t.id, m, 0.5, storeBytes, gatherReps)));
+    });
   }
+  // The ratios are taken within each round (gather and memcpy of the same call) before the median.
+  const gather: KernelResults['gather'] = plan.map(({ k, target }, i) => ({
+    type: k.type, isa: k.isa, target, ...runs[i][0],
+    gatherBps: median(runs[i].map((g) => g.gatherBps)),
+    memcpyBps: median(runs[i].map((g) => g.memcpyBps)),
+    readBps: median(runs[i].map((g) => g.readBps)),
+    perMemcpy: median(runs[i].map((g) => g.gatherBps / g.memcpyBps)),
+    perRead: median(runs[i].map((g) => g.gatherBps / g.readBps)),
+  }));
   const gemv = runnable('gemv')
     .filter((k) => ggmlType(k.type).canQuantize)
     .map((k) => ({ type: k.type, isa: k.isa, ...withIsa(k.isa, () => kernels.bench.gemv(ggmlType(k.type).id, GEMV_SHAPE.n, GEMV_SHAPE.rows, storeBytes, quick ? 10 : 50)) }));
   const topk = TOPK_SIZES.map((n) => kernels.bench.topk(n, 0.5, quick ? 51 : 201));
-  return { isa: inUse, storeBytes, memcpyBps, gather, gemv, topk };
+  return { isa: inUse, storeBytes, memcpyBps, rounds, gatherReps, gather, gemv, topk };
+}
+
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
 /** The decode step the top-k times are compared with: measured on a ~1B model in the same run. */
@@ -86,18 +111,28 @@ const gbs = (bps: number) => (bps / 1e9).toFixed(2);
 export function kernelTables(k: KernelResults, step?: DecodeStep): string {
   const out: string[] = [];
   out.push(`Kernels: single thread, every registered gather and GEMV kernel this CPU runs (top-k: ISA ${k.isa}), rows and matrices cycling over a ${k.storeBytes / 2 ** 20} MiB store (DRAM, not cache)`);
+  if (k.rounds) out.push(`gathers: median of ${k.rounds} rounds, each timing every gather at every row size (${k.gatherReps} repetitions, a memcpy between them); ratios taken within each round`);
   out.push(`memcpy (one thread, ${k.storeBytes / 2 ** 21} MiB per copy, bytes read per second): ${gbs(k.memcpyBps)} GB/s`);
   out.push('');
   out.push('gather-GEMV (gather_axpy) at density 0.5, GB/s of the selected rows:');
   out.push('');
+  // Per byte against q4_0 and q8_0 on the same ISA and row size, each as a fraction of its own memcpy
+  // (measured beside it), so that a change in the machine's load between the rows cancels.
+  const perMemcpy = (g: KernelResults['gather'][number]) => g.perMemcpy ?? g.gatherBps / g.memcpyBps;
+  const perRead = (g: KernelResults['gather'][number]) => g.perRead ?? g.gatherBps / g.readBps;
+  const vs = (g: KernelResults['gather'][number], type: string) => {
+    const o = k.gather.find((x) => x.type === type && x.isa === g.isa && x.target === g.target);
+    return o && perMemcpy(o) > 0 ? (perMemcpy(g) / perMemcpy(o)).toFixed(2) + 'x' : '-';
+  };
   out.push(...mdTable([
-    ['type', 'isa', 'm (outputs)', 'row bytes', 'rows k', 'gather GB/s', 'memcpy GB/s', 'read GB/s', 'gather / memcpy', 'gather / read'],
+    ['type', 'isa', 'm (outputs)', 'row bytes', 'rows k', 'gather GB/s', 'memcpy GB/s', 'read GB/s', 'gather / memcpy', 'gather / read', 'vs q4_0', 'vs q8_0'],
     ...k.gather.map((g) => [g.type, g.isa, String(g.m), String(g.rowBytes), String(g.k), gbs(g.gatherBps), gbs(g.memcpyBps), gbs(g.readBps),
-      (g.gatherBps / g.memcpyBps).toFixed(2) + 'x', (g.gatherBps / g.readBps).toFixed(2) + 'x']),
+      perMemcpy(g).toFixed(2) + 'x', perRead(g).toFixed(2) + 'x', vs(g, 'q4_0'), vs(g, 'q8_0')]),
   ]));
   out.push('');
   out.push('memcpy: one memcpy of half the store between the gathers (same run, same rows); read: a plain 64-bit sum over');
   out.push('the same selected rows in the same order (no decoding, no writes). Above 1x: the gather streams its rows faster.');
+  out.push('vs q4_0 / q8_0: gather / memcpy of this row over that of q4_0 / q8_0 on the same ISA and row size (per byte).');
   out.push('');
   const g0 = k.gemv[0];
   out.push(`dense GEMV (gemv), ${g0 ? `${g0.n} inputs x ${g0.rows} rows` : ''}, GB/s of weight bytes:`);
