@@ -31,7 +31,8 @@ async function halfColumnsBudget(): Promise<number> {
 
 async function main(): Promise<void> {
   const budget = await halfColumnsBudget();
-  const common = ['--prompt', 'It was a dark night, and', '--max-tokens', '64', '--temperature', '0.7', '--seed', '1', '--threads', '1', '--ctx', String(CTX)];
+  const common = ['--prompt', 'It was a dark night, and', '--max-tokens', '64', '--temperature', '0.6', '--repeat-penalty', '1.1', '--seed', '1',
+    '--threads', '1', '--ctx', String(CTX)];
   const runs: [string, string[]][] = [
     ['dense, everything in DRAM', []],
     [`DIP-CA at MLP and attention density 0.5 under a ${(budget / 2 ** 20).toFixed(2)} MiB memory budget (half of the MLP and attention columns)`,
