@@ -32,7 +32,7 @@ const STORIES = path.join(SHARED_DATA, 'models', 'stories260K.gguf');
 const LLAMA_SPM_VOCAB = path.join(SHARED_DATA, 'tokenizer', 'vocab', 'ggml-vocab-llama-spm.gguf');
 // TinyLlama-1.1B's shape with random weights (scripts/make-model.ts).
 const ONE_B_SHAPE = ['--arch', 'llama', '--dim', '2048', '--layers', '22', '--heads', '32', '--kv-heads', '4', '--ffn', '5632'];
-const ONE_B_TYPES = ['q8_0', 'q4_0'];
+const ONE_B_TYPES = ['q8_0', 'q4_0', 'q4_k_m']; // q4_k_m: make-model's mixture as llama.cpp's Q4_K_M
 const WORKER_TIMEOUT_MS = 30 * 60 * 1000;
 const oneBPath = (type: string): string => path.join(MODELS_DIR, `llama-1b-${type}.gguf`);
 // The same models converted to the DIP layout (`flashdip convert IN OUT --type keep`).
