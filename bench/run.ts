@@ -308,6 +308,8 @@ interface ModelResult {
   flashdip: EngineSummary;
   llamacpp?: EngineSummary;
   decodeRatio?: Ratio;
+  /** The same per CPU second of each engine's process (decodeTokensPerCpuSecond). */
+  decodeCpuRatio?: Ratio;
   prefillRatio?: Ratio;
   /** How many leading generated tokens the two engines agree on (first successful run of each). */
   sameTokens?: number;
@@ -382,6 +384,7 @@ async function measureAll(opts: Options): Promise<ModelResult[]> {
       const l = summarize(runs.get(key(model, 'llamacpp')) ?? [], errors.get(key(model, 'llamacpp')) ?? []);
       result.llamacpp = l;
       result.decodeRatio = pairedRatio(f.runs, l.runs, (m) => m.decodeTokensPerSecond);
+      result.decodeCpuRatio = pairedRatio(f.runs, l.runs, (m) => m.decodeTokensPerCpuSecond);
       result.prefillRatio = pairedRatio(f.runs, l.runs, (m) => m.prefillTokensPerSecond);
       if (f.runs.length && l.runs.length) result.sameTokens = commonPrefix(f.runs[0].generated, l.runs[0].generated);
     }
@@ -450,7 +453,7 @@ function table(results: ModelResult[], opts: Options): string {
   lines.push('### flashdip vs llama.cpp');
   lines.push('');
   const rows: string[][] = [[
-    'model', 'decode flashdip', 'decode llama.cpp', 'decode ratio',
+    'model', 'decode flashdip', 'decode llama.cpp', 'decode ratio', 'per CPU-s',
     'prefill flashdip', 'prefill llama.cpp', 'prefill ratio', 'same tokens',
   ]];
   for (const r of results) {
@@ -458,13 +461,13 @@ function table(results: ModelResult[], opts: Options): string {
     const failed = (s: EngineSummary | undefined, v: number): string => (s && s.runs.length === 0 && s.errors.length ? 'failed' : fmt(v));
     rows.push([
       path.basename(r.model),
-      failed(r.flashdip, r.flashdip.decodeTokensPerSecond), l ? failed(l, l.decodeTokensPerSecond) : '-', ratio(r.decodeRatio),
+      failed(r.flashdip, r.flashdip.decodeTokensPerSecond), l ? failed(l, l.decodeTokensPerSecond) : '-', ratio(r.decodeRatio), ratio(r.decodeCpuRatio),
       failed(r.flashdip, r.flashdip.prefillTokensPerSecond), l ? failed(l, l.prefillTokensPerSecond) : '-', ratio(r.prefillRatio),
       r.sameTokens === undefined ? '-' : `${r.sameTokens}/${opts.tokens}`,
     ]);
   }
   // Without llama.cpp only the model and flashdip's two columns are left.
-  if (opts.skipLlamaCpp) rows.forEach((row, i) => (rows[i] = [row[0], row[1], row[4]]));
+  if (opts.skipLlamaCpp) rows.forEach((row, i) => (rows[i] = [row[0], row[1], row[5]]));
   // A Markdown table, aligned so it also reads well in a terminal.
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const line = (row: string[]): string => '| ' + row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ') + ' |';
@@ -476,7 +479,8 @@ function table(results: ModelResult[], opts: Options): string {
   else {
     lines.push('tok/s: median per engine. ratio: flashdip / llama.cpp (above 1: flashdip is faster), the median (and');
     lines.push('range) of the ratios within each repetition. same tokens: leading greedy tokens identical in both');
-    lines.push('engines (flashdip masks end-of-text, llama.cpp passes it).');
+    lines.push('engines (flashdip masks end-of-text, llama.cpp passes it). per CPU-s: the decode ratio in tokens per');
+    lines.push('CPU second of each engine\'s process (steady under load with 1 thread; with more it counts spinning).');
   }
   for (const r of results)
     for (const s of [r.flashdip, r.llamacpp])
@@ -505,6 +509,8 @@ interface DipResult {
   variants: { label: string; decodeTokensPerSecond: number; prefillTokensPerSecond: number; maxRssBytes: number; runs: Run[]; errors: string[] }[];
   /** dip / dense: median (min-max) of the per-repetition ratios. */
   decodeRatio?: Ratio;
+  /** The same per CPU second of each engine's process (decodeTokensPerCpuSecond). */
+  decodeCpuRatio?: Ratio;
   prefillRatio?: Ratio;
 }
 
