@@ -61,7 +61,7 @@ const USAGE = `usage: npm run bench -- [sections] [options]
                           memory cgroup, page cache dropped (see --headline --help)
   options
   --models a.gguf,b.gguf  models to measure (default: ${path.relative(ROOT, STORIES)}, and
-                          ${path.relative(ROOT, oneBPath('q8_0'))} / -q4_0.gguf when present)
+                          ${path.relative(ROOT, oneBPath('q8_0'))} / -q4_0 / -q4_k_m.gguf when present)
   --threads N             compute threads, the same for both engines (default 1)
   --tokens N              generated tokens per measurement (default 64)
   --prompt-tokens N       prompt length in tokens, BOS included (default 32)
