@@ -32,7 +32,7 @@ const STORIES = path.join(SHARED_DATA, 'models', 'stories260K.gguf');
 const LLAMA_SPM_VOCAB = path.join(SHARED_DATA, 'tokenizer', 'vocab', 'ggml-vocab-llama-spm.gguf');
 // TinyLlama-1.1B's shape with random weights (scripts/make-model.ts).
 const ONE_B_SHAPE = ['--arch', 'llama', '--dim', '2048', '--layers', '22', '--heads', '32', '--kv-heads', '4', '--ffn', '5632'];
-const ONE_B_TYPES = ['q8_0', 'q4_0'];
+const ONE_B_TYPES = ['q8_0', 'q4_0', 'q4_k_m']; // q4_k_m: make-model's mixture as llama.cpp's Q4_K_M
 const WORKER_TIMEOUT_MS = 30 * 60 * 1000;
 const oneBPath = (type: string): string => path.join(MODELS_DIR, `llama-1b-${type}.gguf`);
 // The same models converted to the DIP layout (`flashdip convert IN OUT --type keep`).
@@ -61,7 +61,7 @@ const USAGE = `usage: npm run bench -- [sections] [options]
                           memory cgroup, page cache dropped (see --headline --help)
   options
   --models a.gguf,b.gguf  models to measure (default: ${path.relative(ROOT, STORIES)}, and
-                          ${path.relative(ROOT, oneBPath('q8_0'))} / -q4_0.gguf when present)
+                          ${path.relative(ROOT, oneBPath('q8_0'))} / -q4_0 / -q4_k_m.gguf when present)
   --threads N             compute threads, the same for both engines (default 1)
   --tokens N              generated tokens per measurement (default 64)
   --prompt-tokens N       prompt length in tokens, BOS included (default 32)
@@ -308,6 +308,8 @@ interface ModelResult {
   flashdip: EngineSummary;
   llamacpp?: EngineSummary;
   decodeRatio?: Ratio;
+  /** The same per CPU second of each engine's process (decodeTokensPerCpuSecond). */
+  decodeCpuRatio?: Ratio;
   prefillRatio?: Ratio;
   /** How many leading generated tokens the two engines agree on (first successful run of each). */
   sameTokens?: number;
@@ -382,6 +384,7 @@ async function measureAll(opts: Options): Promise<ModelResult[]> {
       const l = summarize(runs.get(key(model, 'llamacpp')) ?? [], errors.get(key(model, 'llamacpp')) ?? []);
       result.llamacpp = l;
       result.decodeRatio = pairedRatio(f.runs, l.runs, (m) => m.decodeTokensPerSecond);
+      result.decodeCpuRatio = pairedRatio(f.runs, l.runs, (m) => m.decodeTokensPerCpuSecond);
       result.prefillRatio = pairedRatio(f.runs, l.runs, (m) => m.prefillTokensPerSecond);
       if (f.runs.length && l.runs.length) result.sameTokens = commonPrefix(f.runs[0].generated, l.runs[0].generated);
     }
@@ -450,7 +453,7 @@ function table(results: ModelResult[], opts: Options): string {
   lines.push('### flashdip vs llama.cpp');
   lines.push('');
   const rows: string[][] = [[
-    'model', 'decode flashdip', 'decode llama.cpp', 'decode ratio',
+    'model', 'decode flashdip', 'decode llama.cpp', 'decode ratio', 'per CPU-s',
     'prefill flashdip', 'prefill llama.cpp', 'prefill ratio', 'same tokens',
   ]];
   for (const r of results) {
@@ -458,13 +461,13 @@ function table(results: ModelResult[], opts: Options): string {
     const failed = (s: EngineSummary | undefined, v: number): string => (s && s.runs.length === 0 && s.errors.length ? 'failed' : fmt(v));
     rows.push([
       path.basename(r.model),
-      failed(r.flashdip, r.flashdip.decodeTokensPerSecond), l ? failed(l, l.decodeTokensPerSecond) : '-', ratio(r.decodeRatio),
+      failed(r.flashdip, r.flashdip.decodeTokensPerSecond), l ? failed(l, l.decodeTokensPerSecond) : '-', ratio(r.decodeRatio), ratio(r.decodeCpuRatio),
       failed(r.flashdip, r.flashdip.prefillTokensPerSecond), l ? failed(l, l.prefillTokensPerSecond) : '-', ratio(r.prefillRatio),
       r.sameTokens === undefined ? '-' : `${r.sameTokens}/${opts.tokens}`,
     ]);
   }
   // Without llama.cpp only the model and flashdip's two columns are left.
-  if (opts.skipLlamaCpp) rows.forEach((row, i) => (rows[i] = [row[0], row[1], row[4]]));
+  if (opts.skipLlamaCpp) rows.forEach((row, i) => (rows[i] = [row[0], row[1], row[5]]));
   // A Markdown table, aligned so it also reads well in a terminal.
   const widths = rows[0].map((_, c) => Math.max(...rows.map((row) => row[c].length)));
   const line = (row: string[]): string => '| ' + row.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join(' | ') + ' |';
@@ -476,7 +479,8 @@ function table(results: ModelResult[], opts: Options): string {
   else {
     lines.push('tok/s: median per engine. ratio: flashdip / llama.cpp (above 1: flashdip is faster), the median (and');
     lines.push('range) of the ratios within each repetition. same tokens: leading greedy tokens identical in both');
-    lines.push('engines (flashdip masks end-of-text, llama.cpp passes it).');
+    lines.push('engines (flashdip masks end-of-text, llama.cpp passes it). per CPU-s: the decode ratio in tokens per');
+    lines.push('CPU second of each engine\'s process (steady under load with 1 thread; with more it counts spinning).');
   }
   for (const r of results)
     for (const s of [r.flashdip, r.llamacpp])
@@ -505,6 +509,8 @@ interface DipResult {
   variants: { label: string; decodeTokensPerSecond: number; prefillTokensPerSecond: number; maxRssBytes: number; runs: Run[]; errors: string[] }[];
   /** dip / dense: median (min-max) of the per-repetition ratios. */
   decodeRatio?: Ratio;
+  /** The same per CPU second of each engine's process (decodeTokensPerCpuSecond). */
+  decodeCpuRatio?: Ratio;
   prefillRatio?: Ratio;
 }
 

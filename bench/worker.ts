@@ -39,6 +39,10 @@ export interface Measurement {
   decodeSeconds: number;
   prefillTokensPerSecond: number;
   decodeTokensPerSecond: number;
+  /** Decode steps per CPU second of the whole process (user + system, all threads): with one compute
+   *  thread this hardly depends on how many other processes share the cores, so the engines' ratio
+   *  stays readable on a loaded machine (with more threads it counts their spinning too). */
+  decodeTokensPerCpuSecond: number;
   loadSeconds: number;
   /** Peak resident set size of the child process, bytes. */
   maxRssBytes: number;
@@ -130,17 +134,20 @@ async function timeGeneration(engine: Engine, prompt: number[], n: number) {
   const io = { start: ioReadBytes(), firstToken: NaN, end: NaN };
   const t0 = performance.now();
   let tFirst = t0;
+  let cpuFirst = process.cpuUsage();
   for await (const token of engine.generate(prompt, n)) {
     if (tokens.length === 0) {
       tFirst = performance.now();
+      cpuFirst = process.cpuUsage();
       io.firstToken = ioReadBytes();
     }
     tokens.push(token);
     if (tokens.length >= n) break;
   }
   const tEnd = performance.now();
+  const cpu = process.cpuUsage(cpuFirst);
   io.end = ioReadBytes();
-  return { tokens, prefillSeconds: (tFirst - t0) / 1000, decodeSeconds: (tEnd - tFirst) / 1000, io };
+  return { tokens, prefillSeconds: (tFirst - t0) / 1000, decodeSeconds: (tEnd - tFirst) / 1000, decodeCpuSeconds: (cpu.user + cpu.system) / 1e6, io };
 }
 
 export async function measure(job: Job): Promise<Measurement> {
@@ -164,6 +171,7 @@ export async function measure(job: Job): Promise<Measurement> {
       decodeSeconds: run.decodeSeconds,
       prefillTokensPerSecond: run.prefillSeconds > 0 ? job.prompt.length / run.prefillSeconds : 0,
       decodeTokensPerSecond: run.decodeSeconds > 0 ? decodeSteps / run.decodeSeconds : 0,
+      decodeTokensPerCpuSecond: run.decodeCpuSeconds > 0 ? decodeSteps / run.decodeCpuSeconds : 0,
       loadSeconds,
       maxRssBytes: process.resourceUsage().maxRSS * 1024,
       generated: run.tokens,

@@ -39,6 +39,16 @@ export type Arch = 'llama' | 'qwen2' | 'qwen3' | 'phi3' | 'gemma' | 'gemma2' | '
 export const ARCHS: readonly Arch[] = ['llama', 'qwen2', 'qwen3', 'phi3', 'gemma', 'gemma2', 'gemma3'];
 export const WEIGHT_TYPES = ['f32', 'f16', 'bf16', 'q8_0', 'q4_0', 'q4_1', 'q5_0', 'q5_1', 'q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k'] as const;
 export type WeightType = (typeof WEIGHT_TYPES)[number];
+/** Mixtures of types, as llama.cpp's quantize writes them: `q4_k_m` is Q4_K with Q6_K for the output
+ *  head and, in the layers llama.cpp's use_more_bits() picks, attn_v and ffn_down (LLAMA_FTYPE_MOSTLY_Q4_K_M). */
+export const MIXTURES = ['q4_k_m'] as const;
+export type Mixture = (typeof MIXTURES)[number];
+
+// llama.cpp's use_more_bits(i_layer, n_layers): the first and last eighth of the layers and every
+// third layer between them get the bigger type in its Q4_K_M mixture.
+function useMoreBits(layer: number, layers: number): boolean {
+  return layer < layers / 8 || layer >= (7 * layers) / 8 || (layer - Math.floor(layers / 8)) % 3 === 2;
+}
 
 export type QuantizeRow = (typeId: number, src: Float32Array) => Uint8Array;
 
@@ -58,7 +68,7 @@ export interface MakeModelOptions {
   ffn: number;
   vocab?: number;         // default 32000 (synthetic vocab) or the --vocab-from vocabulary's size
   ctx?: number;           // default 2048
-  type?: WeightType;      // default 'f32'
+  type?: WeightType | Mixture; // default 'f32'
   seed?: number;          // default 0
   tied?: boolean;         // no output.weight: the LM head is token_embd
   vocabFrom?: string;     // copy every tokenizer.* key from this GGUF
@@ -87,8 +97,9 @@ export interface MakeModelResult {
 
 // llama.cpp's llama_ftype for a file whose weights are all of one type (the _S variant for the k-quants
 // that have several mixes).
-const FILE_TYPE: Record<WeightType, number> = {
+const FILE_TYPE: Record<WeightType | Mixture, number> = {
   f32: 0, f16: 1, q4_0: 2, q4_1: 3, q8_0: 7, q5_0: 8, q5_1: 9, q2_k: 10, q3_k: 11, q4_k: 14, q5_k: 16, q6_k: 18, bf16: 32,
+  q4_k_m: 15,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -274,8 +285,8 @@ export function makeModel(opts: MakeModelOptions): MakeModelResult {
   const arch = opts.arch ?? 'llama';
   if (!ARCHS.includes(arch)) throw invalidArgument('arch', `must be one of ${ARCHS.join(', ')}, got ${arch}`);
   const typeName = opts.type ?? 'f32';
-  if (!(WEIGHT_TYPES as readonly string[]).includes(typeName)) {
-    throw invalidArgument('type', `must be one of ${WEIGHT_TYPES.join(', ')}, got ${typeName}`);
+  if (![...WEIGHT_TYPES, ...MIXTURES].includes(typeName)) {
+    throw invalidArgument('type', `must be one of ${[...WEIGHT_TYPES, ...MIXTURES].join(', ')}, got ${typeName}`);
   }
   if (typeof opts.out !== 'string' || !opts.out) throw invalidArgument('out', 'an output path is required');
   const D = posInt('dim', opts.dim);
@@ -320,12 +331,21 @@ export function makeModel(opts: MakeModelOptions): MakeModelResult {
     V = posInt('vocab', opts.vocab ?? 32000, 260);
   }
 
-  const wtype = ggmlType(typeName);
+  const mixture = typeName === 'q4_k_m';
+  const baseType = ggmlType(mixture ? 'q4_k' : typeName);
   const f32 = GGML_TYPE.F32;
   const plans: TensorPlan[] = [];
+  // The type of one 2-D weight: --type, or the mixture's choice for this tensor.
+  const typeOf = (name: string): ReturnType<typeof ggmlType> => {
+    if (!mixture) return baseType;
+    const m = /^blk\.(\d+)\.(attn_v|ffn_down)\.weight$/.exec(name);
+    const more = name === 'output.weight' || (m !== null && useMoreBits(Number(m[1]), L));
+    return more ? ggmlType('q6_k') : baseType;
+  };
   const weight = (name: string, nIn: number, nOut: number, std = 1 / Math.sqrt(nIn)) => {
+    const wtype = typeOf(name);
     if (nIn % wtype.blockSize !== 0) {
-      throw invalidArgument('type', `${name} has rows of ${nIn} elements, not a multiple of the ${typeName} block size ${wtype.blockSize}`);
+      throw invalidArgument('type', `${name} has rows of ${nIn} elements, not a multiple of the ${wtype.name} block size ${wtype.blockSize}`);
     }
     plans.push({ name, dims: [nIn, nOut], typeId: wtype.id, mean: 0, std });
   };
@@ -368,7 +388,7 @@ export function makeModel(opts: MakeModelOptions): MakeModelResult {
     if (arch === 'gemma2' || arch === 'gemma3') norm(p + 'post_ffw_norm.weight', D);
   }
 
-  const needsNative = wtype.id !== GGML_TYPE.F32 && wtype.id !== GGML_TYPE.F16 && wtype.id !== GGML_TYPE.BF16;
+  const needsNative = plans.some((t) => t.typeId !== GGML_TYPE.F32 && t.typeId !== GGML_TYPE.F16 && t.typeId !== GGML_TYPE.BF16);
   const quantize = needsNative ? (opts.quantizeRow ?? defaultQuantizeRow()) : undefined;
 
   const w = new GgufWriter(opts.out, { alignment: opts.alignment });
@@ -458,7 +478,7 @@ export function makeModel(opts: MakeModelOptions): MakeModelResult {
 const USAGE = `usage: make-model --out PATH --dim D --layers L --heads H --ffn F
        [--arch ${ARCHS.join('|')}] [--kv-heads K] [--head-dim K] [--vocab V] [--ctx C]
        [--rope-dims R] [--sliding-window W] [--attn-softcap C] [--final-softcap C] (gemma2, gemma3)
-       [--type ${WEIGHT_TYPES.join('|')}] [--seed S] [--tied] [--vocab-from VOCAB.gguf]
+       [--type ${[...WEIGHT_TYPES, ...MIXTURES].join("|")}] [--seed S] [--tied] [--vocab-from VOCAB.gguf]
        [--name NAME] [--norm-eps E] [--rope-base B] [--alignment A] [--quiet]
 Writes a random-weight GGUF (llama.cpp tensor names and metadata).`;
 
@@ -501,7 +521,7 @@ export function main(argv: string[] = process.argv.slice(2)): number {
       out: values.out as string,
       arch: values.arch as Arch | undefined,
       dim: num('dim')!, layers: num('layers')!, heads: num('heads')!, kvHeads: num('kv-heads'),
-      ffn: num('ffn')!, vocab: num('vocab'), ctx: num('ctx'), type: values.type as WeightType | undefined,
+      ffn: num('ffn')!, vocab: num('vocab'), ctx: num('ctx'), type: values.type as WeightType | Mixture | undefined,
       seed: num('seed'), tied: values.tied === true, vocabFrom: values['vocab-from'] as string | undefined,
       name: values.name as string | undefined, normEps: num('norm-eps'), ropeBase: num('rope-base'),
       alignment: num('alignment'), headDim: num('head-dim'), slidingWindow: num('sliding-window'),

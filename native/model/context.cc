@@ -287,21 +287,44 @@ void Context::eval(const int32_t* tokens, int64_t n, bool all_logits, float* out
 }
 
 void Context::matmul(const Weight& w, const float* x, int64_t ntok, float* y, int64_t y_stride) {
-  const uint32_t vdt = vec_dot_type(w.type);
-  const size_t xrow = row_bytes(vdt, w.n_in);
-  for (int64_t t = 0; t < ntok; ++t) quantize_activation(w.type, x + t * w.n_in, xq_.data() + t * xrow, w.n_in);
-  const int threads = threads_for(static_cast<double>(w.n_in) * static_cast<double>(w.n_out * ntok));
-  const int64_t rows_per_task =
-      threads == 1 ? w.n_out : std::max<int64_t>(16, (w.n_out / (threads * 8) + 15) / 16 * 16);
-  const int64_t n_tasks = (w.n_out + rows_per_task - 1) / rows_per_task;
-  model_.pool().run(n_tasks, threads, [&](int64_t task, int) {
-    const int64_t r0 = task * rows_per_task;
-    const int64_t rows = std::min(rows_per_task, w.n_out - r0);
+  matmuls({{&w, y, y_stride}}, x, ntok);
+}
+
+void Context::matmuls(std::initializer_list<MatmulOut> outs, const float* x, int64_t ntok) {
+  const MatmulOut* o = outs.begin();
+  const size_t count = outs.size();
+  const uint32_t vdt = vec_dot_type(o[0].w->type);
+  const int64_t n_in = o[0].w->n_in;
+  bool together = count <= 4;
+  for (size_t i = 1; i < count; ++i) together = together && vec_dot_type(o[i].w->type) == vdt && o[i].w->n_in == n_in;
+  if (!together) {
+    for (const MatmulOut& one : outs) matmuls({one}, x, ntok);
+    return;
+  }
+  const size_t xrow = row_bytes(vdt, n_in);
+  for (int64_t t = 0; t < ntok; ++t) quantize_activation(o[0].w->type, x + t * n_in, xq_.data() + t * xrow, n_in);
+  double work = 0;
+  for (size_t i = 0; i < count; ++i) work += static_cast<double>(n_in) * static_cast<double>(o[i].w->n_out * ntok);
+  const int threads = threads_for(work);
+  // Each matrix in slices of rows (about 8 per thread, multiples of 16); task -> (matrix, slice).
+  int64_t rows_per_task[4], first_task[5];
+  first_task[0] = 0;
+  for (size_t i = 0; i < count; ++i) {
+    const int64_t n_out = o[i].w->n_out;
+    rows_per_task[i] = threads == 1 ? n_out : std::max<int64_t>(16, (n_out / (threads * 8) + 15) / 16 * 16);
+    first_task[i + 1] = first_task[i] + (n_out + rows_per_task[i] - 1) / rows_per_task[i];
+  }
+  model_.pool().run(first_task[count], threads, [&](int64_t task, int) {
+    size_t i = 0;
+    while (task >= first_task[i + 1]) ++i;
+    const Weight& w = *o[i].w;
+    const int64_t r0 = (task - first_task[i]) * rows_per_task[i];
+    const int64_t rows = std::min(rows_per_task[i], w.n_out - r0);
     const uint8_t* wr = w.data + static_cast<size_t>(r0) * w.row_bytes;
     if (ntok == 1)
-      gemv(w.type, wr, w.row_bytes, w.n_in, rows, xq_.data(), y + r0);
+      gemv(w.type, wr, w.row_bytes, w.n_in, rows, xq_.data(), o[i].y + r0);
     else
-      gemm(w.type, wr, w.row_bytes, w.n_in, rows, xq_.data(), xrow, ntok, y + r0, static_cast<size_t>(y_stride));
+      gemm(w.type, wr, w.row_bytes, w.n_in, rows, xq_.data(), xrow, ntok, o[i].y + r0, static_cast<size_t>(o[i].y_stride));
   });
 }
 
@@ -481,8 +504,7 @@ void Context::mlp(const LayerWeights& L, int64_t l, int64_t n, int64_t pos0) {
     matmul(L.w_gate_up, xn_.data(), n, gate_.data(), 2 * F);
     lora(l, LoraTarget::Up, xn_.data(), n, gate_.data(), 2 * F);
   } else {
-    matmul(L.w_gate, xn_.data(), n, gate_.data(), F);
-    matmul(L.w_up, xn_.data(), n, up_.data(), F);
+    matmuls({{&L.w_gate, gate_.data(), F}, {&L.w_up, up_.data(), F}}, xn_.data(), n);
     lora(l, LoraTarget::Gate, xn_.data(), n, gate_.data(), F);
     lora(l, LoraTarget::Up, xn_.data(), n, up_.data(), F);
   }
@@ -711,9 +733,7 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
         std::memmove(q_.data() + t * qd, q_.data() + t * w, qd * sizeof(float));
       }
     } else {
-      matmul(L.wq, xn_.data(), n, q_.data(), qd);
-      matmul(L.wk, xn_.data(), n, k_.data(), kvd);
-      matmul(L.wv, xn_.data(), n, v_.data(), kvd);
+      matmuls({{&L.wq, q_.data(), qd}, {&L.wk, k_.data(), kvd}, {&L.wv, v_.data(), kvd}}, xn_.data(), n);
       lora(l, LoraTarget::Q, xn_.data(), n, q_.data(), qd);
       lora(l, LoraTarget::K, xn_.data(), n, k_.data(), kvd);
       lora(l, LoraTarget::V, xn_.data(), n, v_.data(), kvd);

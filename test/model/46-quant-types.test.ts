@@ -12,6 +12,7 @@ import { spawnSync } from 'child_process';
 import { kernels, loadModel } from '../../lib';
 import { ArchFixture, QUANT_FIXTURES, fixtureModel } from '../../bench/arch-fixtures';
 import { makeModel } from '../../scripts/make-model';
+import { readGguf } from '../../lib/gguf';
 import { readJson, tmpFile } from '../helpers';
 
 const fixtures = fs
@@ -62,6 +63,42 @@ describe('46 native quant types: parity with llama.cpp, memory (random weights)'
       }
     });
   }
+
+  it('make-model --type q4_k_m writes llama.cpp\'s Q4_K_M mixture; q/k/v of two types run as one job, 1 and 2 threads alike', async () => {
+    const file = tmpFile('quant-q4_k_m.gguf');
+    files.push(file);
+    makeModel({ out: file, arch: 'llama', dim: 256, layers: 8, heads: 4, kvHeads: 2, ffn: 512, vocab: 512, ctx: 128, type: 'q4_k_m', seed: 7 });
+    const h = readGguf(file);
+    assert.strictEqual(h.metadata['general.file_type'], 15);
+    const type = (name: string) => h.tensors.find((t) => t.name === name)!.typeName.toLowerCase();
+    assert.strictEqual(type('output.weight'), 'q6_k');
+    assert.strictEqual(type('token_embd.weight'), 'q4_k');
+    // use_more_bits(i, 8): layers 0 and 7, and i with (i - 1) % 3 == 2 (3 and 6).
+    const more = [0, 3, 6, 7];
+    for (let i = 0; i < 8; i++) {
+      const want = more.includes(i) ? 'q6_k' : 'q4_k';
+      assert.strictEqual(type(`blk.${i}.attn_v.weight`), want, `blk.${i}.attn_v`);
+      assert.strictEqual(type(`blk.${i}.ffn_down.weight`), want, `blk.${i}.ffn_down`);
+      for (const t of ['attn_q', 'attn_k', 'attn_output', 'ffn_gate', 'ffn_up']) assert.strictEqual(type(`blk.${i}.${t}.weight`), 'q4_k');
+    }
+    // Rows split across threads do not change any row's sum: the logits of 1 and 2 threads are equal.
+    const logitsWith = async (threads: number) => {
+      const model = await loadModel(file, { threads });
+      try {
+        const session = model.createSession({ contextSize: 64, kvCacheType: 'f32' });
+        const seen: Float32Array[] = [];
+        for await (const _ of session.generate([1, 5, 9, 13, 17, 21], { maxTokens: 4, temperature: 0, onLogits: (l) => { seen.push(l.slice()); } }));
+        await session.dispose();
+        return seen;
+      } finally {
+        await model.dispose();
+      }
+    };
+    const one = await logitsWith(1), two = await logitsWith(2);
+    assert.strictEqual(one.length, 4);
+    one.forEach((l, i) => assert.deepStrictEqual(two[i], l, `step ${i}`));
+    assert.ok(one.every((l) => l.every(Number.isFinite)));
+  });
 
   it('a q5_k model peaks within 10% of its file size plus the KV cache (no f32 expansion)', () => {
     const file = tmpFile('quant-rss-q5_k.gguf');

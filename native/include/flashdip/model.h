@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -332,6 +333,15 @@ class Context {
   void gather_rows(const Weight& w, RowCache* rc, const CacheState* cache, const float* a, int64_t k, int64_t m, float* y);
   void forward_batch(const int32_t* tokens, int64_t n, bool all_logits, float* out);
   void matmul(const Weight& w, const float* x, int64_t ntok, float* y, int64_t y_stride);
+  // y_i = W_i x for matrices that share the input x (q/k/v, gate/up): the activation is quantized once
+  // and the pool runs one job over the rows of all of them, so the threads meet once per group
+  // instead of once per matrix. One matmul each when their activation types differ (or more than 4).
+  struct MatmulOut {
+    const Weight* w;
+    float* y;
+    int64_t y_stride;
+  };
+  void matmuls(std::initializer_list<MatmulOut> outs, const float* x, int64_t ntok);
   // y[t * y_stride + o] += s * (B (A x_t))[o] for every active adapter targeting (layer, target);
   // x holds ntok rows of the matrix's n_in. Zero inputs (masked columns) are skipped, so the cost
   // of A follows the density.
