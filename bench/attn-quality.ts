@@ -8,7 +8,7 @@ import { execSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { DEVICES, loadModel, perplexity, recordRun, simulate, SparsityOptions } from '../lib';
+import { columnBudget, DEVICES, loadModel, perplexity, recordRun, simulate, SparsityOptions } from '../lib';
 import { convert } from '../lib/convert';
 
 const root = path.join(__dirname, '..');
@@ -40,15 +40,8 @@ const DENSITIES = [1, 0.75, 0.5];
       }
     await model.dispose();
 
-    // The converted file under a budget holding half of every column matrix (MLP and attention rows):
-    // budget = static + streaming buffer + the session's KV cache (f32, ctx) and scratch + (MLP +
-    // attention rows) / 2, as the engine counts them (model.memory()).
-    const probe = await loadModel(dip, { memoryBudget: 1e12 });
-    const bytes = probe.memory().bytes;
-    probe.createSession({ contextSize: ctx, kvCacheType: 'f32' });
-    const session = probe.memory().budget!;
-    await probe.dispose();
-    const budget = bytes.static + bytes.mlpLayer + session.kvCache + session.scratch + Math.ceil((bytes.mlp + bytes.attn) / 2);
+    // The converted file under a budget holding half of every column matrix (MLP and attention rows).
+    const budget = await columnBudget(dip, { cacheFraction: 0.5, session: { contextSize: ctx, kvCacheType: 'f32' } });
     const budgeted: { mlp: number; attn: number; ppl: number; hitRate: number; flashBytesPerToken: number; phone: number; cacheFraction: number }[] = [];
     for (const mlp of DENSITIES)
       for (const attn of DENSITIES) {

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { execSync } from 'child_process';
-import { DEVICES, loadModel, perplexity, recordRun, simulate } from '../lib';
+import { columnBudget, DEVICES, loadModel, perplexity, recordRun, simulate } from '../lib';
 
 const root = path.join(__dirname, '..');
 const shared = path.join(root, '..', 'shared', 'data');
@@ -30,14 +30,8 @@ const ctx = 256;
     }
   await model.dispose();
 
-  // Half of every MLP matrix cached: budget = static + streaming buffer + the session's KV cache and
-  // scratch + (MLP + attention rows, on a file converted with them) / 2, as the engine counts them (model.memory()).
-  const probe = await loadModel(modelPath, { memoryBudget: 1e12 });
-  const bytes = probe.memory().bytes;
-  probe.createSession({ contextSize: ctx, kvCacheType: 'f32' });
-  const session = probe.memory().budget!;
-  await probe.dispose();
-  const budget = bytes.static + bytes.mlpLayer + session.kvCache + session.scratch + Math.ceil((bytes.mlp + bytes.attn) / 2);
+  // Half of every column matrix cached (MLP, and attention rows on a file converted with them).
+  const budget = await columnBudget(modelPath, { cacheFraction: 0.5, session: { contextSize: ctx, kvCacheType: 'f32' } });
   const hits: { method: string; policy: string; hitRate: number; belady: number; ppl: number; flashBytesPerToken: number; phoneTokensPerSecond: number }[] = [];
   for (const policy of ['lru', 'lfu'] as const)
     for (const [method, extra] of [['dense', {}], ['dip', {}], ['dip-ca', { gamma: 0.2 }], ['dip-ca', { gamma: 0 }]] as const) {

@@ -1,5 +1,5 @@
 // flashdip: GGUF Llama-family inference for memory-starved devices.
-export { loadModel, Model } from './model';
+export { columnBudget, loadModel, Model } from './model';
 export { DEFAULT_MODEL } from './default-model';
 export type { LoadOptions, ModelInfo, ModelMemory } from './model';
 export { Session } from './session';

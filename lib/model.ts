@@ -5,7 +5,7 @@ import type { ChatMessage } from './chat-template';
 import { FlashdipError, fromNative } from './errors';
 import { defaultModel } from './default-model';
 import { readGgufAsync } from './gguf';
-import { checkInt, checkKeys, checkObject } from './options';
+import { checkInt, checkKeys, checkNumber, checkObject } from './options';
 import { CacheOptions, parseBudget, POLICY_IDS, ResolvedSparsity, resolveSparsity, SparsityOptions } from './sparsity';
 import { checkLoraScale, LoraAdapter } from './lora';
 import { Session, SessionOptions } from './session';
@@ -32,6 +32,29 @@ export interface LoadOptions {
 export type ModelInfo = NativeModelInfo & { path: string };
 
 const LOAD_KEYS = ['threads', 'memoryBudget', 'sparsity', 'cache', 'version'] as const;
+
+/**
+ * The memoryBudget under which the model at `path` (no path: the embedded demo model) holds one session
+ * of `session` (contextSize, kvCacheType, ...) and caches `cacheFraction` of its column rows (the MLP's,
+ * and attention's on a file converted with them): what the engine reserves for the model and that session
+ * (static weights, streaming buffer, KV cache, scratch; `model.memory()`) plus that share of the rows. For choosing a budget by how much of the columns it caches, as benchmarks and the demo do.
+ */
+export async function columnBudget(path: string | undefined, options: { cacheFraction: number; sparsity?: SparsityOptions; session?: SessionOptions }): Promise<number> {
+  const opts = checkObject('options', options);
+  checkKeys('options', opts, ['cacheFraction', 'sparsity', 'session']);
+  const fraction = checkNumber('cacheFraction', opts.cacheFraction, 0, 1);
+  if (fraction === undefined) throw new FlashdipError('ERR_INVALID_ARGUMENT', 'cacheFraction: required, a number in [0, 1]');
+  // Any budget that holds everything reports what the engine reserves besides the column cache.
+  const model = await loadModel(path, { memoryBudget: 1e15, ...(options.sparsity ? { sparsity: options.sparsity } : {}) });
+  try {
+    const session = model.createSession(options.session);
+    const { bytes, budget } = model.memory();
+    session.dispose();
+    return bytes.static + bytes.mlpLayer + budget!.kvCache + budget!.scratch + Math.ceil(fraction * (bytes.mlp + bytes.attn));
+  } finally {
+    await model.dispose();
+  }
+}
 
 export async function loadModel(path?: string, options: LoadOptions = {}): Promise<Model> {
   // No path: the embedded demo model (lib/default-model.ts).

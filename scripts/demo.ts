@@ -5,32 +5,17 @@
 // which prints the column-cache hit rate and the realized density. No --model is given: every command
 // uses the embedded model then. Extra arguments go to both runs (e.g. `npm run demo -- --prompt "The sea"`).
 import { spawnSync } from 'child_process';
-import * as fs from 'fs';
 import * as path from 'path';
-import { loadModel } from '../lib';
+import { columnBudget } from '../lib';
 import { DEFAULT_MODEL } from '../lib/default-model';
 
 const root = path.join(__dirname, '..');
 const bin = path.join(root, 'bin', 'flashdip.js');
 const CTX = 128;
 
-// The budget: what the engine reserves for the model and one session of this shape (static weights,
-// streaming buffer, KV cache, scratch; model.memory() under any budget that holds them), plus half of
-// the columns (MLP and attention rows).
-async function halfColumnsBudget(): Promise<number> {
-  const model = await loadModel(DEFAULT_MODEL, { memoryBudget: 4 * fs.statSync(DEFAULT_MODEL).size, sparsity: { method: 'dip-ca', density: 0.5 } });
-  try {
-    const session = model.createSession({ contextSize: CTX });
-    const { bytes, budget } = model.memory();
-    session.dispose();
-    return bytes.static + bytes.mlpLayer + budget!.kvCache + budget!.scratch + Math.round((bytes.mlp + bytes.attn) / 2);
-  } finally {
-    await model.dispose();
-  }
-}
-
 async function main(): Promise<void> {
-  const budget = await halfColumnsBudget();
+  // What the engine reserves for the model and one session of this shape, plus half of the columns.
+  const budget = await columnBudget(DEFAULT_MODEL, { cacheFraction: 0.5, sparsity: { method: 'dip-ca', density: 0.5 }, session: { contextSize: CTX } });
   const common = ['--prompt', 'It was a dark night, and', '--max-tokens', '64', '--temperature', '0.6', '--repeat-penalty', '1.1', '--seed', '1',
     '--threads', '1', '--ctx', String(CTX)];
   const runs: [string, string[]][] = [

@@ -6,7 +6,7 @@ import * as assert from 'assert';
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
-import { FlashdipError, loadModel, Model, Piece, Session } from '../../lib';
+import { columnBudget, FlashdipError, loadModel, Model, Piece, Session } from '../../lib';
 import type { ByteSplit } from '../../lib/binding';
 import { convert } from '../../lib/convert';
 import { readGguf } from '../../lib/gguf';
@@ -175,6 +175,18 @@ describe('73 one budget per model', function () {
     // The survivors go on.
     assert.strictEqual((await collect(sessions[2].generate(' and', { maxTokens: 3, temperature: 0 }))).length, 3);
     await m.dispose();
+  });
+
+  it('columnBudget: the budget that caches a given share of the columns with one session of a shape', async () => {
+    for (const cacheFraction of [0, 0.25, 0.5, 1]) {
+      const budget = await columnBudget(dip, { cacheFraction, session: { contextSize: CTX } });
+      assert.strictEqual(budget, fixed() + per + Math.ceil(cacheFraction * (split.mlp + split.attn)));
+      const m = await loadModel(dip, { memoryBudget: budget });
+      const s = m.createSession({ contextSize: CTX });
+      assert.ok(Math.abs(s.cacheFraction - cacheFraction) < 0.01, `${s.cacheFraction} for ${cacheFraction}`);
+      await m.dispose();
+    }
+    await assert.rejects(columnBudget(dip, { cacheFraction: 1.5 }), (e: unknown) => e instanceof FlashdipError && e.code === 'ERR_INVALID_ARGUMENT');
   });
 
   it('under a budget the cache options are the model\'s', async () => {
