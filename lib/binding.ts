@@ -45,6 +45,11 @@ export interface NativeModelInfo {
   dipLayout: boolean;
   /** Attention too is stored input-major (layout version 2): served by the column store. */
   dipAttention: boolean;
+  /**
+   * The weights were read into anonymous memory of the model's own, asking for transparent huge pages
+   * (loadModel's hugePages), instead of being used through the file's mapping.
+   */
+  weightsCopied: boolean;
 }
 
 export interface NativeContext {
@@ -245,7 +250,8 @@ export interface NativeFile {
 export interface Binding {
   readGguf(path: string): GgufHeader;
   readGgufAsync(path: string): Promise<GgufHeader>;
-  loadModel(path: string, options: { threads?: number }): Promise<NativeModel>;
+  /** copyWeights: -1 when the kernel offers transparent huge pages (default), 0 never, 1 always. */
+  loadModel(path: string, options: { threads?: number; copyWeights?: -1 | 0 | 1 }): Promise<NativeModel>;
   kernels: NativeKernels;
   file: NativeFile;
 }

@@ -34,6 +34,11 @@ export function checkNumber(name: string, value: unknown, min: number, max: numb
   return value;
 }
 
+export function checkBoolean(name: string, value: unknown): boolean | undefined {
+  if (value !== undefined && typeof value !== 'boolean') throw invalidArgument(name, `must be a boolean, got ${String(value)}`);
+  return value;
+}
+
 export function checkEnum<T extends string>(name: string, value: unknown, allowed: readonly T[], def: T): T {
   if (value === undefined) return def;
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value))

@@ -335,6 +335,7 @@ Napi::Value NativeModel::Info(const Napi::CallbackInfo& info) {
   o.Set("fileSize", static_cast<double>(m->file().file_size()));
   o.Set("dipLayout", c.dip_layout);
   o.Set("dipAttention", c.dip_attention);
+  o.Set("weightsCopied", m->file().data_copied());
   return o;
 }
 
@@ -556,12 +557,18 @@ Napi::Value NativeContext::SetLoras(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// loadModel(path, { threads }): Promise<NativeModel>
+// loadModel(path, { threads, copyWeights }): Promise<NativeModel>; copyWeights -1 (default) / 0 / 1 as
+// fd::ModelOptions::copy_weights.
 Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const std::string path = arg_string(info, 0, "path");
   fd::ModelOptions opts;
-  if (info.Length() > 1 && info[1].IsObject()) opts.threads = static_cast<int>(opt_number(info[1].As<Napi::Object>(), "threads", 0));
+  if (info.Length() > 1 && info[1].IsObject()) {
+    Napi::Object o = info[1].As<Napi::Object>();
+    opts.threads = static_cast<int>(opt_number(o, "threads", 0));
+    opts.copy_weights = static_cast<int>(opt_number(o, "copyWeights", -1));
+    check(opts.copy_weights >= -1 && opts.copy_weights <= 1, env, "copyWeights must be -1, 0 or 1");
+  }
   LoadWorker* w = new LoadWorker(env, path, opts);
   Napi::Promise p = w->promise();
   w->Queue();

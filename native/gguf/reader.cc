@@ -192,6 +192,28 @@ std::unique_ptr<GgufFile> GgufFile::parse(const uint8_t* data, size_t size, std:
   return f;
 }
 
+void GgufFile::copy_tensor_data(bool huge) {
+  if (!mapped_) fail("ERR_INVALID_ARGUMENT", path_ + ": only a file opened from disk can copy its tensor data");
+  if (data_copied() || data_offset_ >= size_) return;
+  const size_t n = size_ - data_offset_;
+  PageBuffer buf;
+  if (!buf.allocate(n, huge)) fail("ERR_IO", "cannot allocate " + std::to_string(n) + " bytes for the weights of '" + path_ + "'");
+  for (size_t done = 0; done < n;) {
+    const size_t want = std::min<size_t>(n - done, size_t(64) << 20);
+    const ssize_t r = pread(fd_, buf.data() + done, want, static_cast<off_t>(data_offset_ + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) {
+      changed_.store(true);  // shorter than when it was opened, or unreadable: what was validated is gone
+      fail("ERR_IO", "reading the weights of '" + path_ + "' failed: " + (r == 0 ? std::string("the file ended early") : std::strerror(errno)));
+    }
+    done += static_cast<size_t>(r);
+  }
+  check_unchanged();  // written to while it was read: the copy may mix old and new bytes
+  const uint8_t* old = tensor_data();
+  for (GgufTensor& t : tensors_) t.data = buf.data() + (t.data - old);
+  copy_ = std::move(buf);
+}
+
 GgufFile::~GgufFile() {
   unguard_mapping(guard_);
   if (mapped_) munmap(const_cast<uint8_t*>(base_), size_);

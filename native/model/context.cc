@@ -660,7 +660,7 @@ void Context::forward_batch(const int32_t* tokens, int64_t n, bool all_logits, f
     if (store_ && !store_->embd_row().empty()) {
       // Under the store, an untied embedding table stays on flash: one row read per token.
       std::vector<uint8_t>& embd_row = store_->embd_row();
-      const off_t at = static_cast<off_t>(row - m.file().base());
+      const off_t at = static_cast<off_t>(m.file().file_offset(row));
       ssize_t got;
       do got = pread(store_->fd(), embd_row.data(), e.row_bytes, at);
       while (got < 0 && errno == EINTR);

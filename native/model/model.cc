@@ -137,7 +137,25 @@ class Loader {
 }  // namespace
 
 std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& options) {
-  return from_file(GgufFile::open(path), options);
+  std::unique_ptr<Model> m = from_file(GgufFile::open(path), options);
+  // After the checks: a file that is not a model costs no read of its weights.
+  if (options.copy_weights > 0 || (options.copy_weights < 0 && huge_pages_available())) m->copy_weights();
+  return m;
+}
+
+void Model::copy_weights() {
+  const uint8_t* before = file_->tensor_data();
+  file_->copy_tensor_data(true);
+  const uint8_t* after = file_->tensor_data();
+  auto move = [&](Weight& w) {
+    if (w.data) w.data = after + (w.data - before);
+  };
+  move(token_embd_);
+  move(output_);
+  for (LayerWeights& L : layers_)
+    for (Weight* w : {&L.wq, &L.wk, &L.wv, &L.wo, &L.wqkv, &L.w_gate, &L.w_up, &L.w_down, &L.w_gate_up, &L.dip_gate_up,
+                      &L.dip_down, &L.dip_qkv, &L.dip_o})
+      move(*w);
 }
 
 std::unique_ptr<Model> Model::from_file(std::unique_ptr<GgufFile> file, const ModelOptions& options) {

@@ -69,6 +69,8 @@ ByteSplit split_bytes(const Model& model, bool budgeted) {
 
 void Model::set_budget(const StoreOptions& o) {
   if (store_) fail("ERR_INVALID_ARGUMENT", "the model already has a memory budget");
+  if (file_->data_copied())
+    fail("ERR_INVALID_ARGUMENT", "the model's weights were copied into DRAM when it was loaded (hugePages): a memory budget needs them on flash");
   store_ = std::make_shared<ColumnStore>(*this, o);
 }
 
@@ -187,7 +189,7 @@ void ColumnStore::rebuild(double fraction) {
     }
   }
   const GgufFile& f = model_.file();
-  auto offset = [&](const Weight& w) { return static_cast<uint64_t>(w.data - f.base()); };
+  auto offset = [&](const Weight& w) { return f.file_offset(w.data); };
   for (size_t l = 0; l < L; ++l) {
     cache_ug_[l] = CacheState(c.dim, static_cast<int64_t>(fraction * static_cast<double>(c.dim)), opt_.policy);
     cache_down_[l] = CacheState(c.ffn, static_cast<int64_t>(fraction * static_cast<double>(c.ffn)), opt_.policy);

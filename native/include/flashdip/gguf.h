@@ -11,6 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "flashdip/huge_pages.h"
+
 namespace fd {
 
 enum GgufValueType : uint32_t {
@@ -57,7 +59,7 @@ struct GgufTensor {
   uint32_t type = 0;
   uint64_t offset = 0;           // from the start of the data section
   size_t nbytes = 0;
-  const uint8_t* data = nullptr;  // into the mapping
+  const uint8_t* data = nullptr;  // into the mapping, or into the copy after copy_tensor_data()
 
   int64_t n_elements() const { return ne[0] * ne[1] * ne[2] * ne[3]; }
 };
@@ -101,6 +103,18 @@ class GgufFile {
   void check_unchanged() const;
   void mark_changed() const { changed_.store(true); }
 
+  // Reads the tensor data section into anonymous memory of the file's own (huge pages when `huge`:
+  // flashdip/huge_pages.h) and points every tensor there, so that computing never touches the
+  // mapping's 4 KiB pages again; the metadata stays in the mapping. pread, not a copy through the
+  // mapping, so the file's pages are not mapped as well (RSS counts the weights once). Throws ERR_IO
+  // if the memory cannot be had or the file ends or changes during the read. Only for open() files.
+  void copy_tensor_data(bool huge);
+  bool data_copied() const { return copy_.size() > 0; }
+  // Where the tensor data section starts: in the mapping, or in the copy.
+  const uint8_t* tensor_data() const { return data_copied() ? copy_.data() : base_ + data_offset_; }
+  // The file offset of a byte of tensor data (a pointer into tensor_data()).
+  uint64_t file_offset(const uint8_t* p) const { return data_offset_ + static_cast<uint64_t>(p - tensor_data()); }
+
  private:
   GgufFile() = default;
   void parse_all();
@@ -112,6 +126,7 @@ class GgufFile {
   bool mapped_ = false;
   int64_t mtime_ns_ = 0;                      // st_mtim when opened
   int guard_ = -1;                            // the mapping's SIGBUS guard slot
+  PageBuffer copy_;                           // the tensor data, after copy_tensor_data()
   mutable std::atomic<bool> changed_{false};
   uint32_t version_ = 0;
   uint32_t alignment_ = 32;

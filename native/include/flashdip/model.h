@@ -57,7 +57,7 @@ struct ModelConfig {
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
 };
 
-// A 2-D weight in the mapping: n_out rows of n_in elements.
+// A 2-D weight in the file's mapping or its copy (ModelOptions::copy_weights): n_out rows of n_in elements.
 struct Weight {
   const uint8_t* data = nullptr;
   uint32_t type = 0;
@@ -148,12 +148,17 @@ struct ActiveLora {
 
 struct ModelOptions {
   int threads = 0;  // 0: one per core
+  // The weights in anonymous memory of their own instead of the file mapping (GgufFile::
+  // copy_tensor_data), asking for huge pages: -1 when huge_pages_available(), 0 never, 1 always.
+  // Not under a memory budget, whose rows must stay on flash (the caller decides).
+  int copy_weights = -1;
 };
 
 class Model {
  public:
   // Throws fd::Error: ERR_IO, ERR_GGUF_*, ERR_UNSUPPORTED_ARCH, ERR_UNSUPPORTED_TYPE, ERR_MODEL_INVALID.
   static std::unique_ptr<Model> load(const std::string& path, const ModelOptions& options);
+  // Validates and points the weights into the file's mapping; copy_weights is load()'s.
   static std::unique_ptr<Model> from_file(std::unique_ptr<GgufFile> file, const ModelOptions& options);
 
   const ModelConfig& config() const { return cfg_; }
@@ -175,6 +180,7 @@ class Model {
 
  private:
   Model() = default;
+  void copy_weights();  // GgufFile::copy_tensor_data, and every Weight moved with it
   std::unique_ptr<GgufFile> file_;
   ModelConfig cfg_;
   Weight token_embd_, output_;

@@ -1,0 +1,68 @@
+#include "flashdip/huge_pages.h"
+
+#include <sys/mman.h>
+
+#include <cstdio>
+#include <cstring>
+
+namespace fd {
+namespace {
+constexpr size_t kHuge = size_t(2) << 20;
+}
+
+bool huge_pages_available() {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  static const bool available = [] {
+    FILE* f = std::fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (!f) return false;
+    char line[128] = {0};
+    const bool read = std::fgets(line, sizeof line, f) != nullptr;
+    std::fclose(f);
+    return read && (std::strstr(line, "[always]") || std::strstr(line, "[madvise]"));
+  }();
+  return available;
+#else
+  return false;
+#endif
+}
+
+bool PageBuffer::allocate(size_t size, bool huge) {
+  release();
+  if (size == 0) return true;
+  if (size > SIZE_MAX - 2 * kHuge) return false;
+  // Over-map by one huge page so that the start can be aligned to one; the slack is unmapped.
+  const size_t rounded = (size + kHuge - 1) / kHuge * kHuge;
+  const size_t span = rounded + kHuge;
+  void* m = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) return false;
+  const uintptr_t start = (reinterpret_cast<uintptr_t>(m) + kHuge - 1) / kHuge * kHuge;
+  const size_t head = start - reinterpret_cast<uintptr_t>(m);
+  if (head) munmap(m, head);
+  if (span - head > rounded) munmap(reinterpret_cast<uint8_t*>(start) + rounded, span - head - rounded);
+  map_ = reinterpret_cast<void*>(start);
+  map_size_ = rounded;
+#ifdef MADV_HUGEPAGE
+  if (huge) madvise(map_, map_size_, MADV_HUGEPAGE);  // advisory: without THP the pages stay 4 KiB
+#else
+  (void)huge;
+#endif
+  data_ = static_cast<uint8_t*>(map_);
+  size_ = size;
+  return true;
+}
+
+PageBuffer& PageBuffer::operator=(PageBuffer&& o) noexcept {
+  if (this != &o) {
+    release();
+    map_ = o.map_, map_size_ = o.map_size_, data_ = o.data_, size_ = o.size_;
+    o.map_ = nullptr, o.map_size_ = 0, o.data_ = nullptr, o.size_ = 0;
+  }
+  return *this;
+}
+
+void PageBuffer::release() {
+  if (map_) munmap(map_, map_size_);
+  map_ = nullptr, map_size_ = 0, data_ = nullptr, size_ = 0;
+}
+
+}  // namespace fd
