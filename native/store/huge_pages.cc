@@ -42,7 +42,9 @@ bool PageBuffer::allocate(size_t size, bool huge) {
   map_ = reinterpret_cast<void*>(start);
   map_size_ = rounded;
 #ifdef MADV_HUGEPAGE
-  if (huge) madvise(map_, map_size_, MADV_HUGEPAGE);  // advisory: without THP the pages stay 4 KiB
+  // Advisory (without THP the pages stay 4 KiB). Only the whole huge pages inside `size`: a huge page
+  // over the tail would make the buffer hold up to 2 MiB more than asked once the tail is written.
+  if (huge && size >= kHuge) madvise(map_, size / kHuge * kHuge, MADV_HUGEPAGE);
 #else
   (void)huge;
 #endif

@@ -33,6 +33,30 @@ describe('50 api', () => {
     await s.dispose();
   });
 
+  it('hugePages: weights copied into huge pages give the logits the mapping gives; refused with a memoryBudget', async () => {
+    const logits = async (m: Model) => {
+      const s = m.createSession({ kvCacheType: 'f32' });
+      const out = await s.evaluate(ref.prompt_tokens);
+      await s.dispose();
+      return out;
+    };
+    const mapped = await loadModel(STORIES, { hugePages: false });
+    const copied = await loadModel(STORIES, { hugePages: true });
+    try {
+      assert.strictEqual(mapped.info.weightsCopied, false);
+      assert.strictEqual(copied.info.weightsCopied, true);
+      assert.deepStrictEqual(await logits(copied), await logits(mapped));
+    } finally {
+      await mapped.dispose();
+      await copied.dispose();
+    }
+    await assert.rejects(loadModel(STORIES, { hugePages: true, memoryBudget: '1GB' }), isCode('ERR_INVALID_ARGUMENT'));
+    await assert.rejects(loadModel(STORIES, { hugePages: 1 as never }), isCode('ERR_INVALID_ARGUMENT'));
+    const budgeted = await loadModel(STORIES, { memoryBudget: '1GB' });
+    assert.strictEqual(budgeted.info.weightsCopied, false, 'under a budget the weights stay on flash');
+    await budgeted.dispose();
+  });
+
   it('generates the reference continuation and reports stats', async () => {
     const s = model.createSession({ kvCacheType: 'f32' });
     const { text, tokens } = await collect(s.generate(ref.prompt_text, { maxTokens: 64, temperature: 0 }));

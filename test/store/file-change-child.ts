@@ -11,6 +11,7 @@ interface Job {
   budget?: number;       // memoryBudget (MLP rows through the store of a converted file)
   replacement?: string;  // the file renamed over `file` (replace), or copied into it in place (rewrite)
   tokens?: number;       // prompt length of the evaluation that is truncated during
+  hugePages?: boolean;   // loadModel's: false computes through the file's mapping (the SIGBUS guard's case)
 }
 
 function code(err: unknown): string {
@@ -29,7 +30,9 @@ async function outcome(p: Promise<unknown>): Promise<string> {
 (async () => {
   const job = JSON.parse(process.argv[2]) as Job;
   process.removeAllListeners('warning');
-  const model = await loadModel(job.file, { threads: 1, ...(job.budget ? { memoryBudget: job.budget } : {}) });
+  const model = await loadModel(job.file, {
+    threads: 1, ...(job.budget ? { memoryBudget: job.budget } : {}), ...(job.hugePages !== undefined ? { hugePages: job.hugePages } : {}),
+  });
   const session = model.createSession({ contextSize: job.tokens ? job.tokens + 64 : 128, kvCacheType: 'f32' });
   const gen = async (n: number): Promise<number[]> => {
     const out: number[] = [];

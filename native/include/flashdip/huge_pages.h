@@ -14,8 +14,10 @@ namespace fd {
 // (no THP support, "[never]", or not Linux).
 bool huge_pages_available();
 
-// `size` bytes of zeroed anonymous memory, 2 MiB-aligned, asking for huge pages (MADV_HUGEPAGE) when
-// `huge`; untouched pages cost nothing until written. Move-only; unmapped on destruction.
+// `size` bytes of zeroed anonymous memory, 2 MiB-aligned, asking for huge pages (MADV_HUGEPAGE) over
+// its whole 2 MiB pages when `huge` (the tail stays in 4 KiB pages, so the buffer never holds more
+// than `size` rounded up to 4 KiB); untouched pages cost nothing until written. Move-only; unmapped on
+// destruction.
 class PageBuffer {
  public:
   PageBuffer() = default;
