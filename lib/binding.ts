@@ -245,6 +245,8 @@ export interface NativeFile {
   pageCacheDrop(path: string): void;
   /** Seconds per batch of `perBatch` reads of `bytes` at the offsets, through the store's reader. */
   readProbe(path: string, offsets: Float64Array, bytes: number, perBatch: number, direct: boolean): Float64Array;
+  /** The alignment of the column store's O_DIRECT reads of this file (512 or 4096); 0: no O_DIRECT there. */
+  directAlign(path: string): number;
 }
 
 export interface Binding {

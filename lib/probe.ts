@@ -96,6 +96,7 @@ export async function probeDisk(options: ProbeOptions = {}): Promise<DeviceProfi
     dropPageCache(file);
     const lat = readProbe(file, randomOffsets(size, 200, 1), SMALL_READ, 1, true);
     const requestLatency = median(lat);
+    const directAlign = getBinding().file.directAlign(file);
     const qd = readProbe(file, randomOffsets(size, QD * 40, 2), SMALL_READ, QD, true);
     // A batch of QD small reads takes latency + (QD - 1) / iops (the simulator's model of a batch).
     const batch = median(qd);
@@ -111,7 +112,7 @@ export async function probeDisk(options: ProbeOptions = {}): Promise<DeviceProfi
     return {
       format: DEVICE_FORMAT, version: DEVICE_VERSION,
       name: `probed ${path.resolve(file)} (${new Date().toISOString().slice(0, 10)})`,
-      dramBandwidth: gather, staticBandwidth: gemv, flashBandwidth, concurrent: true, requestLatency, iops, direct: true,
+      dramBandwidth: gather, staticBandwidth: gemv, flashBandwidth, concurrent: true, requestLatency, iops, direct: directAlign > 0, ...(directAlign > 0 ? { directAlign } : {}),
       probe: {
         file: path.resolve(file), bytes: size, threads: 1, sequentialRead: SEQ_READ, sequentialInFlight: 8, smallRead: SMALL_READ, smallInFlight: QD,
         smallBatchSeconds: batch, computeType: 'q8_0', gatherOutputs: 4096, gemvShape: [2048, 8192],

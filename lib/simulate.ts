@@ -6,7 +6,7 @@
 // With a measured profile (requestLatency and iops, from `flashdip probe-disk`) requests are counted
 // as well as bytes: the run's masks are replayed through the native cache bookkeeping to find each
 // unit's missing rows, and those are grouped into the reads the column store issues (runs of rows
-// across gaps of at most 16 KiB, O_DIRECT's 4 KiB alignment). A unit's reads are one batch, all in
+// across gaps of at most 16 KiB, widened to O_DIRECT's alignment: 512 or 4096 bytes). A unit's reads are one batch, all in
 // flight: io = latency + max(bytes / BW_flash, (requests - 1) / iops); the cached rows are computed
 // meanwhile (DRAM bandwidth stands for the gather kernels' rate) and the read rows after they arrive:
 //   T_unit = max(io, hit_bytes / BW_dram) + miss_bytes / BW_dram     (concurrent; else the sum of all)
@@ -31,8 +31,10 @@ export interface DeviceProfile {
   iops?: number;
   /** Bytes per second the static weights' dense matrix-vector products run at (default dramBandwidth). */
   staticBandwidth?: number;
-  /** The store reads with O_DIRECT (each read widened to 4 KiB boundaries); default true with requests counted. */
+  /** The store reads with O_DIRECT (each read widened to directAlign boundaries); default true with requests counted. */
   direct?: boolean;
+  /** What the device aligns O_DIRECT reads to: 512 or 4096 (probe-disk measures it; default 4096). */
+  directAlign?: number;
   /** `flashdip probe-disk`'s file format tag, version and what it measured (kept for the record). */
   format?: string;
   version?: number;
@@ -105,7 +107,7 @@ export interface SimulationResult {
   readBytesPerToken?: number;
 }
 
-const DEVICE_KEYS = ['name', 'dramBandwidth', 'flashBandwidth', 'concurrent', 'requestLatency', 'iops', 'staticBandwidth', 'direct', 'format', 'version', 'probe'];
+const DEVICE_KEYS = ['name', 'dramBandwidth', 'flashBandwidth', 'concurrent', 'requestLatency', 'iops', 'staticBandwidth', 'direct', 'directAlign', 'format', 'version', 'probe'];
 
 export function checkDevice(d: unknown): DeviceProfile {
   const o = d as Partial<DeviceProfile> | null;
@@ -125,10 +127,11 @@ export function checkDevice(d: unknown): DeviceProfile {
   if (o.staticBandwidth !== undefined && (typeof o.staticBandwidth !== 'number' || !(o.staticBandwidth > 0) || !Number.isFinite(o.staticBandwidth)))
     throw invalidArgument('device.staticBandwidth', 'must be a positive number of bytes per second');
   if (o.direct !== undefined && typeof o.direct !== 'boolean') throw invalidArgument('device.direct', 'must be a boolean');
+  if (o.directAlign !== undefined && o.directAlign !== 512 && o.directAlign !== 4096) throw invalidArgument('device.directAlign', 'must be 512 or 4096');
   if (o.probe !== undefined && (typeof o.probe !== 'object' || o.probe === null || Array.isArray(o.probe))) throw invalidArgument('device.probe', 'must be an object');
   const out: DeviceProfile = { name: o.name, dramBandwidth: o.dramBandwidth!, flashBandwidth: o.flashBandwidth!, concurrent: o.concurrent };
   if (o.staticBandwidth !== undefined) out.staticBandwidth = o.staticBandwidth;
-  if (o.iops !== undefined) Object.assign(out, { requestLatency: o.requestLatency, iops: o.iops, direct: o.direct ?? true });
+  if (o.iops !== undefined) Object.assign(out, { requestLatency: o.requestLatency, iops: o.iops, direct: o.direct ?? true, directAlign: o.directAlign ?? DIRECT_ALIGN });
   return out;
 }
 
@@ -143,6 +146,7 @@ export interface RequestCounts {
 
 /** The store's reads: a run of missing rows goes on across a gap of at most this many bytes (RowCache). */
 export const MAX_GAP_BYTES = 16 << 10;
+/** O_DIRECT's alignment when the device profile does not say (profiles from before directAlign). */
 export const DIRECT_ALIGN = 4096;
 /** A run holds at most this many rows (RowCache keeps a buffered read's row and gap buffers within IOV_MAX = 1024). */
 export const MAX_RUN_ROWS = 511;
@@ -151,9 +155,9 @@ export const MAX_RUN_ROWS = 511;
  * The reads the column store would issue for a recorded run: each unit's masks replayed through the
  * native cache bookkeeping (policy, capacity, restarts at each window) give the rows that were not
  * cached; runs of them (gaps up to MAX_GAP_BYTES read through) are one request each, widened to
- * 4 KiB boundaries with `direct` (the row tensors start 4 KiB-aligned in a converted file).
+ * `directAlign` boundaries (O_DIRECT: 512 or 4096; 0 for buffered reads, which read the rows and gaps only).
  */
-export function countRequests(trace: RunTrace, direct: boolean): RequestCounts {
+export function countRequests(trace: RunTrace, directAlign: number): RequestCounts {
   const L = trace.layers;
   const tokens = Math.floor(trace.counts.length / (L * 4));
   const requests = new Int32Array(tokens * L * 2);
@@ -183,7 +187,7 @@ export function countRequests(trace: RunTrace, direct: boolean): RequestCounts {
           if (runStart < 0) return;
           r++;
           const a = runStart * rowBytes, e = (last + 1) * rowBytes;
-          b += direct ? Math.ceil(e / DIRECT_ALIGN) * DIRECT_ALIGN - Math.floor(a / DIRECT_ALIGN) * DIRECT_ALIGN : e - a;
+          b += directAlign > 0 ? Math.ceil(e / directAlign) * directAlign - Math.floor(a / directAlign) * directAlign : e - a;
         };
         for (let j = 0; j < mask.length; j++) {
           const row = mask[j];
@@ -224,7 +228,7 @@ export function simulate(trace: RunTrace, device: DeviceProfile): SimulationResu
   const per = trace.layers * 4;
   const tokens = Math.floor(trace.counts.length / per);
   if (tokens === 0) throw invalidArgument('trace', 'holds no tokens');
-  const counted = dev.iops !== undefined ? countRequests(trace, dev.direct ?? true) : undefined;
+  const counted = dev.iops !== undefined ? countRequests(trace, dev.direct ?? true ? dev.directAlign ?? DIRECT_ALIGN : 0) : undefined;
   const embd = trace.embeddingRowBytes ?? 0;
   // The embedding row of a converted untied model under a budget: one read per token, waited for.
   const embdSeconds = counted && embd > 0 ? dev.requestLatency! + embd / dev.flashBandwidth : 0;

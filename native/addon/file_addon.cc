@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common.h"
+#include "flashdip/file.h"
 #include "flashdip/page_cache.h"
 #include "flashdip/reader.h"
 
@@ -86,6 +87,25 @@ Napi::Value ReadProbe(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// directAlign(path) -> what the column store aligns its O_DIRECT reads of this file to (512 or 4096),
+// or 0 when the file system takes no O_DIRECT reads (the store then reads through the page cache).
+Napi::Value DirectAlign(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::string path = arg_string(info, 0, "path");
+  const size_t align = guard(env, [&] {
+    const int fd = fd::open_regular(path);
+    try {
+      const size_t a = fd::RowFile(path, fd, true).direct_align();
+      ::close(fd);
+      return a;
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+  });
+  return Napi::Number::New(env, static_cast<double>(align));
+}
+
 }  // namespace
 
 void init_file(Napi::Env env, Napi::Object exports) {
@@ -93,6 +113,7 @@ void init_file(Napi::Env env, Napi::Object exports) {
   f.Set("pageCacheResident", Napi::Function::New(env, PageCacheResident));
   f.Set("pageCacheDrop", Napi::Function::New(env, PageCacheDrop));
   f.Set("readProbe", Napi::Function::New(env, ReadProbe));
+  f.Set("directAlign", Napi::Function::New(env, DirectAlign));
   exports.Set("file", f);
 }
 

@@ -200,7 +200,7 @@ void ColumnStore::rebuild(double fraction) {
     if (!rows) continue;
     const LayerWeights& W = model_.layer(static_cast<int64_t>(l));
     auto make = [&](const Weight& w, int64_t n_rows, int64_t capacity) {
-      return RowCache(reader_.get(), row_file_->fd(), direct_, offset(w), w.row_bytes, n_rows, capacity, opt_.drop_pages);
+      return RowCache(reader_.get(), row_file_->fd(), direct_ ? row_file_->direct_align() : 0, offset(w), w.row_bytes, n_rows, capacity, opt_.drop_pages);
     };
     if (rc_ug_.size() <= l) {
       rc_ug_.push_back(make(W.dip_gate_up, c.dim, 0));

@@ -14,14 +14,15 @@
 
 namespace fd {
 
-RowCache::RowCache(Reader* reader, int fd, bool direct, uint64_t offset, size_t row_bytes, int64_t n_rows,
+RowCache::RowCache(Reader* reader, int fd, size_t direct_align, uint64_t offset, size_t row_bytes, int64_t n_rows,
                    int64_t capacity, bool drop_pages)
     : reader_(reader),
       fd_(fd),
-      direct_(direct), offset_(offset), row_bytes_(row_bytes), drop_pages_(drop_pages),
-      slab_(static_cast<size_t>(std::max<int64_t>(0, std::min(capacity, n_rows))) * row_bytes),
+      direct_(direct_align > 0), align_(direct_align), offset_(offset), row_bytes_(row_bytes), drop_pages_(drop_pages),
       slot_of_(static_cast<size_t>(n_rows), -1),
-      gap_(direct ? 0 : kMaxGapBytes / std::max<size_t>(1, row_bytes) * row_bytes) {
+      gap_(direct_ ? 0 : kMaxGapBytes / std::max<size_t>(1, row_bytes) * row_bytes) {
+  const size_t slab = static_cast<size_t>(std::max<int64_t>(0, std::min(capacity, n_rows))) * row_bytes;
+  if (!slab_.allocate(slab, true)) fail("ERR_IO", "cannot allocate a column cache of " + std::to_string(slab) + " bytes");
   reset();
 }
 
@@ -86,9 +87,9 @@ int64_t RowCache::start(const int32_t* mask, int64_t k, const CacheState& cache,
     // alignment around the rows counts as gap bytes: it is read besides them.
     struct Span { uint64_t a0, end; size_t len; };  // aligned start, last row's end, aligned length
     auto span = [&](size_t b, size_t e) {
-      const uint64_t a0 = (offset_ + static_cast<uint64_t>(reads_[b].row) * row_bytes_) / kDirectAlign * kDirectAlign;
+      const uint64_t a0 = (offset_ + static_cast<uint64_t>(reads_[b].row) * row_bytes_) / align_ * align_;
       const uint64_t end = offset_ + static_cast<uint64_t>(reads_[e - 1].row + 1) * row_bytes_;
-      return Span{a0, end, static_cast<size_t>((end - a0 + kDirectAlign - 1) / kDirectAlign * kDirectAlign)};
+      return Span{a0, end, static_cast<size_t>((end - a0 + align_ - 1) / align_ * align_)};
     };
     size_t total = 0;
     for (const auto& [b, e] : runs) total += span(b, e).len;

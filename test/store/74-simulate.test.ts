@@ -4,6 +4,7 @@ import * as assert from 'assert';
 import { loadModel, simulate } from '../../lib';
 import { checkDevice, countRequests, RunTrace } from '../../lib/simulate';
 import { convert } from '../../lib/convert';
+import { getBinding } from '../../lib/binding';
 import { STORIES, tmpFile } from '../helpers';
 
 describe('74 hardware simulator', () => {
@@ -72,15 +73,17 @@ describe('74 hardware simulator', () => {
     masks: [Int32Array.from([0, 1, 10]), Int32Array.from([3, 20])],
   };
 
-  it('counts the reads the store would issue: runs across gaps of at most 16 KiB, 4 KiB alignment when direct', () => {
-    const b = countRequests(counted, false);
+  it('counts the reads the store would issue: runs across gaps of at most 16 KiB, widened to the O_DIRECT alignment', () => {
+    const b = countRequests(counted, 0);
     assert.deepStrictEqual([...b.requests], [2, 1]);
     assert.deepStrictEqual([...b.bytes], [3 * 8192, 18 * 1024]);
-    const d = countRequests(counted, true);
+    const d = countRequests(counted, 4096);
     assert.deepStrictEqual([...d.requests], [2, 1]);
     // down: bytes [3072, 21504) widened to [0, 24576)
     assert.deepStrictEqual([...d.bytes], [3 * 8192, 24576]);
-    assert.deepStrictEqual([...countRequests({ ...counted, budgeted: false }, true).requests], [0, 0]);
+    // 512-byte blocks: [3072, 21504) is already aligned
+    assert.deepStrictEqual([...countRequests(counted, 512).bytes], [3 * 8192, 18 * 1024]);
+    assert.deepStrictEqual([...countRequests({ ...counted, budgeted: false }, 4096).requests], [0, 0]);
   });
 
   it('a measured profile charges each unit latency + max(bytes / bandwidth, (requests - 1) / iops), compute after the reads', () => {
@@ -116,7 +119,7 @@ describe('74 hardware simulator', () => {
         const st = s.stats().sparsity;
         const trace = s.trace();
         const tokens = trace.counts.length / (trace.layers * 4);
-        const c = countRequests(trace, st.ioEngine.endsWith('direct'));
+        const c = countRequests(trace, st.ioEngine.endsWith('direct') ? getBinding().file.directAlign(dip) : 0);
         const sum = (a: ArrayLike<number>) => Array.from(a).reduce((x, y) => x + y, 0);
         assert.ok(st.storeReadsPerToken > 0);
         // The converted file stores attention as rows too (layout version 2): the store reads them

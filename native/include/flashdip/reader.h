@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "flashdip/huge_pages.h"
+
 namespace fd {
 
 // The model file opened again for the store's reads: a file description of its own, so that turning
@@ -36,10 +38,14 @@ class RowFile {
   RowFile& operator=(const RowFile&) = delete;
   int fd() const { return fd_; }                // buffered, readahead off
   int direct_fd() const { return direct_fd_; }  // O_DIRECT, or -1
+  // What O_DIRECT reads must be aligned to (offsets, lengths, buffers): 512 where the device takes
+  // reads of its 512-byte logical blocks (checked with a read), else 4096; 0 without direct_fd().
+  size_t direct_align() const { return direct_align_; }
 
  private:
   int fd_ = -1;
   int direct_fd_ = -1;
+  size_t direct_align_ = 0;
 };
 
 struct ReadOp {
@@ -68,7 +74,7 @@ class Reader {
   void wait();
   // A buffer of at least n bytes aligned for O_DIRECT, owned by the reader, for one batch at a time.
   uint8_t* bounce(size_t n);
-  size_t bounce_bytes() const { return bounce_size_; }
+  size_t bounce_bytes() const { return bounce_.size(); }
 
  private:
   struct Ring;
@@ -78,8 +84,7 @@ class Reader {
 
   int fd_;
   std::unique_ptr<Ring> ring_;
-  std::unique_ptr<uint8_t, void (*)(void*)> bounce_{nullptr, std::free};
-  size_t bounce_size_ = 0;
+  PageBuffer bounce_;  // huge pages: the rows streamed from it are gathered where they landed
   // Thread engine.
   std::vector<std::thread> threads_;
   std::mutex mu_;

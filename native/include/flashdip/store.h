@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "flashdip/huge_pages.h"
 #include "flashdip/reader.h"
 #include "flashdip/sparsity.h"
 
@@ -24,9 +25,10 @@ struct IoStats {
 class RowCache {
  public:
   // Rows of `row_bytes` bytes at file offset `offset` + r * row_bytes of the open file `fd`, read
-  // through `reader` (shared by the row caches of a context; one batch at a time). `direct`: the
-  // reader's descriptor is O_DIRECT (aligned reads through its bounce buffer, no page cache).
-  RowCache(Reader* reader, int fd, bool direct, uint64_t offset, size_t row_bytes, int64_t n_rows, int64_t capacity,
+  // through `reader` (shared by the row caches of a context; one batch at a time). `direct_align`:
+  // the reader's descriptor is O_DIRECT and reads must be aligned to this (RowFile::direct_align;
+  // through its bounce buffer, no page cache); 0: buffered reads.
+  RowCache(Reader* reader, int fd, size_t direct_align, uint64_t offset, size_t row_bytes, int64_t n_rows, int64_t capacity,
            bool drop_pages);
 
   // Makes the rows of a mask available after cache.access(mask) decided what is cached: frees the
@@ -45,14 +47,14 @@ class RowCache {
 
  private:
   static constexpr size_t kMaxGapBytes = 16 << 10;  // a run reads through a gap up to this size
-  static constexpr uint64_t kDirectAlign = 4096;     // offsets and lengths of O_DIRECT reads
   Reader* reader_;
   int fd_;
   bool direct_;
+  uint64_t align_;  // offsets and lengths of O_DIRECT reads
   uint64_t offset_;
   size_t row_bytes_;
   bool drop_pages_;
-  std::vector<uint8_t> slab_;     // [capacity][row_bytes]
+  PageBuffer slab_;               // [capacity][row_bytes], in huge pages: cached rows are gathered every token
   std::vector<int32_t> slot_of_;  // [row] slot or -1
   std::vector<uint8_t> gap_;      // where gap bytes of buffered reads go (never used)
   std::vector<int32_t> free_;     // free slots
