@@ -32,7 +32,9 @@ export interface LoadOptions {
    * then reads the whole file, and the weights are the process's own memory: the kernel cannot drop
    * their pages under memory pressure as it can a mapping's, nor share them with another process that
    * maps the same file. Default: on when the kernel offers transparent huge pages
-   * (/sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise") and no memoryBudget is set.
+   * (/sys/kernel/mm/transparent_hugepage/enabled is "always" or "madvise"), no memoryBudget is set and
+   * the weights take at most 80% of the memory the process may still take (MemAvailable, capped by its
+   * cgroup's limit); true copies regardless.
    * Not with a memoryBudget, which keeps the weights on flash (ERR_INVALID_ARGUMENT).
    */
   hugePages?: boolean;

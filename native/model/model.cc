@@ -138,8 +138,14 @@ class Loader {
 
 std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& options) {
   std::unique_ptr<Model> m = from_file(GgufFile::open(path), options);
-  // After the checks: a file that is not a model costs no read of its weights.
-  if (options.copy_weights > 0 || (options.copy_weights < 0 && huge_pages_available())) m->copy_weights();
+  // After the checks: a file that is not a model costs no read of its weights. By default only where
+  // huge pages are to be had and the weights fit well within the memory left: a model larger than
+  // that still runs through the mapping, whose pages the kernel can drop and read again, where a copy
+  // would end in the OOM killer.
+  const double bytes = static_cast<double>(m->file_->file_size() - m->file_->data_offset());
+  if (options.copy_weights > 0 ||
+      (options.copy_weights < 0 && huge_pages_available() && bytes <= 0.8 * static_cast<double>(memory_headroom())))
+    m->copy_weights();
   return m;
 }
 

@@ -2,7 +2,9 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <string>
 #include <cstring>
 
 namespace fd {
@@ -24,6 +26,57 @@ bool huge_pages_available() {
 #else
   return false;
 #endif
+}
+
+namespace {
+
+// The first whitespace-separated number in `path` (`max` and a missing file give UINT64_MAX).
+uint64_t read_limit(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return UINT64_MAX;
+  unsigned long long v = 0;
+  const bool ok = std::fscanf(f, "%llu", &v) == 1;
+  std::fclose(f);
+  return ok ? static_cast<uint64_t>(v) : UINT64_MAX;
+}
+
+// The memory limit of this process's cgroup: v2 ("0::/path" in /proc/self/cgroup) or v1 ("N:...memory...:/path").
+uint64_t cgroup_limit() {
+  FILE* f = std::fopen("/proc/self/cgroup", "r");
+  if (!f) return UINT64_MAX;
+  uint64_t limit = UINT64_MAX;
+  char line[1024];
+  while (std::fgets(line, sizeof line, f)) {
+    std::string l(line);
+    if (!l.empty() && l.back() == '\n') l.pop_back();
+    const size_t a = l.find(':'), b = a == std::string::npos ? a : l.find(':', a + 1);
+    if (b == std::string::npos) continue;
+    const std::string controllers = l.substr(a + 1, b - a - 1), where = l.substr(b + 1);
+    if (l.compare(0, a, "0") == 0 && controllers.empty())
+      limit = std::min(limit, read_limit("/sys/fs/cgroup" + where + "/memory.max"));
+    else if (("," + controllers + ",").find(",memory,") != std::string::npos)
+      limit = std::min(limit, read_limit("/sys/fs/cgroup/memory" + where + "/memory.limit_in_bytes"));
+  }
+  std::fclose(f);
+  return limit;
+}
+
+}  // namespace
+
+uint64_t memory_headroom() {
+  FILE* f = std::fopen("/proc/meminfo", "r");
+  if (!f) return 0;
+  uint64_t available = 0;
+  char line[256];
+  while (std::fgets(line, sizeof line, f)) {
+    unsigned long long kb = 0;
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kb) == 1) {
+      available = static_cast<uint64_t>(kb) * 1024;
+      break;
+    }
+  }
+  std::fclose(f);
+  return std::min(available, cgroup_limit());
 }
 
 bool PageBuffer::allocate(size_t size, bool huge) {

@@ -14,6 +14,12 @@ namespace fd {
 // (no THP support, "[never]", or not Linux).
 bool huge_pages_available();
 
+// Bytes the process may still take without pushing the machine into swap or the OOM killer:
+// MemAvailable from /proc/meminfo (it counts the reclaimable page cache), capped by the memory limit
+// of the process's cgroup when it has one (v2 memory.max, v1 memory.limit_in_bytes). 0 when
+// /proc/meminfo cannot be read.
+uint64_t memory_headroom();
+
 // `size` bytes of zeroed anonymous memory, 2 MiB-aligned, asking for huge pages (MADV_HUGEPAGE) over
 // its whole 2 MiB pages when `huge` (the tail stays in 4 KiB pages, so the buffer never holds more
 // than `size` rounded up to 4 KiB); untouched pages cost nothing until written. Move-only; unmapped on

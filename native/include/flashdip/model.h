@@ -149,7 +149,8 @@ struct ActiveLora {
 struct ModelOptions {
   int threads = 0;  // 0: one per core
   // The weights in anonymous memory of their own instead of the file mapping (GgufFile::
-  // copy_tensor_data), asking for huge pages: -1 when huge_pages_available(), 0 never, 1 always.
+  // copy_tensor_data), asking for huge pages: -1 when huge_pages_available() and the weights take at
+  // most 80% of memory_headroom(), 0 never, 1 always.
   // Not under a memory budget, whose rows must stay on flash (the caller decides).
   int copy_weights = -1;
 };
