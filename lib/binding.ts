@@ -252,7 +252,7 @@ export interface NativeFile {
 export interface Binding {
   readGguf(path: string): GgufHeader;
   readGgufAsync(path: string): Promise<GgufHeader>;
-  /** copyWeights: -1 when the kernel offers transparent huge pages (default), 0 never, 1 always. */
+  /** copyWeights: -1 when the kernel offers transparent huge pages and the weights fit (default; fd::ModelOptions), 0 never, 1 always. */
   loadModel(path: string, options: { threads?: number; copyWeights?: -1 | 0 | 1 }): Promise<NativeModel>;
   kernels: NativeKernels;
   file: NativeFile;
